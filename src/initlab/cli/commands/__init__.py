@@ -1,0 +1,3 @@
+"""Each module registers one command (or command group) on ``initlab.cli.main.app``."""
+
+from . import inits  # noqa: F401

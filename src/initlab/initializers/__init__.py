@@ -1,0 +1,22 @@
+"""The initializer catalog.
+
+>>> from initlab import initializers
+>>> init = initializers.get("kaiming_normal")       # PyTorch spelling
+>>> init.name
+'he_normal'
+>>> w = init(torch.empty(64, 32), torch.Generator().manual_seed(0))
+"""
+
+from ._fans import calculate_gain, compute_fans
+from .apply import apply_init, init_layers
+from .lsuv import lsuv
+from .registry import Initializer, Scheme, canonical_name, catalog, get, names, register
+from .schemes import *  # noqa: F403  (the scheme functions)
+from .schemes import __all__ as _schemes
+
+register("lsuv", lsuv, kind="data-dependent")
+
+__all__ = [
+    "Initializer", "Scheme", "get", "names", "catalog", "register", "canonical_name",
+    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", *_schemes,
+]

@@ -1,0 +1,69 @@
+"""A plain multi-layer perceptron, the network of the classic experiments."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .._validation import ValidationError, check_choice, check_int
+from .activations import make_activation
+
+__all__ = ["MLP", "OUTPUTS"]
+
+# output -> the function that turns logits into probabilities.
+OUTPUTS = ("sigmoid", "softmax", "linear")
+
+
+class MLP(nn.Module):
+    """``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with ``activation`` after every hidden layer.
+
+    ``MLP([2, 10, 1], "relu")`` is the classic Keras ``Dense(10, relu, input_dim=2)`` then
+    ``Dense(1, sigmoid)``. ``forward`` returns logits (the losses take logits, which is
+    numerically stabler); ``predict_proba`` applies the ``output`` function. Modules are named
+    ``hidden1, act1, hidden2, act2, ..., output`` so diagnostics can report them by name.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid") -> None:
+        super().__init__()
+        sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+        if len(sizes) < 2:
+            raise ValidationError(f"sizes needs at least an input and an output size, got {sizes}")
+        self.sizes = sizes
+        self.activation = activation
+        self.output = check_choice("output", output, OUTPUTS)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
+            layers[f"hidden{i}"] = nn.Linear(n_in, n_out)
+            layers[f"act{i}"] = make_activation(activation)
+        layers["output"] = nn.Linear(sizes[-2], sizes[-1])
+        self.net = nn.Sequential(layers)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The Linear layers, input to output."""
+        return [m for m in self.net if isinstance(m, nn.Linear)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, in) -> (N, out) logits
+        return self.net(x)
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Post-activation outputs of every hidden layer, each ``(N, units)``."""
+        outs = []
+        for name, module in self.net.named_children():
+            x = module(x)
+            if name.startswith("act"):
+                outs.append(x)
+        return outs
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: ``(N,)`` P(class 1) for a sigmoid output, ``(N, K)`` for softmax."""
+        logits = self(x)
+        if self.output == "sigmoid":
+            return torch.sigmoid(logits).squeeze(-1)
+        if self.output == "softmax":
+            return torch.softmax(logits, dim=-1)
+        return logits

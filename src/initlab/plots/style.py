@@ -1,0 +1,81 @@
+"""One look for every figure: a colour per initializer, per activation, readable fonts.
+
+Every figure in initlab takes its colours from here, so "he_normal" is the same green in
+the reproduce report, the sweep heat maps, the theory plots and the browser lab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ..initializers import canonical_name  # noqa: E402
+
+__all__ = ["INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "STYLE"]
+
+# Families share a hue: Glorot blues, He greens, LeCun purples, constants greys/reds.
+INIT_COLORS: dict[str, str] = {
+    "zeros": "#d62728",
+    "ones": "#8c564b",
+    "constant": "#bc8f8f",
+    "normal": "#ff7f0e",
+    "uniform": "#ffbb78",
+    "truncated_normal": "#e377c2",
+    "variance_scaling": "#7f7f7f",
+    "glorot_normal": "#1f77b4",
+    "glorot_uniform": "#6baed6",
+    "he_normal": "#2ca02c",
+    "he_uniform": "#98df8a",
+    "lecun_normal": "#9467bd",
+    "lecun_uniform": "#c5b0d5",
+    "orthogonal": "#17becf",
+    "identity": "#bcbd22",
+    "sparse": "#aec7e8",
+    "lsuv": "#393b79",
+    "critical": "#000000",
+}
+ACTIVATION_COLORS: dict[str, str] = {
+    "relu": "#2ca02c", "leaky_relu": "#98df8a", "elu": "#17becf", "selu": "#9467bd",
+    "gelu": "#8c564b", "silu": "#e377c2", "tanh": "#1f77b4", "sigmoid": "#d62728", "linear": "#7f7f7f",
+}
+CLASS_COLORS = ("#3b6fb6", "#e0802c", "#4aa05a", "#c44e52", "#8172b2", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd")
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+}
+plt.rcParams.update(STYLE)
+
+
+def init_color(name: str) -> str:
+    """The colour of an initializer (any alias or spec name); grey for unknown names."""
+    try:
+        return INIT_COLORS.get(canonical_name(name), "#7f7f7f")
+    except Exception:  # a name the registry does not know still gets a colour
+        return INIT_COLORS.get(str(name), "#7f7f7f")
+
+
+def activation_color(name: str) -> str:
+    """The colour of an activation."""
+    return ACTIVATION_COLORS.get(str(name).lower(), "#7f7f7f")
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG (tight bounding box) and close it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import datasets, initializers, models
+from . import datasets, diagnostics, initializers, models, training
 from ._validation import DataError, InitlabError, ValidationError
+from .diagnostics import Diagnosis, diagnose
 from .initializers import apply_init
 
 __all__ = [
-    "__version__", "apply_init", "datasets", "initializers", "models",
+    "__version__", "apply_init", "diagnose", "Diagnosis",
+    "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
 ]

@@ -17,42 +17,39 @@ __all__ = ["MLP", "OUTPUTS"]
 OUTPUTS = ("sigmoid", "softmax", "linear")
 
 
-class MLP(nn.Module):
+class MLP(nn.Sequential):
     """``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with ``activation`` after every hidden layer.
 
     ``MLP([2, 10, 1], "relu")`` is the classic Keras ``Dense(10, relu, input_dim=2)`` then
     ``Dense(1, sigmoid)``. ``forward`` returns logits (the losses take logits, which is
-    numerically stabler); ``predict_proba`` applies the ``output`` function. Modules are named
-    ``hidden1, act1, hidden2, act2, ..., output`` so diagnostics can report them by name.
+    numerically stabler); ``predict_proba`` applies the ``output`` function. It is an
+    ``nn.Sequential`` of modules named ``hidden1, act1, hidden2, act2, ..., output``.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid") -> None:
-        super().__init__()
         sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValidationError(f"sizes needs at least an input and an output size, got {sizes}")
-        self.sizes = sizes
-        self.activation = activation
-        self.output = check_choice("output", output, OUTPUTS)
+        output = check_choice("output", output, OUTPUTS)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
             layers[f"hidden{i}"] = nn.Linear(n_in, n_out)
             layers[f"act{i}"] = make_activation(activation)
         layers["output"] = nn.Linear(sizes[-2], sizes[-1])
-        self.net = nn.Sequential(layers)
+        super().__init__(layers)
+        self.sizes = sizes
+        self.activation = activation
+        self.output_kind = output  # "output" itself names the last Linear
 
     @property
     def linears(self) -> list[nn.Linear]:
         """The Linear layers, input to output."""
-        return [m for m in self.net if isinstance(m, nn.Linear)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, in) -> (N, out) logits
-        return self.net(x)
+        return [m for m in self if isinstance(m, nn.Linear)]
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Post-activation outputs of every hidden layer, each ``(N, units)``."""
         outs = []
-        for name, module in self.net.named_children():
+        for name, module in self.named_children():
             x = module(x)
             if name.startswith("act"):
                 outs.append(x)
@@ -62,8 +59,8 @@ class MLP(nn.Module):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities: ``(N,)`` P(class 1) for a sigmoid output, ``(N, K)`` for softmax."""
         logits = self(x)
-        if self.output == "sigmoid":
+        if self.output_kind == "sigmoid":
             return torch.sigmoid(logits).squeeze(-1)
-        if self.output == "softmax":
+        if self.output_kind == "softmax":
             return torch.softmax(logits, dim=-1)
         return logits

@@ -1,0 +1,7 @@
+"""Training: the single-model Trainer (Keras ``fit`` semantics) and optimizers."""
+
+from .optim import DEFAULT_LR, OPTIMIZERS, loss_for, make_optimizer
+from .batched import BatchedTrainer
+from .trainer import Callback, Trainer, accuracy, as_tensors
+
+__all__ = ["Trainer", "BatchedTrainer", "Callback", "make_optimizer", "loss_for", "accuracy", "as_tensors", "OPTIMIZERS", "DEFAULT_LR"]

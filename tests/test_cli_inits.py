@@ -1,0 +1,33 @@
+"""`initlab inits` and the CLI's error contract."""
+
+from __future__ import annotations
+
+import json
+
+from initlab import initializers
+from initlab.cli import main
+
+
+def test_inits_json_lists_the_whole_catalog(capsys):
+    assert main(["inits", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == initializers.names()
+    he = next(r for r in rows if r["name"] == "he_normal")
+    assert "kaiming_normal" in he["aliases"] and "He et al., 2015" in he["reference"]
+    assert "2 / ((1 + a^2) n)" in he["formula"] and he["params"] == {"negative_slope": 0.0, "mode": "fan_in"}
+
+
+def test_inits_table(capsys):
+    assert main(["inits"]) == 0
+    out = capsys.readouterr().out
+    assert "glorot_uniform" in out and "Saxe" in out
+
+
+def test_unknown_command_exits_2(capsys):
+    assert main(["nope"]) == 2
+    assert "No such command 'nope'" in capsys.readouterr().err
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    assert "inits" in capsys.readouterr().out

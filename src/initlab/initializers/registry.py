@@ -37,14 +37,14 @@ class Scheme:
     @property
     def formula(self) -> str:
         """First docstring line: the distribution and its formula."""
-        return (self.fn.__doc__ or "").strip().splitlines()[0]
+        return (self.fn.__doc__ or "").strip().splitlines()[0].replace("``", "")
 
     @property
     def reference(self) -> str:
         """The paper, from the docstring's ``Reference:`` line."""
         for line in (self.fn.__doc__ or "").splitlines():
             if line.strip().startswith("Reference:"):
-                return line.split("Reference:", 1)[1].strip()
+                return line.split("Reference:", 1)[1].strip().replace("``", "")
         return ""
 
 

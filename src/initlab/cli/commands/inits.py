@@ -33,9 +33,10 @@ def inits_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title="initlab initializers", show_lines=True)
-    for col in ("name", "aliases", "parameters", "distribution / formula", "reference"):
-        table.add_column(col, overflow="fold")
+    table = Table(title="initlab initializers", show_lines=True, expand=True)
+    table.add_column("name", no_wrap=True, style="bold")
+    for col in ("aliases", "parameters", "distribution / formula", "reference"):
+        table.add_column(col, overflow="fold", ratio=2 if col != "aliases" else 1)
     for r in rows:
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         table.add_row(r["name"], ", ".join(r["aliases"]), params, r["formula"], r["reference"])

@@ -7,6 +7,16 @@
 2.0
 """
 
+from .bridge import (
+    VarianceCheck, check_variance, effective_sigma_w2, measure_preactivation_variance,
+    predicted_preactivation_variance,
+)
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
+from .plots import accuracy_heatmap, phase_diagram, trainable_depth_plot, variance_check_plot
 
-__all__ = ["MeanField", "critical_sigma_w2", "resolve_activation", "Activation"]
+__all__ = [
+    "MeanField", "critical_sigma_w2", "resolve_activation", "Activation",
+    "effective_sigma_w2", "predicted_preactivation_variance", "measure_preactivation_variance",
+    "check_variance", "VarianceCheck",
+    "phase_diagram", "trainable_depth_plot", "accuracy_heatmap", "variance_check_plot",
+]

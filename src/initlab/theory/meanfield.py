@@ -139,7 +139,7 @@ class MeanField:
             if gain == 1.0 and self.sigma_b2 == 0.0:
                 return 1.0
             return math.inf
-        grid = np.concatenate([[0.0], np.logspace(-10, 8, 181)])
+        grid = np.concatenate([[0.0], np.logspace(-10, 8, 37)])
         excess = self.length_map(grid) - grid
         if excess[0] <= 0.0 and excess[1] <= 0.0:
             return 0.0  # q = 0 is a stable fixed point (sigma_b2 = 0, phi(0) = 0, ordered)
@@ -280,16 +280,10 @@ def critical_sigma_w2(activation: Activation, sigma_b2: float = 0.0) -> float:
     kernel = resolve_activation(activation)
     if isinstance(kernel, (_gauss.ClosedFormLeakyReLU, _gauss.ClosedFormLinear)):
         return 1.0 / kernel.e_dphi2(1.0)
-    if isinstance(activation, str):
-        return _critical_cached(kernel.name, sigma_b2)
     return _critical(kernel, sigma_b2)
 
 
-@lru_cache(maxsize=256)
-def _critical_cached(name: str, sigma_b2: float) -> float:
-    return _critical(_named_kernel(name), sigma_b2)
-
-
+@lru_cache(maxsize=256)  # named kernels are singletons, so this caches per (activation, sigma_b2)
 def _critical(kernel: _gauss.Kernel, sigma_b2: float) -> float:
     f = lambda w: MeanField(kernel, w, sigma_b2).chi_1 - 1.0  # noqa: E731
     lo, hi = 0.5, 2.0

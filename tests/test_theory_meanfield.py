@@ -72,3 +72,99 @@ def test_tanh_against_scipy(sw2):
     assert mf.c_star == pytest.approx(c_star, abs=1e-5)
     assert mf.xi_c == pytest.approx(xi_c, rel=1e-5, abs=1e-5)
     assert mf.phase == ("ordered" if chi_1 < 1 else "chaotic")
+
+
+def test_tanh_critical_at_one_without_bias():
+    assert critical_sigma_w2("tanh", 0.0) == pytest.approx(1.0, abs=1e-6)
+    assert MeanField("tanh", 1.0, 0.0).phase == "critical"
+    assert MeanField("tanh", 1.0, 0.0).xi_c == math.inf
+    assert MeanField("tanh", 0.9, 0.0).phase == "ordered"
+    assert MeanField("tanh", 1.1, 0.0).phase == "chaotic"
+    # chaotic odd activation without bias: c* = 0 (not the unstable c = +-1)
+    assert MeanField("tanh", 1.5, 0.0).c_star == pytest.approx(0.0, abs=1e-9)
+
+
+def test_tanh_critical_line_with_bias_has_chi1_one():
+    w = critical_sigma_w2("tanh", 0.05)
+    assert 1.5 < w < 2.0
+    ref_q = optimize.brentq(lambda q: w * _e1(lambda u: _phi(u) ** 2, q) + 0.05 - q, 1e-6, 100.0, xtol=1e-15)
+    assert w * _e1(lambda u: _dphi(u) ** 2, ref_q) == pytest.approx(1.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("sw2", [0.5, 1.0, 2.0, 3.0])
+def test_relu_closed_forms(sw2):
+    mf = MeanField("relu", sw2, 0.1)
+    assert mf.chi_1 == pytest.approx(sw2 / 2, abs=1e-12)
+    assert mf.length_map(0.7) == pytest.approx(sw2 * 0.7 / 2 + 0.1, abs=1e-12)
+    if sw2 < 2:
+        assert mf.q_star == pytest.approx(0.1 / (1 - sw2 / 2))
+        assert mf.phase == "ordered"
+    assert critical_sigma_w2("relu", 0.1) == 2.0
+    assert MeanField("relu", 2.0, 0.0).phase == "critical"
+
+
+def _e2_kinked(f, g, q, c):
+    """E[f(u1) g(u2)] for f, g with a kink or jump at 0: adaptive quad, split at both kinks."""
+    s = math.sqrt(1 - c * c)
+
+    def inner(z1):
+        kink = -c * z1 / s
+        val, _ = integrate.quad(lambda z2: g(math.sqrt(q) * (c * z1 + s * z2)) * _pdf(z2), -10, 10,
+                                points=[kink], epsabs=1e-12, limit=200)
+        return f(math.sqrt(q) * z1) * val * _pdf(z1)
+
+    return integrate.quad(inner, -10, 0, epsabs=1e-11)[0] + integrate.quad(inner, 0, 10, epsabs=1e-11)[0]
+
+
+@pytest.mark.parametrize("c", [-0.6, 0.0, 0.3, 0.9])
+def test_relu_arccos_kernel_against_scipy(c):
+    relu = lambda u: max(u, 0.0)  # noqa: E731
+    step = lambda u: float(u > 0)  # noqa: E731
+    kernel = MeanField("relu", 1.0, 0.0).kernel
+    q = 1.3
+    assert kernel.e_phiphi(q, c) == pytest.approx(_e2_kinked(relu, relu, q, c), abs=1e-8)
+    assert kernel.e_dphidphi(q, c) == pytest.approx(_e2_kinked(step, step, q, c), abs=1e-8)
+
+
+def test_callable_matches_named_and_kinked_quadrature():
+    named = MeanField("tanh", 2.0, 0.05)
+    lam = MeanField(lambda x: torch.tanh(x), 2.0, 0.05)
+    assert lam.chi_1 == pytest.approx(named.chi_1, rel=1e-8)
+    assert lam.xi_c == pytest.approx(named.xi_c, rel=1e-6)
+    # a relu written by hand goes through the split quadrature and must match the closed form
+    hand = MeanField(lambda x: torch.clamp(x, min=0.0), 1.5, 0.1)
+    exact = MeanField("relu", 1.5, 0.1)
+    assert hand.q_star == pytest.approx(exact.q_star, rel=1e-8)
+    assert hand.chi_1 == pytest.approx(exact.chi_1, rel=1e-8)
+    assert hand.kernel.e_phiphi(1.0, 0.4) == pytest.approx(exact.kernel.e_phiphi(1.0, 0.4), abs=1e-9)
+
+
+def test_selu_against_scipy():
+    lam, alpha = 1.0507009873554805, 1.6732632423543772
+    selu = lambda u: lam * (u if u > 0 else alpha * math.expm1(u))  # noqa: E731
+    dselu = lambda u: lam * (1.0 if u > 0 else alpha * math.exp(u))  # noqa: E731
+
+    def e(f, q):
+        g = lambda z: f(math.sqrt(q) * z) * _pdf(z)  # noqa: E731
+        return integrate.quad(g, -np.inf, 0, epsabs=1e-13)[0] + integrate.quad(g, 0, np.inf, epsabs=1e-13)[0]
+
+    mf = MeanField("selu", 1.0, 0.0)
+    assert mf.q_star == pytest.approx(1.0, abs=1e-6)  # SELU's self-normalising fixed point
+    assert mf.chi_1 == pytest.approx(e(lambda u: dselu(u) ** 2, 1.0), rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, text",
+    [
+        ({"activation": "tanhh", "sigma_w2": 1.0}, "did you mean 'tanh'"),
+        ({"activation": "tanh", "sigma_w2": -1.0}, "sigma_w2 is a variance and must be >= 0"),
+        ({"activation": "tanh", "sigma_w2": 1.0, "sigma_b2": -0.1}, "sigma_b2 is a variance"),
+        ({"activation": torch.sign, "sigma_w2": 1.0}, "not differentiable: its autograd derivative is 0"),
+        ({"activation": lambda x: torch.tanh(x).detach(), "sigma_w2": 1.0}, "not differentiable: its output carries no gradient"),
+        ({"activation": lambda x: np.tanh(x.detach().numpy()), "sigma_w2": 1.0}, "must return a torch.Tensor"),
+        ({"activation": 3, "sigma_w2": 1.0}, "activation must be a name"),
+    ],
+)
+def test_errors(kwargs, text):
+    with pytest.raises(ValidationError, match=text):
+        MeanField(**kwargs)

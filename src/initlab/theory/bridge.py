@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -185,7 +185,6 @@ class VarianceCheck:
     predicted: np.ndarray          # (depth,)
     measured: np.ndarray           # (depth,) mean over seeds
     measured_std: np.ndarray       # (depth,) std over seeds
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def relative_error(self) -> np.ndarray:

@@ -9,12 +9,14 @@
 
 from ._fans import calculate_gain, compute_fans
 from .apply import apply_init, init_layers
+from .critical import critical
 from .lsuv import lsuv
 from .registry import Initializer, Scheme, canonical_name, catalog, get, names, register
 from .schemes import *  # noqa: F403  (the scheme functions)
 from .schemes import __all__ as _schemes
 
 register("lsuv", lsuv, kind="data-dependent")
+register("critical", critical, ("edge_of_chaos",), kind="random")
 
 __all__ = [
     "Initializer", "Scheme", "get", "names", "catalog", "register", "canonical_name",

@@ -1,0 +1,118 @@
+"""Initializer -> sigma_w2, theory vs measurement on real networks, the critical initializer, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from initlab import initializers
+from initlab._validation import ValidationError
+from initlab.theory import (
+    MeanField, accuracy_heatmap, check_variance, critical_sigma_w2, effective_sigma_w2, phase_diagram,
+    trainable_depth_plot, variance_check_plot,
+)
+
+
+@pytest.mark.parametrize(
+    "init, fans, expected",
+    [
+        ("he_normal", (512, 512), 2.0),
+        ("kaiming_uniform", (300, 100), 2.0),
+        ("xavier_normal", (512, 512), 1.0),
+        ("glorot_uniform", (100, 300), 2 * 100 / 400),
+        ("lecun_normal", (64, 999), 1.0),
+        ("lecun_uniform", (64, 999), 1.0),
+        ({"name": "variance_scaling", "scale": 1.7, "mode": "fan_in"}, (50, 60), 1.7),
+        ({"name": "normal", "std": 0.1}, (400, 400), 4.0),
+        ({"name": "uniform", "low": -0.1, "high": 0.1}, (300, 300), 0.01 / 3 * 300),
+        ("orthogonal", (256, 256), 1.0),
+        ("zeros", (10, 10), 0.0),
+        ({"name": "critical", "activation": "relu"}, (10, 10), 2.0),
+    ],
+)
+def test_effective_sigma_w2(init, fans, expected):
+    assert effective_sigma_w2(init, *fans) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", ["he_normal", "glorot_uniform", "lecun_normal", "orthogonal", "truncated_normal", "sparse"])
+def test_effective_sigma_w2_matches_a_real_draw(name):
+    w = initializers.get(name)(torch.empty(400, 400), torch.Generator().manual_seed(0))
+    measured = float(w.double().pow(2).mean()) * 400  # E[W^2] * fan_in
+    assert effective_sigma_w2(name, 400, 400) == pytest.approx(measured, rel=0.02)
+
+
+@pytest.mark.parametrize("init", ["ones", "identity", {"name": "normal", "mean": 0.5}, "lsuv"])
+def test_effective_sigma_w2_rejects_non_mean_field_inits(init):
+    with pytest.raises(ValidationError, match="mean-field|zero-mean"):
+        effective_sigma_w2(init, 10, 10)
+
+
+def test_critical_initializer_is_on_the_chi1_line():
+    init = initializers.get({"name": "critical", "activation": "tanh", "sigma_b2": 0.05})
+    w = init(torch.empty(1000, 1000), torch.Generator().manual_seed(1))
+    sw2 = float(w.double().pow(2).mean()) * 1000
+    assert sw2 == pytest.approx(critical_sigma_w2("tanh", 0.05), rel=0.01)
+    assert MeanField("tanh", critical_sigma_w2("tanh", 0.05), 0.05).phase == "critical"
+    assert initializers.get("edge_of_chaos").name == "critical"
+    assert "critical" in initializers.names()
+
+
+def test_tanh_predicted_variance_within_5_percent():
+    """Width 1000, depth 20, 5 networks: every layer's predicted q^l within 5% of the measured mean."""
+    check = check_variance("xavier_normal", "tanh", depth=20, width=1000, sigma_b2=0.0, seeds=5, batch=500)
+    assert check.max_relative_error < 0.05, check.relative_error
+    # the prediction is not trivially flat: q^l falls by ~10x over the 20 layers
+    assert check.predicted[-1] < 0.15 * check.predicted[0]
+
+
+def test_relu_predicted_variance_against_measured():
+    """He + ReLU, width 1000, depth 20, 5 networks.
+
+    The length map gives E_W[q^l] exactly for ReLU, but at sigma_w2 = 2 the per-network
+    log-variance does a random walk (Hanin & Rolnick 2018: Var log q^L ~ 5 L / width), so a
+    5-network mean scatters by ~10% at layer 20. The first layers are held to 5%; every layer
+    to 4 standard errors of the 5-network mean. A 5% error in sigma_w2 fails both.
+    """
+    check = check_variance("he_normal", "relu", depth=20, width=1000, sigma_b2=0.0, seeds=5, batch=500)
+    se = check.measured_std * math.sqrt(5 / 4) / math.sqrt(5)
+    assert np.all(np.abs(check.relative_error[:5]) < 0.05), check.relative_error
+    assert np.all(np.abs(check.predicted - check.measured) <= 4 * se + 1e-3 * check.measured)
+    wrong = check.q0 * 1.9 ** np.arange(1, 21) / 2 ** np.arange(0, 20)  # sigma_w2 = 1.9 instead of 2
+    assert not np.all(np.abs(wrong - check.measured) <= 4 * se + 1e-3 * check.measured)
+
+
+def test_variance_check_to_dict_and_plot():
+    check = check_variance("he_normal", "relu", depth=3, width=64, sigma_b2=0.1, seeds=2, batch=32)
+    d = json.loads(json.dumps(check.to_dict()))
+    assert [row["layer"] for row in d["layers"]] == [1, 2, 3]
+    assert "pre-activation" in d["quantity"]
+    fig = variance_check_plot(check)
+    assert isinstance(fig, Figure) and fig.axes[0].get_title()
+
+
+def test_figures_have_titles_labels_and_legends():
+    fig = phase_diagram("tanh", resolution=(12, 6))
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel() and ax.get_legend() is not None
+    assert "xi_c" in fig.axes[1].get_ylabel()  # colour bar label
+    fig = trainable_depth_plot("relu", points=20)
+    assert fig.axes[0].get_legend() is not None
+
+
+def test_accuracy_heatmap_from_a_dataframe():
+    rows = [
+        {"depth": d, "init": json.dumps({"name": "variance_scaling", "scale": w, "mode": "fan_in", "distribution": "normal"}),
+         "activation": "tanh", "val_accuracy": float(d < 6 * MeanField("tanh", w, 0.0).xi_c)}
+        for d in (5, 10, 20, 40) for w in (0.5, 1.0, 1.5, 2.5)
+    ]
+    fig = accuracy_heatmap(pd.DataFrame(rows))
+    assert "tanh" in fig.axes[0].get_title()
+    assert fig.axes[1].get_ylabel().startswith("measured val accuracy")
+    with pytest.raises(ValidationError, match="needs columns"):
+        accuracy_heatmap(pd.DataFrame({"depth": [1], "val_accuracy": [0.5]}), "tanh")

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib import colors
 from matplotlib.figure import Figure
@@ -107,9 +108,12 @@ def trainable_depth_plot(
     ws = np.linspace(*sigma_w2, points)
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
+    # sigma_b2 curves in shades of one neutral colormap, so they never look like an
+    # initializer's colour (those mark the vertical bands).
+    shades = matplotlib.colormaps["copper"](np.linspace(0.0, 0.75, max(len(sigma_b2), 1)))
     for i, b in enumerate(sigma_b2):
         depth = np.array([_finite(6 * MeanField(kernel, w, b).xi_c) for w in ws])
-        line, = ax.plot(ws, depth, lw=2, label=f"$\\sigma_b^2$ = {b:g}", color=f"C{i}")
+        line, = ax.plot(ws, depth, lw=2, label=f"$\\sigma_b^2$ = {b:g}", color=shades[i])
         crit = _critical_or_nan(kernel, b)
         if math.isfinite(crit):
             ax.axvline(crit, color=line.get_color(), ls=":", lw=1.2)

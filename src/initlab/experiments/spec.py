@@ -13,6 +13,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from .._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
+from .. import datasets
 from ..initializers import get as get_initializer
 from ..models.activations import make_activation
 from ..training.optim import DEFAULT_LR, OPTIMIZERS
@@ -72,6 +73,8 @@ class ExperimentSpec(BaseModel):
             raise ValidationError(f"validation_split must be in [0, 1), got {self.validation_split}")
         check_float("noise", self.noise, 0.0)
         check_float("momentum", self.momentum, 0.0, 1.0)
+        if not self.dataset.lower().endswith(".csv"):
+            check_choice("dataset", self.dataset.lower(), datasets.names(), hint="or a path to a .csv file")
         make_activation(self.activation)  # unknown name: did-you-mean
         check_choice("optimizer", self.optimizer.lower(), OPTIMIZERS)
         if self.learning_rate is not None:

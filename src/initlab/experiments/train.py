@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .outputs import Outputs, write_outputs
-from .run import ExperimentResult, run_experiment
+from .run import ExperimentResult, load_data, run_experiment
 from .spec import ExperimentSpec
 
 __all__ = ["train", "DEFAULT_TRAIN_OUT"]
@@ -22,6 +22,8 @@ def train(
 
     ``progress(name, epoch, epochs)`` is called with epoch 0 at the start and after every epoch.
     """
+    if spec.dataset.lower().endswith(".csv"):
+        load_data(spec)  # a bad file fails here, before any progress is shown
     if progress is not None:
         progress(spec.name, 0, spec.epochs)
     hook = (lambda epoch, logs: progress(spec.name, epoch + 1, spec.epochs)) if progress else None

@@ -35,7 +35,7 @@ def test_boundary_figure_has_contour_points_and_colour_bar():
     assert ax.get_title() == "he: val 0.9" and ax.get_xlabel() == "feature 1" and ax.get_ylabel() == "feature 2"
     assert cbar.get_ylabel() == "P(class 1)"
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert len(scatters) == 4 and len(ax.collections) == 5  # + the 0.5 contour
+    assert len(scatters) == 4 and len(ax.collections) == 6  # + the filled bands and the 0.5 contour
     train0, val0 = scatters[:2]
     assert to_hex(train0.get_facecolor()[0]) == CLASS_COLORS[0] and len(train0.get_offsets()) == 2
     assert len(val0.get_facecolor()) == 0 and to_hex(val0.get_edgecolor()[0]) == CLASS_COLORS[0]  # outlined

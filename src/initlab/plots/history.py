@@ -23,6 +23,12 @@ class Curves:
     color: str = "black"
 
 
+def _loss_axis(ax) -> None:
+    """Cross-entropy from 0, without an offset: a flat loss must look flat, not like noise."""
+    ax.set_ylim(bottom=0.0, top=max(ax.get_ylim()[1], 0.1))
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+
+
 def history_figure(curves: Curves, title: str | None = None) -> Figure:
     """Two panels, loss and accuracy; training solid, validation dashed, in the run's colour."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8.4, 3.3))
@@ -36,6 +42,7 @@ def history_figure(curves: Curves, title: str | None = None) -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend(loc="best")
+    _loss_axis(ax_loss)
     ax_loss.set_title("loss (cross-entropy)")
     ax_acc.set_title("accuracy")
     ax_acc.set_ylim(-0.02, 1.02)
@@ -58,6 +65,7 @@ def histories_figure(runs: Sequence[Curves], title: str = "Training curves") -> 
         acc = run.history.get("val_accuracy") or run.history.get("accuracy", [])
         ax_loss.plot(range(1, len(loss) + 1), loss, color=run.color, ls=style, lw=1.8, label=run.label)
         ax_acc.plot(range(1, len(acc) + 1), acc, color=run.color, ls=style, lw=1.8, label=run.label)
+    _loss_axis(ax_loss)
     has_val = any(run.history.get("val_accuracy") for run in runs)
     ax_loss.set(title="training loss", xlabel="epoch", ylabel="loss")
     ax_acc.set(title="validation accuracy" if has_val else "training accuracy", xlabel="epoch", ylabel="accuracy",

@@ -76,7 +76,8 @@ def measured_sentences(e: Entry) -> list[str]:
         if s["next_weights_zero_init"]:
             reasons.append("the weights of the layer above start at 0, so no error signal flows back to it")
         if s["dead_units_init"] == units:
-            reasons.append("every unit is dead, and ReLU passes no gradient where it outputs 0")
+            relu = " and ReLU passes no gradient where it outputs 0" if e["activation"] == "relu" else ""
+            reasons.append(f"every unit outputs 0 on every input{relu}")
     why = f" ({'; '.join(reasons)})" if reasons else ""
     out.append(
         f"Gradient reaching {layer} (norm of dLoss/dW on the training data): {fmt_grad(s['grad_norm_init'])} "

@@ -47,7 +47,7 @@ def _val_text(result: ExperimentResult) -> str:
 
 def _panel(result: ExperimentResult, title: str) -> BoundaryPanel:
     return BoundaryPanel(result.grid, result.X_train, result.y_train, result.X_val, result.y_val, title,
-                         init_color(result.spec.initializer.split("(")[0]), result.class_names)
+                         init_color(result.spec.init_name), result.class_names)
 
 
 def _boundary(result: ExperimentResult) -> list[NamedFigure]:
@@ -62,7 +62,7 @@ def _boundary(result: ExperimentResult) -> list[NamedFigure]:
 
 def _history(result: ExperimentResult) -> list[NamedFigure]:
     s = result.spec
-    curves = Curves(s.name, result.history, init_color(s.initializer.split("(")[0]))
+    curves = Curves(s.name, result.history, init_color(s.init_name))
     fig = history_figure(curves, f"{s.name}: {s.initializer} + {s.activation}")
     return [(f"{file_stem(s.name)}_history.png", f"{s.name}: loss and accuracy per epoch, training (solid) "
              "and validation (dashed).", fig)]
@@ -87,7 +87,7 @@ def _overview(results: Sequence[ExperimentResult]) -> list[NamedFigure]:
         out.append(("boundaries.png", "All decision boundaries side by side; each panel's title and frame take "
                     "the colour of its initializer.", boundaries_figure(panels)))
     if len(results) > 1:
-        runs = [Curves(r.spec.name, r.history, init_color(r.spec.initializer.split("(")[0])) for r in results]
+        runs = [Curves(r.spec.name, r.history, init_color(r.spec.init_name)) for r in results]
         out.append(("histories.png", "Training loss and validation accuracy of every experiment.",
                     histories_figure(runs)))
     return out

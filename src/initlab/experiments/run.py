@@ -20,6 +20,7 @@ from ..initializers import apply_init
 from ..models import MLP
 from ..plots.boundary import ProbabilityGrid, probability_grid
 from ..training import Trainer
+from .findings import findings
 from .spec import ExperimentSpec
 
 __all__ = ["ExperimentResult", "run_experiment", "load_data"]
@@ -58,8 +59,6 @@ class ExperimentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json entry (names fixed by shared/DESIGN.md; extra fields added)."""
-        from .findings import findings
-
         s = self.spec
         f = findings(self)
         return {
@@ -110,10 +109,10 @@ def run_experiment(spec: ExperimentSpec, on_epoch: EpochCallback | None = None) 
     """
     data, (X_tr, y_tr, X_val, y_val) = load_data(spec)
     n_out = 1 if data.n_classes == 2 else data.n_classes
-    torch.manual_seed(spec.seed)  # nn.Linear's own default draw; apply_init overwrites it anyway
     model = MLP([data.n_features, *spec.hidden, n_out], spec.activation, "sigmoid" if n_out == 1 else "softmax")
     apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.seed))
     Xt, yt = torch.as_tensor(X_tr), torch.as_tensor(y_tr)
+    # Whether a layer starts at exactly zero (why no gradient flows below it at step 0).
     init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
     init_diag = diagnose(model, Xt, yt)
 

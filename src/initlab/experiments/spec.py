@@ -88,6 +88,11 @@ class ExperimentSpec(BaseModel):
         return str(get_initializer(self.init))
 
     @property
+    def init_name(self) -> str:
+        """The weight initializer's canonical name alone (for colours), e.g. ``normal``."""
+        return get_initializer(self.init).name
+
+    @property
     def bias_initializer(self) -> str:
         return str(get_initializer(self.bias_init))
 

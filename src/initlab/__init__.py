@@ -13,4 +13,16 @@ __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
+    "reproduce", "run_experiment", "ExperimentSpec",
 ]
+
+# The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
+_LAZY = {"reproduce": "reproduce", "run_experiment": "run_experiment", "ExperimentSpec": "ExperimentSpec"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import experiments
+
+        return getattr(experiments, _LAZY[name])
+    raise AttributeError(f"module 'initlab' has no attribute {name!r}")

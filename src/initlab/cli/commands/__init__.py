@@ -1,4 +1,5 @@
 """Each module registers one command (or command group) on ``initlab.cli.main.app``."""
 
 from . import inits  # noqa: F401
+from . import reproduce, train  # noqa: F401
 from . import theory  # noqa: F401

@@ -20,9 +20,12 @@ from ..initializers import apply_init
 from ..models import MLP
 from ..plots.style import CLASS_COLORS, init_color
 from .limits import LIMITS
-from .specs import TrainSpec, _RunSpec
+from .specs import TrainSpec, RunSpec
 
-__all__ = ["LabData", "load_data", "build_model", "boundary", "layer_rows", "diagnostics", "clean", "experiment_record"]
+__all__ = [
+    "LabData", "load_data", "sizes", "build_model", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean",
+    "experiment_record", "results_json",
+]
 
 
 @dataclass
@@ -56,7 +59,7 @@ class LabData:
         }
 
 
-def load_data(spec: _RunSpec) -> LabData:
+def load_data(spec: RunSpec) -> LabData:
     """Generate (or parse the uploaded CSV of) ``spec``'s data and split it.
 
     An uploaded CSV is shuffled with ``spec.seed`` before the split, since files are often
@@ -94,7 +97,7 @@ def _grid(extent: tuple[float, float, float, float], n: int) -> torch.Tensor:
     return torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], axis=1), dtype=torch.float32)  # (n*n, 2)
 
 
-def sizes(spec: _RunSpec, data: LabData) -> list[int]:
+def sizes(spec: RunSpec, data: LabData) -> list[int]:
     return [2, *spec.hidden, data.sizes_out[0]]
 
 
@@ -161,7 +164,7 @@ def clean(value: Any) -> Any:
 
 
 def experiment_record(
-    spec: _RunSpec, data: LabData, init: dict[str, Any], history: dict[str, list[float]], diag: dict[str, Any],
+    spec: RunSpec, data: LabData, init: dict[str, Any], history: dict[str, list[float]], diag: dict[str, Any],
     diverged_epoch: int | None,
 ) -> dict[str, Any]:
     """One entry of results.json's ``experiments`` (the format ``initlab reproduce`` writes)."""

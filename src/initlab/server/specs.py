@@ -51,7 +51,7 @@ class InitSpec(_Strict):
         return {"name": self.name, **self.params}
 
 
-class _RunSpec(_Strict):
+class RunSpec(_Strict):
     """Data, network and training settings shared by single runs and comparisons."""
 
     dataset: Literal[DATASETS] = "moons"  # type: ignore[valid-type]
@@ -72,7 +72,7 @@ class _RunSpec(_Strict):
     seed: int = Field(0, ge=0, le=2**31 - 1)  # data, initial weights and minibatch order
 
     @model_validator(mode="after")
-    def _csv_matches_dataset(self) -> _RunSpec:
+    def _csv_matches_dataset(self) -> RunSpec:
         if self.dataset == "csv" and not self.csv:
             raise ValueError("csv: dataset 'csv' needs the file's text in 'csv' (upload it first)")
         if self.dataset != "csv" and self.csv is not None:
@@ -82,13 +82,13 @@ class _RunSpec(_Strict):
         return self
 
 
-class TrainSpec(_RunSpec):
+class TrainSpec(RunSpec):
     """One network: ``POST /api/train`` and ``POST /api/preview``."""
 
     weight_init: InitSpec = Field(default_factory=lambda: InitSpec(name="he_normal"))
 
 
-class CompareSpec(_RunSpec):
+class CompareSpec(RunSpec):
     """2 to 4 initializers trained side by side on the same data and split: ``POST /api/compare``."""
 
     inits: list[InitSpec] = Field(min_length=LIMITS.min_compare, max_length=LIMITS.max_compare)

@@ -12,11 +12,11 @@ import numpy as np
 
 from .._validation import ValidationError, check_choice, check_float
 from .bundled import breast_cancer, digits
-from .files import MIN_ROWS, load_csv
+from .files import MIN_ROWS, load_csv, parse_csv
 from .synthetic import circles, gaussians, moons, spirals, xor
 
 __all__ = [
-    "Dataset", "load", "names", "validation_split", "load_csv",
+    "Dataset", "load", "names", "validation_split", "load_csv", "parse_csv",
     "moons", "circles", "xor", "spirals", "gaussians", "digits", "breast_cancer", "MIN_ROWS",
 ]
 

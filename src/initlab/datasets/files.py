@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .._validation import DataError, did_you_mean
 
-__all__ = ["load_csv", "MIN_ROWS"]
+__all__ = ["load_csv", "parse_csv", "MIN_ROWS"]
 
 MIN_ROWS = 5  # fewer cannot be split into training and validation data
 
@@ -29,10 +30,22 @@ def load_csv(
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    return parse_csv(text, str(path), features, target)
+
+
+def parse_csv(
+    text: str, source: str = "data.csv", features: list[str] | None = None, target: str | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(X, y, class_names)`` from CSV text held in memory (an upload); as :func:`load_csv`.
+
+    ``source`` names the data in error messages.
+    """
+    path = source
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     except csv.Error as err:
         raise DataError(f"{path}: malformed CSV ({err})") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
@@ -71,7 +84,7 @@ def load_csv(
     return X, y, class_names
 
 
-def _number(path: Path, cell: str, line: int, column: str) -> float:
+def _number(path: str, cell: str, line: int, column: str) -> float:
     try:
         value = float(cell)
     except ValueError:

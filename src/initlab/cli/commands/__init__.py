@@ -2,4 +2,5 @@
 
 from . import inits  # noqa: F401
 from . import reproduce, train  # noqa: F401
+from . import serve  # noqa: F401
 from . import theory  # noqa: F401

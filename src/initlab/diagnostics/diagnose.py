@@ -243,18 +243,19 @@ def layer_stats(rec: Record, weight_grad: torch.Tensor | None, out_grad: torch.T
     )
 
 
-def _strided(t: torch.Tensor | None) -> np.ndarray:
+def _strided(t: torch.Tensor | None, size: int) -> np.ndarray:
+    """At most ``size`` values of ``t``, evenly strided over all of it."""
     if t is None:
         return np.zeros(0, dtype=np.float32)
     flat = t.detach().reshape(-1)
-    step = max(1, flat.numel() // SAMPLE_SIZE)
-    return flat[::step][:SAMPLE_SIZE].float().cpu().numpy()
+    step = -(-flat.numel() // size)  # ceil: the strided slice then holds <= size values
+    return flat[::step].float().cpu().numpy()
 
 
-def _samples(rec: Record, out_grad: torch.Tensor | None) -> dict[str, np.ndarray]:
+def _samples(rec: Record, out_grad: torch.Tensor | None, size: int = SAMPLE_SIZE) -> dict[str, np.ndarray]:
     """Activation values and back-propagated gradients (d loss / d pre-activation) of one row."""
     out = rec.act_output if rec.act_output is not None else rec.output
-    return {"activation": _strided(out), "gradient": _strided(out_grad)}
+    return {"activation": _strided(out, size), "gradient": _strided(out_grad, size)}
 
 
 def hidden_weighted(layers: list[LayerStats]) -> list[LayerStats]:

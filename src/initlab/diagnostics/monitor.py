@@ -124,7 +124,7 @@ class Monitor:
                 self.layer_info.setdefault(rec.name, {"kind": stats.kind, "units": stats.units,
                                                       "activation": stats.activation, "weighted": stats.weighted})
                 if keep_samples:
-                    samples[rec.name] = {k: v[: self.sample_size] for k, v in _samples(rec, out_grad).items()}
+                    samples[rec.name] = _samples(rec, out_grad, self.sample_size)
         self.records.append({"step": step, "layers": layers})
         if keep_samples:
             self.snapshots.append({"step": step, "layers": samples})

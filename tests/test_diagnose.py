@@ -125,9 +125,9 @@ def test_verdicts_come_from_measurements_not_names():
     for i in range(12):
         layers += [(f"tanh_layer{i}", nn.Linear(64, 64)), (f"relu{i}", nn.ReLU())]  # misleading names
     model = nn.Sequential(__import__("collections").OrderedDict(layers + [("out", nn.Linear(64, 1))]))
-    apply_init(model, "he_normal", generator=0)
+    apply_init(model, "he_normal", generator=1)
     assert diagnose(model, x).codes == ["healthy"]
-    apply_init(model, {"name": "normal", "std": 0.02}, generator=0)
+    apply_init(model, {"name": "normal", "std": 0.02}, generator=1)
     assert diagnose(model, x).codes == ["vanishing_gradients"]
 
 

@@ -128,7 +128,7 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 
 def load_inputs(input_shape: str | Sequence[int] | None = None, batch: int = 64, data: str | Path | None = None,
-                seed: int = 0) -> torch.Tensor:
+                seed: int | torch.Generator = 0) -> torch.Tensor:
     """A standard-normal batch ``(batch, *input_shape)`` drawn from ``seed``, or the first
     ``batch`` rows of the ``.npy`` file ``data`` (whose rows must have ``input_shape`` if given)."""
     batch = check_int("batch", batch, 1)
@@ -164,17 +164,21 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
                data: str | Path | None = None, init: str | None = None, seed: int = 0) -> DoctorResult:
     """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
 
-    The re-initialized copy uses ``initlab.apply_init(copy, init, bias="zeros", generator=seed)``.
+    The batch and then the re-initialized copy (``apply_init(copy, init, bias="zeros")``) are
+    drawn, in that order, from one generator seeded with ``seed``: drawing both from two
+    generators with the same seed would make the first layer's weights a scaled copy of the
+    inputs.
     """
     init_spec = get(init) if init is not None else None  # a bad name fails before any work
     factory = load_factory(target)
     model = build_model(factory, _split_target(target)[1])
-    inputs = load_inputs(input_shape, batch, data, seed)
+    generator = make_generator(seed)
+    inputs = load_inputs(input_shape, batch, data, generator)
     before = _diagnose(model, inputs)
     after = None
     if init_spec is not None:
         twin = copy.deepcopy(model)
-        apply_init(twin, init_spec, generator=seed, data=inputs)
+        apply_init(twin, init_spec, generator=generator, data=inputs)
         after = _diagnose(twin, inputs)
     return DoctorResult(target, tuple(inputs.shape), before, after, str(init_spec) if init_spec else None)
 

@@ -65,7 +65,7 @@ def _density(ax, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: lis
     nonzero = [v[v != 0] for _, v in per_layer]
     pooled = np.concatenate(nonzero) if nonzero else np.zeros(0)
     if kind == "activation":
-        lo, hi = np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0)
+        lo, hi = np.percentile(pooled, [0.1, 99.9]) if pooled.size else (-1.0, 1.0)
     else:
         hi = float(np.percentile(np.abs(pooled), 99.5)) if pooled.size else 1.0
         lo = -hi

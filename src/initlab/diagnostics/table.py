@@ -48,7 +48,7 @@ def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: st
     if after is None:
         table.add_column("kind")
         table.add_column("units", justify="right")
-    table.add_column("act")
+    table.add_column("act", no_wrap=True, min_width=4)
     columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else COLUMNS
     for col in columns:
         table.add_column(col, justify="right", no_wrap=after is not None)

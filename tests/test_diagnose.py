@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -124,7 +125,7 @@ def test_verdicts_come_from_measurements_not_names():
     layers = []
     for i in range(12):
         layers += [(f"tanh_layer{i}", nn.Linear(64, 64)), (f"relu{i}", nn.ReLU())]  # misleading names
-    model = nn.Sequential(__import__("collections").OrderedDict(layers + [("out", nn.Linear(64, 1))]))
+    model = nn.Sequential(OrderedDict(layers + [("out", nn.Linear(64, 1))]))
     apply_init(model, "he_normal", generator=1)
     assert diagnose(model, x).codes == ["healthy"]
     apply_init(model, {"name": "normal", "std": 0.02}, generator=1)

@@ -14,7 +14,7 @@ from torch import nn
 from .._validation import ValidationError
 from ..models.activations import SATURATING
 from . import thresholds as T
-from .recorder import ACTIVATION_MODULES, PASS_THROUGH, WEIGHTED, Record, Recorder, record_forward
+from .recorder import ACTIVATION_MODULES, PASS_THROUGH, WEIGHTED, Record, record_forward
 from .symmetry import distinct_units
 
 __all__ = [

@@ -15,8 +15,11 @@ What is covered:
 An activation whose input is a weighted layer's output (directly, or through a normalisation
 or dropout module) is paired with that layer: one row, pre-activation and activation
 statistics together. Any other activation (after a residual addition, say) gets its own row.
-Modules in-place activations (``nn.ReLU(inplace=True)``) are fed a copy of their input while
+In-place activation modules (``nn.ReLU(inplace=True)``) are fed a copy of their input while
 recording, so the layer's own output stays the pre-activation.
+
+Not seen: weights used through functional calls (``F.linear(x, w)``, the projections inside
+``nn.MultiheadAttention``), recurrent layers, and activations outside the table above.
 """
 
 from __future__ import annotations

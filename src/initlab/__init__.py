@@ -6,11 +6,11 @@ __version__ = "0.1.0"
 
 from . import datasets, diagnostics, initializers, models, training
 from ._validation import DataError, InitlabError, ValidationError
-from .diagnostics import Diagnosis, diagnose
+from .diagnostics import Diagnosis, Monitor, diagnose
 from .initializers import apply_init
 
 __all__ = [
-    "__version__", "apply_init", "diagnose", "Diagnosis",
+    "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec",

@@ -2,43 +2,41 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .._validation import ValidationError
 from ..models.activations import SATURATING
 from . import thresholds as T
+from .recorder import ACTIVATION_MODULES, PASS_THROUGH, WEIGHTED, Record, record_forward
 from .symmetry import distinct_units
 
-__all__ = ["diagnose", "Diagnosis", "LayerStats", "Verdict", "record_forward"]
+__all__ = [
+    "diagnose", "Diagnosis", "LayerStats", "Verdict", "record_forward", "layer_stats",
+    "ACTIVATION_MODULES", "PASS_THROUGH", "WEIGHTED", "HEALTHY_GAIN", "SAMPLE_SIZE",
+]
 
-WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
-# module class -> activation name (what verdicts and saturation checks key on).
-ACTIVATION_MODULES: dict[type, str] = {
-    nn.ReLU: "relu", nn.ReLU6: "relu", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu",
-    nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "linear",
-    nn.Softplus: "softplus", nn.Mish: "mish", nn.Hardtanh: "hardtanh", nn.CELU: "celu",
-}
-# Modules that pass a layer's units through unchanged in number (so the activation after them
-# still belongs to that layer): normalisation and dropout.
-PASS_THROUGH = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.Dropout, nn.modules.instancenorm._InstanceNorm)
-# The weight std a healthy (variance-preserving) init gives before each activation: gain / sqrt(fan_in).
+# The weight std a healthy (variance-preserving) init gives before each activation is
+# gain / sqrt(fan_in): gain sqrt(2) for the ReLU family (He et al., 2015), 1 otherwise
+# (LeCun et al., 1998; equal to Glorot & Bengio, 2010 when fan_in == fan_out).
 HEALTHY_GAIN = {"relu": math.sqrt(2), "leaky_relu": math.sqrt(2), "elu": math.sqrt(2), "gelu": math.sqrt(2),
                 "silu": math.sqrt(2), "mish": math.sqrt(2), "celu": math.sqrt(2), "softplus": math.sqrt(2)}
+SAMPLE_SIZE = 4096  # values kept per layer (evenly strided) for the histogram figures
 
 
 @dataclass
 class LayerStats:
-    """Measurements of one weighted layer and the activation that follows it (if any)."""
+    """Measurements of one row: a weighted layer and the activation that follows it (if any),
+    or an activation reached on its own (``weighted`` False: the weight columns are 0)."""
 
     name: str
-    kind: str  # "Linear", "Conv2d", ...
+    kind: str  # "Linear", "Conv2d", ...; "ReLU" or "relu()" for an activation on its own
     units: int  # output features or channels
     activation: str | None  # the activation applied to this layer's output, if one was found
     mean: float  # of the activation output (or of the layer output when no activation follows)
@@ -51,6 +49,9 @@ class LayerStats:
     weight_std: float
     healthy_weight_std: float  # gain / sqrt(fan_in) for the following activation
     distinct_units: int  # see symmetry.distinct_units
+    weighted: bool = True  # False for an activation reached on its own (after a residual sum, say)
+    std_change: float | None = None  # std / std of the previous weighted hidden layer (None for the first)
+    grad_change: float | None = None  # output_grad_norm / that of the next weighted hidden layer (backward growth)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +79,9 @@ class Diagnosis:
     loss: float
     activation_std_rate: float  # geometric mean of std[l+1]/std[l] over hidden layers (1 = preserved)
     gradient_rate: float  # geometric mean of output_grad_norm[l]/output_grad_norm[l+1] (backwards)
+    input_shape: tuple[int, ...] = ()
+    # layer name -> {"activation": values, "gradient": values}, at most SAMPLE_SIZE each; for figures
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def codes(self) -> list[str]:
@@ -92,65 +96,22 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         return {
             "loss": self.loss,
-            "activation_std_rate": self.activation_std_rate,
-            "gradient_rate": self.gradient_rate,
+            "activation_std_rate": _finite_or_none(self.activation_std_rate),
+            "gradient_rate": _finite_or_none(self.gradient_rate),
+            "input_shape": list(self.input_shape),
             "layers": [s.to_dict() for s in self.layers],
             "verdicts": [v.to_dict() for v in self.verdicts],
         }
 
+    def table(self, after: Diagnosis | None = None, title: str | None = None):
+        """A ``rich.table.Table`` of the layers; with ``after``, each cell reads ``before -> after``."""
+        from .table import diagnosis_table
 
-@dataclass
-class _Record:
-    name: str
-    module: nn.Module
-    output: torch.Tensor
-    activation: str | None = None
-    act_output: torch.Tensor | None = None
+        return diagnosis_table(self, after, title)
 
 
-@contextlib.contextmanager
-def record_forward(model: nn.Module) -> Iterator[list[_Record]]:
-    """Hook every weighted layer and pair it with the activation module that consumes its output.
-
-    Yields the list of records, filled during the forward pass; hooks are always removed.
-    """
-    records: list[_Record] = []
-    owner: dict[int, _Record] = {}
-    keep: list[torch.Tensor] = []  # keeps tensors alive so their ids stay unique
-
-    def on_weighted(name):
-        def hook(module, inputs, output):
-            rec = _Record(name, module, output)
-            records.append(rec)
-            owner[id(output)] = rec
-            keep.append(output)
-        return hook
-
-    def on_pass_through(module, inputs, output):
-        if inputs and id(inputs[0]) in owner and isinstance(output, torch.Tensor):
-            owner[id(output)] = owner[id(inputs[0])]
-            keep.append(output)
-
-    def on_activation(kind):
-        def hook(module, inputs, output):
-            rec = owner.get(id(inputs[0])) if inputs else None
-            if rec is not None and rec.act_output is None:
-                rec.activation, rec.act_output = kind, output
-        return hook
-
-    handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, WEIGHTED):
-            handles.append(module.register_forward_hook(on_weighted(name)))
-        elif isinstance(module, PASS_THROUGH):
-            handles.append(module.register_forward_hook(on_pass_through))
-        elif type(module) in ACTIVATION_MODULES:
-            handles.append(module.register_forward_hook(on_activation(ACTIVATION_MODULES[type(module)])))
-    try:
-        yield records
-    finally:
-        for handle in handles:
-            handle.remove()
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -179,150 +140,147 @@ def diagnose(
 
     With ``targets`` the loss is ``loss_fn`` (default: cross-entropy for class indices with
     several outputs, binary cross-entropy from logits for 0/1 targets on one output, else MSE);
-    without, the surrogate ``mean(outputs . r)`` with a fixed Gaussian ``r``. Parameter
-    ``.grad`` fields are left untouched (gradients come from ``torch.autograd.grad``).
+    without, the surrogate ``sum(outputs * r) / N`` with a fixed Gaussian ``r`` (seed 0), so
+    every output receives a unit-scale gradient. The model is left as it was: parameter
+    ``.grad`` fields are untouched (gradients come from ``torch.autograd.grad``) and buffers
+    (BatchNorm running statistics) are restored; the train/eval mode is used as it is.
     """
     if not isinstance(inputs, torch.Tensor):
-        inputs = torch.as_tensor(inputs, dtype=torch.float32)
-    with record_forward(model) as records:
-        outputs = model(inputs)
-    if not isinstance(outputs, torch.Tensor):
-        raise ValidationError(f"the model must return a tensor, got {type(outputs).__name__}")
-    if not records:
-        raise ValidationError("the model has no Linear or Conv layer to diagnose")
-    if targets is not None:
-        targets = torch.as_tensor(targets)
-        loss = (loss_fn or _default_loss)(outputs, targets)
-    else:
-        loss = _surrogate_loss(outputs)
-    weights = [r.module.weight for r in records]
-    outs = [r.output for r in records]
-    needs = [t.requires_grad for t in weights + outs]
-    grads = torch.autograd.grad(
-        loss, [t for t, n in zip(weights + outs, needs) if n], allow_unused=True
-    ) if loss.requires_grad else []
-    grads = iter(grads)
-    full = [next(grads) if n else None for n in needs]
-    weight_grads, out_grads = full[: len(weights)], full[len(weights):]
-    layers = [_layer_stats(r, wg, og) for r, wg, og in zip(records, weight_grads, out_grads)]
+        inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    try:
+        with torch.enable_grad(), record_forward(model) as records:
+            outputs = model(inputs)
+        if not isinstance(outputs, torch.Tensor):
+            raise ValidationError(f"the model must return a tensor, got {type(outputs).__name__}")
+        if not any(r.weighted for r in records):
+            raise ValidationError("the model has no Linear or Conv layer to diagnose")
+        with torch.enable_grad():
+            if targets is not None:
+                targets = torch.as_tensor(targets)
+                loss = (loss_fn or _default_loss)(outputs, targets)
+            else:
+                loss = _surrogate_loss(outputs)
+            weight_grads, out_grads = _gradients(loss, records)
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in buffers:
+                    b.copy_(buffers[name])
+    layers = [layer_stats(r, wg, og) for r, wg, og in zip(records, weight_grads, out_grads)]
+    _changes(layers)
+    samples = {r.name: _samples(r, og) for r, og in zip(records, out_grads)}
     std_rate, grad_rate = _rates(layers)
-    return Diagnosis(layers, _verdicts(layers), float(loss.detach()), std_rate, grad_rate)
+    from .verdicts import verdicts
+
+    return Diagnosis(layers, verdicts(layers), float(loss.detach()), std_rate, grad_rate,
+                     tuple(inputs.shape), samples)
+
+
+def _gradients(loss: torch.Tensor, records: list[Record]):
+    """``(weight grads, output grads)`` per row; None where a tensor takes no part in the loss."""
+    tensors = [r.module.weight if r.weighted else None for r in records] + [r.output for r in records]
+    wanted = [i for i, t in enumerate(tensors) if t is not None and t.requires_grad]
+    full: list[torch.Tensor | None] = [None] * len(tensors)
+    if wanted and loss.requires_grad:
+        grads = torch.autograd.grad(loss, [tensors[i] for i in wanted], allow_unused=True)
+        for i, g in zip(wanted, grads):
+            full[i] = g
+    return full[: len(records)], full[len(records):]
 
 
 def _norm(t: torch.Tensor | None) -> float:
-    return 0.0 if t is None else float(t.detach().double().norm())
+    # accumulated in float64: squares of float32 values near 1e-20 would underflow
+    return 0.0 if t is None else float(torch.linalg.vector_norm(t.detach(), dtype=torch.float64))
 
 
-def _per_unit(t: torch.Tensor) -> torch.Tensor:
-    """(N, units, *spatial) -> (units, N * prod(spatial)): every value a unit produced."""
+def _per_unit(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
+    """``t`` as ``(units, values)``: every value each unit produced over the batch (and space)."""
     t = t.detach()
     if t.ndim == 1:
         t = t.unsqueeze(0)
-    return t.transpose(0, 1).reshape(t.shape[1], -1)
+    return t.movedim(unit_dim, 0).reshape(t.shape[unit_dim], -1)
 
 
-def _layer_stats(rec: _Record, weight_grad: torch.Tensor | None, out_grad: torch.Tensor | None) -> LayerStats:
+def layer_stats(rec: Record, weight_grad: torch.Tensor | None, out_grad: torch.Tensor | None,
+                symmetry: bool = True) -> LayerStats:
+    """The measurements of one recorded row (``symmetry=False`` skips ``distinct_units``,
+    which compares every pair of units, and reports ``units`` instead)."""
     module = rec.module
     out = rec.act_output if rec.act_output is not None else rec.output
-    values = _per_unit(out).double()
-    dead = float((values == 0).all(dim=1).double().mean()) if rec.act_output is not None else 0.0
+    values = _per_unit(out, rec.unit_dim)  # (units, N * spatial)
+    units = int(values.shape[0])
+    dead = float((values == 0).all(dim=1).float().mean()) if rec.act_output is not None else 0.0
     saturated = 0.0
     if rec.activation in SATURATING:
         low, high = SATURATING[rec.activation]
-        saturated = float(((values < low + T.SATURATION_EPS) | (values > high - T.SATURATION_EPS)).double().mean())
-    fan_in = module.weight[0].numel()
+        saturated = float(((values < low + T.SATURATION_EPS) | (values > high - T.SATURATION_EPS)).float().mean())
+    std = float(values.std()) if values.numel() > 1 else 0.0
+    if module is None:
+        return LayerStats(
+            name=rec.name, kind=rec.kind, units=units, activation=rec.activation, mean=float(values.mean()),
+            std=std, pre_std=rec.pre_std, dead_fraction=dead, saturated_fraction=saturated, grad_norm=0.0,
+            output_grad_norm=_norm(out_grad), weight_std=0.0, healthy_weight_std=0.0, distinct_units=units,
+            weighted=False,
+        )
+    weight = module.weight
     gain = HEALTHY_GAIN.get(rec.activation or "linear", 1.0)
-    bias = getattr(module, "bias", None)
     return LayerStats(
         name=rec.name,
-        kind=type(module).__name__,
-        units=int(module.weight.shape[0]),
+        kind=rec.kind or type(module).__name__,
+        units=int(weight.shape[0]),
         activation=rec.activation,
         mean=float(values.mean()),
-        std=float(values.std()) if values.numel() > 1 else 0.0,
-        pre_std=float(rec.output.detach().double().std()) if rec.output.numel() > 1 else 0.0,
+        std=std,
+        pre_std=rec.pre_std,
         dead_fraction=dead,
         saturated_fraction=saturated,
         grad_norm=_norm(weight_grad),
         output_grad_norm=_norm(out_grad),
-        weight_std=float(module.weight.detach().double().std()),
-        healthy_weight_std=gain / math.sqrt(fan_in),
-        distinct_units=distinct_units(module.weight, bias),
+        weight_std=float(weight.detach().std()) if weight.numel() > 1 else 0.0,
+        healthy_weight_std=gain / math.sqrt(weight[0].numel()),
+        distinct_units=distinct_units(weight, getattr(module, "bias", None)) if symmetry else int(weight.shape[0]),
     )
 
 
-def _geometric_rate(values: list[float]) -> float:
-    """Geometric mean of consecutive ratios values[l+1]/values[l] (nan if undefined)."""
+def _strided(t: torch.Tensor | None, size: int) -> np.ndarray:
+    """At most ``size`` values of ``t``, evenly strided over all of it."""
+    if t is None:
+        return np.zeros(0, dtype=np.float32)
+    flat = t.detach().reshape(-1)
+    step = -(-flat.numel() // size)  # ceil: the strided slice then holds <= size values
+    return flat[::step].float().cpu().numpy()
+
+
+def _samples(rec: Record, out_grad: torch.Tensor | None, size: int = SAMPLE_SIZE) -> dict[str, np.ndarray]:
+    """Activation values and back-propagated gradients (d loss / d pre-activation) of one row."""
+    out = rec.act_output if rec.act_output is not None else rec.output
+    return {"activation": _strided(out, size), "gradient": _strided(out_grad, size)}
+
+
+def hidden_weighted(layers: list[LayerStats]) -> list[LayerStats]:
+    """The weighted rows before the output layer (the last weighted row)."""
+    weighted = [s for s in layers if s.weighted]
+    return weighted[:-1] if len(weighted) > 1 else weighted
+
+
+def _changes(layers: list[LayerStats]) -> None:
+    """Fill each hidden weighted layer's ``std_change`` and ``grad_change`` (per-layer rates)."""
+    chain = hidden_weighted(layers)
+    for prev, cur in zip(chain, chain[1:]):
+        cur.std_change = cur.std / prev.std if prev.std > 0 else None
+        prev.grad_change = prev.output_grad_norm / cur.output_grad_norm if cur.output_grad_norm > 0 else None
+
+
+def geometric_rate(values: list[float]) -> float:
+    """Geometric mean of consecutive ratios ``values[l+1]/values[l]`` (nan if undefined)."""
     if len(values) < 2 or min(values) <= 0:
         return float("nan")
     return (values[-1] / values[0]) ** (1.0 / (len(values) - 1))
 
 
 def _rates(layers: list[LayerStats]) -> tuple[float, float]:
-    hidden = layers[:-1] if len(layers) > 1 else layers
-    std_rate = _geometric_rate([s.std for s in hidden])
-    grad_rate = _geometric_rate([s.output_grad_norm for s in reversed(hidden)])
+    chain = hidden_weighted(layers)
+    std_rate = geometric_rate([s.std for s in chain])
+    grad_rate = geometric_rate([s.output_grad_norm for s in reversed(chain)])
     return std_rate, grad_rate
-
-
-def _names(layers: list[LayerStats]) -> list[str]:
-    return [s.name for s in layers]
-
-
-def _verdicts(layers: list[LayerStats]) -> list[Verdict]:
-    hidden = layers[:-1] if len(layers) > 1 else layers
-    found: list[Verdict] = []
-    dead = [s for s in hidden if s.dead_fraction >= T.DEAD_FRACTION]
-    if dead:
-        worst = max(dead, key=lambda s: s.dead_fraction)
-        found.append(Verdict(
-            "dead_units",
-            f"{len(dead)} layer(s) with dead units: in {worst.name}, {round(worst.dead_fraction * worst.units)} of "
-            f"{worst.units} {worst.activation} units output 0 on every input, so no gradient flows through them "
-            f"(gradient norm reaching {worst.name}: {worst.grad_norm:.3g})",
-            _names(dead),
-            "use a random variance-preserving init (he_normal for ReLU layers); leaky_relu or a small positive bias also keeps units alive",
-        ))
-    symmetric = [s for s in hidden if s.units > 1 and s.distinct_units < s.units and s.dead_fraction < 1.0]
-    if symmetric:
-        worst = min(symmetric, key=lambda s: s.distinct_units / s.units)
-        found.append(Verdict(
-            "symmetry",
-            f"symmetry not broken: {worst.name} has only {worst.distinct_units} distinct unit(s) of {worst.units}; "
-            "identical units get identical gradients and stay identical, so the layer works like "
-            f"{worst.distinct_units} unit(s)",
-            _names(symmetric),
-            "draw the weights at random (glorot_uniform for tanh/sigmoid, he_normal for ReLU)",
-        ))
-    saturated = [s for s in hidden if s.saturated_fraction >= T.SATURATED_FRACTION]
-    if saturated:
-        worst = max(saturated, key=lambda s: s.saturated_fraction)
-        found.append(Verdict(
-            "saturation",
-            f"{len(saturated)} layer(s) saturated: {worst.saturated_fraction:.0%} of {worst.name}'s {worst.activation} "
-            "outputs sit at the function's limits, where its derivative is nearly 0",
-            _names(saturated),
-            f"shrink the weights: glorot_normal or lecun_normal (std about {worst.healthy_weight_std:.3g} here; now {worst.weight_std:.3g})",
-        ))
-    if len(layers) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(hidden) >= 2:
-        first, last = hidden[0], hidden[-1]
-        std_ratio = last.std / first.std if first.std > 0 else float("nan")
-        grad_ratio = first.output_grad_norm / last.output_grad_norm if last.output_grad_norm > 0 else float("nan")
-        measured = f"activation std {first.std:.3g} -> {last.std:.3g}, back-propagated gradient {last.output_grad_norm:.3g} -> {first.output_grad_norm:.3g} from {last.name} down to {first.name}"
-        if min(std_ratio, grad_ratio) < T.VANISH_RATIO:
-            found.append(Verdict(
-                "vanishing_gradients",
-                f"the signal vanishes with depth ({measured})",
-                _names(hidden),
-                "use a variance-preserving init for the activation: he_normal for ReLU, glorot/lecun for tanh",
-            ))
-        elif max(std_ratio, grad_ratio) > T.EXPLODE_RATIO:
-            found.append(Verdict(
-                "exploding_gradients",
-                f"the signal explodes with depth ({measured})",
-                _names(hidden),
-                "use smaller weights: a variance-preserving init (he_normal for ReLU, glorot/lecun for tanh)",
-            ))
-    if not found:
-        found.append(Verdict("healthy", "no dead units, no symmetry, no saturation, signal preserved across layers", []))
-    return found

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["distinct_units", "SYMMETRY_TOL"]
+from .thresholds import SYMMETRY_TOL
 
-SYMMETRY_TOL = 1e-6  # two units agree when every incoming weight and the bias differ by <= this (relative)
+__all__ = ["distinct_units", "SYMMETRY_TOL"]
 
 
 def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None, tol: float = SYMMETRY_TOL) -> int:

@@ -1,0 +1,44 @@
+"""``initlab doctor``: diagnose the initialization of a user's model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ...diagnostics.doctor import run_doctor, write_report
+from ..main import app, console
+
+
+@app.command("doctor")
+def doctor_command(
+    target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
+    input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
+    batch: int = typer.Option(64, "--batch", help="Rows in the standard-normal batch."),
+    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows)."),
+    init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer and compare (see `initlab inits`)."),
+    out: Path = typer.Option(Path("initlab-out/doctor"), "--out", help="Folder for report.html and report.json."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random batch and of --init."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the table."),
+) -> None:
+    """Diagnose a model's initialization: per-layer statistics, verdicts and fixes.
+
+    Example: initlab doctor mymodel.py:make --input-shape 3,32,32 --init he_normal
+    """
+    result = run_doctor(target, input_shape, batch, data, init, seed)
+    paths = write_report(result, out)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    console.print(result.before.table(result.after, title=f"initlab doctor {target}"
+                                      + (f" (as built -> {result.init})" if result.after else "")))
+    runs = [("as built", result.before)] + ([(result.init, result.after)] if result.after else [])
+    for label, diag in runs:
+        console.print(f"[bold]{label}[/]:")
+        for v in diag.verdicts:
+            color = "green" if v.code == "healthy" else "red"
+            console.print(f"  [{color}]{v.code}[/]: {v.message}", highlight=False)
+            if v.fix:
+                console.print(f"    fix: {v.fix}", highlight=False)
+    console.print(f"wrote {paths['html']} and {paths['json']}", highlight=False)

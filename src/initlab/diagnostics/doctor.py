@@ -1,0 +1,196 @@
+"""``initlab doctor``'s library side: load a user's model factory, diagnose it, write the report.
+
+Every failure the user can cause (missing file, missing factory, a factory that raises, an
+input the model rejects, unreadable data) is a one-line :class:`ValidationError` or
+:class:`DataError` naming the cause; the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from .._rng import make_generator
+from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
+from ..initializers import apply_init, get
+from .diagnose import Diagnosis, diagnose
+
+__all__ = ["DoctorResult", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor", "write_report"]
+
+
+@dataclass
+class DoctorResult:
+    """What ``initlab doctor`` found: the model as built, and after ``init`` when one was given."""
+
+    target: str  # "FILE.py:FACTORY" as given
+    input_shape: tuple[int, ...]  # the batch's shape, batch dimension first
+    before: Diagnosis
+    after: Diagnosis | None = None
+    init: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``before.to_dict()`` (plus ``model``); with an init: ``{"before", "after", "init"}``."""
+        head = {"initlab_version": __version__, "model": self.target}
+        if self.after is None:
+            return {**head, **self.before.to_dict()}
+        return {**head, "init": self.init, "input_shape": list(self.input_shape),
+                "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    where, sep, name = str(target).rpartition(":")
+    if not sep or not where or not name:
+        raise ValidationError(f"model must be FILE.py:FACTORY or MODULE:FACTORY, got {target!r}")
+    return where, name
+
+
+def _import(where: str):
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        path = Path(where)
+        if not path.is_file():
+            raise ValidationError(f"model file '{where}' not found")
+        module_name = f"_initlab_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ValidationError(f"cannot import '{where}': not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # the user's file failed to run
+            sys.modules.pop(module_name, None)
+            raise ValidationError(f"importing '{where}' raised {_first_line(err)}") from err
+        finally:
+            sys.path.remove(str(path.resolve().parent))
+        return module
+    try:
+        return importlib.import_module(where)
+    except ModuleNotFoundError as err:
+        raise ValidationError(f"module '{where}' not found ({_first_line(err)})") from err
+    except Exception as err:
+        raise ValidationError(f"importing '{where}' raised {_first_line(err)}") from err
+
+
+def load_factory(target: str) -> Callable[[], Any]:
+    """The callable named by ``"path/to/file.py:make"`` or ``"package.module:make"``."""
+    where, name = _split_target(target)
+    module = _import(where)
+    factory = getattr(module, name, None)
+    if factory is None or not callable(factory):
+        own = sorted(n for n, obj in vars(module).items()
+                     if callable(obj) and not n.startswith("_")
+                     and getattr(obj, "__module__", None) == module.__name__)
+        listing = f" (callables: {', '.join(own)})" if own else " (it defines no callables)"
+        what = "not found" if factory is None else "is not callable"
+        raise ValidationError(f"factory '{name}' {what} in '{where}'{did_you_mean(name, own)}{listing}")
+    return factory
+
+
+def build_model(factory: Callable[[], Any], name: str = "factory") -> nn.Module:
+    """Call ``factory()`` and check it returned a ``torch.nn.Module``."""
+    try:
+        model = factory()
+    except Exception as err:
+        raise ValidationError(f"factory '{name}' raised {_first_line(err)}") from err
+    if not isinstance(model, nn.Module):
+        raise ValidationError(f"factory '{name}' returned {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
+    """``"3,32,32"`` -> ``(3, 32, 32)``: one sample's shape, without the batch dimension."""
+    parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        shape = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(s < 1 for s in shape):
+        raise ValidationError(f"input-shape must be positive integers separated by commas, like 3,32,32; got {text!r}")
+    return shape
+
+
+def load_inputs(input_shape: str | Sequence[int] | None = None, batch: int = 64, data: str | Path | None = None,
+                seed: int | torch.Generator = 0) -> torch.Tensor:
+    """A standard-normal batch ``(batch, *input_shape)`` drawn from ``seed``, or the first
+    ``batch`` rows of the ``.npy`` file ``data`` (whose rows must have ``input_shape`` if given)."""
+    batch = check_int("batch", batch, 1)
+    shape = parse_shape(input_shape) if input_shape is not None else None
+    if data is None:
+        if shape is None:
+            raise ValidationError("give --input-shape (one sample's shape, like 3,32,32) or --data FILE.npy")
+        return torch.randn((batch, *shape), generator=make_generator(seed))
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"data file '{data}' not found")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"cannot read '{data}' as a .npy array: {_first_line(err)}") from err
+    if array.ndim < 2 or not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"data '{data}' must be a numeric array of shape (rows, ...), got {array.dtype} {array.shape}")
+    if shape is not None and tuple(array.shape[1:]) != shape:
+        raise DataError(f"data '{data}' has rows of shape {tuple(array.shape[1:])}, but --input-shape is {shape}")
+    return torch.as_tensor(np.ascontiguousarray(array[:batch]), dtype=torch.float32)
+
+
+def _diagnose(model: nn.Module, inputs: torch.Tensor) -> Diagnosis:
+    try:
+        return diagnose(model, inputs)
+    except InitlabError:
+        raise
+    except Exception as err:  # raised inside the user's forward: the input does not fit
+        raise ValidationError(f"the model rejected input of shape {tuple(inputs.shape)}: {_first_line(err)}") from err
+
+
+def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batch: int = 64,
+               data: str | Path | None = None, init: str | None = None, seed: int = 0) -> DoctorResult:
+    """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
+
+    The batch and then the re-initialized copy (``apply_init(copy, init, bias="zeros")``) are
+    drawn, in that order, from one generator seeded with ``seed``: drawing both from two
+    generators with the same seed would make the first layer's weights a scaled copy of the
+    inputs.
+    """
+    init_spec = get(init) if init is not None else None  # a bad name fails before any work
+    factory = load_factory(target)
+    model = build_model(factory, _split_target(target)[1])
+    generator = make_generator(seed)
+    inputs = load_inputs(input_shape, batch, data, generator)
+    before = _diagnose(model, inputs)
+    after = None
+    if init_spec is not None:
+        twin = copy.deepcopy(model)
+        apply_init(twin, init_spec, generator=generator, data=inputs)
+        after = _diagnose(twin, inputs)
+    return DoctorResult(target, tuple(inputs.shape), before, after, str(init_spec) if init_spec else None)
+
+
+def write_report(result: DoctorResult, out: str | Path) -> dict[str, Path]:
+    """Write ``out/report.json`` and a self-contained ``out/report.html``; returns their paths."""
+    from .html import render_html
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    paths["html"].write_text(render_html(result))
+    return paths
+

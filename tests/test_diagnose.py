@@ -1,0 +1,267 @@
+"""diagnose: the classic initialization failures get the verdict their measurements call for."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initlab import Diagnosis, apply_init, diagnose
+from initlab.diagnostics import thresholds
+from initlab.models import MLP
+
+
+def _batch(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _mlp(sizes, activation, init, seed=1) -> MLP:
+    model = MLP(sizes, activation, output="linear")
+    return apply_init(model, init, generator=seed)
+
+
+# -- the cases the issue asks to show -------------------------------------------------------------
+
+def test_tanh_20_layers_with_unit_normal_weights_saturates():
+    model = _mlp([256] * 20 + [10], "tanh", {"name": "normal", "std": 1.0})
+    diag = diagnose(model, _batch(128, 256))
+    assert diag.codes[0] == "saturation"
+    sat = diag.verdicts[0]
+    assert len(sat.layers) == 19  # every hidden layer
+    # pre-activations have std ~ sqrt(256) = 16, so ~89% of |tanh| is within 0.02 of 1
+    assert all(diag.layer(name).saturated_fraction > 0.8 for name in sat.layers)
+    assert diag.layer("hidden5").pre_std == pytest.approx(16, rel=0.15)
+    assert "lecun_normal" in sat.fix and "0.0625" in sat.fix  # 1/sqrt(256)
+
+
+def test_tanh_20_layers_with_tiny_weights_decays_geometrically_and_vanishes():
+    model = _mlp([256] * 20 + [10], "tanh", {"name": "normal", "std": 0.01})
+    diag = diagnose(model, _batch(128, 256))
+    assert diag.codes == ["vanishing_gradients"]
+    # each layer multiplies the std by ~ 0.01 * sqrt(256) = 0.16 (tanh is linear near 0)
+    assert diag.activation_std_rate == pytest.approx(0.16, rel=0.06)
+    assert diag.gradient_rate == pytest.approx(0.16, rel=0.06)
+    changes = [s.std_change for s in diag.layers[1:-1]]
+    assert all(c == pytest.approx(0.16, rel=0.15) for c in changes)  # geometric: the same ratio at every depth
+    assert "x0.16 per layer over 18 layers" in diag.verdicts[0].message
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_relu_30_layers_glorot_vanishes_by_one_over_sqrt2_per_layer(seed):
+    model = _mlp([64] * 30 + [10], "relu", "glorot_normal", seed)
+    diag = diagnose(model, _batch(256, 64))
+    assert diag.codes == ["vanishing_gradients"]
+    # He et al. (2015): Var grows by n * Var(w) / 2 = 64 * (2/128) / 2 = 1/2 per layer -> std x 1/sqrt(2)
+    assert diag.activation_std_rate == pytest.approx(1 / math.sqrt(2), abs=0.03)
+    assert diag.gradient_rate == pytest.approx(1 / math.sqrt(2), abs=0.03)
+    message = diag.verdicts[0].message
+    assert "activation std shrinks by x0.7" in message and "over 28 layers" in message
+    assert "he_normal" in diag.verdicts[0].fix and "0.177" in diag.verdicts[0].fix  # sqrt(2/64)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_relu_30_layers_he_is_healthy(seed):
+    model = _mlp([64] * 30 + [10], "relu", "he_normal", seed)
+    diag = diagnose(model, _batch(256, 64))
+    assert diag.codes == ["healthy"]
+    assert diag.activation_std_rate == pytest.approx(1.0, abs=0.05)
+    assert diag.gradient_rate == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_weight_gradient_norm_alone_would_not_show_the_relu_glorot_problem():
+    """Why verdicts use activation std and output gradients: |dL/dW| is similar at both ends."""
+    model = _mlp([64] * 30 + [10], "relu", "glorot_normal")
+    diag = diagnose(model, _batch(256, 64))
+    hidden = diag.layers[:-1]
+    weight_ratio = hidden[0].grad_norm / hidden[-1].grad_norm
+    output_ratio = hidden[0].output_grad_norm / hidden[-1].output_grad_norm
+    assert 0.1 < weight_ratio < 10  # the forward shrink and the backward shrink cancel
+    assert output_ratio < 1e-3
+
+
+def test_relu_too_large_weights_explode():
+    model = _mlp([64] * 20 + [10], "relu", {"name": "variance_scaling", "scale": 8.0, "mode": "fan_in", "distribution": "normal"})  # std x 2 per layer
+    diag = diagnose(model, _batch(256, 64))
+    assert diag.codes == ["exploding_gradients"]
+    assert diag.activation_std_rate == pytest.approx(2.0, rel=0.1)
+    assert "grows by x2" in diag.verdicts[0].message
+
+
+def _targets(n: int) -> torch.Tensor:
+    return (torch.arange(n) % 2).float()
+
+
+def test_zero_init_relu_2_10_1_has_dead_units_not_vanishing():
+    model = MLP([2, 10, 1], "relu")
+    apply_init(model, "zeros")
+    diag = diagnose(model, _batch(100, 2), _targets(100))
+    assert diag.codes == ["dead_units"]
+    hidden = diag.layer("hidden1")
+    assert hidden.dead_fraction == 1.0
+    assert hidden.grad_norm == 0.0  # exactly: the output weights are zero
+    assert "10 of 10 relu units output 0" in diag.verdicts[0].message
+
+
+def test_zero_init_sigmoid_2_10_1_is_symmetric_one_distinct_unit():
+    model = MLP([2, 10, 1], "sigmoid")
+    apply_init(model, "zeros")
+    diag = diagnose(model, _batch(100, 2), _targets(100))
+    assert diag.codes == ["symmetry"]
+    hidden = diag.layer("hidden1")
+    assert (hidden.distinct_units, hidden.units) == (1, 10)
+    assert hidden.grad_norm == 0.0 and hidden.dead_fraction == 0.0
+    assert hidden.mean == pytest.approx(0.5)
+    assert "only 1 distinct unit(s) of 10" in diag.verdicts[0].message
+
+
+def test_verdicts_come_from_measurements_not_names():
+    """The same architecture gets different verdicts for different weights, and renaming changes nothing."""
+    x = _batch(128, 64)
+    layers = []
+    for i in range(12):
+        layers += [(f"tanh_layer{i}", nn.Linear(64, 64)), (f"relu{i}", nn.ReLU())]  # misleading names
+    model = nn.Sequential(OrderedDict(layers + [("out", nn.Linear(64, 1))]))
+    apply_init(model, "he_normal", generator=1)
+    assert diagnose(model, x).codes == ["healthy"]
+    apply_init(model, {"name": "normal", "std": 0.02}, generator=1)
+    assert diagnose(model, x).codes == ["vanishing_gradients"]
+
+
+# -- any nn.Module: conv, residual blocks, normalisation, functional activations ----------------
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + x)  # functional, after the residual sum: a row of its own
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = ResidualBlock(8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = torch.tanh(self.stem(x))  # functional tanh, paired with stem
+        x = self.block(x)
+        return self.head(self.norm(x.mean(dim=(2, 3))))
+
+
+def test_small_cnn_with_residual_block_layer_by_layer():
+    torch.manual_seed(0)
+    model = SmallCNN()
+    x = _batch(16, 3 * 8 * 8).reshape(16, 3, 8, 8)
+    running = model.block.bn1.running_mean.clone()
+    diag = diagnose(model, x)
+    rows = [(s.name, s.kind, s.units, s.activation, s.weighted) for s in diag.layers]
+    assert rows == [
+        ("stem", "Conv2d", 8, "tanh", True),
+        ("block.conv1", "Conv2d", 8, "relu", True),  # through bn1 to the in-place ReLU module
+        ("block.conv2", "Conv2d", 8, None, True),
+        ("block:relu()", "relu()", 8, "relu", False),
+        ("head", "Linear", 10, None, True),
+    ]
+    # measured values match a plain recomputation
+    with torch.no_grad():
+        stem = model.stem(x)
+        conv1 = model.block.conv1(torch.tanh(stem))
+    assert diag.layer("stem").std == pytest.approx(float(torch.tanh(stem).std()), rel=1e-4)
+    assert diag.layer("block.conv1").pre_std == pytest.approx(float(conv1.std()), rel=1e-4)  # not overwritten in place
+    assert all(s.output_grad_norm > 0 for s in diag.layers)
+    assert torch.equal(model.block.bn1.running_mean, running)  # buffers restored
+    assert all(p.grad is None for p in model.parameters())  # .grad untouched
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())  # hooks removed
+    assert diag.input_shape == (16, 3, 8, 8)
+
+
+def test_conv1d_and_conv3d_units_are_channels():
+    for conv, shape in ((nn.Conv1d(4, 6, 3), (8, 4, 20)), (nn.Conv3d(2, 6, 3), (4, 2, 6, 6, 6))):
+        model = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.LazyLinear(3))
+        diag = diagnose(model, torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
+        first = diag.layers[0]
+        assert (first.kind, first.units, first.activation) == (type(conv).__name__, 6, "relu")
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 1)
+
+    def forward(self, x):
+        x = F.relu(self.fc1(x))
+        x = self.fc2(x).sigmoid()
+        return self.fc3(torch.tanh(x))  # a tanh of a sigmoid output: an activation on its own
+
+
+def test_functional_activations_are_reached():
+    model = Functional()
+    diag = diagnose(model, _batch(32, 8))
+    assert [(s.name, s.activation) for s in diag.layers] == [
+        ("fc1", "relu"), ("fc2", "sigmoid"), ("tanh()", "tanh"), ("fc3", None)]
+    with torch.no_grad():
+        expected = torch.relu(model.fc1(_batch(32, 8)))
+    assert diag.layer("fc1").std == pytest.approx(float(expected.std()), rel=1e-4)
+
+
+def test_saturation_of_a_functional_sigmoid_is_measured():
+    model = Functional()
+    with torch.no_grad():
+        model.fc2.weight.mul_(100.0)
+    diag = diagnose(model, _batch(64, 8))
+    assert "saturation" in diag.codes
+    assert diag.layer("fc2").saturated_fraction > thresholds.SATURATED_FRACTION
+
+
+def test_loss_with_targets_and_custom_loss_fn():
+    model = _mlp([4, 8, 3], "relu", "he_normal")
+    x, y = _batch(20, 4), torch.arange(20) % 3
+    ce = diagnose(model, x, y)
+    with torch.no_grad():
+        out = model(x)
+    assert ce.loss == pytest.approx(float(F.cross_entropy(out, y)), rel=1e-6)
+    custom = diagnose(model, x, y, loss_fn=lambda logits, t: logits.pow(2).mean())
+    assert custom.loss == pytest.approx(float(out.pow(2).mean()), rel=1e-6)
+
+
+def test_to_dict_is_strict_json_and_keeps_the_contract_names():
+    diag = diagnose(_mlp([4, 8, 8, 1], "tanh", "glorot_normal"), _batch(16, 4))
+    data = json.loads(json.dumps(diag.to_dict(), allow_nan=False))
+    layer = data["layers"][0]
+    for key in ("name", "units", "distinct_units", "dead_fraction", "saturated_fraction", "std", "grad_norm"):
+        assert key in layer
+    assert data["verdicts"][0]["code"] in ("healthy", "symmetry", "dead_units", "vanishing_gradients",
+                                           "exploding_gradients", "saturation")
+    assert isinstance(diag, Diagnosis) and diag.layer("hidden2").name == "hidden2"
+    with pytest.raises(KeyError):
+        diag.layer("nope")
+
+
+def test_rich_table_has_a_row_per_layer():
+    diag = diagnose(_mlp([4, 8, 8, 1], "relu", "he_normal"), _batch(16, 4))
+    table = diag.table()
+    assert table.row_count == 3
+    both = diag.table(diag)
+    assert both.row_count == 3 and "->" in both.columns[2]._cells[0]
+
+
+def test_a_model_without_weighted_layers_is_rejected():
+    from initlab import ValidationError
+
+    with pytest.raises(ValidationError, match="no Linear or Conv"):
+        diagnose(nn.Sequential(nn.ReLU()), _batch(4, 3))

@@ -1,0 +1,133 @@
+"""Monitor: the same statistics as diagnose, recorded during training, hooks only when recording."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from initlab import Monitor, apply_init, diagnose
+from initlab._rng import make_generator
+from initlab.diagnostics import figures
+from initlab.models import MLP
+from initlab.plots.style import save
+from initlab.training import Trainer
+
+
+def _data(n: int = 96, d: int = 6):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(n, d, generator=gen)
+    y = (X[:, 0] * X[:, 1] > 0).float()
+    return X, y
+
+
+def _model(activation: str = "tanh", sizes=(6, 16, 16, 16, 1)) -> MLP:
+    return apply_init(MLP(list(sizes), activation), "glorot_normal", generator=1)  # not the data's seed
+
+
+def _hooked(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_records_every_n_steps_with_trainer_and_removes_hooks():
+    X, y = _data()
+    model = _model()
+    monitor = Monitor(model, every=4)
+    trainer = Trainer(model, epochs=3, batch_size=16, callbacks=[monitor], seed=0).fit(X, y)
+    assert trainer.step_ == 18
+    assert monitor.steps == [1, 5, 9, 13, 17]
+    assert monitor.layer_names == ["hidden1", "hidden2", "hidden3", "output"]
+    assert [s["step"] for s in monitor.snapshots] == [1, 5, 9, 17]  # recordings 0, 1, 2, 4
+    assert _hooked(model) == 0
+    std = monitor.series("std")
+    assert std.shape == (4, 5) and np.isfinite(std).all()
+    ratio = monitor.series("update_ratio")
+    assert (ratio > 0).all() and (ratio < 0.5).all()  # Adam's first steps move each weight ~1e-3
+
+
+def test_first_recorded_step_matches_diagnose_on_the_same_batch():
+    """One code path: the monitor's step-1 numbers are diagnose's numbers for the first minibatch."""
+    X, y = _data()
+    model = _model("relu")
+    reference = _model("relu")
+    monitor = Monitor(model, every=100)
+    Trainer(model, epochs=1, batch_size=32, callbacks=[monitor], seed=0).fit(X, y)
+    first = torch.randperm(len(X), generator=make_generator(0))[:32]
+    diag = diagnose(reference, X[first], y[first].reshape(-1, 1))
+    record = monitor.records[0]["layers"]
+    for stats in diag.layers:
+        got = record[stats.name]
+        assert got["std"] == pytest.approx(stats.std, rel=1e-5)
+        assert got["dead_fraction"] == pytest.approx(stats.dead_fraction)
+        assert got["output_grad_norm"] == pytest.approx(stats.output_grad_norm, rel=1e-4)
+        assert got["grad_norm"] == pytest.approx(stats.grad_norm, rel=1e-4)
+
+
+def test_own_loop_hooks_only_on_recording_steps():
+    X, y = _data()
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    attached = []
+    with Monitor(model, every=3) as monitor:
+        for step in range(1, 8):
+            attached.append(_hooked(model) > 0)  # before this step's forward
+            opt.zero_grad()
+            torch.nn.functional.binary_cross_entropy_with_logits(model(X).squeeze(-1), y).backward()
+            opt.step()
+            monitor.step()
+    # armed for steps 1, 4, 7 only
+    assert attached == [True, False, False, True, False, False, True]
+    assert monitor.steps == [1, 4, 7]
+    assert _hooked(model) == 0
+
+
+def test_evaluation_under_no_grad_is_not_recorded():
+    X, y = _data()
+    model = _model()
+    monitor = Monitor(model, every=1)
+    with torch.no_grad():
+        model(X[:5])  # an evaluation pass while armed
+    out = model(X)
+    torch.nn.functional.binary_cross_entropy_with_logits(out.squeeze(-1), y).backward()
+    monitor.step()
+    monitor.close()
+    assert monitor.steps == [1]
+    assert monitor.records[0]["layers"]["output"]["output_grad_norm"] > 0
+    kept = monitor.snapshots[0]["layers"]["hidden1"]["activation"]
+    with torch.no_grad():
+        assert np.array_equal(kept, torch.tanh(model.hidden1(X)).reshape(-1).numpy())  # 96 * 16 <= 2048: all kept
+    small = Monitor(model, every=1, sample_size=100)
+    model(X).sum().backward()
+    small.step()
+    small.close()
+    assert len(small.snapshots[0]["layers"]["hidden1"]["gradient"]) == 96  # every 16th of 1536
+
+
+def test_series_rejects_unknown_statistic():
+    from initlab import ValidationError
+
+    with pytest.raises(ValidationError, match="did you mean 'std'"):
+        Monitor(_model(), every=2).series("stdd")
+
+
+def test_figures_from_monitor_and_diagnoses(tmp_path):
+    X, y = _data()
+    model = _model()
+    monitor = Monitor(model, every=2)
+    Trainer(model, epochs=2, batch_size=16, callbacks=[monitor], seed=0).fit(X, y)
+    heat = figures.heatmap_figure(monitor)
+    hist = figures.layer_histograms(monitor)
+    assert isinstance(heat, Figure) and isinstance(hist, Figure)
+    titles = [ax.get_title() for ax in heat.axes]
+    assert "log10 activation std" in titles and "log10 |dL/d(layer output)|" in titles
+    # 2 rows (activations, gradients) x 3 snapshots (first, middle, last)
+    assert sum(1 for ax in hist.axes if ax.get_title().startswith("activations")) == 3
+    first = [ax for ax in hist.axes if ax.get_title() == "activations, step 1 (init)"][0]
+    assert len(first.lines) == 3  # one curve per hidden layer
+    diags = {"glorot_normal": diagnose(_model(), X), "he_normal": diagnose(apply_init(_model(), "he_normal"), X)}
+    profile = figures.depth_profile(diags)
+    assert len(profile.axes[0].lines) == 2
+    for name, fig in (("heat", heat), ("hist", hist), ("profile", profile)):
+        path = save(fig, tmp_path / f"{name}.png")
+        assert path.stat().st_size > 10_000

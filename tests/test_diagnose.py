@@ -265,3 +265,13 @@ def test_a_model_without_weighted_layers_is_rejected():
 
     with pytest.raises(ValidationError, match="no Linear or Conv"):
         diagnose(nn.Sequential(nn.ReLU()), _batch(4, 3))
+
+
+def test_zero_output_tanh_units_are_symmetric_not_dead():
+    """tanh(0) = 0 but tanh'(0) = 1: a zero-init tanh layer is one repeated unit, not dead."""
+    model = apply_init(MLP([2, 10, 1], "tanh"), "zeros")
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    diag = diagnose(model, x, (x[:, :1] > 0).float())
+    hidden = diag.layer("hidden1")
+    assert hidden.std == 0.0 and hidden.dead_fraction == 0.0 and hidden.distinct_units == 1
+    assert diag.codes == ["symmetry"]

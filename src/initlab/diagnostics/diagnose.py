@@ -210,7 +210,9 @@ def layer_stats(rec: Record, weight_grad: torch.Tensor | None, out_grad: torch.T
     out = rec.act_output if rec.act_output is not None else rec.output
     values = _per_unit(out, rec.unit_dim)  # (units, N * spatial)
     units = int(values.shape[0])
-    dead = float((values == 0).all(dim=1).float().mean()) if rec.act_output is not None else 0.0
+    dead = 0.0
+    if rec.act_output is not None and rec.activation in T.DEAD_ACTIVATIONS:
+        dead = float((values == 0).all(dim=1).float().mean())
     saturated = 0.0
     if rec.activation in SATURATING:
         low, high = SATURATING[rec.activation]

@@ -4,7 +4,9 @@ A verdict is decided by these numbers applied to measurements of one forward and
 backward pass, never by layer or activation names.
 
 - ``dead_units``: in some hidden layer at least ``DEAD_FRACTION`` of the units output exactly
-  0 for every input of the batch (and every spatial position, for a conv channel).
+  0 for every input of the batch (and every spatial position, for a conv channel), behind an
+  activation in ``DEAD_ACTIVATIONS``: one whose derivative is 0 wherever its output is 0, so
+  the unit passes no gradient. (A tanh unit that outputs 0 still has derivative 1: not dead.)
 - ``symmetry``: some hidden layer has fewer distinct units than units; two units are the same
   when every incoming weight and the bias agree within ``SYMMETRY_TOL * (1 + max|w|)``.
 - ``saturation``: in some hidden layer at least ``SATURATED_FRACTION`` of the tanh/sigmoid
@@ -17,6 +19,7 @@ backward pass, never by layer or activation names.
 - ``healthy``: none of the above.
 """
 
+DEAD_ACTIVATIONS = frozenset({"relu", "relu6"})  # output 0 implies derivative 0
 DEAD_FRACTION = 0.5  # a layer is flagged when at least this fraction of its units is dead
 SATURATION_EPS = 0.02  # tanh |a| > 1 - eps, sigmoid a < eps or a > 1 - eps count as saturated
 SATURATED_FRACTION = 0.5  # a layer is flagged when at least this fraction of its outputs is saturated

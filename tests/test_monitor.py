@@ -131,3 +131,16 @@ def test_figures_from_monitor_and_diagnoses(tmp_path):
     for name, fig in (("heat", heat), ("hist", hist), ("profile", profile)):
         path = save(fig, tmp_path / f"{name}.png")
         assert path.stat().st_size > 10_000
+
+
+def test_pickled_monitor_keeps_records_not_the_model():
+    import pickle
+
+    model = apply_init(MLP([2, 8, 1], "relu"), "he_normal", generator=0)
+    X = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 0] > 0).long()
+    monitor = Monitor(model, every=2)
+    Trainer(model, epochs=2, callbacks=[monitor]).fit(X, y)
+    again = pickle.loads(pickle.dumps(monitor))
+    assert again.model is None and again.steps == monitor.steps and len(again.steps) >= 2
+    np.testing.assert_array_equal(again.series("std"), monitor.series("std"))

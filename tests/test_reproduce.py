@@ -84,11 +84,13 @@ def test_files_and_reports(run):
     for name in CLASSIC_NAMES:
         assert (out / f"{name}_boundary.png").stat().st_size > 10_000
         assert (out / f"{name}_history.png").stat().st_size > 10_000
-        assert by_name[name]["figures"] == [f"{name}_boundary.png", f"{name}_history.png"]
+        assert by_name[name]["figures"] == [f"{name}_boundary.png", f"{name}_history.png",
+                                            f"{name}_monitor.png", f"{name}_histograms.png"]
+        assert (out / f"{name}_monitor.png").stat().st_size > 10_000
     assert (out / "boundaries.png").is_file() and payload["figures"][0] == "boundaries.png"
     html = (out / "report.html").read_text()
     assert "<img" in html and not re.search(r'<img src="(?!data:image/png;base64,)', html)
-    assert html.count("data:image/png;base64,") == 2 * len(CLASSIC_NAMES) + len(payload["figures"])
+    assert html.count("data:image/png;base64,") == 4 * len(CLASSIC_NAMES) + len(payload["figures"])
     md = (out / "report.md").read_text()
     for png in re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (out / png).is_file()

@@ -44,7 +44,7 @@ def test_train_multiclass_without_2d_inputs_skips_the_boundary(tmp_path):
     spec = ExperimentSpec(name="digits", dataset="digits", hidden=[16], init="he_normal", epochs=1)
     result, outputs = train(spec, tmp_path)
     assert result.grid is None and result.end_diagnosis.layers[-1].units == 10
-    assert sorted(p.name for p in outputs.figures) == ["digits_history.png"]
+    assert sorted(p.name for p in outputs.figures) == ["digits_histograms.png", "digits_history.png", "digits_monitor.png"]
     assert "digits_history.png" in outputs.report_md.read_text()
 
 

@@ -71,7 +71,9 @@ def _density(ax, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: lis
         lo = -hi
     if not hi > lo:
         lo, hi = lo - 1.0, hi + 1.0
-    edges = np.linspace(lo, hi, BINS)
+    # about sqrt(n) bins per curve: a 32-sample minibatch of a small layer gets a smooth curve too
+    per_curve = min((v.size for v in nonzero if v.size), default=BINS**2)
+    edges = np.linspace(lo, hi, int(np.clip(np.sqrt(per_curve), 8, BINS)))
     centers = (edges[:-1] + edges[1:]) / 2
     for (name, _), values, zero, color in zip(per_layer, nonzero, zeros, colors):
         if values.size == 0:
@@ -79,7 +81,7 @@ def _density(ax, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: lis
         hist, _ = np.histogram(values, bins=edges)
         label = f"{name} ({zero:.0%} zeros)" if zero > ZERO_NOTE else name
         ax.plot(centers, hist / values.size, color=color, lw=1.3, label=label)
-    if zeros and max(zeros) > ZERO_NOTE:
+    if zeros and max(zeros) > ZERO_NOTE and len(per_layer) > MAX_LEGEND:  # else the legend says it
         ax.text(0.02, 0.97, f"exact zeros not drawn ({min(zeros):.0%}-{max(zeros):.0%} per layer)",
                 transform=ax.transAxes, va="top", fontsize=8, color="#444444")
     ax.set_xlim(lo, hi)

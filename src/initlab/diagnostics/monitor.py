@@ -85,8 +85,15 @@ class Monitor:
 
     def close(self) -> None:
         """Remove any hooks still attached."""
-        self._recorder.detach()
+        if self._recorder is not None:
+            self._recorder.detach()
         self._before = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled Monitor keeps its records and histograms, not the model or its hooks."""
+        state = dict(self.__dict__)
+        state.update(model=None, _recorder=None, _before={})
+        return state
 
     def __enter__(self) -> Monitor:
         return self

@@ -13,6 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from .. import __version__
+from ..diagnostics.figures import heatmap_figure, layer_histograms
 from ..plots.boundary import BoundaryPanel, boundaries_figure, boundary_figure
 from ..plots.history import Curves, histories_figure, history_figure
 from ..plots.style import init_color, save
@@ -68,10 +69,27 @@ def _history(result: ExperimentResult) -> list[NamedFigure]:
              "and validation (dashed).", fig)]
 
 
+def _monitor(result: ExperimentResult) -> list[NamedFigure]:
+    monitor = result.monitor
+    if monitor is None or not monitor.records:
+        return []
+    s, stem = result.spec, file_stem(result.spec.name)
+    out = [(f"{stem}_monitor.png",
+            f"{s.name}: per-layer activation std and back-propagated gradient norm during training "
+            f"(recorded every {monitor.every} steps; blank cells are exactly 0).",
+            heatmap_figure(monitor, f"{s.name}: per-layer statistics during training"))]
+    if monitor.snapshots:
+        out.append((f"{stem}_histograms.png",
+                    f"{s.name}: histograms of activations and back-propagated gradients per layer at "
+                    "initialization, mid-training and the end (Glorot & Bengio 2010, figs. 6-7).",
+                    layer_histograms(monitor, f"{s.name}: activations and gradients per layer")))
+    return out
+
+
 # Each maker turns one result into (file, caption, Figure) items shown in that experiment's
 # section of the report, in this order. Append a maker to add per-experiment figures
 # (e.g. Monitor histograms) without touching the report code.
-FIGURE_MAKERS: list[Callable[[ExperimentResult], list[NamedFigure]]] = [_boundary, _history]
+FIGURE_MAKERS: list[Callable[[ExperimentResult], list[NamedFigure]]] = [_boundary, _history, _monitor]
 
 
 def experiment_figures(result: ExperimentResult) -> list[NamedFigure]:

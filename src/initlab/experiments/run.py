@@ -15,7 +15,7 @@ import torch
 
 from .. import datasets
 from .._rng import make_generator
-from ..diagnostics import Diagnosis, diagnose
+from ..diagnostics import Diagnosis, Monitor, diagnose
 from ..initializers import apply_init
 from ..models import MLP
 from ..plots.boundary import ProbabilityGrid, probability_grid
@@ -26,6 +26,7 @@ from .spec import ExperimentSpec
 __all__ = ["ExperimentResult", "run_experiment", "load_data"]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+MONITOR_RECORDINGS = 40  # Monitor recordings per run, spread evenly over its steps
 
 
 @dataclass
@@ -52,6 +53,7 @@ class ExperimentResult:
     grid: ProbabilityGrid | None = None  # None unless the inputs are 2-D
     diverged_epoch: int | None = None  # first epoch with a non-finite loss
     state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+    monitor: Monitor | None = None  # per-layer statistics recorded during training (no model inside)
 
     @property
     def name(self) -> str:
@@ -116,12 +118,16 @@ def run_experiment(spec: ExperimentSpec, on_epoch: EpochCallback | None = None) 
     init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
     init_diag = diagnose(model, Xt, yt)
 
-    callbacks = [_EpochHook(on_epoch)] if on_epoch is not None else []
+    # About MONITOR_RECORDINGS recordings over the whole run, whatever its length.
+    steps = spec.epochs * -(-len(X_tr) // spec.batch_size)
+    monitor = Monitor(model, every=max(1, steps // MONITOR_RECORDINGS))
+    callbacks = [monitor] + ([_EpochHook(on_epoch)] if on_epoch is not None else [])
     trainer = Trainer(
         model, spec.optimizer.lower(), spec.learning_rate, spec.momentum, spec.epochs, spec.batch_size,
         seed=spec.seed, callbacks=callbacks,
     )
     trainer.fit(X_tr, y_tr, X_val, y_val)
+    monitor.close()
     end_diag = diagnose(model, Xt, yt)
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)
     val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (float("nan"), float("nan"))
@@ -147,6 +153,7 @@ def run_experiment(spec: ExperimentSpec, on_epoch: EpochCallback | None = None) 
         grid=probability_grid(model, data.X) if data.n_features == 2 else None,
         diverged_epoch=trainer.diverged_epoch_,
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        monitor=monitor,
     )
 
 

@@ -31,3 +31,17 @@ def test_unknown_command_exits_2(capsys):
 def test_help_lists_commands(capsys):
     assert main(["--help"]) == 0
     assert "inits" in capsys.readouterr().out
+
+
+def test_inits_plot_draws_every_scheme_with_its_signal_gain(tmp_path, capsys):
+    from initlab.plots.catalog import DEFAULT_SCHEMES, catalog_figure
+
+    out = tmp_path / "catalog.png"
+    assert main(["inits", "--plot", str(out), "--fan-in", "128", "--fan-out", "64"]) == 0
+    assert out.stat().st_size > 20_000 and "wrote" in capsys.readouterr().out
+    fig = catalog_figure(fan_in=512, fan_out=512)
+    bars = fig.axes[1]
+    gains = {t.get_text(): p.get_width() for t, p in zip(bars.get_yticklabels(), bars.patches)}
+    assert set(gains) == set(DEFAULT_SCHEMES)
+    assert abs(gains["he_normal"] - 2.0) < 0.05 and abs(gains["glorot_uniform"] - 1.0) < 0.05
+    assert abs(gains["orthogonal"] - 1.0) < 1e-3  # exactly orthonormal rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -14,11 +15,19 @@ from ..main import app, console
 @app.command("inits")
 def inits_command(
     as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw each scheme's weights for one layer to this PNG."),
+    fan_in: int = typer.Option(256, "--fan-in", min=1, help="Layer fan-in for --plot."),
+    fan_out: int = typer.Option(256, "--fan-out", min=1, help="Layer fan-out for --plot."),
 ) -> None:
     """The initializer catalog: name, aliases, parameters, distribution and formula, paper.
 
-    Example: initlab inits --json
+    Examples: initlab inits --json;  initlab inits --plot catalog.png --fan-in 512 --fan-out 128
     """
+    if plot is not None:
+        from ...plots import save
+        from ...plots.catalog import catalog_figure
+
+        save(catalog_figure(fan_in, fan_out), plot)
     rows = [
         {
             "name": s.name,
@@ -33,6 +42,8 @@ def inits_command(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    if plot is not None:
+        console.print(f"wrote {plot}")
     table = Table(title="initlab initializers", show_lines=True, expand=True)
     table.add_column("name", no_wrap=True, style="bold")
     for col in ("aliases", "parameters", "distribution / formula", "reference"):

@@ -39,6 +39,7 @@ class Image:
     file: str  # relative to the report's folder
     caption: str
     path: Path | None = None  # where to read the bytes from (default: folder / file)
+    png: bytes | None = None  # the bytes themselves, for reports that write no PNG files
 
 
 Block = Heading | Paragraph | Bullets | Table | Image

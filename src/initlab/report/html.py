@@ -35,8 +35,8 @@ def _inline(text: str) -> str:
 
 
 def _image(block: Image, folder: Path) -> str:
-    path = block.path or folder / block.file
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    raw = block.png if block.png is not None else Path(block.path or folder / block.file).read_bytes()
+    data = base64.b64encode(raw).decode("ascii")
     caption = _inline(block.caption)
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
             f"<figcaption>{caption}</figcaption></figure>")

@@ -33,18 +33,21 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 _aten = torch.ops.aten
 
-# name -> (forward, backward(grad, z, h) -> grad wrt z). The backward kernels are those autograd
-# uses for the matching torch functions, so gradients agree with nn.Module training to rounding.
+# name -> (forward, backward(grad, z, h, out) -> grad wrt z, written into out). The backward
+# kernels are those autograd uses for the matching torch functions, so gradients agree with
+# nn.Module training to rounding.
 STACKED_ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., torch.Tensor]]] = {
-    "relu": (torch.relu, lambda g, z, h: _aten.threshold_backward(g, h, 0)),
-    "leaky_relu": (lambda z: F.leaky_relu(z, 0.01), lambda g, z, h: _aten.leaky_relu_backward(g, z, 0.01, False)),
-    "elu": (F.elu, lambda g, z, h: _aten.elu_backward(g, 1.0, 1, 1, False, z)),
-    "selu": (F.selu, lambda g, z, h: _aten.elu_backward(g, _SELU_ALPHA, _SELU_SCALE, 1, False, z)),
-    "gelu": (F.gelu, lambda g, z, h: _aten.gelu_backward(g, z)),
-    "silu": (F.silu, lambda g, z, h: _aten.silu_backward(g, z)),
-    "tanh": (torch.tanh, lambda g, z, h: _aten.tanh_backward(g, h)),
-    "sigmoid": (torch.sigmoid, lambda g, z, h: _aten.sigmoid_backward(g, h)),
-    "linear": (lambda z: z, lambda g, z, h: g),
+    "relu": (torch.relu, lambda g, z, h, o: _aten.threshold_backward.grad_input(g, h, 0, grad_input=o)),
+    "leaky_relu": (lambda z: F.leaky_relu(z, 0.01),
+                   lambda g, z, h, o: _aten.leaky_relu_backward.grad_input(g, z, 0.01, False, grad_input=o)),
+    "elu": (F.elu, lambda g, z, h, o: _aten.elu_backward.grad_input(g, 1.0, 1, 1, False, z, grad_input=o)),
+    "selu": (F.selu, lambda g, z, h, o: _aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1, False, z,
+                                                                       grad_input=o)),
+    "gelu": (F.gelu, lambda g, z, h, o: _aten.gelu_backward.grad_input(g, z, grad_input=o)),
+    "silu": (F.silu, lambda g, z, h, o: _aten.silu_backward.grad_input(g, z, grad_input=o)),
+    "tanh": (torch.tanh, lambda g, z, h, o: _aten.tanh_backward.grad_input(g, h, grad_input=o)),
+    "sigmoid": (torch.sigmoid, lambda g, z, h, o: _aten.sigmoid_backward.grad_input(g, h, grad_input=o)),
+    "linear": (lambda z: z, lambda g, z, h, o: g),
 }
 # Activations whose derivative needs only the output: the pre-activation need not be kept.
 _OUTPUT_ONLY = {"relu", "tanh", "sigmoid", "linear"}
@@ -83,6 +86,17 @@ class StackedMLP:
         total = sum(self.m * o * (i + 1) for o, i in shapes)
         self.flat = torch.zeros(total, device=self.device)  # (P,)
         self.weights, self.biases = self._views(self.flat)
+        # Training-step scratch tensors, reused every step: fresh large allocations cost page
+        # faults each time (they are mmap'ed and returned to the OS), which dominated small steps.
+        self._scratch: dict[tuple, torch.Tensor] = {}
+
+    def _buffer(self, key: str, *shape: int) -> torch.Tensor:
+        """A reusable scratch tensor of ``shape`` (contents undefined)."""
+        full = (key, *shape)
+        buf = self._scratch.get(full)
+        if buf is None:
+            buf = self._scratch[full] = torch.empty(shape, device=self.device)
+        return buf
 
     def _views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Weight ``(M, out, in)`` and bias ``(M, out)`` views of a flat ``(P,)`` buffer, layer by layer."""
@@ -209,26 +223,31 @@ class StackedMLP:
     def forward(self, x: torch.Tensor, cache: ForwardCache | None = None) -> torch.Tensor:
         """Logits ``(M, K, B)`` for inputs ``x``: ``(B, in)`` shared by all models or ``(M, B, in)``.
 
-        With a ``cache``, keeps what :meth:`backward` needs.
+        With a ``cache`` (training), keeps what :meth:`backward` needs and writes into reused
+        scratch tensors: the logits are valid until the next training forward.
         """
         act, _ = STACKED_ACTIVATIONS[self.activation]
         keep_pre = self.activation not in _OUTPUT_ONLY
+        train = cache is not None
         h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
+        b = h.shape[-1]
         last = self.n_layers - 1
         for l, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            if cache is not None:
+            m, n_out, n_in = weight.shape
+            z = self._buffer(f"z{l}", m, n_out, b) if train else torch.empty(m, n_out, b, device=self.device)
+            if train:
                 cache.inputs.append(h)
             if h.dim() == 2:  # every model sees the same inputs: one matmul for all M
-                m, n_out, n_in = weight.shape
-                z = torch.addmm(bias.reshape(m * n_out, 1), weight.reshape(m * n_out, n_in), h)
-                z = z.view(m, n_out, -1)  # (M, out, B)
-            elif weight.shape[1] == 1:  # one unit: a weighted sum beats a batch of 1-row matmuls
-                z = (weight.transpose(1, 2) * h).sum(1, keepdim=True).add_(bias.unsqueeze(-1))  # (M, 1, B)
+                torch.addmm(bias.reshape(m * n_out, 1), weight.reshape(m * n_out, n_in), h, out=z.view(m * n_out, b))
+            elif n_out == 1:  # one unit: a weighted sum beats a batch of 1-row matmuls
+                prod = self._buffer("prod", m, n_in, b) if train else None
+                prod = torch.mul(weight.transpose(1, 2), h, out=prod) if train else weight.transpose(1, 2) * h
+                torch.sum(prod, 1, keepdim=True, out=z).add_(bias.unsqueeze(-1))  # (M, 1, B)
             else:
-                z = torch.baddbmm(bias.unsqueeze(-1), weight, h)  # (M, out, B)
+                torch.baddbmm(bias.unsqueeze(-1), weight, h, out=z)  # (M, out, B)
             if l == last:
                 return z
-            if cache is not None:
+            if train:
                 cache.pre.append(z if keep_pre else None)
             h = act(z) if keep_pre else _inplace(self.activation, z)
         raise AssertionError("unreachable")
@@ -242,18 +261,20 @@ class StackedMLP:
         for l in range(self.n_layers - 1, -1, -1):
             h_in = cache.inputs[l]  # (in, B) or (M, in, B)
             m, n_out, n_in = self.weights[l].shape
+            b = g.shape[-1]
             if h_in.dim() == 2:
-                torch.mm(g.reshape(m * n_out, -1), h_in.t(), out=grad_w[l].view(m * n_out, n_in))
+                torch.mm(g.reshape(m * n_out, b), h_in.t(), out=grad_w[l].view(m * n_out, n_in))
             else:
                 torch.bmm(g, h_in.transpose(1, 2), out=grad_w[l])  # (M, out, in)
             torch.sum(g, dim=-1, out=grad_b[l])  # (M, out)
             if l == 0:
                 break
+            dh = self._buffer(f"dh{l % 2}", m, n_in, b)
             if n_out == 1:  # outer product: cheaper than a batch of rank-1 matmuls
-                dh = self.weights[l].transpose(1, 2) * g  # (M, in, B)
+                torch.mul(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
             else:
-                dh = torch.bmm(self.weights[l].transpose(1, 2), g)  # (M, in, B)
-            g = act_backward(dh, cache.pre[l - 1], h_in)
+                torch.bmm(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
+            g = act_backward(dh, cache.pre[l - 1], h_in, dh)
 
 
 def _inplace(activation: str, z: torch.Tensor) -> torch.Tensor:

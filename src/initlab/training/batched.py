@@ -13,6 +13,7 @@ different data seeds each follow their own order through gathered indices. Both 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,6 +48,16 @@ def _per_model(value: Any, m: int, field: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- optimizers
+def _sqrt(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = sqrt(src)``. On the CPU through numpy's hardware square root: torch's vectorised
+    CPU sqrt is a software routine that is several times slower on the zeros and subnormals
+    Adam's second moments are full of (both are within half an ulp)."""
+    if src.device.type == "cpu":
+        np.sqrt(src.numpy(), out=out.numpy())
+        return out
+    return torch.sqrt(src, out=out)
+
+
 class FlatAdam:
     """Adam on a flat parameter buffer, the arithmetic of ``torch.optim.Adam`` (single-tensor path).
 
@@ -57,6 +68,11 @@ class FlatAdam:
     def __init__(self, numel: int, lr: float, device: torch.device, betas=(0.9, 0.999), eps: float = 1e-7) -> None:
         self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
         self.state = {"exp_avg": torch.zeros(numel, device=device), "exp_avg_sq": torch.zeros(numel, device=device)}
+        self._denom = torch.empty(numel, device=device)  # reused: no allocation per step
+
+    def resize(self, numel: int) -> None:
+        """New scratch space after the state was compacted."""
+        self._denom = torch.empty(numel, device=self._denom.device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         beta1, beta2 = self.betas
@@ -66,7 +82,7 @@ class FlatAdam:
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step = float(self.steps)
         step_size = self.lr / (1 - beta1**step)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(self.eps)
+        denom = _sqrt(exp_avg_sq, self._denom).div_((1 - beta2**step) ** 0.5).add_(self.eps)
         param.addcdiv_(exp_avg, denom, value=-step_size)
 
 
@@ -76,7 +92,9 @@ class FlatSGD:
     def __init__(self, numel: int, lr: float, device: torch.device, momentum: float = 0.0) -> None:
         self.lr, self.momentum, self.steps = lr, momentum, 0
         self.state: dict[str, torch.Tensor] = {}
-        self._numel, self._device = numel, device
+
+    def resize(self, numel: int) -> None:
+        """Nothing to resize: SGD keeps no scratch space."""
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.steps += 1
@@ -100,12 +118,17 @@ class FlatRMSprop:
         self.state = {"square_avg": torch.zeros(numel, device=device)}
         if momentum > 0:
             self.state["momentum_buffer"] = torch.zeros(numel, device=device)
+        self._avg = torch.empty(numel, device=device)  # reused: no allocation per step
+
+    def resize(self, numel: int) -> None:
+        """New scratch space after the state was compacted."""
+        self._avg = torch.empty(numel, device=self._avg.device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.steps += 1
         square_avg = self.state["square_avg"]
         square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
-        avg = square_avg.sqrt().add_(self.eps)
+        avg = _sqrt(square_avg, self._avg).add_(self.eps)
         if self.momentum > 0:
             buf = self.state["momentum_buffer"]
             buf.mul_(self.momentum).addcdiv_(grad, avg)
@@ -199,6 +222,7 @@ class _Chunk:
             smaller = self.work.select(index)
             for key, state in list(self.opt.state.items()):
                 self.opt.state[key] = self.work.select_flat(state, index)
+            self.opt.resize(smaller.flat.numel())
             self.work, self.grad = smaller, torch.empty_like(smaller.flat)
         self.models, self.group = self.models[keep], self.group.index_select(0, index)
 
@@ -267,8 +291,9 @@ class BatchedTrainer:
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
         self.stop_training = False
-        if chunk_size is None:
-            chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * self.batch_size))
+        if chunk_size is None:  # as many as fit the cache budget, then balanced across chunks
+            chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size, 256)))
+            chunk_size = math.ceil(self.m / math.ceil(self.m / chunk_size))
         self.chunk_size = check_int("chunk_size", chunk_size, 1)
         self.stacks_ = [
             StackedMLP.initialized(

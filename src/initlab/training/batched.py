@@ -35,7 +35,7 @@ Spec = str | Mapping[str, Any]
 # Evaluate at most this many activations (M * units * rows) at once; larger sets go in row chunks.
 _EVAL_ELEMENTS = 1 << 24
 # Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many values.
-_CHUNK_ELEMENTS = 1 << 18
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def _per_model(value: Any, m: int, field: str) -> list[Any]:
@@ -178,6 +178,29 @@ def _loss_grad_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     return loss, grad, correct
 
 
+def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tensor, count_out: torch.Tensor) -> torch.Tensor:
+    """dLoss/dlogits ``(M, K, B)`` of a training step; writes the per-model mean loss and the
+    number of correct predictions (float) into ``loss_out`` and ``count_out`` ``(M,)``.
+
+    The same arithmetic as :func:`_loss_grad_correct` with fewer kernels (a step's bookkeeping
+    is a large share of a small network's step).
+    """
+    m, k, b = logits.shape
+    if k == 1:
+        z = logits[:, 0, :]  # (M, B)
+        target = y.expand(m, b)
+        torch.mean(F.binary_cross_entropy_with_logits(z, target, reduction="none"), -1, out=loss_out)
+        torch.sum(torch.eq(z > 0, target > 0.5), -1, dtype=torch.float32, out=count_out)
+        return torch.sigmoid(z).sub_(target).div_(b).unsqueeze(1)  # (M, 1, B)
+    target = y.expand(m, b)
+    log_p = torch.log_softmax(logits, dim=1)  # (M, K, B)
+    torch.mean(F.nll_loss(log_p, target, reduction="none"), -1, out=loss_out)
+    torch.sum(logits.argmax(1) == target, -1, dtype=torch.float32, out=count_out)
+    grad = log_p.exp_()
+    grad.scatter_add_(1, target.unsqueeze(1), torch.full((m, 1, b), -1.0, device=logits.device))
+    return grad.div_(b)
+
+
 @torch.no_grad()
 def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy ``(M,)`` of every model on ``(X, y)``, in row chunks if large."""
@@ -250,7 +273,7 @@ class BatchedTrainer:
     ``trainer.stop_training = True``. ``init_data`` is needed by data-dependent inits (``lsuv``).
 
     ``chunk_size`` models are stepped together (default: as many as keep one hidden activation
-    tensor near ``2**18`` elements, so a step's working set stays in cache); chunks share
+    tensor near ``2**19`` elements, so a step's working set stays in cache); chunks share
     each minibatch and never change the numbers.
     """
 
@@ -343,26 +366,30 @@ class BatchedTrainer:
         for epoch in range(self.epochs):
             perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (G, n)
             live = [c for c in chunks if len(c.models)]
-            totals = [(torch.zeros(len(c.models), dtype=torch.float64, device=dev),
-                       torch.zeros(len(c.models), dtype=torch.float64, device=dev)) for c in live]
-            for start in range(0, n, self.batch_size):
+            # Per step and model: mean loss and correct count; summed in float64 at the epoch's
+            # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
+            n_steps = math.ceil(n / self.batch_size)
+            sizes = torch.tensor([min(self.batch_size, n - a) for a in range(0, n, self.batch_size)],
+                                 dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
+            steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
+                     for c in live]
+            for s, start in enumerate(range(0, n, self.batch_size)):
                 if shared:  # common random numbers: one minibatch for every model
                     idx = perms[0, start:start + self.batch_size]  # (B,)
                     xb, yb = X[idx], y[idx]  # (B, in), (B,)
-                b = min(self.batch_size, n - start)
-                for chunk, (total_loss, total_correct) in zip(live, totals):
+                for chunk, (step_loss, step_count) in zip(live, steps):
                     if not shared:  # each model its own order: gathered per model
                         idx = perms[chunk.group, start:start + self.batch_size]  # (m, B)
                         xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
                     cache = ForwardCache([], [])
                     logits = chunk.work.forward(xb, cache)  # (m, K, B)
-                    loss, grad_logits, correct = _loss_grad_correct(logits, yb)
+                    grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s])
                     chunk.work.backward(cache, logits, grad_logits, chunk.grad)
                     chunk.opt.step(chunk.work.flat, chunk.grad)
-                    total_loss += loss.double() * b
-                    total_correct += correct.double() * b
-            for chunk, (total_loss, total_correct) in zip(live, totals):
-                logs = {"loss": total_loss / n, "accuracy": total_correct / n}
+            for chunk, (step_loss, step_count) in zip(live, steps):
+                weight = sizes.double()
+                logs = {"loss": (step_loss.double() * weight).sum(0) / n,
+                        "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
                 if has_val:
                     logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val)
                 for k, v in logs.items():

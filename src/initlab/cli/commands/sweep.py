@@ -18,7 +18,7 @@ from ..main import app, console, fail
 
 @app.command("sweep")
 def sweep_command(
-    spec: Path = typer.Argument(..., help="The sweep spec (TOML): [data], [grid], [train]."),
+    spec: Path = typer.Argument(..., help="The sweep spec (TOML) with tables data, grid and train (see examples/sweep.toml)."),
     store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store (created if missing)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     backend: str = typer.Option("local", "--backend", help="Executor: local (batched, in this process)."),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

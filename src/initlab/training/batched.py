@@ -1,24 +1,41 @@
-"""Train M networks of one architecture at once.
+"""Train M networks of one architecture at once, matching M runs of :class:`Trainer`.
 
-This is the reference (per-model) implementation of the API; results must match M runs of
-:class:`Trainer` number for number.
+The M models live in a :class:`~initlab.models.stacked.StackedMLP` (parameters ``(M, out, in)``
+in one flat buffer). A step is one batched forward, a hand-written backward of the summed
+per-model losses (so each model gets exactly its own gradient) and one elementwise optimizer
+step over the flat buffer, which equals M independent Adam/RMSprop/SGD optimizers.
+
+Minibatch order: models that share a data seed share the order (common random numbers: the
+minibatch is gathered once and the first layer is one matmul for all of them); models with
+different data seeds each follow their own order through gathered indices. Both reproduce
+``Trainer``'s ``torch.randperm(n, generator=make_generator(seed))`` per epoch exactly.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..initializers import apply_init
+from .._rng import make_generator
+from .._validation import ValidationError, check_choice, check_float, check_int
 from ..models import MLP
-from .trainer import Trainer
+from ..models.stacked import ForwardCache, StackedMLP
+from .optim import DEFAULT_LR, OPTIMIZERS
+from .trainer import as_tensors
 
-__all__ = ["BatchedTrainer"]
+__all__ = ["BatchedTrainer", "FlatAdam", "FlatSGD", "FlatRMSprop", "make_flat_optimizer"]
 
 Spec = str | Mapping[str, Any]
+# Evaluate at most this many activations (M * units * rows) at once; larger sets go in row chunks.
+_EVAL_ELEMENTS = 1 << 24
+# Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many values.
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def _per_model(value: Any, m: int, field: str) -> list[Any]:
@@ -26,21 +43,238 @@ def _per_model(value: Any, m: int, field: str) -> list[Any]:
         return [value] * m
     value = list(value)
     if len(value) != m:
-        from .._validation import ValidationError
-
         raise ValidationError(f"{field} needs one entry per model ({m}), got {len(value)}")
     return value
+
+
+# --------------------------------------------------------------------------- optimizers
+def _sqrt(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = sqrt(src)``. On the CPU through numpy's hardware square root: torch's vectorised
+    CPU sqrt is a software routine that is several times slower on the zeros and subnormals
+    Adam's second moments are full of (both are within half an ulp)."""
+    if src.device.type == "cpu":
+        np.sqrt(src.numpy(), out=out.numpy())
+        return out
+    return torch.sqrt(src, out=out)
+
+
+class FlatAdam:
+    """Adam on a flat parameter buffer, the arithmetic of ``torch.optim.Adam`` (single-tensor path).
+
+    Keras defaults: betas (0.9, 0.999), eps 1e-7. Kingma & Ba, 2015, "Adam: A Method for
+    Stochastic Optimization".
+    """
+
+    def __init__(self, numel: int, lr: float, device: torch.device, betas=(0.9, 0.999), eps: float = 1e-7) -> None:
+        self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
+        self.state = {"exp_avg": torch.zeros(numel, device=device), "exp_avg_sq": torch.zeros(numel, device=device)}
+        self._denom = torch.empty(numel, device=device)  # reused: no allocation per step
+
+    def resize(self, numel: int) -> None:
+        """New scratch space after the state was compacted."""
+        self._denom = torch.empty(numel, device=self._denom.device)
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        beta1, beta2 = self.betas
+        self.steps += 1
+        exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = float(self.steps)
+        step_size = self.lr / (1 - beta1**step)
+        denom = _sqrt(exp_avg_sq, self._denom).div_((1 - beta2**step) ** 0.5).add_(self.eps)
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+class FlatSGD:
+    """SGD with optional heavy-ball momentum, the arithmetic of ``torch.optim.SGD``."""
+
+    def __init__(self, numel: int, lr: float, device: torch.device, momentum: float = 0.0) -> None:
+        self.lr, self.momentum, self.steps = lr, momentum, 0
+        self.state: dict[str, torch.Tensor] = {}
+
+    def resize(self, numel: int) -> None:
+        """Nothing to resize: SGD keeps no scratch space."""
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        self.steps += 1
+        if self.momentum == 0:
+            param.add_(grad, alpha=-self.lr)
+            return
+        buf = self.state.get("momentum_buffer")
+        if buf is None:
+            buf = self.state["momentum_buffer"] = grad.clone()
+        else:
+            buf.mul_(self.momentum).add_(grad)
+        param.add_(buf, alpha=-self.lr)
+
+
+class FlatRMSprop:
+    """RMSprop (Keras: rho 0.9, eps 1e-7), the arithmetic of ``torch.optim.RMSprop``. Hinton, 2012, lecture 6e."""
+
+    def __init__(self, numel: int, lr: float, device: torch.device, momentum: float = 0.0,
+                 alpha: float = 0.9, eps: float = 1e-7) -> None:
+        self.lr, self.momentum, self.alpha, self.eps, self.steps = lr, momentum, alpha, eps, 0
+        self.state = {"square_avg": torch.zeros(numel, device=device)}
+        if momentum > 0:
+            self.state["momentum_buffer"] = torch.zeros(numel, device=device)
+        self._avg = torch.empty(numel, device=device)  # reused: no allocation per step
+
+    def resize(self, numel: int) -> None:
+        """New scratch space after the state was compacted."""
+        self._avg = torch.empty(numel, device=self._avg.device)
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        self.steps += 1
+        square_avg = self.state["square_avg"]
+        square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
+        avg = _sqrt(square_avg, self._avg).add_(self.eps)
+        if self.momentum > 0:
+            buf = self.state["momentum_buffer"]
+            buf.mul_(self.momentum).addcdiv_(grad, avg)
+            param.add_(buf, alpha=-self.lr)
+        else:
+            param.addcdiv_(grad, avg, value=-self.lr)
+
+
+FlatOptimizer = FlatAdam | FlatSGD | FlatRMSprop
+
+
+def make_flat_optimizer(name: str, numel: int, learning_rate: float | None, momentum: float,
+                        device: torch.device) -> FlatOptimizer:
+    """The flat-buffer twin of :func:`~initlab.training.make_optimizer` (same defaults)."""
+    name = check_choice("optimizer", str(name).lower(), OPTIMIZERS)
+    lr = DEFAULT_LR[name] if learning_rate is None else check_float("learning_rate", learning_rate, 0.0, strict_minimum=True)
+    momentum = check_float("momentum", momentum, 0.0, 1.0)
+    if name == "adam":
+        return FlatAdam(numel, lr, device)
+    if name == "sgd":
+        return FlatSGD(numel, lr, device, momentum)
+    return FlatRMSprop(numel, lr, device, momentum)
+
+
+# --------------------------------------------------------------------------- losses
+def _loss_grad_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-model mean loss ``(M,)``, dLoss/dlogits ``(M, K, B)`` and accuracy ``(M,)``.
+
+    One output: binary cross-entropy from logits, target ``y`` ``(B,)`` or ``(M, B)`` float.
+    Several: cross-entropy, ``y`` class indices. Gradients are those autograd computes for the
+    mean loss: ``(sigmoid(z) - y) / B`` and ``(softmax(z) - onehot(y)) / B``.
+    """
+    m, k, b = logits.shape
+    if k == 1:
+        z = logits[:, 0, :]  # (M, B)
+        target = y.expand(m, b)
+        loss = F.binary_cross_entropy_with_logits(z, target, reduction="none").mean(-1)
+        grad = (torch.sigmoid(z) - target).div_(b).unsqueeze(1)  # (M, 1, B)
+        correct = ((z > 0).float() == target).float().mean(-1)
+        return loss, grad, correct
+    target = y.expand(m, b)
+    log_p = torch.log_softmax(logits, dim=1)  # (M, K, B)
+    loss = F.nll_loss(log_p, target, reduction="none").mean(-1)
+    grad = log_p.exp_()
+    grad.scatter_add_(1, target.unsqueeze(1), torch.full((m, 1, b), -1.0, device=logits.device)).div_(b)
+    correct = (logits.argmax(1) == target).float().mean(-1)
+    return loss, grad, correct
+
+
+def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tensor, count_out: torch.Tensor) -> torch.Tensor:
+    """dLoss/dlogits ``(M, K, B)`` of a training step; writes the per-model mean loss and the
+    number of correct predictions (float) into ``loss_out`` and ``count_out`` ``(M,)``.
+
+    The same arithmetic as :func:`_loss_grad_correct` with fewer kernels (a step's bookkeeping
+    is a large share of a small network's step).
+    """
+    m, k, b = logits.shape
+    if k == 1:
+        z = logits[:, 0, :]  # (M, B)
+        target = y.expand(m, b)
+        torch.mean(F.binary_cross_entropy_with_logits(z, target, reduction="none"), -1, out=loss_out)
+        torch.sum(torch.eq(z > 0, target > 0.5), -1, dtype=torch.float32, out=count_out)
+        return torch.sigmoid(z).sub_(target).div_(b).unsqueeze(1)  # (M, 1, B)
+    target = y.expand(m, b)
+    log_p = torch.log_softmax(logits, dim=1)  # (M, K, B)
+    torch.mean(F.nll_loss(log_p, target, reduction="none"), -1, out=loss_out)
+    torch.sum(logits.argmax(1) == target, -1, dtype=torch.float32, out=count_out)
+    grad = log_p.exp_()
+    grad.scatter_add_(1, target.unsqueeze(1), torch.full((m, 1, b), -1.0, device=logits.device))
+    return grad.div_(b)
+
+
+@torch.no_grad()
+def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy ``(M,)`` of every model on ``(X, y)``, in row chunks if large."""
+    n = len(X)
+    rows = max(1, _EVAL_ELEMENTS // max(1, net.m * max(net.sizes)))
+    if rows >= n:
+        logits = net.forward(X)
+        loss, _, correct = _loss_grad_correct(logits, y)
+        return loss.double(), correct.double()
+    loss_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)
+    correct_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)
+    for start in range(0, n, rows):
+        xb, yb = X[start:start + rows], y[start:start + rows]
+        loss, _, correct = _loss_grad_correct(net.forward(xb), yb)
+        loss_sum += loss.double() * len(xb)
+        correct_sum += correct.double() * len(xb)
+    return loss_sum / n, correct_sum / n
+
+
+# --------------------------------------------------------------------------- trainer
+class _Chunk:
+    """A slice of the M models trained as one stack: storage, the stack in training, its optimizer.
+
+    ``models`` are the global indices still training; once some diverge, ``work`` is a compacted
+    copy of ``stored`` without them (their final parameters stay in ``stored``).
+    """
+
+    def __init__(self, stored: StackedMLP, first: int, group: torch.Tensor, opt: FlatOptimizer) -> None:
+        self.stored = stored
+        self.work = stored
+        self.first = first  # global index of stored model 0
+        self.models = np.arange(first, first + stored.m)  # (m_active,) global indices still training
+        self.group = group  # (m_active,) data-seed group of each active model
+        self.opt = opt
+        self.grad = torch.empty_like(stored.flat)  # (P,) gradient buffer laid out like work.flat
+
+    def freeze(self, keep: np.ndarray) -> None:
+        """Keep training only ``self.models[keep]``; the others stay as they are now in ``stored``."""
+        self.write_back()
+        index = torch.as_tensor(keep, device=self.group.device)
+        if len(keep):
+            smaller = self.work.select(index)
+            for key, state in list(self.opt.state.items()):
+                self.opt.state[key] = self.work.select_flat(state, index)
+            self.opt.resize(smaller.flat.numel())
+            self.work, self.grad = smaller, torch.empty_like(smaller.flat)
+        self.models, self.group = self.models[keep], self.group.index_select(0, index)
+
+    def write_back(self) -> None:
+        """Copy the compacted stack's parameters into their slots of ``stored``."""
+        if self.work is self.stored or len(self.models) == 0:
+            return
+        index = torch.as_tensor(self.models - self.first, device=self.group.device)
+        with torch.no_grad():
+            for dst, src in zip(self.stored.weights + self.stored.biases, self.work.weights + self.work.biases):
+                dst.index_copy_(0, index, src)
 
 
 class BatchedTrainer:
     """Train M MLPs of the same ``sizes`` and ``activation``, each with its own init and seeds.
 
     Model ``i`` is ``MLP(sizes, activation, output)`` initialized by
-    ``apply_init(model, inits[i], bias_inits[i], generator=init_seeds[i])`` and trained by
-    ``Trainer(model, ..., seed=data_seeds[i])``. After ``fit``: ``history_[key]`` is an
-    array ``(M, epochs_run)``; ``diverged_epoch_`` ``(M,)`` holds the epoch a model's loss
-    turned non-finite, or -1. Callbacks get ``on_epoch_end(trainer, epoch, logs)`` with each
-    log an array ``(M,)`` and may set ``trainer.stop_training = True``.
+    ``apply_init(model, inits[i], bias_inits[i], generator=init_seeds[i])`` and trained as
+    ``Trainer(model, ..., seed=data_seeds[i])`` would, number for number (to float rounding).
+    After ``fit``: ``history_[key]`` is an array ``(M, epochs_run)`` (NaN after a model
+    stopped); ``diverged_epoch_`` ``(M,)`` holds the epoch a model's loss turned non-finite, or
+    -1: such a model is frozen there and the others are unaffected. Callbacks get
+    ``on_train_begin(trainer)`` and ``on_epoch_end(trainer, epoch, logs)`` with each log an
+    array ``(M,)`` (a frozen model repeats its last values) and may set
+    ``trainer.stop_training = True``. ``init_data`` is needed by data-dependent inits (``lsuv``).
+
+    ``chunk_size`` models are stepped together (default: as many as keep one hidden activation
+    tensor near ``2**19`` elements, so a step's working set stays in cache); chunks share
+    each minibatch and never change the numbers.
     """
 
     def __init__(
@@ -59,66 +293,151 @@ class BatchedTrainer:
         output: str = "sigmoid",
         callbacks: Sequence[Any] = (),
         device: str | torch.device = "cpu",
+        init_data: Any = None,
+        chunk_size: int | None = None,
     ) -> None:
         self.sizes = list(sizes)
         self.activation = activation
-        self.inits = list(inits)
+        self.inits = [inits] if isinstance(inits, (str, Mapping)) else list(inits)
         self.m = len(self.inits)
+        if self.m == 0:
+            raise ValidationError("inits needs at least one entry (one per model)")
         self.init_seeds = _per_model(init_seeds, self.m, "init_seeds")
         self.bias_inits = _per_model(bias_inits, self.m, "bias_inits")
         self.data_seeds = _per_model(data_seeds, self.m, "data_seeds")
-        self.optimizer = optimizer
+        self.optimizer = check_choice("optimizer", str(optimizer).lower(), OPTIMIZERS)
         self.learning_rate = learning_rate
         self.momentum = momentum
-        self.epochs = epochs
-        self.batch_size = batch_size
+        self.epochs = check_int("epochs", epochs, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         self.output = output
         self.callbacks = list(callbacks)
-        self.device = device
+        self.device = torch.device(device)
         self.stop_training = False
-        self.models_ = [self._build(i) for i in range(self.m)]
+        if chunk_size is None:  # as many as fit the cache budget, then balanced across chunks
+            chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size, 256)))
+            chunk_size = math.ceil(self.m / math.ceil(self.m / chunk_size))
+        self.chunk_size = check_int("chunk_size", chunk_size, 1)
+        self.stacks_ = [
+            StackedMLP.initialized(
+                self.sizes, activation, self.inits[a:a + self.chunk_size], self.init_seeds[a:a + self.chunk_size],
+                self.bias_inits[a:a + self.chunk_size], output, self.device, init_data,
+            )
+            for a in range(0, self.m, self.chunk_size)
+        ]
 
-    def _build(self, i: int) -> MLP:
-        model = MLP(self.sizes, self.activation, self.output)
-        return apply_init(model, self.inits[i], self.bias_inits[i], generator=self.init_seeds[i])
-
+    # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> BatchedTrainer:
         """Train all M models on the same data, epoch by epoch in lock step."""
-        trainers = [
-            Trainer(model, self.optimizer, self.learning_rate, self.momentum, self.epochs,
-                    self.batch_size, self.data_seeds[i], device=self.device)
-            for i, model in enumerate(self.models_)
-        ]
-        running = [t.iter_epochs(X, y, X_val, y_val) for t in trainers]
+        start_time = time.perf_counter()
+        m, dev = self.m, self.device
+        n_out = self.sizes[-1]
+        X, y = (t.to(dev) for t in as_tensors(X, y, n_out))
+        y = y.reshape(-1) if n_out == 1 else y
+        if len(X) == 0:
+            raise ValidationError("no training rows")
+        if X.shape[1] != self.sizes[0]:
+            raise ValidationError(f"X has {X.shape[1]} features, the models expect {self.sizes[0]}")
+        has_val = X_val is not None and len(X_val) > 0
+        if has_val:
+            X_val, y_val = (t.to(dev) for t in as_tensors(X_val, y_val, n_out))
+            y_val = y_val.reshape(-1) if n_out == 1 else y_val
+        keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
+        history = {k: np.full((m, self.epochs), np.nan) for k in keys}
+        last = {k: np.full(m, np.nan) for k in keys}
+        diverged = np.full(m, -1, dtype=np.int64)
+
+        # Minibatch order: one generator per distinct data seed, drawn once per epoch.
+        seeds = sorted(set(self.data_seeds), key=self.data_seeds.index)
+        gens = [make_generator(s) for s in seeds]
+        group = torch.tensor([seeds.index(s) for s in self.data_seeds], device=dev)  # (M,)
+        shared = len(gens) == 1
+        chunks, first = [], 0
+        for stack in self.stacks_:
+            opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
+            chunks.append(_Chunk(stack, first, group[first:first + stack.m], opt))
+            first += stack.m
+        n = len(X)
         self.stop_training = False
-        last: list[dict[str, float]] = [{} for _ in trainers]
+        for cb in self.callbacks:
+            if hasattr(cb, "on_train_begin"):
+                cb.on_train_begin(self)
+        epochs_run = 0
         for epoch in range(self.epochs):
-            for i, it in enumerate(running):
-                if it is not None:
-                    last[i] = next(it, None) or last[i]
-                    if trainers[i].diverged_epoch_ is not None:
-                        running[i] = None
-            logs = {k: np.array([lg.get(k, np.nan) for lg in last]) for k in last[0]}
+            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (G, n)
+            live = [c for c in chunks if len(c.models)]
+            # Per step and model: mean loss and correct count; summed in float64 at the epoch's
+            # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
+            n_steps = math.ceil(n / self.batch_size)
+            sizes = torch.tensor([min(self.batch_size, n - a) for a in range(0, n, self.batch_size)],
+                                 dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
+            steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
+                     for c in live]
+            for s, start in enumerate(range(0, n, self.batch_size)):
+                if shared:  # common random numbers: one minibatch for every model
+                    idx = perms[0, start:start + self.batch_size]  # (B,)
+                    xb, yb = X[idx], y[idx]  # (B, in), (B,)
+                for chunk, (step_loss, step_count) in zip(live, steps):
+                    if not shared:  # each model its own order: gathered per model
+                        idx = perms[chunk.group, start:start + self.batch_size]  # (m, B)
+                        xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
+                    cache = ForwardCache([], [])
+                    logits = chunk.work.forward(xb, cache)  # (m, K, B)
+                    grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s])
+                    chunk.work.backward(cache, logits, grad_logits, chunk.grad)
+                    chunk.opt.step(chunk.work.flat, chunk.grad)
+            for chunk, (step_loss, step_count) in zip(live, steps):
+                weight = sizes.double()
+                logs = {"loss": (step_loss.double() * weight).sum(0) / n,
+                        "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
+                if has_val:
+                    logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val)
+                for k, v in logs.items():
+                    v = v.cpu().numpy()
+                    history[k][chunk.models, epoch] = v
+                    last[k][chunk.models] = v
+                bad = ~np.isfinite(last["loss"][chunk.models])
+                if bad.any():
+                    diverged[chunk.models[bad]] = epoch
+                    chunk.freeze(np.flatnonzero(~bad))
+            epochs_run = epoch + 1
             for cb in self.callbacks:
                 if hasattr(cb, "on_epoch_end"):
-                    cb.on_epoch_end(self, epoch, logs)
-            if self.stop_training:
+                    cb.on_epoch_end(self, epoch, {k: v.copy() for k, v in last.items()})
+            if self.stop_training or not any(len(c.models) for c in chunks):
                 break
-        self.trainers_ = trainers
-        keys = trainers[0].history_.keys()
-        width = max(t.epochs_run_ for t in trainers)
-        self.history_ = {
-            k: np.array([t.history_[k] + [np.nan] * (width - len(t.history_[k])) for t in trainers]) for k in keys
-        }
-        self.diverged_epoch_ = np.array([-1 if t.diverged_epoch_ is None else t.diverged_epoch_ for t in trainers])
+        for chunk in chunks:
+            chunk.write_back()
+        self.history_ = {k: v[:, :epochs_run] for k, v in history.items()}
+        self.diverged_epoch_ = diverged
+        self.epochs_run_ = epochs_run
+        self.fit_time_ = time.perf_counter() - start_time
         return self
 
+    # ------------------------------------------------------------------ results
+    def _locate(self, i: int) -> tuple[StackedMLP, int]:
+        i = check_int("model index", i, 0, self.m - 1)
+        return self.stacks_[i // self.chunk_size], i % self.chunk_size
+
+    def to_model(self, i: int) -> MLP:
+        """Network ``i`` as an ordinary ``MLP`` (a copy)."""
+        stack, j = self._locate(i)
+        return stack.to_model(j)
+
     def to_models(self) -> list[MLP]:
-        """The M trained networks as ordinary ``MLP`` modules."""
-        return list(self.models_)
+        """The M trained networks as ordinary ``MLP`` modules (copies)."""
+        return [model for stack in self.stacks_ for model in stack.to_models()]
 
     @torch.no_grad()
     def predict_proba(self, X: Any) -> np.ndarray:
-        """``(M, N)`` P(class 1) for sigmoid outputs, ``(M, N, K)`` for softmax."""
-        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-        return np.stack([m.predict_proba(X).cpu().numpy() for m in self.models_])
+        """``(M, N)`` P(class 1) for sigmoid outputs, ``(M, N, K)`` for softmax, logits for linear."""
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=self.device)
+        logits = torch.cat([s.forward(X) for s in self.stacks_]).transpose(1, 2)  # (M, N, K)
+        if self.output == "sigmoid":
+            return torch.sigmoid(logits).squeeze(-1).cpu().numpy()
+        if self.output == "softmax":
+            return torch.softmax(logits, dim=-1).cpu().numpy()
+        return logits.cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"BatchedTrainer(m={self.m}, sizes={self.sizes}, activation={self.activation!r}, optimizer={self.optimizer!r})"

@@ -3,5 +3,6 @@
 from . import inits  # noqa: F401
 from . import reproduce, train  # noqa: F401
 from . import doctor  # noqa: F401
-from . import serve  # noqa: F401
+from . import sweep  # noqa: F401
 from . import theory  # noqa: F401
+from . import serve  # noqa: F401

@@ -1,0 +1,169 @@
+"""The sweep store: one SQLite file (WAL mode), one transaction per batch of runs.
+
+Tables (see the README's ``storage`` section):
+
+- ``meta(key, value)``: ``schema_version``.
+- ``sweeps(spec_hash PK, name, spec_json, n_runs, created)``: each spec ever run.
+- ``runs(run_id PK, <parameters>, status, <metrics>, history_json, diag_init_json,
+  diag_final_json, wall_time, ...)``: one row per trained network, keyed by the hash of its
+  full parameters, so the same run in two specs is trained once.
+- ``sweep_runs(spec_hash, run_id)``: which runs belong to which spec.
+
+A batch's rows are written in one transaction: a crash (Ctrl-C, ``kill -9``) leaves either
+all of the batch or none of it, never a partial row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._validation import DataError
+
+__all__ = ["Store", "SCHEMA_VERSION", "RUN_COLUMNS"]
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = "initlab.db"
+
+# column -> SQL type, in table order.
+RUN_COLUMNS: dict[str, str] = {
+    "run_id": "TEXT PRIMARY KEY",
+    # parameters (what makes the run; the run_id hashes them)
+    "dataset": "TEXT", "n_samples": "INTEGER", "noise": "REAL", "data_seed": "INTEGER",
+    "validation_split": "REAL", "init": "TEXT", "bias_init": "TEXT", "activation": "TEXT",
+    "depth": "INTEGER", "width": "INTEGER", "init_seed": "INTEGER", "optimizer": "TEXT",
+    "learning_rate": "REAL", "momentum": "REAL", "epochs": "INTEGER", "batch_size": "INTEGER",
+    "params_json": "TEXT",
+    # outcome
+    "status": "TEXT",  # finished | diverged
+    "diverged_epoch": "INTEGER",  # NULL unless diverged
+    "epochs_run": "INTEGER",
+    "final_loss": "REAL", "final_accuracy": "REAL", "final_val_loss": "REAL", "final_val_accuracy": "REAL",
+    "best_val_accuracy": "REAL", "best_val_loss": "REAL", "best_epoch": "INTEGER",
+    "history_json": "TEXT",  # {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}
+    "diag_init_json": "TEXT", "diag_final_json": "TEXT",  # diagnostics summaries (NULL if off)
+    "wall_time": "REAL",  # seconds: the batch's training time divided by its runs
+    "batch_id": "TEXT", "batch_runs": "INTEGER", "device": "TEXT", "initlab_version": "TEXT",
+    "finished_at": "REAL",  # unix time of the commit
+}
+
+
+class Store:
+    """A sweep store at ``path`` (created on first use).
+
+    >>> store = Store("initlab.db")          # doctest: +SKIP
+    >>> store.done_ids(["ab12..."])          # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable to the last commit on power loss-free crashes
+            self._create()
+        except sqlite3.DatabaseError as err:
+            raise DataError(f"store {str(self.path)!r} is not an initlab SQLite store: {err}") from None
+
+    def _create(self) -> None:
+        cols = ", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS.items())
+        with self.conn:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS sweeps (spec_hash TEXT PRIMARY KEY, name TEXT, spec_json TEXT,"
+                " n_runs INTEGER, created REAL)"
+            )
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS sweep_runs (spec_hash TEXT, run_id TEXT, PRIMARY KEY (spec_hash, run_id))"
+            )
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        if int(version) != SCHEMA_VERSION:
+            raise DataError(f"store {str(self.path)!r} has schema version {version}, this initlab reads {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def add_sweep(self, spec_hash: str, name: str, spec: Mapping[str, Any], n_runs: int) -> None:
+        """Record a spec (once) with its expanded run count."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
+                (spec_hash, name, json.dumps(spec, sort_keys=True, default=str), n_runs, time.time()),
+            )
+
+    def link(self, spec_hash: str, run_ids: Iterable[str]) -> None:
+        """Mark finished runs (trained for another spec) as part of ``spec_hash``."""
+        with self.conn:
+            self.conn.executemany("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", [(spec_hash, r) for r in run_ids])
+
+    def commit_batch(self, spec_hash: str | None, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write a batch of run rows and their sweep links in one transaction (all or nothing)."""
+        names = list(RUN_COLUMNS)
+        sql = f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        now = time.time()
+        values = [tuple(now if n == "finished_at" else _sql_value(row.get(n)) for n in names) for row in rows]
+        with self.conn:  # one transaction: committed on success, rolled back on any error
+            self.conn.executemany(sql, values)
+            if spec_hash is not None:
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", [(spec_hash, row["run_id"]) for row in rows]
+                )
+
+    # ------------------------------------------------------------------ reading
+    def done_ids(self, run_ids: Iterable[str] | None = None) -> set[str]:
+        """The run ids already in the store (of ``run_ids``, or all)."""
+        found = {r for (r,) in self.conn.execute("SELECT run_id FROM runs")}
+        return found if run_ids is None else found & set(run_ids)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        cur = self.conn.execute("SELECT spec_hash, name, n_runs, created FROM sweeps ORDER BY created")
+        return [dict(zip(("spec_hash", "name", "n_runs", "created"), row)) for row in cur]
+
+    def rows(self, spec_hash: str | None = None) -> tuple[list[str], list[tuple]]:
+        """Column names and all run rows (of one spec when ``spec_hash`` is given)."""
+        if spec_hash is None:
+            cur = self.conn.execute("SELECT * FROM runs ORDER BY rowid")
+        else:
+            cur = self.conn.execute(
+                "SELECT runs.* FROM runs JOIN sweep_runs USING (run_id) WHERE sweep_runs.spec_hash = ? ORDER BY runs.rowid",
+                (spec_hash,),
+            )
+        return [d[0] for d in cur.description], cur.fetchall()
+
+
+def _sql_value(value: Any) -> Any:
+    """Python/numpy value -> what sqlite3 stores (dicts and lists as JSON, NaN as NULL)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=_json_default)
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,288 @@
+"""M MLPs of one architecture held in stacked tensors, with a hand-written backward.
+
+All parameters live in one flat buffer ``(P,)``; layer ``l`` owns a weight view
+``(M, out, in)`` and a bias view ``(M, out)`` of it, so an optimizer steps every model with a
+handful of elementwise kernels (Adam, RMSprop and SGD are elementwise, so this equals M
+independent optimizers). Activations are kept feature-major, ``(M, units, B)``, so that a
+layer is one batched matmul ``W @ h`` and the first layer, when every model sees the same
+minibatch, is a single large matmul over all models.
+
+The backward pass is written out (``dW = g hᵀ``, ``db = Σ g``, ``dh = Wᵀ g`` and the
+activation's own derivative kernel, the one autograd calls), which avoids autograd's
+bookkeeping per op and gives each model exactly the gradient of its own loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .._rng import make_generator
+from .._validation import ValidationError, check_choice, check_int
+from ..initializers import apply_init, compute_fans, get as get_init
+from .activations import _canonical as canonical_activation
+from .mlp import MLP, OUTPUTS
+
+__all__ = ["StackedMLP", "ForwardCache", "STACKED_ACTIVATIONS"]
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_aten = torch.ops.aten
+
+# name -> (forward, backward(grad, z, h, out) -> grad wrt z, written into out). The backward
+# kernels are those autograd uses for the matching torch functions, so gradients agree with
+# nn.Module training to rounding.
+STACKED_ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., torch.Tensor]]] = {
+    "relu": (torch.relu, lambda g, z, h, o: _aten.threshold_backward.grad_input(g, h, 0, grad_input=o)),
+    "leaky_relu": (lambda z: F.leaky_relu(z, 0.01),
+                   lambda g, z, h, o: _aten.leaky_relu_backward.grad_input(g, z, 0.01, False, grad_input=o)),
+    "elu": (F.elu, lambda g, z, h, o: _aten.elu_backward.grad_input(g, 1.0, 1, 1, False, z, grad_input=o)),
+    "selu": (F.selu, lambda g, z, h, o: _aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1, False, z,
+                                                                       grad_input=o)),
+    "gelu": (F.gelu, lambda g, z, h, o: _aten.gelu_backward.grad_input(g, z, grad_input=o)),
+    "silu": (F.silu, lambda g, z, h, o: _aten.silu_backward.grad_input(g, z, grad_input=o)),
+    "tanh": (torch.tanh, lambda g, z, h, o: _aten.tanh_backward.grad_input(g, h, grad_input=o)),
+    "sigmoid": (torch.sigmoid, lambda g, z, h, o: _aten.sigmoid_backward.grad_input(g, h, grad_input=o)),
+    "linear": (lambda z: z, lambda g, z, h, o: g),
+}
+# Activations whose derivative needs only the output: the pre-activation need not be kept.
+_OUTPUT_ONLY = {"relu", "tanh", "sigmoid", "linear"}
+
+Spec = str | Mapping[str, Any]
+
+
+@dataclass
+class ForwardCache:
+    """What the backward pass needs: each layer's input and each hidden pre-activation."""
+
+    inputs: list[torch.Tensor]  # inputs[l]: (in, B) shared by all models, or (M, in, B)
+    pre: list[torch.Tensor | None]  # pre[l]: (M, out, B) pre-activation of hidden layer l, if needed
+
+
+class StackedMLP:
+    """``M`` copies of ``MLP(sizes, activation, output)`` with independent parameters.
+
+    ``weights[l]`` is ``(M, out, in)`` and ``biases[l]`` ``(M, out)``, both views of ``flat``
+    ``(P,)``. Model ``i`` equals the ``MLP`` whose Linear layer ``l`` has weight
+    ``weights[l][i]`` and bias ``biases[l][i]`` (see :meth:`to_model`).
+    """
+
+    def __init__(
+        self, sizes: Sequence[int], activation: str, m: int, output: str = "sigmoid",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+        if len(self.sizes) < 2:
+            raise ValidationError(f"sizes needs at least an input and an output size, got {list(sizes)}")
+        self.activation = canonical_activation(activation)
+        self.output = check_choice("output", output, OUTPUTS)
+        self.m = check_int("m", m, 1)
+        self.device = torch.device(device)
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))  # (out, in) per layer
+        total = sum(self.m * o * (i + 1) for o, i in shapes)
+        self.flat = torch.zeros(total, device=self.device)  # (P,)
+        self.weights, self.biases = self._views(self.flat)
+        # Training-step scratch tensors, reused every step: fresh large allocations cost page
+        # faults each time (they are mmap'ed and returned to the OS), which dominated small steps.
+        self._scratch: dict[tuple, torch.Tensor] = {}
+
+    def _buffer(self, key: str, *shape: int) -> torch.Tensor:
+        """A reusable scratch tensor of ``shape`` (contents undefined)."""
+        full = (key, *shape)
+        buf = self._scratch.get(full)
+        if buf is None:
+            buf = self._scratch[full] = torch.empty(shape, device=self.device)
+        return buf
+
+    def _views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Weight ``(M, out, in)`` and bias ``(M, out)`` views of a flat ``(P,)`` buffer, layer by layer."""
+        weights, biases, offset = [], [], 0
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+            size = self.m * n_out * n_in
+            weights.append(flat[offset:offset + size].view(self.m, n_out, n_in))  # (M, out, in)
+            offset += size
+            biases.append(flat[offset:offset + self.m * n_out].view(self.m, n_out))  # (M, out)
+            offset += self.m * n_out
+        return weights, biases
+
+    def grad_views(self, flat_grad: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Views of a gradient buffer shaped like ``flat``: weight grads ``(M, out, in)``, bias grads ``(M, out)``."""
+        return self._views(flat_grad)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def initialized(
+        cls,
+        sizes: Sequence[int],
+        activation: str,
+        inits: Sequence[Spec],
+        init_seeds: Sequence[int],
+        bias_inits: Sequence[Spec | None],
+        output: str = "sigmoid",
+        device: str | torch.device = "cpu",
+        init_data: Any = None,
+    ) -> StackedMLP:
+        """M models, model ``i`` drawn exactly as ``apply_init(MLP(...), inits[i], bias_inits[i], generator=init_seeds[i])``.
+
+        Each model draws with its own generator, layer by layer, weight then bias, as
+        ``apply_init`` does, so the numbers are the same. Data-dependent schemes (``lsuv``)
+        build the ``MLP`` and run ``apply_init(..., data=init_data)``.
+        """
+        net = cls(sizes, activation, len(inits), output, device)
+        resolved: dict[str, Any] = {}
+
+        def resolve(spec: Spec | None):
+            key = repr(spec)
+            if key not in resolved:
+                resolved[key] = None if spec is None else get_init(spec)
+            return resolved[key]
+
+        for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds)):
+            w_init, b_init = resolve(w_spec), resolve(b_spec)
+            if w_init.scheme.kind == "data-dependent":
+                model = MLP(net.sizes, net.activation, net.output)
+                data = None if init_data is None else torch.as_tensor(init_data, dtype=torch.float32)
+                net.set_model(i, apply_init(model, w_init, b_init, generator=seed, data=data))
+                continue
+            gen = make_generator(seed)
+            with torch.no_grad():
+                for weight, bias in zip(net.weights, net.biases):
+                    w = torch.empty(weight.shape[1:])  # (out, in): drawn on CPU as apply_init does
+                    w_init(w, gen)
+                    weight[i].copy_(w)
+                    if b_init is None:  # apply_init(bias=None) leaves nn.Linear's own bias draw
+                        raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
+                    b = torch.empty(bias.shape[1])  # (out,)
+                    b_init(b, gen, fans=compute_fans(w.shape))
+                    bias[i].copy_(b)
+        return net
+
+    @classmethod
+    def from_models(cls, models: Sequence[MLP], device: str | torch.device = "cpu") -> StackedMLP:
+        """Stack ``MLP`` models of the same sizes and activation (parameters copied)."""
+        if not models:
+            raise ValidationError("from_models needs at least one model")
+        first = models[0]
+        net = cls(first.sizes, first.activation, len(models), first.output_kind, device)
+        for i, model in enumerate(models):
+            if list(model.sizes) != net.sizes:
+                raise ValidationError(f"models[{i}] has sizes {model.sizes}, expected {net.sizes}")
+            net.set_model(i, model)
+        return net
+
+    @torch.no_grad()
+    def set_model(self, i: int, model: MLP) -> None:
+        """Copy an ``MLP``'s parameters into slot ``i``."""
+        for layer, weight, bias in zip(model.linears, self.weights, self.biases):
+            weight[i].copy_(layer.weight)
+            bias[i].copy_(layer.bias)
+
+    @torch.no_grad()
+    def to_model(self, i: int) -> MLP:
+        """Model ``i`` as an ordinary ``MLP`` on the CPU (parameters copied)."""
+        model = MLP(self.sizes, self.activation, self.output)
+        for layer, weight, bias in zip(model.linears, self.weights, self.biases):
+            layer.weight.copy_(weight[i])
+            layer.bias.copy_(bias[i])
+        return model
+
+    def to_models(self) -> list[MLP]:
+        """All M models as ordinary ``MLP`` modules."""
+        return [self.to_model(i) for i in range(self.m)]
+
+    def select(self, index: torch.Tensor) -> StackedMLP:
+        """A new stack holding the models at ``index`` (parameters copied)."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.device)
+        out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device)
+        with torch.no_grad():
+            for src, dst in zip(self.weights + self.biases, out.weights + out.biases):
+                dst.copy_(src.index_select(0, index))
+        return out
+
+    def select_flat(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows ``index`` of any buffer laid out like ``flat`` (optimizer state), as a new flat buffer."""
+        m_new = len(index)
+        parts = []
+        offset = 0
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+            for per_model in (n_out * n_in, n_out):
+                block = flat[offset:offset + self.m * per_model].view(self.m, per_model)  # (M, k)
+                parts.append(block.index_select(0, index).reshape(m_new * per_model))
+                offset += self.m * per_model
+        return torch.cat(parts)
+
+    # ----------------------------------------------------------------- compute
+    def forward(self, x: torch.Tensor, cache: ForwardCache | None = None) -> torch.Tensor:
+        """Logits ``(M, K, B)`` for inputs ``x``: ``(B, in)`` shared by all models or ``(M, B, in)``.
+
+        With a ``cache`` (training), keeps what :meth:`backward` needs and writes into reused
+        scratch tensors: the logits are valid until the next training forward.
+        """
+        act, _ = STACKED_ACTIVATIONS[self.activation]
+        keep_pre = self.activation not in _OUTPUT_ONLY
+        train = cache is not None
+        h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
+        b = h.shape[-1]
+        last = self.n_layers - 1
+        for l, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            m, n_out, n_in = weight.shape
+            z = self._buffer(f"z{l}", m, n_out, b) if train else torch.empty(m, n_out, b, device=self.device)
+            if train:
+                cache.inputs.append(h)
+            if h.dim() == 2:  # every model sees the same inputs: one matmul for all M
+                torch.addmm(bias.reshape(m * n_out, 1), weight.reshape(m * n_out, n_in), h, out=z.view(m * n_out, b))
+            elif n_out == 1:  # one unit: a weighted sum beats a batch of 1-row matmuls
+                prod = self._buffer("prod", m, n_in, b) if train else None
+                prod = torch.mul(weight.transpose(1, 2), h, out=prod) if train else weight.transpose(1, 2) * h
+                torch.sum(prod, 1, keepdim=True, out=z).add_(bias.unsqueeze(-1))  # (M, 1, B)
+            else:
+                torch.baddbmm(bias.unsqueeze(-1), weight, h, out=z)  # (M, out, B)
+            if l == last:
+                return z
+            if train:
+                cache.pre.append(z if keep_pre else None)
+            h = act(z) if keep_pre else _inplace(self.activation, z)
+        raise AssertionError("unreachable")
+
+    def backward(self, cache: ForwardCache, logits: torch.Tensor, grad_logits: torch.Tensor,
+                 grad_flat: torch.Tensor) -> None:
+        """Write dLoss/dparams into ``grad_flat`` (laid out like ``flat``) from ``grad_logits`` ``(M, K, B)``."""
+        _, act_backward = STACKED_ACTIVATIONS[self.activation]
+        grad_w, grad_b = self.grad_views(grad_flat)
+        g = grad_logits  # (M, out, B): gradient wrt layer l's pre-activation
+        for l in range(self.n_layers - 1, -1, -1):
+            h_in = cache.inputs[l]  # (in, B) or (M, in, B)
+            m, n_out, n_in = self.weights[l].shape
+            b = g.shape[-1]
+            if h_in.dim() == 2:
+                torch.mm(g.reshape(m * n_out, b), h_in.t(), out=grad_w[l].view(m * n_out, n_in))
+            else:
+                torch.bmm(g, h_in.transpose(1, 2), out=grad_w[l])  # (M, out, in)
+            torch.sum(g, dim=-1, out=grad_b[l])  # (M, out)
+            if l == 0:
+                break
+            dh = self._buffer(f"dh{l % 2}", m, n_in, b)
+            if n_out == 1:  # outer product: cheaper than a batch of rank-1 matmuls
+                torch.mul(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
+            else:
+                torch.bmm(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
+            g = act_backward(dh, cache.pre[l - 1], h_in, dh)
+
+
+def _inplace(activation: str, z: torch.Tensor) -> torch.Tensor:
+    """Apply an output-only activation in place (its input is not needed by the backward)."""
+    if activation == "relu":
+        return z.relu_()
+    if activation == "tanh":
+        return z.tanh_()
+    if activation == "sigmoid":
+        return z.sigmoid_()
+    return z

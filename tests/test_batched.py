@@ -1,0 +1,159 @@
+"""The batched trainer must match M single-model Trainer runs number for number."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from initlab import ValidationError, apply_init, datasets
+from initlab.models import MLP
+from initlab.models.stacked import StackedMLP
+from initlab.training import BatchedTrainer, Trainer
+
+RTOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def moons():
+    ds = datasets.load("moons", 120, 0.2, 0)
+    return datasets.validation_split(ds.X, ds.y, 0.25)
+
+
+def _single(sizes, activation, init, init_seed, data_seed, data, output="sigmoid", **kw):
+    Xt, yt, Xv, yv = data
+    model = apply_init(MLP(sizes, activation, output), init, "zeros", generator=init_seed)
+    trainer = Trainer(model, seed=data_seed, **kw).fit(Xt, yt, Xv, yv)
+    return trainer, model
+
+
+def _assert_history_close(batched, i, single):
+    for key, values in single.history_.items():
+        got = batched.history_[key][i, : len(values)]
+        np.testing.assert_allclose(got, values, rtol=RTOL, atol=1e-7, err_msg=f"model {i} {key}")
+
+
+CASES = [
+    # sizes, activation, optimizer kwargs
+    ([2, 10, 1], "relu", {"optimizer": "adam"}),
+    ([2, 8, 6, 1], "tanh", {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9}),
+    ([2, 5, 5, 5, 1], "sigmoid", {"optimizer": "rmsprop"}),
+    ([2, 7, 1], "gelu", {"optimizer": "adam", "learning_rate": 0.01}),
+    ([2, 6, 4, 1], "selu", {"optimizer": "sgd"}),
+]
+
+
+@pytest.mark.parametrize("sizes, activation, opt", CASES)
+def test_matches_single_trainer_runs(moons, sizes, activation, opt):
+    inits = ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]
+    init_seeds = [0, 1, 2, 3, 4, 5]
+    data_seeds = [0, 0, 1, 0, 2, 1]  # shared and distinct minibatch orders in one batch
+    bt = BatchedTrainer(sizes, activation, inits, init_seeds, data_seeds=data_seeds, epochs=25, chunk_size=4, **opt)
+    bt.fit(*moons)
+    assert bt.history_["loss"].shape == (6, 25)
+    for i in range(6):
+        single, model = _single(sizes, activation, inits[i], init_seeds[i], data_seeds[i], moons, epochs=25, **opt)
+        _assert_history_close(bt, i, single)
+        for got, want in zip(bt.to_model(i).parameters(), model.parameters()):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert (bt.diverged_epoch_ == -1).all()
+
+
+def test_softmax_output_matches_single_trainer():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5)  # three classes
+    data = (X[:70], y[:70], X[70:], y[70:])
+    bt = BatchedTrainer([3, 8, 3], "relu", ["he_uniform", "glorot_normal"], [4, 5], data_seeds=[0, 1],
+                        output="softmax", epochs=15).fit(*data)
+    for i, (init, seed) in enumerate([("he_uniform", 4), ("glorot_normal", 5)]):
+        single, model = _single([3, 8, 3], "relu", init, seed, i, data, output="softmax", epochs=15)
+        _assert_history_close(bt, i, single)
+        np.testing.assert_allclose(bt.predict_proba(X)[i], model.predict_proba(torch.as_tensor(X)).numpy(), atol=1e-5)
+    assert bt.predict_proba(X).shape == (2, 90, 3)
+
+
+def test_initial_weights_equal_apply_init():
+    inits = ["he_normal", "glorot_uniform", {"name": "truncated_normal", "std": 0.3}, "orthogonal", "sparse"]
+    stack = StackedMLP.initialized([3, 6, 4, 1], "relu", inits, [7, 8, 9, 10, 11], ["zeros", "normal", "uniform", "zeros", "zeros"])
+    for i, init in enumerate(inits):
+        bias = ["zeros", "normal", "uniform", "zeros", "zeros"][i]
+        want = apply_init(MLP([3, 6, 4, 1], "relu"), init, bias, generator=7 + i)
+        for got, expected in zip(stack.to_model(i).parameters(), want.parameters()):
+            assert torch.equal(got, expected)
+
+
+def test_diverged_model_is_frozen_and_others_unaffected(moons):
+    huge = {"name": "constant", "value": 1e20}  # logits overflow to inf: the loss is not finite
+    inits = ["he_normal", huge, "glorot_uniform"]
+    bt = BatchedTrainer([2, 10, 1], "relu", inits, [0, 1, 2], epochs=12).fit(*moons)
+    assert list(bt.diverged_epoch_) == [-1, 0, -1]
+    assert np.isnan(bt.history_["loss"][1, 1:]).all() and not np.isfinite(bt.history_["loss"][1, 0])
+    alone = BatchedTrainer([2, 10, 1], "relu", ["he_normal", "glorot_uniform"], [0, 2], epochs=12).fit(*moons)
+    for key in alone.history_:
+        np.testing.assert_array_equal(bt.history_[key][[0, 2]], alone.history_[key])
+    single, model = _single([2, 10, 1], "relu", huge, 1, 0, moons, epochs=12)
+    assert single.diverged_epoch_ == 0
+    for got, want in zip(bt.to_model(1).parameters(), model.parameters()):  # frozen where Trainer stopped
+        torch.testing.assert_close(got, want, equal_nan=True)
+
+
+def test_divergence_in_a_later_epoch_matches_trainer(moons):
+    # A deep linear net with large weights and SGD blows up in epoch 2; Glorot survives.
+    kw = {"optimizer": "sgd", "learning_rate": 0.1, "epochs": 10}
+    inits = ["glorot_uniform", {"name": "normal", "std": 1.0}, "he_uniform"]
+    sizes = [2, 16, 16, 16, 1]
+    bt = BatchedTrainer(sizes, "linear", inits, [0, 1, 2], chunk_size=2, **kw).fit(*moons)
+    assert list(bt.diverged_epoch_) == [-1, 2, -1]
+    for i, init in enumerate(inits):
+        single, model = _single(sizes, "linear", init, i, 0, moons, **kw)
+        assert bt.diverged_epoch_[i] == (-1 if single.diverged_epoch_ is None else single.diverged_epoch_)
+        finite = np.isfinite(single.history_["loss"])
+        np.testing.assert_allclose(bt.history_["loss"][i, : len(finite)][finite],
+                                   np.array(single.history_["loss"])[finite], rtol=RTOL)
+    assert np.isnan(bt.history_["loss"][1, 3:]).all()
+    survivors = BatchedTrainer(sizes, "linear", [inits[0], inits[2]], [0, 2], **kw).fit(*moons)
+    np.testing.assert_allclose(bt.history_["val_loss"][[0, 2]], survivors.history_["val_loss"], rtol=1e-6)
+
+
+def test_callbacks_get_per_model_arrays_and_can_stop(moons):
+    seen = []
+
+    class StopAfterThree:
+        def on_epoch_end(self, trainer, epoch, logs):
+            seen.append({k: v.shape for k, v in logs.items()})
+            if epoch == 2:
+                trainer.stop_training = True
+
+    bt = BatchedTrainer([2, 4, 1], "tanh", ["he_normal"] * 5, range(5), epochs=50, callbacks=[StopAfterThree()]).fit(*moons)
+    assert len(seen) == 3 and seen[0] == {k: (5,) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    assert bt.history_["val_accuracy"].shape == (5, 3) and bt.epochs_run_ == 3
+
+
+def test_chunking_does_not_change_numbers(moons):
+    args = ([2, 6, 1], "relu", ["he_normal", "glorot_uniform", "lecun_uniform"] * 3, list(range(9)))
+    one = BatchedTrainer(*args, data_seeds=[0, 1, 2] * 3, epochs=8).fit(*moons)
+    many = BatchedTrainer(*args, data_seeds=[0, 1, 2] * 3, epochs=8, chunk_size=2).fit(*moons)
+    for key in one.history_:
+        np.testing.assert_allclose(one.history_[key], many.history_[key], rtol=1e-6)
+    assert len(many.stacks_) == 5 and len(many.to_models()) == 9
+
+
+def test_predict_proba_equals_to_models(moons):
+    X = moons[0]
+    bt = BatchedTrainer([2, 5, 1], "relu", ["he_normal"] * 3, [1, 2, 3], epochs=3).fit(*moons)
+    probs = bt.predict_proba(X)
+    assert probs.shape == (3, len(X))
+    for i, model in enumerate(bt.to_models()):
+        np.testing.assert_allclose(probs[i], model.predict_proba(torch.as_tensor(X)).numpy(), atol=1e-6)
+
+
+def test_bad_arguments_name_the_field():
+    with pytest.raises(ValidationError, match="init_seeds needs one entry per model \\(2\\), got 3"):
+        BatchedTrainer([2, 3, 1], "relu", ["he_normal", "zeros"], [1, 2, 3])
+    with pytest.raises(ValidationError, match="unknown initializer 'he_norml'; did you mean 'he_normal'"):
+        BatchedTrainer([2, 3, 1], "relu", ["he_norml"])
+    with pytest.raises(ValidationError, match="unknown optimizer 'adamw'"):
+        BatchedTrainer([2, 3, 1], "relu", ["he_normal"], optimizer="adamw")
+    with pytest.raises(ValidationError, match="X has 3 features, the models expect 2"):
+        BatchedTrainer([2, 3, 1], "relu", ["he_normal"], epochs=1).fit(np.zeros((4, 3), np.float32), np.zeros(4))

@@ -24,11 +24,14 @@ def _commands() -> list[list[str]]:
     return found
 
 
-def test_readme_python_runs():
+def test_readme_python_runs(tmp_path, monkeypatch):
+    """Every ```python block, in order, in one namespace, run in an empty folder."""
     code = "\n".join(re.findall(r"```python\n(.*?)```", README, re.S))
-    assert "apply_init" in code
+    assert "apply_init" in code and "run_sweep" in code
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102  (our own README)
+    assert (tmp_path / "demo.db").is_file() and len(namespace["df"]) == 12
 
 
 def test_readme_shows_commands():

@@ -68,3 +68,30 @@ def test_phase_diagram_and_accuracy_map_write_pngs(tmp_path, capsys):
     fig = tmp_path / "map.png"
     assert main(["theory", "accuracy-map", "--results", str(csv), "--out", str(fig)]) == 0
     assert fig.stat().st_size > 10_000
+
+
+def test_accuracy_map_from_a_real_sweep_store(tmp_path, capsys):
+    """A variance_scaling x depth sweep lands on the sigma_w2 axis at Var(W) * fan_in = scale."""
+    import initlab.results
+    from initlab.experiments import parse_spec, run_sweep
+    from initlab.theory.plots import accuracy_heatmap
+
+    scales = [0.5, 1.0, 4.0]
+    spec = parse_spec({
+        "data": {"n_samples": 60},
+        "grid": {"init": [{"name": "variance_scaling", "scale": s, "distribution": "normal"} for s in scales],
+                 "activation": ["tanh"], "depth": [1, 3], "width": [8], "seed": [0]},
+        "train": {"epochs": 2, "diagnostics": False},
+    })
+    store = tmp_path / "crit.db"
+    run_sweep(spec, store=store)
+    frame = initlab.results.load(store)
+    assert sorted(json.loads(s)["scale"] for s in frame["init_spec"].unique()) == scales
+    out = tmp_path / "map.png"
+    assert main(["theory", "accuracy-map", "--store", str(store), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    frame["init"] = frame["init_spec"]
+    ax = accuracy_heatmap(frame, metric="final_val_accuracy").axes[0]
+    assert [float(t.get_text()) for t in ax.get_xticklabels()] == scales  # log axis, one tick per column
+    assert main(["theory", "accuracy-map", "--out", str(out)]) == 2
+    assert "exactly one of --store" in capsys.readouterr().err

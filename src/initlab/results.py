@@ -27,7 +27,7 @@ _JSON_COLUMNS = ("history_json", "diag_init_json", "diag_final_json", "params_js
 def load(store: str | Path, spec_hash: str | None = None, history: bool = False) -> pd.DataFrame:
     """A DataFrame of the runs in ``store`` (of one spec with ``spec_hash``), one row per run.
 
-    Columns: the run parameters, ``status``, ``diverged_epoch``, final and best metrics,
+    Columns: the run parameters (``init`` as a label, ``init_spec`` as a JSON spec), ``status``, ``diverged_epoch``, final and best metrics,
     ``wall_time``; with ``history=True`` also ``history`` (a dict of per-epoch lists) and the
     diagnostics summaries ``diag_init`` and ``diag_final`` (dicts).
     """
@@ -43,6 +43,8 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
                 raise ValidationError(f"unknown sweep {spec_hash!r}{did_you_mean(spec_hash, known)} (in store: {', '.join(known)})")
         columns, rows = db.rows(spec_hash)
     df = pd.DataFrame(rows, columns=columns)
+    # the weight initializer as a JSON spec (name and parameters): what theory needs to place a run
+    df["init_spec"] = [json.dumps(json.loads(p)["init"]) if p else None for p in df["params_json"]]
     if history:
         for col in _JSON_COLUMNS[:3]:
             df[col.removesuffix("_json")] = [json.loads(v) if v else None for v in df[col]]

@@ -13,7 +13,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, patheffects
 from matplotlib.figure import Figure
 
 from .._validation import ValidationError
@@ -165,26 +165,60 @@ def accuracy_heatmap(
     b = 0.0 if b is None else float(b)
     table = df.pivot_table(index="depth", columns="sigma_w2", values=metric, aggfunc="mean").sort_index()
     ws, ds = table.columns.to_numpy(float), table.index.to_numpy(float)
-    fig = Figure(figsize=(6.6, 4.4))
+    log_w, log_d = _geometric(ws), _geometric(ds)
+    fig = Figure(figsize=(6.8, 4.6))
     ax = fig.add_subplot()
-    mesh = ax.pcolormesh(ws, ds, table.to_numpy(), shading="nearest", cmap="magma", vmin=None, vmax=None)
+    values = table.to_numpy()
+    mesh = ax.pcolormesh(_edges(ws, log_w), _edges(ds, log_d), values, shading="flat", cmap="magma")
     fig.colorbar(mesh, ax=ax).set_label(f"measured {metric.replace('_', ' ')} (mean over runs)")
+    if values.size <= 80:  # small grids: print each cell's value
+        lo, hi = np.nanmin(values), np.nanmax(values)
+        for (i, d), (j, w) in ((a, b_) for a in enumerate(ds) for b_ in enumerate(ws)):
+            v = values[i, j]
+            if np.isfinite(v):
+                light = (v - lo) / (hi - lo + 1e-12) > 0.6
+                ax.text(w, d, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
     kernel = resolve_activation(activation)
-    fine = np.linspace(ws.min(), ws.max(), 200)
+    fine = np.geomspace(ws.min(), ws.max(), 300) if log_w else np.linspace(ws.min(), ws.max(), 300)
     depth = np.array([_finite(6 * MeanField(kernel, w, b).xi_c) for w in fine])
     ax.plot(fine, depth, color="#00e5ff", lw=2.5, label=f"predicted $6\\,\\xi_c$ ($\\sigma_b^2$={b:g})")
     crit = _critical_or_nan(kernel, b)
     if math.isfinite(crit) and ws.min() <= crit <= ws.max():
-        ax.axvline(crit, color="white", ls="--", lw=1.2, label=f"critical $\\sigma_w^2$ = {crit:.3g}")
-    pad_d = (ds[1] - ds[0]) / 2 if len(ds) > 1 else 1
-    pad_w = (ws[1] - ws[0]) / 2 if len(ws) > 1 else 0.1
-    ax.set_ylim(ds.min() - pad_d, ds.max() + pad_d)
-    ax.set_xlim(ws.min() - pad_w, ws.max() + pad_w)
+        ax.axvline(crit, color="white", ls="--", lw=1.4, label=f"critical $\\sigma_w^2$ = {crit:.3g}",
+                   path_effects=[patheffects.withStroke(linewidth=2.6, foreground="#555555")])
+    edges_w, edges_d = _edges(ws, log_w), _edges(ds, log_d)
+    ax.set_xlim(edges_w[0], edges_w[-1])
+    ax.set_ylim(edges_d[0], edges_d[-1])
+    if log_w:
+        ax.set_xscale("log")
+        ax.set_xticks(ws, [f"{w:g}" for w in ws])
+    if log_d:
+        ax.set_yscale("log")
+        ax.set_yticks(ds, [f"{d:g}" for d in ds])
+    ax.minorticks_off()
     ax.set_xlabel(r"weight variance $\sigma_w^2$")
     ax.set_ylabel("depth L (layers)")
-    ax.set_title(f"Measured {metric.replace('_', ' ')} vs predicted trainable depth, {kernel.name}")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+    ax.set_title(f"Measured {metric.replace('_', ' ')} vs predicted trainable depth, {kernel.name}", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     return fig
+
+
+def _geometric(values: np.ndarray) -> bool:
+    """True when sorted positive values are spaced more evenly in log than in linear scale."""
+    if len(values) < 3 or values.min() <= 0:
+        return False
+    return np.std(np.diff(np.log(values))) < np.std(np.diff(values)) / np.mean(values)
+
+
+def _edges(values: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around sorted centres: midpoints (geometric when ``log``), ends mirrored."""
+    v = np.log(values) if log else values.astype(float)
+    if len(v) == 1:
+        e = np.array([v[0] - 0.5, v[0] + 0.5])
+    else:
+        mid = (v[1:] + v[:-1]) / 2
+        e = np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+    return np.exp(e) if log else e
 
 
 def _single(df, column: str, given):

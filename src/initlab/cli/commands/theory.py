@@ -128,23 +128,33 @@ def check_command(
 
 @theory_app.command("accuracy-map")
 def accuracy_map_command(
-    results: Path = typer.Option(..., "--results", "-r", help="CSV with depth, sigma_w2 (or init), val_accuracy."),
-    activation: str = typer.Option(None, "--activation", "-a", help="Activation (default: the CSV's column)."),
-    sigma_b2: float = typer.Option(None, "--sigma-b2", help="Bias variance (default: the CSV's column, else 0)."),
-    metric: str = typer.Option("val_accuracy", "--metric", help="Column to colour by."),
+    store: Path = typer.Option(None, "--store", "-s", help="A sweep store (initlab sweep --store FILE)."),
+    results: Path = typer.Option(None, "--results", "-r", help="Or a CSV, one row per run: depth, sigma_w2 (or init), val_accuracy."),
+    activation: str = typer.Option(None, "--activation", "-a", help="Activation (default: the runs' single activation)."),
+    sigma_b2: float = typer.Option(None, "--sigma-b2", help="Bias variance (default: the runs' column, else 0)."),
+    metric: str = typer.Option(None, "--metric", help="Column to colour by (default: final_val_accuracy for a store, val_accuracy for a CSV)."),
     out: Path = typer.Option(Path("accuracy-map.png"), "--out", "-o", help="PNG to write."),
 ) -> None:
     """Measured accuracy over depth x sigma_w2 with the predicted 6 xi_c curve overlaid.
 
-    Example: initlab results --format csv > runs.csv && initlab theory accuracy-map --results runs.csv --out map.png
+    Example: initlab sweep examples/critical.toml --store critical.db && initlab theory accuracy-map --store critical.db --out map.png
     """
     import pandas as pd
 
-    from ..._validation import DataError
+    from ... import results as results_store
+    from ..._validation import DataError, ValidationError
     from ...plots import save
     from ...theory import accuracy_heatmap
 
-    if not results.is_file():
-        raise DataError(f"results file {str(results)!r} not found")
-    frame = pd.read_csv(results)
+    if (store is None) == (results is None):
+        raise ValidationError("give exactly one of --store (a sweep store) or --results (a CSV of runs)")
+    if store is not None:
+        frame = results_store.load(store)
+        frame["init"] = frame["init_spec"]
+        metric = metric or "final_val_accuracy"
+    else:
+        if not results.is_file():
+            raise DataError(f"results file {str(results)!r} not found")
+        frame = pd.read_csv(results)
+        metric = metric or "val_accuracy"
     console.print(f"wrote {save(accuracy_heatmap(frame, activation, sigma_b2, metric), out)}")

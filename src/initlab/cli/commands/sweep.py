@@ -100,16 +100,20 @@ def results_command(
     elif fmt == "json":
         print(agg.to_json(orient="records"))
     else:
-        table = Table(title=f"{len(df)} runs in {store}, mean ± std over seeds")
+        table = Table(title=f"{len(df)} runs in {store.name}, mean ± std over seeds")
         keys = [c for c in agg.columns if not c.endswith(("_mean", "_std")) and c not in ("n", "diverged")]
-        for col in [*keys, "val acc (final)", "val acc (best)", "loss (final)", "n", "diverged"]:
-            table.add_column(col, justify="right" if col not in keys else "left")
+        # the table keeps to 80 columns; --format csv/json holds every metric
+        for col in [*keys, "val acc", "loss", "n", "diverged"]:
+            if col in keys:  # initializer labels fold; short keys keep their header on one line
+                table.add_column(col, justify="left", overflow="fold", min_width=16 if col == "init" else len(col))
+            else:
+                table.add_column(col, justify="right", no_wrap=True)
         for _, row in agg.iterrows():
             def pm(metric: str) -> str:
                 mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-                return "-" if mean != mean else f"{mean:.3f} ± {0.0 if std != std else std:.3f}"
-            table.add_row(*[str(row[k]) for k in keys], pm("final_val_accuracy"), pm("best_val_accuracy"),
-                          pm("final_loss"), str(row["n"]), str(row["diverged"]))
+                return "-" if mean != mean else f"{mean:.3f}±{0.0 if std != std else std:.3f}"
+            table.add_row(*[str(row[k]) for k in keys], pm("final_val_accuracy"), pm("final_loss"),
+                          str(row["n"]), str(row["diverged"]))
         console.print(table)
 
 

@@ -55,7 +55,7 @@ def heatmap(df: pd.DataFrame, value: str = "final_val_accuracy", rows: str = "in
     axes[0][0].set_ylabel(rows)
     varying = [c for c in ("width", "depth", "learning_rate", "optimizer", "init", "activation")
                if c in df and c not in (rows, cols, panel) and df[c].nunique() > 1]
-    over = "seeds" + "".join(f", {c}" for c in varying)
+    over = "seeds" + "".join(f" and {c} in {{{', '.join(str(v) for v in sorted(df[c].unique(), key=str))}}}" for c in varying)
     fig.suptitle(title or f"{value.replace('_', ' ')} (mean over {over})", y=1.06)
     fig.colorbar(image, ax=axes[0].tolist(), label=value.replace("_", " "), shrink=0.9)
     return fig

@@ -45,3 +45,12 @@ def test_inits_plot_draws_every_scheme_with_its_signal_gain(tmp_path, capsys):
     assert set(gains) == set(DEFAULT_SCHEMES)
     assert abs(gains["he_normal"] - 2.0) < 0.05 and abs(gains["glorot_uniform"] - 1.0) < 0.05
     assert abs(gains["orthogonal"] - 1.0) < 1e-3  # exactly orthonormal rows
+
+
+def test_design_contract_names_resolve_from_the_top_level():
+    import initlab
+
+    assert initlab.theory.critical_sigma_w2("relu", 0.0) == 2.0
+    assert callable(initlab.results.load) and callable(initlab.apply_init) and callable(initlab.diagnose)
+    assert initlab.initializers.get("xavier_uniform").name == "glorot_uniform"
+    assert initlab.Monitor.__name__ == "Monitor" and initlab.ExperimentSpec().epochs == 100

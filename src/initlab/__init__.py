@@ -13,11 +13,15 @@ __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
-    "reproduce", "run_experiment", "ExperimentSpec",
+    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
 _LAZY = {"reproduce": "reproduce", "run_experiment": "run_experiment", "ExperimentSpec": "ExperimentSpec"}
+
+
+# Subpackages with heavier imports (pandas, scipy-free quadrature tables, matplotlib), also lazy.
+_LAZY_MODULES = ("experiments", "results", "theory", "server")
 
 
 def __getattr__(name: str):
@@ -25,4 +29,8 @@ def __getattr__(name: str):
         from . import experiments
 
         return getattr(experiments, _LAZY[name])
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'initlab' has no attribute {name!r}")

@@ -81,7 +81,10 @@ def _density(ax, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: lis
         hist, _ = np.histogram(values, bins=edges)
         label = f"{name} ({zero:.0%} zeros)" if zero > ZERO_NOTE else name
         ax.plot(centers, hist / values.size, color=color, lw=1.3, label=label)
-    if zeros and max(zeros) > ZERO_NOTE and len(per_layer) > MAX_LEGEND:  # else the legend says it
+    if not any(v.size for v in nonzero):
+        ax.text(0.5, 0.5, "every value is exactly 0", transform=ax.transAxes, ha="center", va="center",
+                fontsize=10, color="#444444")
+    elif zeros and max(zeros) > ZERO_NOTE and len(per_layer) > MAX_LEGEND:  # else the legend says it
         ax.text(0.02, 0.97, f"exact zeros not drawn ({min(zeros):.0%}-{max(zeros):.0%} per layer)",
                 transform=ax.transAxes, va="top", fontsize=8, color="#444444")
     ax.set_xlim(lo, hi)
@@ -120,7 +123,7 @@ def layer_histograms(source, title: str | None = None) -> Figure:
             ax = axes[row, j]
             _density(ax, [(nm, samples[nm][kind]) for nm in names], kind, colors)
             ax.set_title(f"{'activations' if kind == 'activation' else 'back-propagated gradients'}, {label}")
-            if len(names) <= MAX_LEGEND and names:
+            if len(names) <= MAX_LEGEND and ax.get_legend_handles_labels()[0]:
                 ax.legend(loc="upper right", frameon=False, fontsize=7)
     if n_layers > MAX_LEGEND:
         bar = fig.colorbar(_mappable(cmap, norm), ax=axes.ravel().tolist(), shrink=0.6)

@@ -11,7 +11,7 @@ from ..report.html import render_html as render_document
 from .diagnose import Diagnosis
 from .doctor import DoctorResult
 from .figures import depth_profile, layer_histograms
-from .table import COLUMNS
+from .table import COLUMNS, layer_cells
 
 __all__ = ["render_html", "doctor_document", "figure_png"]
 
@@ -28,17 +28,8 @@ def _verdicts(diag: Diagnosis) -> Bullets:
 
 
 def _table(before: Diagnosis, after: Diagnosis | None) -> Table:
-    others = {s.name: s for s in after.layers} if after is not None else {}
-    rows = []
-    for s in before.layers:
-        cells = [s.name, s.kind, str(s.units), s.activation or "-"]
-        for cell in COLUMNS.values():
-            text = cell(s)
-            if after is not None:
-                other = others.get(s.name)
-                text = f"{text} → {cell(other) if other else '?'}"
-            cells.append(text)
-        rows.append(cells)
+    rows = [[s.name, s.kind, str(s.units), s.activation or "-", *cells]
+            for s, cells in layer_cells(before, after, arrow="→")]
     return Table(["layer", "kind", "units", "act", *COLUMNS], rows)
 
 

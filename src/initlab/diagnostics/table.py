@@ -52,15 +52,23 @@ def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: st
     columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else COLUMNS
     for col in columns:
         table.add_column(col, justify="right", no_wrap=after is not None)
+    for s, cells in layer_cells(before, after, columns, arrow="->"):
+        head = [s.name, s.activation or "-"] if after is not None else [s.name, s.kind, str(s.units), s.activation or "-"]
+        table.add_row(*head, *cells)
+    return table
+
+
+def layer_cells(before: Diagnosis, after: Diagnosis | None, columns=COLUMNS, arrow: str = "->"):
+    """Per layer of ``before``: ``(stats, cells)``, each cell ``"before <arrow> after"`` when ``after`` is given."""
     others = {s.name: s for s in after.layers} if after is not None else {}
+    rows = []
     for s in before.layers:
         cells = []
         for cell in columns.values():
             text = cell(s)
             if after is not None:
                 other = others.get(s.name)
-                text = f"{text} -> {cell(other) if other else '?'}"
+                text = f"{text} {arrow} {cell(other) if other else '?'}"
             cells.append(text)
-        head = [s.name, s.activation or "-"] if after is not None else [s.name, s.kind, str(s.units), s.activation or "-"]
-        table.add_row(*head, *cells)
-    return table
+        rows.append((s, cells))
+    return rows

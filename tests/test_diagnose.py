@@ -257,7 +257,7 @@ def test_rich_table_has_a_row_per_layer():
     table = diag.table()
     assert table.row_count == 3
     both = diag.table(diag)
-    assert both.row_count == 3 and "->" in both.columns[2]._cells[0]
+    assert both.row_count == 3 and "→" in both.columns[2]._cells[0]
 
 
 def test_a_model_without_weighted_layers_is_rejected():

@@ -38,7 +38,7 @@ COLUMNS: dict[str, Callable[[LayerStats], str]] = {
     "distinct": _weighted(lambda s: f"{s.distinct_units}/{s.units}"),
 }
 # the narrower set shown as "before -> after"
-COMPARE_COLUMNS = ("std", "std x", "dead", "sat", "|dL/dy|", "w std", "distinct")
+COMPARE_COLUMNS = ("std", "dead", "sat", "|dL/dy|", "w std", "distinct")
 
 
 def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: str | None = None) -> Table:
@@ -52,7 +52,7 @@ def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: st
     columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else COLUMNS
     for col in columns:
         table.add_column(col, justify="right", no_wrap=after is not None)
-    for s, cells in layer_cells(before, after, columns, arrow="->"):
+    for s, cells in layer_cells(before, after, columns, arrow="\n→"):  # two short lines per cell
         head = [s.name, s.activation or "-"] if after is not None else [s.name, s.kind, str(s.units), s.activation or "-"]
         table.add_row(*head, *cells)
     return table

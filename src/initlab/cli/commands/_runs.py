@@ -9,7 +9,9 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from ...report.explain import TABLE_COLUMNS, table_row
 from ..main import console, err_console
@@ -61,8 +63,9 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
         table.add_row(*row)
     console.print(table)
     console.print("[bold]Verdicts, from the measurements:[/]")
-    for entry in entries:
-        console.print(f"  [bold]{entry['name']}[/]: {table_row(entry)[-1]}", highlight=False)
+    for entry in entries:  # hanging indent: wrapped lines stay under the verdict, not the margin
+        console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", table_row(entry)[-1]), (0, 0, 0, 2)),
+                      highlight=False)
     console.print(f"[bold]report:[/] {folder / 'report.html'}  (also report.md)")
     console.print(f"[bold]results:[/] {folder / 'results.json'}")
     console.print(f"[bold]figures:[/] {len(files)} PNG files in {folder}")

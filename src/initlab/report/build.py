@@ -62,6 +62,11 @@ def build_document(
         "hidden layer. The verdict is written from these measurements, not from the experiment's name."))
     for ref in overview:
         doc.add(Image(ref.file, ref.caption, folder / ref.file if folder else None))
+    # The learner's question first: was the notebook's explanation right? Then the details.
+    comparison = notebook_comparison([dict(e) for e in entries])
+    if comparison:
+        doc.add(Heading("Compared with the classic notebook"))
+        doc.add(*[Paragraph(p) for p in comparison])
     doc.add(Heading("What the measurements say"))
     for e in entries:
         doc.add(Heading(f"{e['name']}: {e['initializer']} weights, {e['activation']} hidden units", 3))
@@ -70,10 +75,6 @@ def build_document(
         # caller attaches (e.g. Monitor histograms) all arrive through ``figures``.
         for ref in figures.get(e["name"], ()):
             doc.add(Image(ref.file, ref.caption, folder / ref.file if folder else None))
-    comparison = notebook_comparison([dict(e) for e in entries])
-    if comparison:
-        doc.add(Heading("Compared with the classic notebook"))
-        doc.add(*[Paragraph(p) for p in comparison])
     doc.add(Heading("How it is measured"), Bullets([
         f"Distinct units: two hidden units count as one when every incoming weight and the bias agree within "
         f"{SYMMETRY_TOL:g} (relative). Identical units get identical gradients, so they stay identical.",

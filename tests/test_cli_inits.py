@@ -54,3 +54,10 @@ def test_design_contract_names_resolve_from_the_top_level():
     assert callable(initlab.results.load) and callable(initlab.apply_init) and callable(initlab.diagnose)
     assert initlab.initializers.get("xavier_uniform").name == "glorot_uniform"
     assert initlab.Monitor.__name__ == "Monitor" and initlab.ExperimentSpec().epochs == 100
+
+
+def test_version(capsys):
+    import initlab
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"initlab {initlab.__version__}"

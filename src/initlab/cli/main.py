@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except InitlabError as err:
         fail(str(err))
         return 2
+    except OSError as err:  # a path the user gave cannot be read or written
+        fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))
+        return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0

@@ -47,7 +47,7 @@ def _findings(**changes) -> Findings:
 
 
 def test_plain_verdict_follows_the_numbers():
-    assert plain_verdict(_findings()) == "Healthy: 10 distinct, living hidden units; the gradient flows"
+    assert plain_verdict(_findings()) == "Healthy: 10 distinct hidden units, all 10 alive; the gradient flows"
     sym = _findings(distinct_units_init=1, distinct_units=1, codes=["symmetry"], grad_norm_init=0.0, at_chance=True)
     assert plain_verdict(sym) == ("Symmetry never broken: 10 hidden units act as 1; no gradient reached the hidden "
                                   "layer at the first step; accuracy at chance level")
@@ -95,3 +95,10 @@ def test_table_row_and_sentences_carry_the_numbers():
     text = " ".join(measured_sentences(e))
     assert "0 at step 0 (the weights of the layer above start at 0" in text
     assert "1 of 10 at the end" in text and "`symmetry`: msg symmetry" in text
+
+
+def test_healthy_verdict_counts_the_few_dead_units():
+    from dataclasses import replace
+
+    assert plain_verdict(replace(_findings(), dead_units=1)) == (
+        "Healthy: 10 distinct hidden units, 1 of 10 dead; the gradient flows")

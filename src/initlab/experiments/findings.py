@@ -100,7 +100,8 @@ def plain_verdict(f: Findings, diverged: bool = False) -> str:
         if code in f.codes:
             parts.append(words)
     if not parts:
-        parts.append(f"healthy: {f.distinct_units} distinct, living hidden units; the gradient flows")
+        alive = f"all {f.hidden_units} alive" if not f.dead_units else f"{f.dead_units} of {f.hidden_units} dead"
+        parts.append(f"healthy: {f.distinct_units} distinct hidden units, {alive}; the gradient flows")
     if f.one_class:
         parts.append("predicts one class for every point (chance level)")
     elif f.at_chance:

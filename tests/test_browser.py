@@ -6,6 +6,7 @@ Each test saves a screenshot in pytest's tmp dir. Skipped when /usr/bin/chromium
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def test_zero_init_sigmoid_has_one_distinct_unit_and_he_relu_learns_better(page,
     assert page.get_by_test_id("distinct-hidden1").inner_text() == "10 of 10"
     assert he_acc > zero_acc, (he_acc, zero_acc)
     assert he_acc >= 0.9
+    rate = re.search(r"\((\d+)/s\)", page.locator("#rate").inner_text())
+    assert rate and int(rate.group(1)) >= 10, page.locator("#rate").inner_text()  # live: >= 10 updates a second
     page.screenshot(path=str(tmp_path / "serve-he-relu.png"))
 
     # downloads: results.json of the finished run and a PNG of the view

@@ -19,7 +19,7 @@ FAST = {"epochs": 4, "n_samples": 60, "hidden": [10]}
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(min_run_seconds=0.0)) as c:  # unpaced: the API tests want speed
         yield c
 
 
@@ -251,3 +251,15 @@ def test_the_server_wide_limit_is_a_503():
     with TestClient(app) as c:
         r = c.post("/api/train", json=FAST)
     assert r.status_code == 503 and "busy" in r.json()["detail"]
+
+
+def test_a_short_run_is_paced_to_stream_at_least_10_frames_a_second():
+    """150 epochs train in well under a second; paced to 2 s, the view still gets >= 10 frames/s."""
+    with TestClient(create_app(min_run_seconds=2.0)) as paced:
+        start = time.monotonic()
+        r = paced.post("/api/train", json={"epochs": 150, "n_samples": 100, "hidden": [10]})
+        took = time.monotonic() - start
+    frames = [e for e in events(r) if e["type"] == "progress" and not e.get("partial")]
+    assert took >= 1.9
+    assert len(frames) / took >= 10
+    assert frames[-1]["epoch"] == 150

@@ -63,8 +63,10 @@ def _validation_detail(errors: list[dict[str, Any]]) -> str:
     return "; ".join(lines)
 
 
-def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS.max_runs_total) -> FastAPI:
-    """The lab's ASGI app; ``per_client``/``total`` bound the concurrent runs (429/503 beyond)."""
+def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS.max_runs_total,
+               min_run_seconds: float = LIMITS.min_run_seconds) -> FastAPI:
+    """The lab's ASGI app; ``per_client``/``total`` bound the concurrent runs (429/503 beyond);
+    runs shorter than ``min_run_seconds`` are paced to last that long (0: as fast as possible)."""
     app = FastAPI(title="initlab lab", version=__version__,
                   description="The browser lab of initlab: train small networks live, initializer first.")
     app.state.slots = runs.RunSlots(per_client, total)
@@ -182,7 +184,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
 
         def work() -> None:
             try:
-                target(spec, data, emit, cancel, run_id)
+                target(spec, data, emit, cancel, run_id, pace=min_run_seconds)
             except InitlabError as err:
                 emit({"type": "error", "detail": str(err)})
             except Exception as err:  # an internal failure still ends the stream cleanly

@@ -34,6 +34,7 @@ class Limits:
     max_runs_total: int = 6  # concurrent runs on the server; beyond: 503
     grid: int = 40  # the decision-boundary heat map is grid x grid probabilities
     events_per_second: float = 20.0  # progress events are throttled to about this rate
+    min_run_seconds: float = 3.0  # a shorter run is paced to last this long, so the view animates
 
 
 LIMITS = Limits()

@@ -85,12 +85,34 @@ class _Throttle:
         self.last = time.monotonic()
 
 
+class _Pacer:
+    """Stretches a run that would end in under ``seconds`` to about ``seconds``.
+
+    A small network trains 150 epochs in a fraction of a second: unpaced, the browser would show
+    the first and last frame only. Paced, every epoch gets its share of ``seconds`` and the
+    throttled events arrive at ``LIMITS.events_per_second``. Long runs are never slowed.
+    """
+
+    def __init__(self, epochs: int, seconds: float, cancel: threading.Event) -> None:
+        self.epochs, self.seconds, self.cancel = max(1, epochs), seconds, cancel
+        self.start = time.monotonic()
+
+    def wait(self, epochs_done: int) -> None:
+        due = self.start + self.seconds * epochs_done / self.epochs
+        while not self.cancel.is_set() and (left := due - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+
+
 def _history_since(history: dict[str, list[float]], start: int) -> dict[str, list[float]]:
     return {k: list(v[start:]) for k, v in history.items()}
 
 
-def single_run(spec: TrainSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0) -> None:
-    """Train one network with ``Trainer.iter_epochs``, streaming frames; ends with ``done``."""
+def single_run(spec: TrainSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
+               pace: float = 0.0) -> None:
+    """Train one network with ``Trainer.iter_epochs``, streaming frames; ends with ``done``.
+
+    ``pace``: a run shorter than this many seconds is stretched to it (see ``_Pacer``).
+    """
     model = build_model(spec, data)
     throttle, sent = _Throttle(), [0]
 
@@ -120,8 +142,10 @@ def single_run(spec: TrainSpec, data: LabData, emit: Emit, cancel: threading.Eve
     emit(clean({"type": "start", "mode": "single", "run_id": run_id, "spec": spec.model_dump(exclude={"csv"}),
                 "data": data.points(), "color": init_color(spec.weight_init.name)}))
     emit(clean(frame(0, None)))
+    pacer = _Pacer(spec.epochs, pace, cancel)
     try:
         for logs in trainer.iter_epochs(data.X, data.y, data.X_val, data.y_val):
+            pacer.wait(trainer.epochs_run_)
             done = trainer.epochs_run_ == spec.epochs or trainer.diverged_epoch_ is not None
             if throttle.due() or done:
                 emit(clean(frame(trainer.epochs_run_, trainer)))
@@ -144,8 +168,10 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0) -> None:
-    """Train ``spec.inits`` side by side with :class:`BatchedTrainer` on the same data and split."""
+def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
+                pace: float = 0.0) -> None:
+    """Train ``spec.inits`` side by side with :class:`BatchedTrainer` on the same data and split
+    (``pace`` as in :func:`single_run`)."""
     inits = [i.to_spec() for i in spec.inits]
     history: dict[str, list[list[float]]] = {}  # key -> per epoch, (M,) values
     throttle, sent = _Throttle(), [0]
@@ -169,6 +195,7 @@ def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.
         def on_epoch_end(self, trainer: BatchedTrainer, epoch: int, logs: dict[str, np.ndarray]) -> None:
             for key, values in logs.items():
                 history.setdefault(key, []).append(np.asarray(values, dtype=float).tolist())
+            pacer.wait(epoch + 1)
             if cancel.is_set():
                 trainer.stop_training = True
             elif throttle.due() or epoch + 1 == spec.epochs:
@@ -182,6 +209,7 @@ def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.
     emit(clean({"type": "start", "mode": "compare", "run_id": run_id, "spec": spec.model_dump(exclude={"csv"}),
                 "data": data.points(), "colors": [init_color(i["name"]) for i in inits]}))
     emit(clean(frame(trainer, 0)))
+    pacer = _Pacer(spec.epochs, pace, cancel)
     trainer.fit(data.X, data.y, data.X_val, data.y_val)
     if cancel.is_set():
         return

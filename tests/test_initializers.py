@@ -14,6 +14,7 @@ from torch import nn
 from initlab import apply_init, initializers
 from initlab._validation import ValidationError
 from initlab.initializers import compute_fans, get, names
+from initlab.theory import critical_sigma_w2
 
 SHAPES = [((64, 32), 0), ((16, 8, 3, 3), 0), ((5, 40, 30), 1)]
 P_MIN = 1e-4  # as PyTorch's own init tests
@@ -48,6 +49,9 @@ RANDOM_CASES = [
     ({"name": "variance_scaling", "scale": 0.5, "mode": "fan_out", "distribution": "uniform"},
      lambda fi, fo: stats.uniform(-math.sqrt(1.5 / fo), 2 * math.sqrt(1.5 / fo))),
     ({"name": "variance_scaling"}, lambda fi, fo: _trunc(math.sqrt(1 / fi) / 0.87962566103423978)),
+    ({"name": "critical", "activation": "tanh", "sigma_b2": 0.05},
+     lambda fi, fo: stats.norm(0, math.sqrt(critical_sigma_w2("tanh", 0.05) / fi))),
+    ({"name": "critical", "activation": "relu"}, lambda fi, fo: stats.norm(0, math.sqrt(2 / fi))),
 ]
 
 
@@ -62,7 +66,7 @@ def test_random_scheme_matches_its_formula(spec, dist, shape, batch_dims):
 
 
 def test_every_random_scheme_is_covered_by_a_distribution_test():
-    covered = {c[0]["name"] for c in RANDOM_CASES} | {"orthogonal", "sparse", "lsuv", "critical"}
+    covered = {c[0]["name"] for c in RANDOM_CASES} | {"orthogonal", "sparse", "lsuv"}
     random = {s.name for s in initializers.catalog() if s.kind != "constant"}
     assert random <= covered
 

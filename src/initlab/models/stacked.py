@@ -262,11 +262,17 @@ class StackedMLP:
             h_in = cache.inputs[l]  # (in, B) or (M, in, B)
             m, n_out, n_in = self.weights[l].shape
             b = g.shape[-1]
-            if h_in.dim() == 2:
-                torch.mm(g.reshape(m * n_out, b), h_in.t(), out=grad_w[l].view(m * n_out, n_in))
+            if h_in.dim() == 2:  # shared inputs: [dW | db]ᵀ = [h; 1] gᵀ, one wide matmul for all M
+                aug = self._buffer(f"aug{l}", n_in + 1, b)  # (in + 1, B)
+                aug[:n_in].copy_(h_in)
+                aug[n_in].fill_(1.0)
+                both = self._buffer(f"dwb{l}", n_in + 1, m * n_out)  # (in + 1, M * out)
+                torch.mm(aug, g.reshape(m * n_out, b).t(), out=both)
+                grad_w[l].view(m * n_out, n_in).copy_(both[:n_in].t())
+                grad_b[l].view(m * n_out).copy_(both[n_in])
             else:
                 torch.bmm(g, h_in.transpose(1, 2), out=grad_w[l])  # (M, out, in)
-            torch.sum(g, dim=-1, out=grad_b[l])  # (M, out)
+                torch.sum(g, dim=-1, out=grad_b[l])  # (M, out)
             if l == 0:
                 break
             dh = self._buffer(f"dh{l % 2}", m, n_in, b)

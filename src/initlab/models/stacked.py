@@ -145,6 +145,8 @@ class StackedMLP:
                 resolved[key] = None if spec is None else get_init(spec)
             return resolved[key]
 
+        layer_fans = [compute_fans(tuple(weight.shape[1:])) for weight in net.weights]
+        on_cpu = net.device.type == "cpu"
         for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
@@ -152,16 +154,20 @@ class StackedMLP:
                 data = None if init_data is None else torch.as_tensor(init_data, dtype=torch.float32)
                 net.set_model(i, apply_init(model, w_init, b_init, generator=seed, data=data))
                 continue
+            if b_init is None:  # apply_init(bias=None) leaves nn.Linear's own bias draw
+                raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
             gen = make_generator(seed)
             with torch.no_grad():
-                for weight, bias in zip(net.weights, net.biases):
+                for weight, bias, fans in zip(net.weights, net.biases, layer_fans):
+                    if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
+                        w_init(weight[i], gen)
+                        b_init(bias[i], gen, fans=fans)
+                        continue
                     w = torch.empty(weight.shape[1:])  # (out, in): drawn on CPU as apply_init does
                     w_init(w, gen)
                     weight[i].copy_(w)
-                    if b_init is None:  # apply_init(bias=None) leaves nn.Linear's own bias draw
-                        raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
                     b = torch.empty(bias.shape[1])  # (out,)
-                    b_init(b, gen, fans=compute_fans(w.shape))
+                    b_init(b, gen, fans=fans)
                     bias[i].copy_(b)
         return net
 

@@ -34,8 +34,10 @@ __all__ = ["BatchedTrainer", "FlatAdam", "FlatSGD", "FlatRMSprop", "make_flat_op
 Spec = str | Mapping[str, Any]
 # Evaluate at most this many activations (M * units * rows) at once; larger sets go in row chunks.
 _EVAL_ELEMENTS = 1 << 24
-# Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many values.
-_CHUNK_ELEMENTS = 1 << 19
+# Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many
+# values (8 MB). Measured on the classic workload: bigger chunks win (fewer kernel launches per step,
+# and two threads need large kernels); a cache-sized chunk (2**19) was 5-25 % slower.
+_CHUNK_ELEMENTS = 1 << 21
 
 
 def _per_model(value: Any, m: int, field: str) -> list[Any]:
@@ -273,7 +275,7 @@ class BatchedTrainer:
     ``trainer.stop_training = True``. ``init_data`` is needed by data-dependent inits (``lsuv``).
 
     ``chunk_size`` models are stepped together (default: as many as keep one hidden activation
-    tensor near ``2**19`` elements, so a step's working set stays in cache); chunks share
+    tensor near ``2**21`` elements, bounding the scratch memory of a step); chunks share
     each minibatch and never change the numbers.
     """
 
@@ -314,7 +316,7 @@ class BatchedTrainer:
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
         self.stop_training = False
-        if chunk_size is None:  # as many as fit the cache budget, then balanced across chunks
+        if chunk_size is None:  # as many as fit the element budget, then balanced across chunks
             chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size, 256)))
             chunk_size = math.ceil(self.m / math.ceil(self.m / chunk_size))
         self.chunk_size = check_int("chunk_size", chunk_size, 1)

@@ -221,7 +221,9 @@ def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.
     n = len(X)
     rows = max(1, _EVAL_ELEMENTS // max(1, net.m * max(net.sizes)))
     if rows >= n:
-        logits = net.forward(X)
+        # Through the training forward's reused scratch tensors: fresh multi-MB outputs every
+        # epoch cost page faults that made validating 20 rows dearer than a 32-row training step.
+        logits = net.forward(X, ForwardCache([], []))
         loss, _, correct = _loss_grad_correct(logits, y)
         return loss.double(), correct.double()
     loss_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)

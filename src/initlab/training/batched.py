@@ -204,7 +204,8 @@ def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tens
         z = logits[:, 0, :]  # (M, B)
         target = y.expand(m, b)
         torch.mean(F.binary_cross_entropy_with_logits(z, target, reduction="none"), -1, out=loss_out)
-        torch.sum(torch.eq(z > 0, y > 0.5), -1, dtype=torch.float32, out=count_out)  # y broadcasts: no (M, B) pass
+        # y (B,) broadcasts: no (M, B) comparison pass
+        torch.sum(torch.eq(z > 0, y > 0.5), -1, dtype=torch.float32, out=count_out)
         return torch.sigmoid(z).sub_(y).div_(b).unsqueeze(1)  # (M, 1, B)
     target = y.expand(m, b)
     log_p = torch.log_softmax(logits, dim=1)  # (M, K, B)

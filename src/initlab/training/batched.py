@@ -34,8 +34,10 @@ __all__ = ["BatchedTrainer", "FlatAdam", "FlatSGD", "FlatRMSprop", "make_flat_op
 Spec = str | Mapping[str, Any]
 # Evaluate at most this many activations (M * units * rows) at once; larger sets go in row chunks.
 _EVAL_ELEMENTS = 1 << 24
-# Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many values.
-_CHUNK_ELEMENTS = 1 << 19
+# Default chunk: models stepped together so one hidden activation (m, units, B) holds about this many
+# values (8 MB). Measured on the classic workload: bigger chunks win (fewer kernel launches per step,
+# and two threads need large kernels); a cache-sized chunk (2**19) was 5-25 % slower.
+_CHUNK_ELEMENTS = 1 << 21
 
 
 def _per_model(value: Any, m: int, field: str) -> list[Any]:
@@ -48,6 +50,8 @@ def _per_model(value: Any, m: int, field: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- optimizers
+_HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
+
 def _sqrt(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = sqrt(src)``. On the CPU through numpy's hardware square root: torch's vectorised
     CPU sqrt is a software routine that is several times slower on the zeros and subnormals
@@ -69,6 +73,10 @@ class FlatAdam:
         self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
         self.state = {"exp_avg": torch.zeros(numel, device=device), "exp_avg_sq": torch.zeros(numel, device=device)}
         self._denom = torch.empty(numel, device=device)  # reused: no allocation per step
+        # torch's fused Adam kernel (what ``Adam(fused=True)`` calls) does the whole update in one
+        # pass: bit-identical to the single-tensor arithmetic below (checked over 300 steps), 2-3x faster.
+        self._fused = _HAS_FUSED_ADAM and torch.device(device).type == "cpu"  # bit-equality checked on CPU only
+        self._step_t = torch.zeros((), device=device)  # the step count as the fused kernel reads it
 
     def resize(self, numel: int) -> None:
         """New scratch space after the state was compacted."""
@@ -78,6 +86,12 @@ class FlatAdam:
         beta1, beta2 = self.betas
         self.steps += 1
         exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
+        if self._fused and param.dtype == torch.float32:
+            self._step_t.fill_(float(self.steps))
+            torch._fused_adam_([param], [grad], [exp_avg], [exp_avg_sq], [], [self._step_t], lr=self.lr,
+                               beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
+                               maximize=False)
+            return
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step = float(self.steps)
@@ -190,8 +204,9 @@ def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tens
         z = logits[:, 0, :]  # (M, B)
         target = y.expand(m, b)
         torch.mean(F.binary_cross_entropy_with_logits(z, target, reduction="none"), -1, out=loss_out)
-        torch.sum(torch.eq(z > 0, target > 0.5), -1, dtype=torch.float32, out=count_out)
-        return torch.sigmoid(z).sub_(target).div_(b).unsqueeze(1)  # (M, 1, B)
+        # y (B,) broadcasts: no (M, B) comparison pass
+        torch.sum(torch.eq(z > 0, y > 0.5), -1, dtype=torch.float32, out=count_out)
+        return torch.sigmoid(z).sub_(y).div_(b).unsqueeze(1)  # (M, 1, B)
     target = y.expand(m, b)
     log_p = torch.log_softmax(logits, dim=1)  # (M, K, B)
     torch.mean(F.nll_loss(log_p, target, reduction="none"), -1, out=loss_out)
@@ -207,7 +222,9 @@ def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.
     n = len(X)
     rows = max(1, _EVAL_ELEMENTS // max(1, net.m * max(net.sizes)))
     if rows >= n:
-        logits = net.forward(X)
+        # Through the training forward's reused scratch tensors: fresh multi-MB outputs every
+        # epoch cost page faults that made validating 20 rows dearer than a 32-row training step.
+        logits = net.forward(X, ForwardCache([], []))
         loss, _, correct = _loss_grad_correct(logits, y)
         return loss.double(), correct.double()
     loss_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)
@@ -273,7 +290,7 @@ class BatchedTrainer:
     ``trainer.stop_training = True``. ``init_data`` is needed by data-dependent inits (``lsuv``).
 
     ``chunk_size`` models are stepped together (default: as many as keep one hidden activation
-    tensor near ``2**19`` elements, so a step's working set stays in cache); chunks share
+    tensor near ``2**21`` elements, bounding the scratch memory of a step); chunks share
     each minibatch and never change the numbers.
     """
 
@@ -314,7 +331,7 @@ class BatchedTrainer:
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
         self.stop_training = False
-        if chunk_size is None:  # as many as fit the cache budget, then balanced across chunks
+        if chunk_size is None:  # as many as fit the element budget, then balanced across chunks
             chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size, 256)))
             chunk_size = math.ceil(self.m / math.ceil(self.m / chunk_size))
         self.chunk_size = check_int("chunk_size", chunk_size, 1)

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from .diagnose import Diagnosis, LayerStats
 
-__all__ = ["diagnosis_table", "COLUMNS", "COMPARE_COLUMNS"]
+__all__ = ["diagnosis_table", "layer_cells", "COLUMNS", "COMPARE_COLUMNS", "TERMINAL_COLUMNS"]
 
 
 def _num(x: float | None) -> str:
@@ -39,22 +39,29 @@ COLUMNS: dict[str, Callable[[LayerStats], str]] = {
 }
 # the narrower set shown as "before -> after"
 COMPARE_COLUMNS = ("std", "dead", "sat", "|dL/dy|", "w std", "distinct")
+# the terminal's single-diagnosis table: related numbers share a cell on two lines, so the whole
+# table fits 80 columns (the HTML report has one column per number)
+TERMINAL_COLUMNS: dict[str, Callable[[LayerStats], str]] = {
+    "std\n× prev": lambda s: COLUMNS["std"](s) + ("" if s.std_change is None else f"\n×{COLUMNS['std x'](s)}"),
+    "dead": COLUMNS["dead"],
+    "sat": COLUMNS["sat"],
+    "|dL/dW|\n|dL/dy|": lambda s: f"{COLUMNS['|dL/dW|'](s)}\n{COLUMNS['|dL/dy|'](s)}",
+    "w std\n(healthy)": lambda s: COLUMNS["w std"](s) + (f"\n({COLUMNS['healthy'](s)})" if s.weighted else ""),
+    "distinct": COLUMNS["distinct"],
+}
 
 
 def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: str | None = None) -> Table:
     """One row per layer; with ``after``, the columns of ``COMPARE_COLUMNS`` read ``before -> after``."""
     table = Table(title=title or ("initlab doctor: before -> after" if after else "initlab doctor"))
-    table.add_column("layer", no_wrap=True)
-    if after is None:
-        table.add_column("kind")
-        table.add_column("units", justify="right")
+    table.add_column("layer", overflow="fold")
     table.add_column("act", no_wrap=True, min_width=4)
-    columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else COLUMNS
+    columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else TERMINAL_COLUMNS
     for col in columns:
-        table.add_column(col, justify="right", no_wrap=after is not None)
-    for s, cells in layer_cells(before, after, columns, arrow="\n→"):  # two short lines per cell
-        head = [s.name, s.activation or "-"] if after is not None else [s.name, s.kind, str(s.units), s.activation or "-"]
-        table.add_row(*head, *cells)
+        table.add_column(col, justify="right", no_wrap=True)
+    arrow = "\n→"  # two short lines per cell
+    for s, cells in layer_cells(before, after, columns, arrow=arrow):
+        table.add_row(s.name if after is not None else f"{s.name}\n{s.kind} {s.units}", s.activation or "-", *cells)
     return table
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import typer
+from rich.padding import Padding
+from rich.text import Text
 
 from ...diagnostics.doctor import run_doctor, write_report
 from ..main import app, console
@@ -38,7 +40,7 @@ def doctor_command(
         console.print(f"[bold]{label}[/]:")
         for v in diag.verdicts:
             color = "green" if v.code == "healthy" else "red"
-            console.print(f"  [{color}]{v.code}[/]: {v.message}", highlight=False)
+            console.print(Padding(Text.assemble((v.code, color), ": ", v.message), (0, 0, 0, 2)), highlight=False)
             if v.fix:
-                console.print(f"    fix: {v.fix}", highlight=False)
+                console.print(Padding(Text(f"fix: {v.fix}"), (0, 0, 0, 4)), highlight=False)
     console.print(f"wrote {paths['html']} and {paths['json']}", highlight=False)

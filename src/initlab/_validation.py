@@ -8,7 +8,9 @@ helps, a "did you mean". ``initlab.cli`` turns them into exit code 2.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_float",
+    "check_out_folder",
 ]
 
 
@@ -85,3 +88,18 @@ def _check_range(field: str, value: float, minimum, maximum, kind: str) -> None:
         lo = "-inf" if minimum is None else minimum
         hi = "inf" if maximum is None else maximum
         raise ValidationError(f"{field} must be {kind} in [{lo}, {hi}], got {value!r}")
+
+
+def check_out_folder(field: str, path: str | os.PathLike) -> Path:
+    """Return ``path`` if an output folder can be created or reused there (checked before any work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"{field} {str(path)!r} is a file, not a folder; give a folder path")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValidationError(f"{field} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError(f"{field} {str(path)!r}: no permission to write in {str(parent)!r}")
+    return path

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._validation import InitlabError
 
@@ -38,7 +39,8 @@ def _root(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages quote user input and TOML tables such as "[grid]", which are not markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -52,11 +54,35 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(err))
         return 2
     except OSError as err:  # a path the user gave cannot be read or written
-        fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err))
+        fail(_os_message(err))
+        return 2
+    except MemoryError as err:
+        fail(f"out of memory{': ' + str(err) if str(err) else ''}; use smaller sizes")
+        return 2
+    except RuntimeError as err:  # torch reports a failed allocation as a RuntimeError
+        if not _is_out_of_memory(err):
+            raise
+        fail(f"out of memory: {str(err).splitlines()[0][:200]}; use smaller sizes (--hidden, --width, --batch, ...)")
         return 2
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def _os_message(err: OSError) -> str:
+    """One line for an OSError on a path the user gave."""
+    if not err.filename:
+        return str(err)
+    if isinstance(err, FileExistsError):  # mkdir(parents=True, exist_ok=True) met a file
+        return f"{str(err.filename)!r} is a file, not a folder: choose another path"
+    if isinstance(err, NotADirectoryError):
+        return f"{str(err.filename)!r}: a parent of this path is a file, not a folder"
+    return f"{err.strerror or err}: {err.filename}"
+
+
+def _is_out_of_memory(err: RuntimeError) -> bool:
+    text = str(err)
+    return "can't allocate memory" in text or "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError"
 
 
 def entry() -> None:

@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import __version__
 from .._rng import make_generator
-from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
+from .._validation import DataError, InitlabError, ValidationError, check_int, check_out_folder, did_you_mean
 from ..initializers import apply_init, get
 from .diagnose import Diagnosis, diagnose
 
@@ -187,7 +187,7 @@ def write_report(result: DoctorResult, out: str | Path) -> dict[str, Path]:
     """Write ``out/report.json`` and a self-contained ``out/report.html``; returns their paths."""
     from .html import render_html
 
-    out = Path(out)
+    out = check_out_folder("out", out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "html": out / "report.html"}
     paths["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")

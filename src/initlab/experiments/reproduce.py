@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .._validation import ValidationError, check_choice, check_int
+from .._validation import ValidationError, check_choice, check_int, check_out_folder
 from ..datasets import load_csv
 from ..report import CLASSIC_INTRO
 from .outputs import Outputs, write_outputs
@@ -68,6 +68,7 @@ def reproduce(
     """
     check_int("epochs", epochs, 1)
     check_int("seed", seed, 0)
+    check_out_folder("out", out)  # a bad --out fails before training, not after
     names = _selected(only)
     if data is not None:
         load_csv(data)  # fail now, with the file's own one-line error

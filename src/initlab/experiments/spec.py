@@ -22,6 +22,11 @@ __all__ = ["ExperimentSpec", "parse_hidden", "parse_init"]
 
 InitSpec = str | dict[str, Any]
 
+MAX_EPOCHS = 1_000_000
+MAX_SAMPLES = 1_000_000
+MAX_WIDTH = 100_000
+MAX_SEED = 2**32 - 1  # numpy / scikit-learn seeds are 32-bit
+
 
 class ExperimentSpec(BaseModel):
     """One experiment: data, network, initialization, optimizer, schedule, seeds.
@@ -61,13 +66,19 @@ class ExperimentSpec(BaseModel):
         """Semantic checks the types cannot express; every message is one line."""
         if not self.name.strip():
             raise ValidationError("name must not be empty")
-        check_int("epochs", self.epochs, 1)
+        # upper bounds as the sweep spec's: a typo'd 1e9 fails now, not as an hour-long run or an OOM
+        check_int("epochs", self.epochs, 1)  # the lower bound first: its message is "[1, inf]"
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         check_int("batch_size", self.batch_size, 1)
         check_int("n_samples", self.n_samples, 4)
+        check_int("n_samples", self.n_samples, 4, MAX_SAMPLES)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("data_seed", self.data_seed, 0, MAX_SEED)
         if not self.hidden:
             raise ValidationError("hidden needs at least one layer size, e.g. 10 or 10,10")
         for i, size in enumerate(self.hidden):
             check_int(f"hidden size #{i + 1}", size, 1)
+            check_int(f"hidden size #{i + 1}", size, 1, MAX_WIDTH)
         check_float("validation_split", self.validation_split, 0.0, 1.0)
         if self.validation_split >= 1.0:
             raise ValidationError(f"validation_split must be in [0, 1), got {self.validation_split}")
@@ -130,7 +141,8 @@ def parse_hidden(text: str) -> list[int]:
             raise ValidationError(
                 f"hidden must be comma-separated layer sizes such as 10 or 10,10; got {text!r}"
             ) from None
-        sizes.append(check_int(f"hidden size #{i + 1}", size, 1))
+        check_int(f"hidden size #{i + 1}", size, 1)
+        sizes.append(check_int(f"hidden size #{i + 1}", size, 1, MAX_WIDTH))
     return sizes
 
 

@@ -209,7 +209,7 @@ def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec
     data["name"] = name if name.lower().endswith(".csv") else check_choice("data.name", name.lower(), datasets.names())
     data["n_samples"] = check_int("data.n_samples", data["n_samples"], 4, 1_000_000)
     data["noise"] = check_float("data.noise", data["noise"], 0.0, 10.0)
-    data["seed"] = check_int("data.seed", data["seed"], 0)
+    data["seed"] = check_int("data.seed", data["seed"], 0, 2**32 - 1)  # numpy / scikit-learn seeds are 32-bit
     data["validation_split"] = check_float("data.validation_split", data["validation_split"], 0.0, 0.9)
 
     train = {**TRAIN_KEYS, **train_in}
@@ -232,7 +232,7 @@ def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec
         elif axis == "width":
             grid[axis] = [check_int(where, v, 1, 100_000) for v in values]
         elif axis == "seed":
-            grid[axis] = [check_int(where, v, 0) for v in values]
+            grid[axis] = [check_int(where, v, 0, 2**32 - 1) for v in values]
         else:
             grid[axis] = [_check_train_value(axis, v, where) for v in values]
     top_name = raw.get("name", default_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .._validation import check_out_folder
 from .outputs import Outputs, write_outputs
 from .run import ExperimentResult, load_data, run_experiment
 from .spec import ExperimentSpec
@@ -22,6 +23,7 @@ def train(
 
     ``progress(name, epoch, epochs)`` is called with epoch 0 at the start and after every epoch.
     """
+    check_out_folder("out", out)  # a bad --out fails before training, not after
     if spec.dataset.lower().endswith(".csv"):
         load_data(spec)  # a bad file fails here, before any progress is shown
     if progress is not None:

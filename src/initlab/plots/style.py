@@ -12,11 +12,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from .._validation import ValidationError, did_you_mean  # noqa: E402
 
 from ..initializers import canonical_name  # noqa: E402
 
-__all__ = ["INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "STYLE"]
+__all__ = ["INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "check_figure_path", "STYLE"]
 
 # Families share a hue: Glorot blues, He greens, LeCun purples, constants greys/reds.
 INIT_COLORS: dict[str, str] = {
@@ -72,9 +75,28 @@ def activation_color(name: str) -> str:
     return ACTIVATION_COLORS.get(str(name).lower(), "#7f7f7f")
 
 
+def check_figure_path(path: str | Path, field: str = "figure path") -> Path:
+    """Return ``path`` if a figure can be written there: not a folder, a format matplotlib writes."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValidationError(f"{field} {str(path)!r} is a folder; give a file name such as {str(path / 'figure.png')!r}")
+    formats = list(FigureCanvasBase.get_supported_filetypes())
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise ValidationError(
+            f"{field} {str(path)!r} needs a figure extension such as .png{did_you_mean(suffix, formats)} "
+            f"(allowed: {', '.join('.' + f for f in formats)})"
+        )
+    return path
+
+
 def save(fig: Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG (tight bounding box) and close it; returns the path."""
-    path = Path(path)
+    try:
+        path = check_figure_path(path)
+    except ValidationError:
+        plt.close(fig)
+        raise
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

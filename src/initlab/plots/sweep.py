@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._validation import ValidationError, did_you_mean
+from .._validation import ValidationError, check_choice, did_you_mean
 from .style import init_color
 
 __all__ = ["heatmap", "learning_curves"]
@@ -74,6 +74,8 @@ def learning_curves(df: pd.DataFrame, metric: str = "val_accuracy", by: str = "i
         df = df[df[key] == val]
     if df.empty:
         raise ValidationError(f"no runs match {where}")
+    recorded = list(dict.fromkeys(k for h in df["history"] if h for k in h))  # e.g. loss, accuracy, val_loss, ...
+    check_choice("metric", metric, recorded)
     panels = sorted(df[panel].unique(), key=str)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=True)
     for ax, key in zip(axes[0], panels):

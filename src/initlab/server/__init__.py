@@ -24,8 +24,29 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     # Small MLPs train several times faster on one thread each than on a shared pool.
+    check_listen(host, port)
     torch.set_num_threads(1)
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def check_listen(host: str, port: int) -> None:
+    """Raise a one-line ValidationError if ``host:port`` cannot be listened on (bad host, port in use).
+
+    uvicorn would log a multi-line error and exit 3; this tries the bind first, as uvicorn will.
+    """
+    from .._validation import ValidationError, check_int
+
+    check_int("port", port, 0, 65535)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise ValidationError(f"host {host!r} is not an address or a name that resolves ({err})") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise ValidationError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
 
 
 @contextlib.contextmanager

@@ -229,8 +229,10 @@ def check_variance(
     averaged over the networks.
     """
     depth = check_int("depth", depth, 1)
+    depth = check_int("depth", depth, 1, 10_000)
     width = check_int("width", width, 1)
     seeds = check_int("seeds", seeds, 1)
+    seed = check_int("seed", seed, 0)
     batch = check_int("batch", batch, 1)
     input_dim = width if input_dim is None else check_int("input_dim", input_dim, 1)
     sigma_b2 = _variance("sigma_b2", sigma_b2)

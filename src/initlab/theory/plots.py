@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -16,7 +17,7 @@ import numpy as np
 from matplotlib import colors, patheffects
 from matplotlib.figure import Figure
 
-from .._validation import ValidationError
+from .._validation import DataError, ValidationError
 from ..plots.style import init_color
 from .bridge import VarianceCheck, effective_sigma_w2
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
@@ -129,9 +130,23 @@ def trainable_depth_plot(
 
 
 def _spec_sigma_w2(spec: Any, fan: int) -> float:
-    if isinstance(spec, str) and spec.strip().startswith("{"):
+    if isinstance(spec, str) and spec.strip().startswith(("{", '"')):  # a JSON spec, or a JSON name ('"zeros"')
         spec = json.loads(spec)
     return effective_sigma_w2(spec, fan, fan)
+
+
+def load_runs_csv(path: str | Path):
+    """A CSV of runs (one row per run) for :func:`accuracy_heatmap`; a missing or unreadable file is a DataError."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"results file {str(path)!r} not found")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        reason = "it is empty" if isinstance(err, pd.errors.EmptyDataError) else str(err).splitlines()[0][:120]
+        raise DataError(f"results file {str(path)!r} is not a readable CSV: {reason}") from None
 
 
 def accuracy_heatmap(

@@ -24,9 +24,10 @@ def inits_command(
     Examples: initlab inits --json;  initlab inits --plot catalog.png --fan-in 512 --fan-out 128
     """
     if plot is not None:
-        from ...plots import save
+        from ...plots import check_figure_path, save
         from ...plots.catalog import catalog_figure
 
+        check_figure_path(plot, "--plot")
         save(catalog_figure(fan_in, fan_out), plot)
     rows = [
         {

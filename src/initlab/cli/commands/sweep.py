@@ -13,6 +13,7 @@ from ... import results as results_lib
 from ...experiments.store import DEFAULT_STORE
 from ...experiments.sweep import run_sweep
 from ...experiments.sweep_spec import load_spec
+from ..._validation import ValidationError, check_choice, check_int
 from ..main import app, console, fail
 
 
@@ -35,6 +36,7 @@ def sweep_command(
     Example: initlab sweep examples/sweep.toml --store initlab.db
     """
     parsed = load_spec(spec)  # every key and name checked before any work
+    check_int("--threads", threads, 0)
     if backend != "local":
         raise fail(f"unknown backend {backend!r} (available: local; a Ray executor is planned)")
     if dry_run:
@@ -93,8 +95,8 @@ def results_command(
     agg = results_lib.aggregate(df, by=[c.strip() for c in by.split(",") if c.strip()] or None)
     if agg.empty:
         raise fail(f"store {str(store)!r} has no runs", code=2)
-    if sort in agg:
-        agg = agg.sort_values(sort, ascending=False, kind="stable")
+    check_choice("--sort column", sort, list(agg.columns))
+    agg = agg.sort_values(sort, ascending=False, kind="stable")
     if fmt == "csv":
         print(agg.to_csv(index=False), end="")
     elif fmt == "json":
@@ -134,11 +136,12 @@ def plot_command(
 
     Example: initlab plot --store initlab.db --kind curves --where depth=2 --where width=10 --out curves.png
     """
-    from ...plots import save
+    from ...plots import check_figure_path, save
     from ...plots.sweep import heatmap, learning_curves
 
     if kind not in ("heatmap", "curves"):
         raise fail(f"unknown plot kind {kind!r} (allowed: heatmap, curves)")
+    check_figure_path(out, "--out")
     df = results_lib.load(store, spec_hash=sweep or None, history=kind == "curves")
     if kind == "heatmap":
         fig = heatmap(df, value=value, rows=rows, cols=cols, panel=panel)
@@ -149,7 +152,11 @@ def plot_command(
             if not sep:
                 raise fail(f"--where needs KEY=VALUE, got {item!r}")
             col = df[key] if key in df else None
-            filters[key] = type(col.iloc[0].item() if hasattr(col.iloc[0], "item") else col.iloc[0])(raw) if col is not None and len(col) else raw
+            kind_of = type(col.iloc[0].item() if hasattr(col.iloc[0], "item") else col.iloc[0]) if col is not None and len(col) else str
+            try:
+                filters[key] = kind_of(raw)
+            except ValueError:
+                raise ValidationError(f"--where {key}={raw}: {key} holds {kind_of.__name__} values, e.g. {key}={col.iloc[0]}") from None
         fig = learning_curves(df, metric=metric, panel=panel, where=filters)
     path = save(fig, out)
     console.print(f"wrote {path}")

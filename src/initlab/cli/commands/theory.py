@@ -76,11 +76,16 @@ def phase_diagram_command(
 
     Example: initlab theory phase-diagram --activation tanh --out phase.png --depth-out depth.png
     """
-    from ...plots import save
+    from ..._validation import check_float
+    from ...plots import check_figure_path, save
     from ...theory import phase_diagram, trainable_depth_plot
     from ...theory.meanfield import _variance
 
     w_max, b_max = _variance("sigma_w2_max", sigma_w2_max), _variance("sigma_b2_max", sigma_b2_max)
+    check_float("sigma_w2_max", w_max, 0.0, strict_minimum=True)  # the axis needs a width
+    check_figure_path(out, "--out")
+    if depth_out is not None:
+        check_figure_path(depth_out, "--depth-out")
     path = save(phase_diagram(activation, sigma_w2=(min(0.5, w_max / 2), w_max), sigma_b2=(0.0, b_max)), out)
     console.print(f"wrote {path}")
     if depth_out is not None:
@@ -104,10 +109,14 @@ def check_command(
 
     Example: initlab theory check --init xavier_normal --activation tanh --depth 50 --width 512
     """
-    from ...plots import save
+    from ...plots import check_figure_path, save
     from ...theory import check_variance, variance_check_plot
 
-    spec = json.loads(init) if init.strip().startswith("{") else init
+    from ...experiments.spec import parse_init
+
+    if out is not None:
+        check_figure_path(out, "--out")
+    spec = parse_init(init)  # a name or a JSON spec; bad JSON is a one-line error
     result = check_variance(spec, activation, depth, width, sigma_b2, seeds=seeds, batch=batch, seed=seed)
     path = save(variance_check_plot(result), out) if out is not None else None
     if as_json:
@@ -139,22 +148,20 @@ def accuracy_map_command(
 
     Example: initlab sweep examples/critical.toml --store critical.db && initlab theory accuracy-map --store critical.db --out map.png
     """
-    import pandas as pd
-
     from ... import results as results_store
-    from ..._validation import DataError, ValidationError
-    from ...plots import save
+    from ..._validation import ValidationError
+    from ...plots import check_figure_path, save
     from ...theory import accuracy_heatmap
+    from ...theory.plots import load_runs_csv
 
     if (store is None) == (results is None):
         raise ValidationError("give exactly one of --store (a sweep store) or --results (a CSV of runs)")
+    check_figure_path(out, "--out")
     if store is not None:
         frame = results_store.load(store)
         frame["init"] = frame["init_spec"]
         metric = metric or "final_val_accuracy"
     else:
-        if not results.is_file():
-            raise DataError(f"results file {str(results)!r} not found")
-        frame = pd.read_csv(results)
+        frame = load_runs_csv(results)
         metric = metric or "val_accuracy"
     console.print(f"wrote {save(accuracy_heatmap(frame, activation, sigma_b2, metric), out)}")

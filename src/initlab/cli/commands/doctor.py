@@ -26,7 +26,7 @@ def doctor_command(
 ) -> None:
     """Diagnose a model's initialization: per-layer statistics, verdicts and fixes.
 
-    Example: initlab doctor mymodel.py:make --input-shape 3,32,32 --init he_normal
+    Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal
     """
     result = run_doctor(target, input_shape, batch, data, init, seed)
     paths = write_report(result, out)

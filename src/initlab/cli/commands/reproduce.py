@@ -23,8 +23,9 @@ def reproduce_command(
 ) -> None:
     """Reproduce the classic weight-initialization experiments and explain them from measurements.
 
-    Runs zeros_relu, zeros_sigmoid (every weight and bias zero), xavier_tanh and he_relu on the
-    same 2-10-1 network and data, then writes a report with decision boundaries and a table.
+    Runs zeros_relu, zeros_sigmoid (every weight and bias zero), xavier_tanh
+    and he_relu on the same 2-10-1 network and data, then writes a report with
+    decision boundaries and a table.
 
     Examples:
 

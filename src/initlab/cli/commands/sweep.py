@@ -30,8 +30,8 @@ def sweep_command(
 ) -> None:
     """Train every run of a grid, batched, into a resumable SQLite store.
 
-    Re-running the same spec skips finished runs; an interrupted sweep loses at most the batch
-    in flight.
+    Re-running the same spec skips finished runs; an interrupted sweep loses at
+    most the batch in flight.
 
     Example: initlab sweep examples/sweep.toml --store initlab.db
     """

@@ -69,3 +69,28 @@ def test_unwritable_output_path_is_a_one_line_error(tmp_path, capsys):
     assert main(["inits", "--plot", str(blocker / "catalog.png")]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_threads_default_leaves_a_core_free_and_can_be_set(monkeypatch, capsys):
+    import os
+
+    import torch
+
+    from initlab.cli.main import default_threads
+
+    monkeypatch.delenv("INITLAB_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert default_threads() == max(1, cores - 1)
+    monkeypatch.setenv("INITLAB_THREADS", "3")
+    assert default_threads() == 3
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "2", "inits", "--json"]) == 0
+        assert torch.get_num_threads() == 2
+        assert main(["inits", "--json"]) == 0
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("INITLAB_THREADS", "zero")
+        assert main(["inits", "--json"]) == 2
+        assert "INITLAB_THREADS must be an integer >= 1" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -23,7 +23,7 @@ def sweep_command(
     store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store (created if missing)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     backend: str = typer.Option("local", "--backend", help="Executor: local (batched, in this process)."),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help)."),
     max_batch: int = typer.Option(1000, "--max-batch", help="Most runs trained together (and lost to a crash)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count the runs; train nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

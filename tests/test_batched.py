@@ -47,12 +47,12 @@ CASES = [
 def test_matches_single_trainer_runs(moons, sizes, activation, opt):
     inits = ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]
     init_seeds = [0, 1, 2, 3, 4, 5]
-    data_seeds = [0, 0, 1, 0, 2, 1]  # shared and distinct minibatch orders in one batch
-    bt = BatchedTrainer(sizes, activation, inits, init_seeds, data_seeds=data_seeds, epochs=25, chunk_size=4, **opt)
+    order_seeds = [0, 0, 1, 0, 2, 1]  # shared and distinct minibatch orders in one batch
+    bt = BatchedTrainer(sizes, activation, inits, init_seeds, order_seeds=order_seeds, epochs=25, chunk_size=4, **opt)
     bt.fit(*moons)
     assert bt.history_["loss"].shape == (6, 25)
     for i in range(6):
-        single, model = _single(sizes, activation, inits[i], init_seeds[i], data_seeds[i], moons, epochs=25, **opt)
+        single, model = _single(sizes, activation, inits[i], init_seeds[i], order_seeds[i], moons, epochs=25, **opt)
         _assert_history_close(bt, i, single)
         for got, want in zip(bt.to_model(i).parameters(), model.parameters()):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
@@ -64,7 +64,7 @@ def test_softmax_output_matches_single_trainer():
     X = rng.normal(size=(90, 3)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5)  # three classes
     data = (X[:70], y[:70], X[70:], y[70:])
-    bt = BatchedTrainer([3, 8, 3], "relu", ["he_uniform", "glorot_normal"], [4, 5], data_seeds=[0, 1],
+    bt = BatchedTrainer([3, 8, 3], "relu", ["he_uniform", "glorot_normal"], [4, 5], order_seeds=[0, 1],
                         output="softmax", epochs=15).fit(*data)
     for i, (init, seed) in enumerate([("he_uniform", 4), ("glorot_normal", 5)]):
         single, model = _single([3, 8, 3], "relu", init, seed, i, data, output="softmax", epochs=15)
@@ -132,8 +132,8 @@ def test_callbacks_get_per_model_arrays_and_can_stop(moons):
 
 def test_chunking_does_not_change_numbers(moons):
     args = ([2, 6, 1], "relu", ["he_normal", "glorot_uniform", "lecun_uniform"] * 3, list(range(9)))
-    one = BatchedTrainer(*args, data_seeds=[0, 1, 2] * 3, epochs=8).fit(*moons)
-    many = BatchedTrainer(*args, data_seeds=[0, 1, 2] * 3, epochs=8, chunk_size=2).fit(*moons)
+    one = BatchedTrainer(*args, order_seeds=[0, 1, 2] * 3, epochs=8).fit(*moons)
+    many = BatchedTrainer(*args, order_seeds=[0, 1, 2] * 3, epochs=8, chunk_size=2).fit(*moons)
     for key in one.history_:
         np.testing.assert_allclose(one.history_[key], many.history_[key], rtol=1e-6)
     assert len(many.stacks_) == 5 and len(many.to_models()) == 9

@@ -14,7 +14,7 @@ CASES = [
     # rich markup must not eat "[grid]" from the message
     (["sweep", "{T}/empty.toml", "--dry-run"], "has no [grid] table"),
     # sizes and seeds the spec used to accept, then OOM / run for ever / crash in scikit-learn
-    (["train", "--hidden", "100000000", "--out", "{T}/o"], "hidden size #1 must be an integer in [1, 100000]"),
+    (["train", "--hidden", "100000000", "--out", "{T}/o"], "hidden[0] must be an integer in [1, 100000]"),
     (["train", "--epochs", "100000000000", "--out", "{T}/o"], "epochs must be an integer in [1, 1000000]"),
     (["train", "--n-samples", "100000000000", "--out", "{T}/o"], "n_samples must be an integer in [4, 1000000]"),
     (["train", "--data-seed", "-1", "--out", "{T}/o"], "data_seed must be an integer in [0, 4294967295], got -1"),
@@ -35,7 +35,7 @@ CASES = [
     (["theory", "accuracy-map", "--store", "{T}/tiny.db", "--out", "{T}/adir"], "is a folder"),
     # sweep / results / plot
     (["sweep", "{T}/tiny.toml", "--threads", "-1", "--dry-run"], "--threads must be an integer in [0, inf], got -1"),
-    (["results", "--store", "{T}/tiny.db", "--sort", "final_loss_men"], "did you mean 'final_loss_mean'?"),
+    (["results", "--store", "{T}/tiny.db", "--sort", "train_loss_men"], "did you mean 'train_loss_mean'?"),
     (["plot", "--store", "{T}/tiny.db", "--kind", "curves", "--metric", "vall", "--out", "{T}/o.png"],
      "unknown metric 'vall'; did you mean 'val_loss'? (allowed: loss, accuracy, val_loss, val_accuracy)"),
     (["plot", "--store", "{T}/tiny.db", "--kind", "curves", "--where", "depth=x", "--out", "{T}/o.png"],

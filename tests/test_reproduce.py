@@ -11,7 +11,7 @@ import pytest
 
 from initlab import datasets
 from initlab.cli import main
-from initlab.experiments import CLASSIC_NAMES, ExperimentSpec, classic_specs, findings, reproduce, run_experiment
+from initlab.experiments import CLASSIC_NAMES, RunSpec, classic_specs, findings, reproduce, run_experiment
 
 DESIGN_KEYS = {"name", "dataset", "n_samples", "activation", "initializer", "hidden", "optimizer", "learning_rate",
                "epochs", "batch_size", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss",
@@ -109,8 +109,8 @@ def test_progress_reports_every_epoch(run):
 
 def test_verdicts_come_from_measurements_not_names():
     """A zero-initialized net called 'he_relu' is still diagnosed dead; a He net called 'zeros_relu' healthy."""
-    fake_he = ExperimentSpec(name="he_relu", activation="relu", init="zeros", epochs=3)
-    fake_zero = ExperimentSpec(name="zeros_relu", activation="relu", init="he_normal", epochs=3)
+    fake_he = RunSpec(name="he_relu", activation="relu", init="zeros", epochs=3)
+    fake_zero = RunSpec(name="zeros_relu", activation="relu", init="he_normal", epochs=3)
     dead, alive = findings(run_experiment(fake_he)), findings(run_experiment(fake_zero))
     assert dead.dead_units == 10 and dead.verdict.startswith("Every hidden unit dead")
     assert alive.dead_units < 10 and "dead" not in alive.verdict.split(";")[0].lower()

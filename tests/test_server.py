@@ -191,7 +191,8 @@ def test_a_zero_init_run_streams_frames_and_ends_with_results(client):
     for key in ("dataset", "n_samples", "activation", "initializer", "hidden", "optimizer", "learning_rate",
                 "epochs", "batch_size", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss"):
         assert key in exp
-    assert exp["initializer"] == {"name": "zeros"} and exp["diagnostics"]["layers"][0]["distinct_units"] == 1
+    assert exp["initializer"] == "zeros" and exp["spec"]["init"] == "zeros" and exp["trainer"] == "batched"
+    assert exp["diagnostics"]["layers"][0]["distinct_units"] == 1
     assert evs[-1]["summary"]["verdicts"] == ["symmetry"]
 
 
@@ -218,7 +219,7 @@ def test_compare_trains_side_by_side_and_matches_single_runs(client):
     assert all(len(f["runs"]) == 3 for f in frames)
     assert len(frames[-1]["history"]["loss"]) == 3  # one curve per initializer
     summaries = evs[-1]["summaries"]
-    assert [s["initializer"]["name"] for s in summaries] == ["zeros", "he_normal", "glorot_uniform"]
+    assert [s["initializer"] for s in summaries] == ["zeros", "he_normal", "glorot_uniform"]
     single = events(client.post("/api/train", json={**FAST, "weight_init": {"name": "he_normal"}}))[-1]["summary"]
     assert summaries[1]["val_loss"] == pytest.approx(single["val_loss"], rel=1e-4)
     assert summaries[1]["train_accuracy"] == pytest.approx(single["train_accuracy"])

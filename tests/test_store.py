@@ -18,7 +18,7 @@ from initlab.experiments.store import RUN_COLUMNS
 
 
 def _row(run_id: str, **extra):
-    return {"run_id": run_id, "status": "finished", "final_loss": 0.5, "history_json": {"loss": [0.7, 0.5]}, **extra}
+    return {"run_id": run_id, "status": "finished", "train_loss": 0.5, "history": {"loss": [0.7, 0.5]}, **extra}
 
 
 def test_schema_tables_and_wal(tmp_path):
@@ -34,11 +34,35 @@ def test_a_batch_is_all_or_nothing(tmp_path):
     with Store(tmp_path / "s.db") as store:
         store.commit_batch("h", [_row("a"), _row("b")])
         with pytest.raises(sqlite3.Error):
-            store.commit_batch("h", [_row("c"), _row("d", final_loss=object())])  # second row cannot be stored
+            store.commit_batch("h", [_row("c"), _row("d", train_loss=object())])  # second row cannot be stored
         assert store.done_ids() == {"a", "b"}
         assert store.conn.execute("SELECT COUNT(*) FROM sweep_runs").fetchone()[0] == 2
-        loss = store.conn.execute("SELECT final_loss, history_json FROM runs WHERE run_id='a'").fetchone()
+        loss = store.conn.execute("SELECT train_loss, history FROM runs WHERE run_id='a'").fetchone()
         assert loss == (0.5, '{"loss": [0.7, 0.5]}')
+
+
+def test_a_run_is_written_once_whatever_retries_send(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        store.commit_batch("h", [_row("a", train_loss=0.25)])
+        store.commit_batch("h", [_row("a", train_loss=0.75), _row("b")])  # a retried batch repeats "a"
+        rows = store.conn.execute("SELECT run_id, train_loss FROM runs ORDER BY run_id").fetchall()
+        assert rows == [("a", 0.25), ("b", 0.5)]
+
+
+def test_a_store_of_initlab_0_1_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, history_json TEXT)")
+    con.execute("INSERT INTO runs VALUES ('abc', '{}')")
+    con.commit()
+    con.close()
+    with pytest.raises(DataError, match=r"written by initlab 0.1 \(schema 1\).*move it aside") as err:
+        Store(path)
+    assert "\n" not in str(err.value)
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"meta", "runs"}  # nothing was added to it
 
 
 def test_not_a_store_and_wrong_version_are_data_errors(tmp_path):
@@ -106,8 +130,8 @@ def test_kill_9_mid_sweep_then_rerun_stores_every_run_once(tmp_path):
     con = sqlite3.connect(db)
     assert con.execute("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM runs").fetchone() == (total, total)
     partial = con.execute(
-        "SELECT COUNT(*) FROM runs WHERE status IS NULL OR history_json IS NULL OR final_loss IS NULL"
-        " OR epochs_run != 40 OR diag_final_json IS NULL"
+        "SELECT COUNT(*) FROM runs WHERE status IS NULL OR history IS NULL OR train_loss IS NULL"
+        " OR epochs_run != 40 OR diagnostics IS NULL OR spec IS NULL"
     ).fetchone()[0]
     assert partial == 0
     assert con.execute("SELECT COUNT(*) FROM sweep_runs").fetchone()[0] == total

@@ -53,8 +53,11 @@ def _raw(**tables):
     ({"grid": {"depth": []}}, "grid.depth is empty"),
     ({"grid": {"init": ["he_norml"]}}, "grid.init: unknown initializer 'he_norml'; did you mean 'he_normal'?"),
     ({"grid": {"activation": ["rleu"]}}, "grid.activation: unknown activation 'rleu'; did you mean 'relu'?"),
-    ({"data": {"name": "moon"}}, "unknown data.name 'moon'; did you mean 'moons'?"),
-    ({"train": {"optimizer": "adamw"}}, "unknown train.optimizer 'adamw'"),
+    ({"data": {"name": "moon"}}, "data.name: unknown dataset 'moon'; did you mean 'moons'?"),
+    ({"train": {"optimizer": "adamw"}}, "train.optimizer: unknown optimizer 'adamw'"),
+    ({"data": {"noise": -1}}, "data.noise must be a number in \\[0.0, 10.0\\], got -1"),
+    ({"grid": {"depth": [101]}}, "grid.depth must be an integer in \\[1, 100\\], got 101"),
+    ({"grid": {"seed": [2**32]}}, "grid.seed must be an integer in \\[0, 4294967295\\], got 4294967296"),
     ({"grid": {"width": [0]}}, "grid.width must be an integer in \\[1, 100000\\], got 0"),
 ])
 def test_bad_specs_are_rejected_naming_the_key(tables, message):
@@ -77,7 +80,7 @@ def test_grid_expands_and_batches_by_architecture(spec_file):
     assert len(runs) == 3 * 2 * 2 * 1 * 2
     assert {r.init for r in runs} == {"zeros", "glorot_uniform", "he_normal"}  # aliases canonical
     batches = make_batches(runs)
-    assert len(batches) == 4 and all(len(b.runs) == 6 for b in batches)  # activation x depth
+    assert len(batches) == 4 and all(len(b.specs) == 6 for b in batches)  # activation x depth
     assert len(make_batches(runs, max_batch=4)) == 8
 
 
@@ -98,15 +101,16 @@ def test_sweep_stores_what_a_single_trainer_computes(spec_file, tmp_path):
     ds = datasets.load("moons", 120, 0.2, 0)
     Xt, yt, Xv, yv = datasets.validation_split(ds.X, ds.y, 0.2)
     model = apply_init(MLP([2, 6, 6, 1], "tanh"), "he_normal", "zeros", generator=1)
-    single = Trainer(model, epochs=6, seed=0).fit(Xt, yt, Xv, yv)
+    single = Trainer(model, epochs=6, seed=1).fit(Xt, yt, Xv, yv)  # grid seed 1: init and order seed 1
+    assert (row["init_seed"], row["order_seed"], row["data_seed"], row["trainer"]) == (1, 1, 0, "batched")
     np.testing.assert_allclose(row["history"]["loss"], single.history_["loss"], rtol=1e-5)
-    assert row["final_val_accuracy"] == pytest.approx(single.history_["val_accuracy"][-1], rel=1e-5)
-    assert row["diag_init"]["verdicts"] and row["diag_final"]["layers"][0]["units"] == 6
+    assert row["val_accuracy"] == pytest.approx(single.history_["val_accuracy"][-1], rel=1e-5)
+    assert row["diagnostics_init"]["verdicts"] and row["diagnostics"]["layers"][0]["units"] == 6
     zeros = df[(df.init == "zeros") & (df.activation == "relu")].iloc[0]
-    assert "dead_units" in zeros["diag_init"]["verdicts"]  # the diagnostics summary is real
+    assert "dead_units" in zeros["diagnostics_init"]["codes"]  # the diagnostics summary is real
     agg = initlab.results.aggregate(df)
     assert len(agg) == 12 and set(agg["n"]) == {2}
-    assert {"final_val_accuracy_mean", "final_val_accuracy_std"} <= set(agg.columns)
+    assert {"val_accuracy_mean", "val_accuracy_std"} <= set(agg.columns)
 
 
 def test_rerun_skips_and_shared_runs_are_not_recomputed(spec_file, tmp_path):
@@ -134,7 +138,7 @@ def test_cli_sweep_results_plot(spec_file, tmp_path, capsys):
     assert report["trained"] == 24
     assert main(["results", "--store", str(store), "--format", "csv", "--by", "init"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("init,final_val_accuracy_mean") and len(lines) == 4
+    assert lines[0].startswith("init,val_accuracy_mean") and len(lines) == 4
     assert main(["results", "--store", str(store), "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert len(records) == 12 and all(r["n"] == 2 for r in records)

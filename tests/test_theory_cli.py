@@ -91,7 +91,7 @@ def test_accuracy_map_from_a_real_sweep_store(tmp_path, capsys):
     assert main(["theory", "accuracy-map", "--store", str(store), "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
     frame["init"] = frame["init_spec"]
-    ax = accuracy_heatmap(frame, metric="final_val_accuracy").axes[0]
+    ax = accuracy_heatmap(frame, metric="val_accuracy").axes[0]
     assert [float(t.get_text()) for t in ax.get_xticklabels()] == scales  # log axis, one tick per column
     assert main(["theory", "accuracy-map", "--out", str(out)]) == 2
     assert "exactly one of --store" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 
 from initlab import ValidationError
 from initlab.cli import main
-from initlab.experiments import ExperimentSpec, parse_hidden, parse_init, train
+from initlab.experiments import RunSpec, parse_hidden, parse_init, train
 
 
 def _entry(folder):
@@ -41,7 +41,7 @@ def test_cli_train_json_spec_and_bias_init(tmp_path, capsys):
 
 
 def test_train_multiclass_without_2d_inputs_skips_the_boundary(tmp_path):
-    spec = ExperimentSpec(name="digits", dataset="digits", hidden=[16], init="he_normal", epochs=1)
+    spec = RunSpec(name="digits", dataset="digits", hidden=[16], init="he_normal", epochs=1)
     result, outputs = train(spec, tmp_path)
     assert result.grid is None and result.end_diagnosis.layers[-1].units == 10
     assert sorted(p.name for p in outputs.figures) == ["digits_histograms.png", "digits_history.png", "digits_monitor.png"]
@@ -49,14 +49,18 @@ def test_train_multiclass_without_2d_inputs_skips_the_boundary(tmp_path):
 
 
 def test_spec_rejects_unknown_keys_and_bad_values():
-    with pytest.raises(ValidationError, match="unknown experiment field 'epoch'; did you mean 'epochs'"):
-        ExperimentSpec(epoch=3)
-    with pytest.raises(ValidationError, match="hidden needs at least one layer size"):
-        ExperimentSpec(hidden=[])
-    with pytest.raises(ValidationError, match="batch_size must be an integer in \\[1, inf\\], got 0"):
-        ExperimentSpec(batch_size=0)
-    with pytest.raises(ValidationError, match="epochs: input should be a valid integer"):
-        ExperimentSpec(epochs="many")
+    with pytest.raises(ValidationError, match="unknown run field 'epoch'; did you mean 'epochs'"):
+        RunSpec(epoch=3)
+    with pytest.raises(ValidationError, match="hidden needs 1 to 100 layer sizes"):
+        RunSpec(hidden=[])
+    with pytest.raises(ValidationError, match="batch_size must be an integer in \\[1, 1000000\\], got 0"):
+        RunSpec(batch_size=0)
+    with pytest.raises(ValidationError, match="epochs must be an integer in \\[1, 1000000\\], got 'many'"):
+        RunSpec(epochs="many")
+    with pytest.raises(ValidationError, match="momentum must be a number in \\[0.0, 1.0\\), got 1.0"):
+        RunSpec(momentum=1.0)
+    with pytest.raises(ValidationError, match="seed sets init_seed and order_seed"):
+        RunSpec(seed=1, init_seed=2)
     assert parse_hidden("32, 16") == [32, 16] and parse_init("xavier") == "xavier"
 
 
@@ -64,15 +68,15 @@ def test_spec_rejects_unknown_keys_and_bad_values():
     (["--init", "he_norml"], "unknown initializer 'he_norml'; did you mean 'he_normal'?"),
     (["--bias-init", "zeroes"], "unknown initializer 'zeroes'; did you mean 'zeros'?"),
     (["--activation", "rleu"], "unknown activation 'rleu'; did you mean 'relu'?"),
-    (["--epochs", "0"], "epochs must be an integer in [1, inf], got 0"),
-    (["--epochs", "-3"], "epochs must be an integer in [1, inf], got -3"),
-    (["--hidden", "0"], "hidden size #1 must be an integer in [1, inf], got 0"),
-    (["--hidden", "10,0"], "hidden size #2 must be an integer in [1, inf], got 0"),
+    (["--epochs", "0"], "epochs must be an integer in [1, 1000000], got 0"),
+    (["--epochs", "-3"], "epochs must be an integer in [1, 1000000], got -3"),
+    (["--hidden", "0"], "hidden[0] must be an integer in [1, 100000], got 0"),
+    (["--hidden", "10,0"], "hidden[1] must be an integer in [1, 100000], got 0"),
     (["--hidden", "10,a"], "hidden must be comma-separated layer sizes such as 10 or 10,10; got '10,a'"),
     (["--dataset", "moon"], "unknown dataset 'moon'; did you mean 'moons'?"),
     (["--dataset", "BAD"], "line 3, column 'Y': not a number: 'oops'"),
     (["--optimizer", "adm"], "unknown optimizer 'adm'; did you mean 'adam'?"),
-    (["--lr", "0"], "learning_rate must be > 0.0, got 0.0"),
+    (["--lr", "0"], "learning_rate must be a number in (0.0, 1000.0], got 0.0"),
     (["--init", '{"name": "normal", "stdd": 1}'], "initializer 'normal' has no parameter 'stdd'; did you mean 'std'?"),
     (["--init", "{oops"], "initializer spec is not valid JSON"),
 ])

@@ -110,7 +110,7 @@ def test_callback_can_stop_training(moons_split):
 def test_batched_trainer_equals_single_trainers(moons_split):
     Xt, yt, Xv, yv = moons_split
     inits = ["he_normal", "glorot_uniform", "zeros"]
-    bt = BatchedTrainer([2, 10, 1], "relu", inits, init_seeds=[3, 4, 5], data_seeds=[0, 0, 1], epochs=5).fit(Xt, yt, Xv, yv)
+    bt = BatchedTrainer([2, 10, 1], "relu", inits, init_seeds=[3, 4, 5], order_seeds=[0, 0, 1], epochs=5).fit(Xt, yt, Xv, yv)
     for i, (init, seed, data_seed) in enumerate(zip(inits, [3, 4, 5], [0, 0, 1])):
         model = apply_init(MLP([2, 10, 1], "relu"), init, "zeros", generator=seed)
         single = Trainer(model, seed=data_seed, epochs=5).fit(Xt, yt, Xv, yv)

@@ -15,23 +15,25 @@ import pandas as pd
 
 from ._validation import DataError, ValidationError, did_you_mean
 
-__all__ = ["load", "aggregate", "GROUP_COLUMNS", "METRICS"]
+__all__ = ["load", "run", "aggregate", "GROUP_COLUMNS", "METRICS"]
 
-# The run parameters that tell runs apart, except the init seed (what aggregates average over).
-GROUP_COLUMNS = ("dataset", "activation", "init", "bias_init", "depth", "width", "optimizer", "learning_rate",
-                 "momentum", "epochs", "batch_size", "n_samples", "noise", "data_seed", "validation_split")
-METRICS = ("final_val_accuracy", "best_val_accuracy", "final_accuracy", "final_loss", "final_val_loss")
-_JSON_COLUMNS = ("history_json", "diag_init_json", "diag_final_json", "params_json")
+# The run parameters that tell runs apart, except the seeds (what aggregates average over).
+GROUP_COLUMNS = ("dataset", "activation", "init", "bias_init", "depth", "width", "optimizer",
+                 "learning_rate", "momentum", "epochs", "batch_size", "n_samples", "noise", "data_seed",
+                 "validation_split")
+METRICS = ("val_accuracy", "best_val_accuracy", "train_accuracy", "train_loss", "val_loss")
 
 
 def load(store: str | Path, spec_hash: str | None = None, history: bool = False) -> pd.DataFrame:
     """A DataFrame of the runs in ``store`` (of one spec with ``spec_hash``), one row per run.
 
-    Columns: the run parameters (``init`` as a label, ``init_spec`` as a JSON spec), ``status``, ``diverged_epoch``, final and best metrics,
-    ``wall_time``; with ``history=True`` also ``history`` (a dict of per-epoch lists) and the
-    diagnostics summaries ``diag_init`` and ``diag_final`` (dicts).
+    Columns: the store's (``RunRecord.to_dict()``: the spec with ``init`` as a label and
+    ``hidden`` as JSON, ``status``, ``diverged_epoch``, final and best metrics, ``wall_time``)
+    plus ``init_spec``, the weight initializer as a JSON spec; with ``history=True`` also
+    ``history`` (a dict of per-epoch lists), ``diagnostics_init`` and ``diagnostics`` (dicts)
+    and ``spec`` (the run spec, a dict).
     """
-    from .experiments.store import Store
+    from .experiments.store import JSON_COLUMNS, Store
 
     path = Path(store)
     if not path.is_file():
@@ -44,11 +46,31 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
         columns, rows = db.rows(spec_hash)
     df = pd.DataFrame(rows, columns=columns)
     # the weight initializer as a JSON spec (name and parameters): what theory needs to place a run
-    df["init_spec"] = [json.dumps(json.loads(p)["init"]) if p else None for p in df["params_json"]]
+    df["init_spec"] = [json.dumps(json.loads(p)["init"]) if p else None for p in df["spec"]]
+    decoded = ("history", "diagnostics", "diagnostics_init", "spec")
     if history:
-        for col in _JSON_COLUMNS[:3]:
-            df[col.removesuffix("_json")] = [json.loads(v) if v else None for v in df[col]]
-    return df.drop(columns=list(_JSON_COLUMNS))
+        for col in decoded:
+            df[col] = [json.loads(v) if v else None for v in df[col]]
+    return df if history else df.drop(columns=[c for c in JSON_COLUMNS if c in decoded])
+
+
+def run(store: str | Path, run_id: str) -> dict:
+    """One run's stored record (``RunRecord.to_dict()``, JSON columns decoded) by run id or a unique prefix.
+
+    Its ``spec`` re-runs it: ``initlab train --spec`` on the JSON, or ``RunSpec(**record["spec"])``.
+    """
+    from .experiments.store import Store
+
+    path = Path(store)
+    if not path.is_file():
+        raise DataError(f"store {str(path)!r} does not exist (run `initlab sweep SPEC.toml --store {path}` first)")
+    with Store(path) as db:
+        found = db.run_ids(run_id)
+        if len(found) != 1:
+            if found:
+                raise ValidationError(f"run id prefix {run_id!r} matches {len(found)} runs ({', '.join(found[:5])}, ...); give more digits")
+            raise ValidationError(f"no run {run_id!r} in {str(path)!r} (see `initlab results --store {path} --format csv`)")
+        return db.record(found[0])
 
 
 def aggregate(df: pd.DataFrame, by: Sequence[str] | None = None, metrics: Sequence[str] = METRICS) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from ..datasets import load_csv
 from ..report import CLASSIC_INTRO
 from .outputs import Outputs, write_outputs
 from .run import ExperimentResult, run_experiment
-from .spec import ExperimentSpec
+from .spec import RunSpec
 
 __all__ = ["classic_specs", "reproduce", "CLASSIC_NAMES", "DEFAULT_OUT"]
 
@@ -31,14 +31,14 @@ CLASSIC_NAMES = tuple(_CLASSIC)
 Progress = Callable[[str, int, int], None]
 
 
-def classic_specs(data: str | Path | None = None, epochs: int = 100, seed: int = 0) -> list[ExperimentSpec]:
+def classic_specs(data: str | Path | None = None, epochs: int = 100, seed: int = 0) -> list[RunSpec]:
     """The four experiments on the same data and split: 2-10-1, Adam, batch 32, 20% validation.
 
     ``data`` is a CSV file (default: 100 two-moons points with noise 0.1, as in the notebook).
     """
     dataset = str(data) if data is not None else "moons"
     return [
-        ExperimentSpec(name=name, dataset=dataset, activation=act, init=init, bias_init=bias, hidden=[10],
+        RunSpec(name=name, dataset=dataset, activation=act, init=init, bias_init=bias, hidden=[10],
                        optimizer="adam", epochs=epochs, batch_size=32, validation_split=0.2, seed=seed)
         for name, (act, init, bias) in _CLASSIC.items()
     ]
@@ -75,9 +75,7 @@ def reproduce(
     specs = [s for s in classic_specs(data, epochs, seed) if s.name in names]
     results = []
     for spec in specs:
-        if progress is not None:
-            progress(spec.name, 0, spec.epochs)
-        hook = (lambda epoch, logs, _n=spec.name, _e=spec.epochs: progress(_n, epoch + 1, _e)) if progress else None
+        hook = (lambda done, _n=spec.name, _e=spec.epochs: progress(_n, done, _e)) if progress else None
         results.append(run_experiment(spec, on_epoch=hook))
     outputs = write_outputs(results, out, title="initlab reproduce: zero initialization and its fixes, measured",
                             intro=CLASSIC_INTRO, command="reproduce")

@@ -1,49 +1,40 @@
-"""``run_experiment``: one spec in, one result out (data, training, measurements at both ends).
+"""``run_experiment``: one spec through the run core, with what a report needs besides numbers.
 
-The run is a pure function of its :class:`ExperimentSpec` (same spec, same numbers) and its
-result is picklable, so a local loop and a process or Ray executor run the same code.
+An :class:`ExperimentResult` is a :class:`~initlab.experiments.record.RunRecord` of a run
+trained with a per-step Monitor, plus its Diagnosis objects, data and decision-boundary grid
+for the figures; its ``to_dict()`` is the record's, with the report's findings added.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import datasets
-from .._rng import make_generator
-from ..diagnostics import Diagnosis, Monitor, diagnose
-from ..initializers import apply_init
-from ..models import MLP
+from ..diagnostics import Diagnosis, Monitor
 from ..plots.boundary import ProbabilityGrid, probability_grid
-from ..training import Trainer
+from .execute import execute
 from .findings import findings
-from .spec import ExperimentSpec
+from .record import RunRecord
+from .spec import RunSpec
 
-__all__ = ["ExperimentResult", "run_experiment", "load_data"]
+__all__ = ["ExperimentResult", "run_experiment", "from_record"]
 
-EpochCallback = Callable[[int, dict[str, float]], None]
-MONITOR_RECORDINGS = 40  # Monitor recordings per run, spread evenly over its steps
+EpochCallback = Callable[[int], None]  # epochs done
 
 
 @dataclass
 class ExperimentResult:
-    """What one run measured. ``init_diagnosis`` is taken on the training data before the first
-    step (so its gradients are those of the first step), ``end_diagnosis`` after the last."""
+    """A finished run with its figures' data. ``init_diagnosis`` is taken on the training data
+    before the first step (so its gradients are those of the first step), ``end_diagnosis`` after
+    the last."""
 
-    spec: ExperimentSpec
-    history: dict[str, list[float]]  # per epoch: loss, accuracy, val_loss, val_accuracy
-    train_accuracy: float  # of the final model on all training rows
-    val_accuracy: float  # nan when there is no validation data
-    train_loss: float
-    val_loss: float
+    record: RunRecord
     init_diagnosis: Diagnosis
     end_diagnosis: Diagnosis
-    chance_accuracy: float  # share of the most frequent class in the validation (else training) rows
-    predicted_classes: int  # how many different classes the final model predicts on all rows
     init_weight_norms: dict[str, float]  # layer name -> Frobenius norm of its weight at init
     class_names: list[str]
     X_train: np.ndarray  # (N_train, features)
@@ -51,128 +42,55 @@ class ExperimentResult:
     X_val: np.ndarray
     y_val: np.ndarray
     grid: ProbabilityGrid | None = None  # None unless the inputs are 2-D
-    diverged_epoch: int | None = None  # first epoch with a non-finite loss
-    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
+    state_dict: dict[str, torch.Tensor] | None = None
     monitor: Monitor | None = None  # per-layer statistics recorded during training (no model inside)
 
     @property
+    def spec(self) -> RunSpec:
+        return self.record.spec
+
+    @property
     def name(self) -> str:
-        return self.spec.name
+        return self.record.spec.name
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return {k: list(map(float, v)) for k, v in self.record.history.items()}
+
+    def __getattr__(self, name: str) -> Any:  # train_accuracy, val_loss, chance_accuracy, ... from the record
+        if name.startswith("_") or name == "record":
+            raise AttributeError(name)
+        return getattr(self.record, name)
 
     def to_dict(self) -> dict[str, Any]:
-        """The results.json entry (names fixed by shared/DESIGN.md; extra fields added)."""
-        s = self.spec
-        f = findings(self)
-        return {
-            "name": s.name,
-            "dataset": s.dataset,
-            "n_samples": int(len(self.X_train) + len(self.X_val)),
-            "activation": s.activation,
-            "initializer": s.initializer,
-            "bias_initializer": s.bias_initializer,
-            "hidden": list(s.hidden),
-            "optimizer": s.optimizer.lower(),
-            "learning_rate": s.lr,
-            "momentum": s.momentum,
-            "epochs": s.epochs,
-            "batch_size": s.batch_size,
-            "seed": s.seed,
-            "data_seed": s.data_seed,
-            "noise": s.noise,
-            "validation_split": s.validation_split,
-            "n_train": int(len(self.X_train)),
-            "n_val": int(len(self.X_val)),
-            "train_accuracy": self.train_accuracy,
-            "val_accuracy": _finite_or_none(self.val_accuracy),
-            "train_loss": _finite_or_none(self.train_loss),
-            "val_loss": _finite_or_none(self.val_loss),
-            "chance_accuracy": self.chance_accuracy,
-            "predicted_classes": self.predicted_classes,
-            "diverged_epoch": self.diverged_epoch,
-            "history": {k: [_finite_or_none(v) for v in vals] for k, vals in self.history.items()},
-            "diagnostics": _diagnostics_dict(self.end_diagnosis),
-            "diagnostics_init": _diagnostics_dict(self.init_diagnosis),
-            "summary": f.to_dict(),
-            "spec": s.model_dump(),
-        }
+        """The results.json entry: the run record's dict and the report's findings (``summary``)."""
+        return self.record.to_dict() | {"summary": findings(self).to_dict()}
 
 
-def load_data(spec: ExperimentSpec) -> tuple[datasets.Dataset, tuple[np.ndarray, ...]]:
-    """The spec's data set and its Keras-style split ``(X_train, y_train, X_val, y_val)``."""
-    data = datasets.load(spec.dataset, n_samples=spec.n_samples, noise=spec.noise, seed=spec.data_seed)
-    return data, datasets.validation_split(data.X, data.y, spec.validation_split)
+def from_record(record: RunRecord) -> ExperimentResult:
+    """Wrap a record that was run with ``keep`` (its artifacts hold the model and diagnoses)."""
+    art = record.artifacts
+    if art is None or art.model is None:
+        raise ValueError("the record has no artifacts: run it with execute(..., keep=True)")
+    X_tr, y_tr, X_val, y_val = art.split
+    model = art.model
+    norms = art.init_weight_norms or {}
+    return ExperimentResult(
+        record=record, init_diagnosis=art.init_diagnosis, end_diagnosis=art.end_diagnosis,
+        init_weight_norms=norms, class_names=list(art.data.class_names),
+        X_train=X_tr, y_train=y_tr, X_val=X_val, y_val=y_val,
+        grid=probability_grid(model, art.data.X) if art.data.n_features == 2 else None,
+        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        monitor=art.monitor,
+    )
 
 
-def run_experiment(spec: ExperimentSpec, on_epoch: EpochCallback | None = None) -> ExperimentResult:
-    """Load the data, build and initialize the MLP, measure, train, measure again.
+def run_experiment(spec: RunSpec, on_epoch: EpochCallback | None = None) -> ExperimentResult:
+    """Load the data, build and initialize the MLP, measure, train with a Monitor, measure again.
 
-    ``on_epoch(epoch, logs)`` is called after every epoch (for progress displays); it cannot
+    ``on_epoch(epochs_done)`` is called after every epoch (for progress displays); it cannot
     change the result.
     """
-    data, (X_tr, y_tr, X_val, y_val) = load_data(spec)
-    n_out = 1 if data.n_classes == 2 else data.n_classes
-    model = MLP([data.n_features, *spec.hidden, n_out], spec.activation, "sigmoid" if n_out == 1 else "softmax")
-    apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.seed))
-    Xt, yt = torch.as_tensor(X_tr), torch.as_tensor(y_tr)
-    # Whether a layer starts at exactly zero (why no gradient flows below it at step 0).
-    init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
-    init_diag = diagnose(model, Xt, yt)
-
-    # About MONITOR_RECORDINGS recordings over the whole run, whatever its length.
-    steps = spec.epochs * -(-len(X_tr) // spec.batch_size)
-    monitor = Monitor(model, every=max(1, steps // MONITOR_RECORDINGS))
-    callbacks = [monitor] + ([_EpochHook(on_epoch)] if on_epoch is not None else [])
-    trainer = Trainer(
-        model, spec.optimizer.lower(), spec.learning_rate, spec.momentum, spec.epochs, spec.batch_size,
-        seed=spec.seed, callbacks=callbacks,
-    )
-    trainer.fit(X_tr, y_tr, X_val, y_val)
-    monitor.close()
-    end_diag = diagnose(model, Xt, yt)
-    train_loss, train_acc = trainer.evaluate(X_tr, y_tr)
-    val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (float("nan"), float("nan"))
-    reference = y_val if len(y_val) else y_tr
-    chance = float(np.bincount(reference).max() / len(reference))
-    with torch.no_grad():
-        logits = model(torch.as_tensor(np.concatenate([X_tr, X_val])))
-        predicted = (logits > 0).long().squeeze(-1) if n_out == 1 else logits.argmax(-1)
-    return ExperimentResult(
-        spec=spec,
-        history={k: list(v) for k, v in trainer.history_.items()},
-        train_accuracy=train_acc,
-        val_accuracy=val_acc,
-        train_loss=train_loss,
-        val_loss=val_loss,
-        init_diagnosis=init_diag,
-        end_diagnosis=end_diag,
-        chance_accuracy=chance,
-        predicted_classes=int(torch.unique(predicted).numel()),
-        init_weight_norms=init_norms,
-        class_names=list(data.class_names),
-        X_train=X_tr, y_train=y_tr, X_val=X_val, y_val=y_val,
-        grid=probability_grid(model, data.X) if data.n_features == 2 else None,
-        diverged_epoch=trainer.diverged_epoch_,
-        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-        monitor=monitor,
-    )
-
-
-class _EpochHook:
-    def __init__(self, fn: EpochCallback) -> None:
-        self.fn = fn
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        self.fn(epoch, dict(logs))
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def _diagnostics_dict(diag: Diagnosis) -> dict[str, Any]:
-    """Diagnosis.to_dict() plus ``activation_std`` (the DESIGN name of a layer's ``std``)."""
-    out = diag.to_dict()
-    for layer in out["layers"]:
-        layer["activation_std"] = layer["std"]
-    out["verdicts"] = [{"code": v["code"], "message": v["message"], "layers": v["layers"], "fix": v["fix"]} for v in out["verdicts"]]
-    return out
+    progress = (lambda specs, done: on_epoch(done)) if on_epoch is not None else None
+    (record,) = execute([spec], monitor=True, keep=True, progress=progress)
+    return from_record(record)

@@ -1,148 +1,258 @@
-"""``ExperimentSpec``: everything that defines one training run, checked up front.
+"""``RunSpec``: the one spec of one training run, checked up front.
 
-A spec is a flat pydantic model that rejects unknown keys; ``run_experiment(spec)`` is a pure
-function of it, so the same spec gives the same numbers on any executor.
+Everything that determines a run's numbers is a field here, with its type and bounds declared
+beside it, once. CLI flags (``initlab train``), sweep grid rows (TOML), the lab's HTTP bodies
+and results.json entries are thin parsers into this model; the lab's tighter public limits are
+a separate layer (:mod:`initlab.server.limits`) over the same spec.
+
+Three seeds, each explicit in every record:
+
+- ``data_seed``: the draw of a generated data set (and the shuffle of a bundled one);
+- ``init_seed``: the weight (and bias) draw;
+- ``order_seed``: the minibatch order (:func:`initlab.training.minibatch_order`).
+
+``seed=N`` on input sets ``init_seed`` and ``order_seed`` together (``--seed N`` on the CLI, a
+grid's ``seed`` axis, the lab's ``seed``); in a sweep, runs with the same seed then share their
+minibatch order across initializers (common random numbers) and different seeds are
+independent replicates.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from typing import Any
+from functools import cached_property
+from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
-from .. import datasets
-from ..initializers import get as get_initializer
-from ..models.activations import make_activation
+from .. import datasets, initializers
+from .._validation import ValidationError, check_choice, check_int, did_you_mean
+from ..models.activations import _canonical as canonical_activation
 from ..training.optim import DEFAULT_LR, OPTIMIZERS
 
-__all__ = ["ExperimentSpec", "parse_hidden", "parse_init"]
+__all__ = ["RunSpec", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init", "canonical_init", "MAX_SEED", "MAX_DEPTH"]
 
 InitSpec = str | dict[str, Any]
 
-MAX_EPOCHS = 1_000_000
-MAX_SAMPLES = 1_000_000
-MAX_WIDTH = 100_000
 MAX_SEED = 2**32 - 1  # numpy / scikit-learn seeds are 32-bit
+MAX_DEPTH = 100  # hidden layers
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
+Width = Annotated[int, Field(ge=1, le=100_000, strict=True)]
 
 
-class ExperimentSpec(BaseModel):
-    """One experiment: data, network, initialization, optimizer, schedule, seeds.
+class RunSpec(BaseModel):
+    """One run: data, network, initialization, optimizer, schedule, seeds.
 
     The defaults are the classic Keras notebook's: 100 two-moons points, 2-10-1, Adam with
     Keras' defaults, 100 epochs of minibatches of 32, the last 20% held out for validation.
-    Bad values raise :class:`initlab.ValidationError` with a one-line message.
+    Names are stored canonically (``"Xavier_Uniform"`` -> ``"glorot_uniform"``) and
+    ``learning_rate=None`` becomes Keras' default for the optimizer, so two specs that run the
+    same numbers compare equal and share a :attr:`run_id`. Bad values raise
+    :class:`initlab.ValidationError` with a one-line message naming the field and its bounds.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "experiment"  # a label for files and tables; never changes what runs
+    name: Annotated[str, Field(min_length=1, max_length=200)] = "run"  # a label; never changes the numbers
     dataset: str = "moons"  # a name from initlab.datasets.names() or a path to a .csv file
-    n_samples: int = 100  # generated sets only
-    noise: float = 0.1  # generated sets only
-    data_seed: int = 0  # the draw of a generated set (and the shuffle of bundled ones)
-    validation_split: float = 0.2  # the LAST fraction of rows is held out, as Keras does
+    n_samples: Annotated[int, Field(ge=4, le=1_000_000, strict=True)] = 100  # generated sets only
+    noise: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.1  # generated sets only
+    data_seed: Seed = 0  # the draw of a generated set (the shuffle of a bundled one)
+    validation_split: Annotated[float, Field(ge=0.0, le=0.9, allow_inf_nan=False)] = 0.2  # the LAST fraction, as Keras
     activation: str = "relu"  # of every hidden layer
-    hidden: list[int] = [10]  # hidden layer sizes, input to output
-    init: InitSpec = "glorot_uniform"  # weights: a catalog name, alias or spec dict (Keras' default)
+    hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH)] = (10,)  # hidden sizes, input to output
+    init: InitSpec = "glorot_uniform"  # weights: a catalog name or spec dict (Keras' default)
     bias_init: InitSpec = "zeros"  # biases: same (Keras' default)
-    optimizer: str = "adam"
-    learning_rate: float | None = None  # None: Keras' default for the optimizer
-    momentum: float = 0.0  # SGD/RMSprop only
-    epochs: int = 100
-    batch_size: int = 32  # Keras' default
-    seed: int = 0  # weight draw and minibatch order
+    optimizer: str = "adam"  # adam, sgd or rmsprop, with Keras' defaults
+    learning_rate: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)] = DEFAULT_LR["adam"]  # None: Keras' default
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0  # SGD/RMSprop only
+    epochs: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 100
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 32  # Keras' default
+    init_seed: Seed = 0  # the weight draw
+    order_seed: Seed = 0  # the minibatch order
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except pydantic.ValidationError as err:
             raise ValidationError(_one_line(err)) from None
-        self._check()
 
-    def _check(self) -> None:
-        """Semantic checks the types cannot express; every message is one line."""
-        if not self.name.strip():
-            raise ValidationError("name must not be empty")
-        # upper bounds as the sweep spec's: a typo'd 1e9 fails now, not as an hour-long run or an OOM
-        check_int("epochs", self.epochs, 1)  # the lower bound first: its message is "[1, inf]"
-        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        check_int("batch_size", self.batch_size, 1)
-        check_int("n_samples", self.n_samples, 4)
-        check_int("n_samples", self.n_samples, 4, MAX_SAMPLES)
-        check_int("seed", self.seed, 0, MAX_SEED)
-        check_int("data_seed", self.data_seed, 0, MAX_SEED)
-        if not self.hidden:
-            raise ValidationError("hidden needs at least one layer size, e.g. 10 or 10,10")
-        for i, size in enumerate(self.hidden):
-            check_int(f"hidden size #{i + 1}", size, 1)
-            check_int(f"hidden size #{i + 1}", size, 1, MAX_WIDTH)
-        check_float("validation_split", self.validation_split, 0.0, 1.0)
-        if self.validation_split >= 1.0:
-            raise ValidationError(f"validation_split must be in [0, 1), got {self.validation_split}")
-        check_float("noise", self.noise, 0.0)
-        check_float("momentum", self.momentum, 0.0, 1.0)
-        if not self.dataset.lower().endswith(".csv"):
-            check_choice("dataset", self.dataset.lower(), datasets.names(), hint="or a path to a .csv file")
-        make_activation(self.activation)  # unknown name: did-you-mean
-        check_choice("optimizer", self.optimizer.lower(), OPTIMIZERS)
-        if self.learning_rate is not None:
-            check_float("learning_rate", self.learning_rate, 0.0, strict_minimum=True)
-        get_initializer(self.init)  # unknown name or parameter: did-you-mean
-        get_initializer(self.bias_init)
+    # ------------------------------------------------------------------ parsing
+    @model_validator(mode="before")
+    @classmethod
+    def _inputs(cls, data: Any) -> Any:
+        """``seed`` sets init and order seeds; ``learning_rate=None`` is the optimizer's default."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if "seed" in data:
+            seed = check_int("seed", data.pop("seed"), 0, MAX_SEED)
+            for key in ("init_seed", "order_seed"):
+                if key in data and data[key] != seed:
+                    raise ValueError(f"seed sets init_seed and order_seed; got seed={seed!r} and {key}={data[key]!r}")
+                data[key] = seed
+        if data.get("learning_rate") is None:
+            data["learning_rate"] = DEFAULT_LR.get(str(data.get("optimizer", "adam")).lower(), DEFAULT_LR["adam"])
+        if isinstance(data.get("hidden"), (int, str)):
+            data["hidden"] = parse_hidden(data["hidden"])
+        return data
 
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value.lower().endswith(".csv"):
+            return value
+        return check_choice("dataset", value.lower(), datasets.names(), hint="or a path to a .csv file")
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        return canonical_activation(value)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, value: str) -> str:
+        return check_choice("optimizer", value.lower(), OPTIMIZERS)
+
+    @field_validator("init", "bias_init")
+    @classmethod
+    def _init(cls, value: Any) -> InitSpec:
+        return canonical_init(value)
+
+    # ------------------------------------------------------------------ identity
+    @cached_property
+    def run_id(self) -> str:
+        """SHA-256 (first 16 hex digits) of every field but ``name``, as canonical JSON."""
+        params = self.model_dump(exclude={"name"})
+        text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def batch_key(self) -> tuple:
+        """Runs with equal keys share data, architecture and training settings: one batched stack.
+
+        Initializers and the init and order seeds may differ within a batch.
+        """
+        return (self.dataset, self.n_samples, self.noise, self.data_seed, self.validation_split, self.activation,
+                self.hidden, self.optimizer, self.learning_rate, self.momentum, self.epochs, self.batch_size)
+
+    # ------------------------------------------------------------------ labels
     @property
     def initializer(self) -> str:
-        """The weight initializer's canonical name with its parameters, e.g. ``he_normal``."""
-        return str(get_initializer(self.init))
+        """The weight initializer with its parameters, e.g. ``he_normal`` or ``normal(std=0.5)``."""
+        return str(initializers.get(self.init))
 
     @property
     def init_name(self) -> str:
         """The weight initializer's canonical name alone (for colours), e.g. ``normal``."""
-        return get_initializer(self.init).name
+        return initializers.get(self.init).name
 
     @property
     def bias_initializer(self) -> str:
-        return str(get_initializer(self.bias_init))
+        return str(initializers.get(self.bias_init))
 
     @property
     def lr(self) -> float:
-        """The learning rate actually used (Keras' default when ``learning_rate`` is None)."""
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.optimizer.lower()]
+        """The learning rate (kept for older callers; ``learning_rate`` is always set)."""
+        return self.learning_rate
 
-    def replace(self, **changes: Any) -> ExperimentSpec:
-        """A checked copy with ``changes`` applied."""
-        return ExperimentSpec(**{**self.model_dump(), **changes})
+    @property
+    def seed(self) -> int | None:
+        """The ``--seed`` that made this spec: ``init_seed`` when it equals ``order_seed``, else None."""
+        return self.init_seed if self.init_seed == self.order_seed else None
+
+    @property
+    def depth(self) -> int:
+        return len(self.hidden)
+
+    @property
+    def width(self) -> int | None:
+        """Units per hidden layer when all are equal, else None."""
+        return self.hidden[0] if len(set(self.hidden)) == 1 else None
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A checked copy with ``changes`` applied (``seed=`` replaces both init and order seeds)."""
+        base = self.model_dump(exclude={"init_seed", "order_seed"} if "seed" in changes else set())
+        return RunSpec(**{**base, **changes})
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentSpec:
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
         return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data; ``RunSpec(**spec.to_dict()) == spec``."""
+        out = self.model_dump()
+        out["hidden"] = list(self.hidden)
+        return out
+
+
+ExperimentSpec = RunSpec  # the name used by initlab 0.1
+
+
+def canonical_init(value: Any) -> InitSpec:
+    """An initializer as stored: its canonical name, or a spec dict when it has parameters."""
+    if isinstance(value, Mapping):
+        init = initializers.get(dict(value))
+        return dict(init.spec) if init.params else init.name
+    if not isinstance(value, str):
+        raise ValidationError(f"an initializer must be a catalog name or a spec dict, got {value!r}")
+    return initializers.canonical_name(value)
+
+
+def _bounds(field: str) -> tuple[str, str]:
+    """The declared range of a numeric field as ``("[1", "1000000]")`` (brackets: closed or open)."""
+    info = RunSpec.model_fields[field] if field != "hidden" else None
+    metadata = info.metadata if info is not None else [Field(ge=1, le=100_000)]  # a hidden size (Width)
+    lo, hi = "-inf", "inf"
+    for meta in (m for item in metadata for m in getattr(item, "metadata", [item])):
+        if getattr(meta, "ge", None) is not None:
+            lo = f"[{meta.ge}"
+        if getattr(meta, "gt", None) is not None:
+            lo = f"({meta.gt}"
+        if getattr(meta, "le", None) is not None:
+            hi = f"{meta.le}]"
+        if getattr(meta, "lt", None) is not None:
+            hi = f"{meta.lt})"
+    return (lo if lo != "-inf" else "[-inf"), (hi if hi != "inf" else "inf]")
+
+
+_NUMBER_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_type", "int_parsing",
+                  "int_from_float", "float_type", "float_parsing", "finite_number")
 
 
 def _one_line(err: pydantic.ValidationError) -> str:
+    """The first error as one line, as ``check_int`` words it: ``epochs must be an integer in [1, 1000000], got 0``."""
     first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "spec"
+    loc = [str(p) for p in first["loc"]]
+    field = loc[0] if loc else "spec"
+    where = field + "".join(f"[{p}]" for p in loc[1:])
     if first["type"] == "extra_forbidden":
-        allowed = ", ".join(ExperimentSpec.model_fields)
-        return f"unknown experiment field {field!r}{did_you_mean(field, ExperimentSpec.model_fields)} (allowed: {allowed})"
-    return f"{field}: {first['msg'].lower()}, got {first.get('input')!r}"
+        allowed = ", ".join(RunSpec.model_fields)
+        return f"unknown run field {field!r}{did_you_mean(field, RunSpec.model_fields)} (allowed: {allowed}, seed)"
+    if first["type"] == "value_error":
+        return str(first["ctx"]["error"]) if "ctx" in first else first["msg"].removeprefix("Value error, ")
+    if field == "hidden" and len(loc) == 1 and first["type"] in ("too_short", "too_long"):
+        return f"hidden needs 1 to {MAX_DEPTH} layer sizes, e.g. 10 or 10,10; got {len(first.get('input') or ())}"
+    if first["type"] in _NUMBER_ERRORS and (field in RunSpec.model_fields):
+        annotation = RunSpec.model_fields[field].annotation
+        kind = "an integer" if annotation is int or field == "hidden" else "a number"
+        lo, hi = _bounds(field)
+        return f"{where} must be {kind} in {lo}, {hi}, got {first.get('input')!r}"
+    return f"{where}: {first['msg'].lower()}, got {first.get('input')!r}"
 
 
-def parse_hidden(text: str) -> list[int]:
+def parse_hidden(text: Any) -> list[int]:
     """``"10,10"`` -> ``[10, 10]``; every size must be an integer >= 1."""
+    if isinstance(text, int):
+        return [text]
     sizes = []
-    for i, part in enumerate(str(text).split(",")):
-        part = part.strip()
+    for part in str(text).split(","):
         try:
-            size = int(part)
+            sizes.append(int(part.strip()))
         except ValueError:
-            raise ValidationError(
-                f"hidden must be comma-separated layer sizes such as 10 or 10,10; got {text!r}"
-            ) from None
-        check_int(f"hidden size #{i + 1}", size, 1)
-        sizes.append(check_int(f"hidden size #{i + 1}", size, 1, MAX_WIDTH))
+            raise ValidationError(f"hidden must be comma-separated layer sizes such as 10 or 10,10; got {text!r}") from None
     return sizes
 
 
@@ -150,13 +260,11 @@ def parse_init(text: str) -> InitSpec:
     """An initializer argument: a catalog name, or a JSON spec such as ``{"name": "normal", "std": 0.5}``."""
     text = str(text).strip()
     if text.startswith("{"):
-        import json
-
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValidationError(f"initializer spec is not valid JSON ({err.msg}): {text!r}") from None
-        get_initializer(spec)
+        initializers.get(spec)
         return spec
-    get_initializer(text)
+    initializers.get(text)
     return text

@@ -1,16 +1,18 @@
 """The sweep store: one SQLite file (WAL mode), one transaction per batch of runs.
 
-Tables (see the README's ``storage`` section):
+Tables (see the README's "How results are stored"):
 
 - ``meta(key, value)``: ``schema_version``.
 - ``sweeps(spec_hash PK, name, spec_json, n_runs, created)``: each spec ever run.
-- ``runs(run_id PK, <parameters>, status, <metrics>, history_json, diag_init_json,
-  diag_final_json, wall_time, ...)``: one row per trained network, keyed by the hash of its
-  full parameters, so the same run in two specs is trained once.
+- ``runs(run_id PK, ...)``: one row per trained network, keyed by the hash of its full spec,
+  so the same run in two specs is trained once. A row is ``RunRecord.to_dict()`` (its lists
+  and dicts as JSON columns: ``hidden``, ``history``, ``diagnostics``, ``diagnostics_init``,
+  ``spec``) plus ``batch_id`` and ``finished_at``.
 - ``sweep_runs(spec_hash, run_id)``: which runs belong to which spec.
 
 A batch's rows are written in one transaction: a crash (Ctrl-C, ``kill -9``) leaves either
-all of the batch or none of it, never a partial row.
+all of the batch or none of it, never a partial row. A row is written once: a run id already
+in the store is left as it is (a retried task cannot write a run twice).
 """
 
 from __future__ import annotations
@@ -24,32 +26,36 @@ from typing import Any
 
 from .._validation import DataError
 
-__all__ = ["Store", "SCHEMA_VERSION", "RUN_COLUMNS"]
+__all__ = ["Store", "SCHEMA_VERSION", "RUN_COLUMNS", "JSON_COLUMNS", "DEFAULT_STORE"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one RunRecord per row, three seeds (data, init, order); 1: initlab 0.1
 DEFAULT_STORE = "initlab.db"
 
-# column -> SQL type, in table order.
+# column -> SQL type, in table order: the keys of RunRecord.to_dict(), then the store's own.
 RUN_COLUMNS: dict[str, str] = {
-    "run_id": "TEXT PRIMARY KEY",
-    # parameters (what makes the run; the run_id hashes them)
+    "run_id": "TEXT PRIMARY KEY", "name": "TEXT",
+    # the spec (what makes the run; run_id hashes it)
     "dataset": "TEXT", "n_samples": "INTEGER", "noise": "REAL", "data_seed": "INTEGER",
-    "validation_split": "REAL", "init": "TEXT", "bias_init": "TEXT", "activation": "TEXT",
-    "depth": "INTEGER", "width": "INTEGER", "init_seed": "INTEGER", "optimizer": "TEXT",
-    "learning_rate": "REAL", "momentum": "REAL", "epochs": "INTEGER", "batch_size": "INTEGER",
-    "params_json": "TEXT",
-    # outcome
+    "validation_split": "REAL", "activation": "TEXT", "hidden": "TEXT", "depth": "INTEGER", "width": "INTEGER",
+    "init": "TEXT", "initializer": "TEXT", "bias_init": "TEXT", "bias_initializer": "TEXT",
+    "optimizer": "TEXT", "learning_rate": "REAL", "momentum": "REAL", "epochs": "INTEGER", "batch_size": "INTEGER",
+    "init_seed": "INTEGER", "order_seed": "INTEGER", "seed": "INTEGER",
+    # how it ran and what it measured
+    "trainer": "TEXT", "device": "TEXT",
     "status": "TEXT",  # finished | diverged
     "diverged_epoch": "INTEGER",  # NULL unless diverged
-    "epochs_run": "INTEGER",
-    "final_loss": "REAL", "final_accuracy": "REAL", "final_val_loss": "REAL", "final_val_accuracy": "REAL",
+    "epochs_run": "INTEGER", "n_train": "INTEGER", "n_val": "INTEGER",
+    "train_loss": "REAL", "train_accuracy": "REAL", "val_loss": "REAL", "val_accuracy": "REAL",
     "best_val_accuracy": "REAL", "best_val_loss": "REAL", "best_epoch": "INTEGER",
-    "history_json": "TEXT",  # {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}
-    "diag_init_json": "TEXT", "diag_final_json": "TEXT",  # diagnostics summaries (NULL if off)
+    "chance_accuracy": "REAL", "predicted_classes": "INTEGER",
+    "history": "TEXT",  # JSON {"loss": [...], "accuracy": [...], "val_loss": [...], "val_accuracy": [...]}
+    "diagnostics": "TEXT", "diagnostics_init": "TEXT",  # JSON summaries (NULL if off)
+    "spec": "TEXT",  # JSON RunSpec: `initlab train --spec` re-runs it
     "wall_time": "REAL",  # seconds: the batch's training time divided by its runs
-    "batch_id": "TEXT", "batch_runs": "INTEGER", "device": "TEXT", "initlab_version": "TEXT",
-    "finished_at": "REAL",  # unix time of the commit
+    "initlab_version": "TEXT",
+    "batch_id": "TEXT", "finished_at": "REAL",  # the store's own: which batch, unix time of the commit
 }
+JSON_COLUMNS = ("hidden", "history", "diagnostics", "diagnostics_init", "spec")
 
 
 class Store:
@@ -71,6 +77,11 @@ class Store:
             raise DataError(f"store {str(self.path)!r} is not an initlab SQLite store: {err}") from None
 
     def _create(self) -> None:
+        old = self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if old is not None:  # an existing store: check its version before creating anything in it
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is not None and int(row[0]) != SCHEMA_VERSION:
+                self._refuse(row[0])
         cols = ", ".join(f"{name} {kind}" for name, kind in RUN_COLUMNS.items())
         with self.conn:
             self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -83,9 +94,16 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS sweep_runs (spec_hash TEXT, run_id TEXT, PRIMARY KEY (spec_hash, run_id))"
             )
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        version = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        if int(version) != SCHEMA_VERSION:
-            raise DataError(f"store {str(self.path)!r} has schema version {version}, this initlab reads {SCHEMA_VERSION}")
+
+    def _refuse(self, version: str) -> None:
+        """A store of another schema is never misread: a one-line error says what to do."""
+        self.conn.close()
+        if int(version) == 1:
+            raise DataError(
+                f"store {str(self.path)!r} was written by initlab 0.1 (schema 1), whose runs drew their minibatch "
+                "order from the data seed: they cannot be matched to this version's runs; move it aside "
+                f"(mv {self.path} {self.path}.v1) and run the sweep again into a new store")
+        raise DataError(f"store {str(self.path)!r} has schema version {version}; this initlab reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.conn.close()
@@ -110,10 +128,12 @@ class Store:
         with self.conn:
             self.conn.executemany("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", [(spec_hash, r) for r in run_ids])
 
-    def commit_batch(self, spec_hash: str | None, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Write a batch of run rows and their sweep links in one transaction (all or nothing)."""
+    def commit_batch(self, spec_hash: str | None, rows: Sequence[Mapping[str, Any]], batch_id: str | None = None) -> None:
+        """Write a batch of rows (``RunRecord.to_dict()``) and their sweep links in one transaction
+        (all or nothing); a run id already stored keeps its first row."""
         names = list(RUN_COLUMNS)
-        sql = f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        rows = [{**row, "batch_id": batch_id or row.get("batch_id")} for row in rows]
+        sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         now = time.time()
         values = [tuple(now if n == "finished_at" else _sql_value(row.get(n)) for n in names) for row in rows]
         with self.conn:  # one transaction: committed on success, rolled back on any error
@@ -128,6 +148,21 @@ class Store:
         """The run ids already in the store (of ``run_ids``, or all)."""
         found = {r for (r,) in self.conn.execute("SELECT run_id FROM runs")}
         return found if run_ids is None else found & set(run_ids)
+
+    def record(self, run_id: str) -> dict[str, Any] | None:
+        """One run's row with its JSON columns decoded, or None."""
+        cur = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip([d[0] for d in cur.description], row))
+        for col in JSON_COLUMNS:
+            out[col] = json.loads(out[col]) if out[col] is not None else None
+        return out
+
+    def run_ids(self, prefix: str) -> list[str]:
+        """Run ids that start with ``prefix`` (for short ids and did-you-mean)."""
+        return [r for (r,) in self.conn.execute("SELECT run_id FROM runs WHERE run_id LIKE ? LIMIT 20", (prefix + "%",))]
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

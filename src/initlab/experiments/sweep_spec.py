@@ -9,31 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Any
 
-from .._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
-from .. import datasets, initializers
-from ..models.activations import _canonical as canonical_activation
-from ..training.optim import DEFAULT_LR, OPTIMIZERS
+from .._validation import ValidationError, check_int, did_you_mean
+from ..training.optim import DEFAULT_LR
+from .spec import MAX_DEPTH, RunSpec, canonical_init
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["SweepSpec", "RunSpec", "load_spec", "parse_spec", "run_id"]
+__all__ = ["SweepSpec", "load_spec", "parse_spec", "spec_hash"]
 
-# table -> key -> default (None: required). Grid axes may also set any [train] key.
+# table -> key -> default. Bounds and names are RunSpec's (checked by building one), not repeated here.
 DATA_KEYS: dict[str, Any] = {
     "name": "moons",  # a data set name (initlab.datasets.names()) or a .csv path
     "n_samples": 100,  # generated sets only
     "noise": 0.1,  # generated sets only
-    "seed": 0,  # the data set draw and the minibatch order
+    "seed": 0,  # the data set draw (grid seeds are the init and minibatch-order seeds)
     "validation_split": 0.2,  # the last fraction is held out, as Keras does
 }
 TRAIN_KEYS: dict[str, Any] = {
@@ -48,47 +48,13 @@ TRAIN_KEYS: dict[str, Any] = {
 GRID_AXES = ("init", "activation", "depth", "width", "seed")  # required axes
 GRID_OPTIONAL = ("learning_rate", "optimizer", "batch_size", "bias_init", "momentum", "epochs")
 TOP_KEYS = ("name", "data", "grid", "train")
+# sweep-spec key -> RunSpec field, where the names differ
+_DATA_FIELDS = {"name": "dataset", "seed": "data_seed"}
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One network to train: every parameter that determines its numbers (and so its ``run_id``)."""
-
-    dataset: str
-    n_samples: int
-    noise: float
-    data_seed: int
-    validation_split: float
-    init: Any  # canonical name, or a spec dict with parameters
-    bias_init: Any
-    activation: str
-    depth: int  # hidden layers
-    width: int  # units per hidden layer
-    init_seed: int
-    optimizer: str
-    learning_rate: float
-    momentum: float
-    epochs: int
-    batch_size: int
-
-    @property
-    def run_id(self) -> str:
-        return run_id(asdict(self))
-
-    @property
-    def init_label(self) -> str:
-        """The initializer as a short string: its name, with parameters when it has some."""
-        return str(initializers.get(self.init))
-
-    def batch_key(self) -> tuple:
-        """Runs with equal keys share an architecture and training settings: one batch."""
-        return (self.dataset, self.n_samples, self.noise, self.data_seed, self.validation_split, self.activation,
-                self.depth, self.width, self.optimizer, self.learning_rate, self.momentum, self.epochs, self.batch_size)
-
-
-def run_id(params: Mapping[str, Any]) -> str:
-    """SHA-256 (first 16 hex digits) of the run's full parameters as canonical JSON."""
-    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+def spec_hash(value: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of ``value`` as canonical JSON."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -104,29 +70,44 @@ class SweepSpec:
 
     @property
     def spec_hash(self) -> str:
-        return run_id({"data": self.data, "grid": self.grid, "train": self.train})
+        return spec_hash({"data": self.data, "grid": self.grid, "train": self.train})
+
+    def base(self) -> dict[str, Any]:
+        """The RunSpec fields every run shares (data and [train] settings)."""
+        out = {_DATA_FIELDS.get(k, k): v for k, v in self.data.items()}
+        out.update({k: v for k, v in self.train.items() if k != "diagnostics"})
+        return out
 
     def runs(self) -> list[RunSpec]:
-        """The grid expanded: one RunSpec per combination, in a stable order, duplicates dropped."""
+        """The grid expanded: one RunSpec per combination, in a stable order, duplicates dropped.
+
+        Every value was checked when the spec was parsed, so the runs are assembled without
+        validating each one again (``RunSpec(**run.to_dict()) == run`` holds; tested).
+        """
+        base = RunSpec(**self.base(), init=self.grid["init"][0]).model_dump()
         axes = list(self.grid)
         out, seen = [], set()
         for values in product(*(self.grid[a] for a in axes)):
+            fields = dict(base)
             point = dict(zip(axes, values))
-            train = {k: point.get(k, v) for k, v in self.train.items()}
-            optimizer = train["optimizer"]
-            lr = train["learning_rate"]
-            run = RunSpec(
-                dataset=self.data["name"], n_samples=self.data["n_samples"], noise=self.data["noise"],
-                data_seed=self.data["seed"], validation_split=self.data["validation_split"],
-                init=point["init"], bias_init=train["bias_init"], activation=point["activation"],
-                depth=point["depth"], width=point["width"], init_seed=point["seed"], optimizer=optimizer,
-                learning_rate=float(DEFAULT_LR[optimizer] if lr is None else lr), momentum=float(train["momentum"]),
-                epochs=train["epochs"], batch_size=train["batch_size"],
-            )
+            for axis, value in point.items():
+                if axis == "seed":
+                    fields["init_seed"] = fields["order_seed"] = value
+                elif axis not in ("depth", "width"):
+                    fields[axis] = value
+            fields["hidden"] = (point["width"],) * point["depth"]
+            if "optimizer" in point and "learning_rate" not in point and self.train["learning_rate"] is None:
+                fields["learning_rate"] = DEFAULT_LR[point["optimizer"]]
+            fields["name"] = f"{_label(fields['init'])}_{fields['activation']}_d{point['depth']}w{point['width']}_s{point['seed']}"
+            run = RunSpec.model_construct(**fields)
             if run.run_id not in seen:
                 seen.add(run.run_id)
                 out.append(run)
         return out
+
+
+def _label(init: Any) -> str:
+    return init if isinstance(init, str) else init["name"]
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -158,37 +139,33 @@ def _as_list(key: str, value: Any) -> list[Any]:
     return values
 
 
-def _init_spec(field_name: str, value: Any) -> Any:
-    """Canonical form of an initializer: its catalog name, or a spec dict with the canonical name."""
-    if isinstance(value, Mapping):
-        init = initializers.get(dict(value))
-        return init.spec if init.params else init.name
-    if not isinstance(value, str):
-        raise ValidationError(f"{field_name} must be an initializer name or an inline table, got {value!r}")
+def _checked(where: str, field_name: str, value: Any) -> Any:
+    """``value`` checked and made canonical by RunSpec's own field rules; errors name ``where``."""
+    if field_name == "learning_rate" and value is None:
+        return None
     try:
-        return initializers.canonical_name(value)
+        return getattr(RunSpec(**{field_name: value}), field_name)
     except ValidationError as err:
-        raise ValidationError(f"{field_name}: {err}") from None
+        text = str(err)
+        named = re.match(rf"{field_name}(\[\d+\])?(: | )", text)  # "epochs must be ...", "hidden[0] must be ..."
+        if named:
+            raise ValidationError(f"{where}{named.group(2)}{text[named.end():]}") from None
+        raise ValidationError(f"{where}: {text}") from None
 
 
 def _check_train_value(key: str, value: Any, where: str) -> Any:
-    if key == "epochs":
-        return check_int(where, value, 1, 1_000_000)
-    if key == "batch_size":
-        return check_int(where, value, 1)
-    if key == "optimizer":
-        return check_choice(where, str(value).lower(), OPTIMIZERS)
-    if key == "learning_rate":
-        return None if value is None else check_float(where, value, 0.0, strict_minimum=True)
-    if key == "momentum":
-        return check_float(where, value, 0.0, 1.0)
-    if key == "bias_init":
-        return _init_spec(where, value)
     if key == "diagnostics":
         if not isinstance(value, bool):
             raise ValidationError(f"{where} must be true or false, got {value!r}")
         return value
-    raise AssertionError(key)
+    if key in ("init", "bias_init"):
+        if not isinstance(value, (str, Mapping)):
+            raise ValidationError(f"{where} must be an initializer name or an inline table, got {value!r}")
+        try:
+            return canonical_init(value)
+        except ValidationError as err:
+            raise ValidationError(f"{where}: {err}") from None
+    return _checked(where, key, value)
 
 
 def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec:
@@ -205,12 +182,8 @@ def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec
     _check_keys("grid", grid_in, GRID_AXES + GRID_OPTIONAL)
 
     data = {**DATA_KEYS, **data_in}
-    name = str(data["name"])
-    data["name"] = name if name.lower().endswith(".csv") else check_choice("data.name", name.lower(), datasets.names())
-    data["n_samples"] = check_int("data.n_samples", data["n_samples"], 4, 1_000_000)
-    data["noise"] = check_float("data.noise", data["noise"], 0.0, 10.0)
-    data["seed"] = check_int("data.seed", data["seed"], 0, 2**32 - 1)  # numpy / scikit-learn seeds are 32-bit
-    data["validation_split"] = check_float("data.validation_split", data["validation_split"], 0.0, 0.9)
+    for key, value in data.items():
+        data[key] = _checked(f"data.{key}", _DATA_FIELDS.get(key, key), value)
 
     train = {**TRAIN_KEYS, **train_in}
     for key, value in train.items():
@@ -223,16 +196,12 @@ def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec
     for axis, value in grid_in.items():
         values = _as_list(axis, value)
         where = f"grid.{axis}"
-        if axis == "init":
-            grid[axis] = [_init_spec(where, v) for v in values]
-        elif axis == "activation":
-            grid[axis] = [_wrap(where, canonical_activation, v) for v in values]
-        elif axis == "depth":
-            grid[axis] = [check_int(where, v, 1, 100) for v in values]
+        if axis == "depth":
+            grid[axis] = [check_int(where, v, 1, MAX_DEPTH) for v in values]
         elif axis == "width":
-            grid[axis] = [check_int(where, v, 1, 100_000) for v in values]
+            grid[axis] = [_checked(where, "hidden", [v])[0] for v in values]
         elif axis == "seed":
-            grid[axis] = [check_int(where, v, 0, 2**32 - 1) for v in values]
+            grid[axis] = [_checked(where, "init_seed", v) for v in values]
         else:
             grid[axis] = [_check_train_value(axis, v, where) for v in values]
     top_name = raw.get("name", default_name)
@@ -241,8 +210,3 @@ def parse_spec(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSpec
     return SweepSpec(data, grid, train, top_name, dict(raw))
 
 
-def _wrap(where: str, fn, value: Any) -> Any:
-    try:
-        return fn(value)
-    except ValidationError as err:
-        raise ValidationError(f"{where}: {err}") from None

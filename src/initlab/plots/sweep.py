@@ -22,7 +22,7 @@ def _check_columns(df: pd.DataFrame, *cols: str) -> None:
         raise ValidationError("the store has no runs to plot")
 
 
-def heatmap(df: pd.DataFrame, value: str = "final_val_accuracy", rows: str = "init", cols: str = "depth",
+def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", cols: str = "depth",
             panel: str = "activation", title: str | None = None) -> Figure:
     """One heat map per ``panel`` value: ``rows`` x ``cols`` coloured by the mean of ``value``.
 

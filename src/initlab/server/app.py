@@ -158,17 +158,18 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
                                "description": "server-sent events: start, progress..., done"}})
     async def post_train(spec: TrainSpec, request: Request) -> StreamingResponse:
         """Train one network; the answer streams ``start``, ``progress`` (>= 10/s) and ``done`` events."""
-        return await _start(request, runs.single_run, spec)
+        return await _start(request, runs.lab_run, spec)
 
     @app.post("/api/compare", response_class=StreamingResponse,
               responses={200: {"content": {"text/event-stream": {}},
                                "description": "server-sent events: start, progress..., done"}})
     async def post_compare(spec: CompareSpec, request: Request) -> StreamingResponse:
         """Train 2-4 initializers side by side (one BatchedTrainer) on the same data and split."""
-        return await _start(request, runs.compare_run, spec)
+        return await _start(request, runs.lab_run, spec)
 
     async def _start(request: Request, target, spec) -> StreamingResponse:
         data = await run_in_threadpool(load_data, spec)  # bad data fails here, as a 4xx
+        spec.specs()  # so does a spec outside the lab's limits
         client = request.client.host if request.client else "unknown"
         run_id = app.state.slots.acquire(client)
         return StreamingResponse(_stream(request, target, spec, data, client, run_id), media_type="text/event-stream",

@@ -16,39 +16,41 @@ from torch import nn
 
 from .. import __version__, datasets, diagnose
 from .._validation import DataError
-from ..initializers import apply_init
-from ..models import MLP
-from ..plots.style import CLASS_COLORS, init_color
-from .limits import LIMITS
-from .specs import TrainSpec, RunSpec
+from ..experiments.record import clean as clean_json
+from ..plots.style import CLASS_COLORS
+from .limits import LIMITS, UPLOAD_NAME
+from .specs import LabRequest
 
-__all__ = [
-    "LabData", "load_data", "sizes", "build_model", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean",
-    "experiment_record", "results_json",
-]
+__all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json"]
 
 
 @dataclass
 class LabData:
     """The split data of a run and the square window the boundary is drawn in."""
 
-    name: str
+    dataset: datasets.Dataset  # all rows, in the order the split takes them
     X: np.ndarray  # (N, 2) float32, training rows
     y: np.ndarray  # (N,) int64
     X_val: np.ndarray  # (N_val, 2)
     y_val: np.ndarray  # (N_val,)
-    class_names: list[str]
     extent: tuple[float, float, float, float]  # x0, x1, y0, y1
     grid: torch.Tensor = field(repr=False)  # (grid * grid, 2), row 0 at the top (y1)
 
     @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
+    def name(self) -> str:
+        return self.dataset.name
 
     @property
-    def sizes_out(self) -> tuple[int, str]:
-        """Output units and output function: one sigmoid logit for two classes, else softmax."""
-        return (1, "sigmoid") if self.n_classes == 2 else (self.n_classes, "softmax")
+    def split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.X, self.y, self.X_val, self.y_val
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.dataset.class_names)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
 
     def points(self) -> dict[str, Any]:
         return {
@@ -59,28 +61,28 @@ class LabData:
         }
 
 
-def load_data(spec: RunSpec) -> LabData:
+def load_data(spec: LabRequest) -> LabData:
     """Generate (or parse the uploaded CSV of) ``spec``'s data and split it.
 
-    An uploaded CSV is shuffled with ``spec.seed`` before the split, since files are often
+    An uploaded CSV is shuffled with ``spec.data_seed`` before the split, since files are often
     sorted by class and Keras' split holds out the last rows.
     """
     if spec.dataset == "csv":
-        X, y, class_names = datasets.parse_csv(spec.csv or "", "upload.csv")
+        X, y, class_names = datasets.parse_csv(spec.csv or "", UPLOAD_NAME)
         if X.shape[1] != 2:
-            raise DataError(f"upload.csv: the lab draws 2-D data: needs exactly 2 feature columns, got {X.shape[1]}")
+            raise DataError(f"{UPLOAD_NAME}: the lab draws 2-D data: needs exactly 2 feature columns, got {X.shape[1]}")
         if len(X) > LIMITS.max_samples:
-            raise DataError(f"upload.csv: at most {LIMITS.max_samples} rows, got {len(X)}")
+            raise DataError(f"{UPLOAD_NAME}: at most {LIMITS.max_samples} rows, got {len(X)}")
         if len(class_names) > LIMITS.max_classes:
-            raise DataError(f"upload.csv: at most {LIMITS.max_classes} classes, got {len(class_names)}")
-        order = np.random.default_rng(spec.seed).permutation(len(X))
-        X, y, name = X[order], y[order], "upload.csv"
+            raise DataError(f"{UPLOAD_NAME}: at most {LIMITS.max_classes} classes, got {len(class_names)}")
+        order = np.random.default_rng(spec.data_seed).permutation(len(X))
+        ds = datasets.Dataset(UPLOAD_NAME, X[order], y[order], class_names)
     else:
-        ds = datasets.load(spec.dataset, n_samples=spec.n_samples, noise=spec.noise, seed=spec.seed)
-        X, y, class_names, name = ds.X, ds.y, ds.class_names, ds.name
-    X_tr, y_tr, X_val, y_val = datasets.validation_split(X, y, spec.validation_split)
-    extent = _square_window(X)
-    return LabData(name, X_tr, y_tr, X_val, y_val, class_names, extent, _grid(extent, LIMITS.grid))
+        LIMITS.check_dataset(spec.dataset)
+        ds = datasets.load(spec.dataset, n_samples=spec.n_samples, noise=spec.noise, seed=spec.data_seed)
+    X_tr, y_tr, X_val, y_val = datasets.validation_split(ds.X, ds.y, spec.validation_split)
+    extent = _square_window(ds.X)
+    return LabData(ds, X_tr, y_tr, X_val, y_val, extent, _grid(extent, LIMITS.grid))
 
 
 def _square_window(X: np.ndarray, pad: float = 0.1) -> tuple[float, float, float, float]:
@@ -95,17 +97,6 @@ def _grid(extent: tuple[float, float, float, float], n: int) -> torch.Tensor:
     ys = y1 - (np.arange(n) + 0.5) * (y1 - y0) / n  # top row first, as a canvas draws
     gx, gy = np.meshgrid(xs, ys)
     return torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], axis=1), dtype=torch.float32)  # (n*n, 2)
-
-
-def sizes(spec: RunSpec, data: LabData) -> list[int]:
-    return [2, *spec.hidden, data.sizes_out[0]]
-
-
-def build_model(spec: TrainSpec, data: LabData) -> MLP:
-    """The network of a single run, initialized from ``spec.seed`` (same seed, same weights)."""
-    model = MLP(sizes(spec, data), spec.activation, data.sizes_out[1])
-    return apply_init(model, spec.weight_init.to_spec(), spec.bias_init.to_spec(),
-                      generator=spec.seed, data=torch.as_tensor(data.X))
 
 
 def boundary(proba: np.ndarray) -> dict[str, Any]:
@@ -124,7 +115,7 @@ def boundary(proba: np.ndarray) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def predict_grid(model: MLP, data: LabData) -> np.ndarray:
+def predict_grid(model: nn.Module, data: LabData) -> np.ndarray:
     return model.predict_proba(data.grid).cpu().numpy()
 
 
@@ -148,40 +139,10 @@ def layer_rows(diag: Any) -> list[dict[str, Any]]:
 
 
 def clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN and infinities to ``None``, floats to 6 digits."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return round(value, 6) if math.isfinite(value) else None
-    return value
+    """JSON-safe, floats to 6 digits (the one cleaner, :func:`initlab.experiments.record.clean`)."""
+    return clean_json(value, digits=6)
 
 
-def experiment_record(
-    spec: RunSpec, data: LabData, init: dict[str, Any], history: dict[str, list[float]], diag: dict[str, Any],
-    diverged_epoch: int | None,
-) -> dict[str, Any]:
-    """One entry of results.json's ``experiments`` (the format ``initlab reproduce`` writes)."""
-    last = {k: (v[-1] if v else None) for k, v in history.items()}
-    return {
-        "name": f"{init['name']} + {spec.activation} on {data.name}",
-        "dataset": data.name, "n_samples": len(data.X) + len(data.X_val), "noise": spec.noise,
-        "validation_split": spec.validation_split, "activation": spec.activation,
-        "initializer": init, "bias_initializer": spec.bias_init.to_spec(), "color": init_color(init["name"]),
-        "hidden": list(spec.hidden), "optimizer": spec.optimizer, "learning_rate": spec.learning_rate,
-        "momentum": spec.momentum, "epochs": spec.epochs, "epochs_run": len(history.get("loss", [])),
-        "batch_size": spec.batch_size, "seed": spec.seed, "diverged_epoch": diverged_epoch,
-        "train_accuracy": last.get("accuracy"), "val_accuracy": last.get("val_accuracy"),
-        "train_loss": last.get("loss"), "val_loss": last.get("val_loss"),
-        "history": history, "diagnostics": diag,
-    }
-
-
-def results_json(experiments: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"initlab_version": __version__, "source": "initlab serve", "experiments": experiments}
+def results_json(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A results.json of lab runs: the same entries (``RunRecord.to_dict()``) as ``initlab train`` writes."""
+    return {"initlab_version": __version__, "source": "initlab serve", "experiments": records}

@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from ..experiments.execute import Batch, build_stack, run_batch
 from ..plots.style import init_color
-from ..training import BatchedTrainer, Trainer
-from .lab import (
-    LabData, boundary, build_model, clean, diagnostics, experiment_record, predict_grid, results_json, sizes,
-)
+from ..training import BatchedTrainer
+from .lab import LabData, boundary, clean, diagnostics, results_json
 from .limits import LIMITS
-from .specs import CompareSpec, TrainSpec
+from .specs import CompareSpec, LabRequest, TrainSpec
 
-__all__ = ["RunSlots", "SlotsFull", "single_run", "compare_run", "preview", "Cancelled"]
+__all__ = ["RunSlots", "SlotsFull", "lab_run", "single_run", "compare_run", "preview", "Cancelled"]
 
 Emit = Callable[[dict[str, Any]], None]
 _ids = itertools.count(1)
@@ -103,90 +102,31 @@ class _Pacer:
             time.sleep(min(left, 0.05))
 
 
-def _history_since(history: dict[str, list[float]], start: int) -> dict[str, list[float]]:
-    return {k: list(v[start:]) for k, v in history.items()}
+def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
+            pace: float = 0.0) -> None:
+    """Train the request's runs (one, or 2-4 initializers side by side) through the run core's
+    :func:`~initlab.experiments.execute.run_batch`, streaming frames; ends with ``done``.
 
-
-def single_run(spec: TrainSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
-               pace: float = 0.0) -> None:
-    """Train one network with ``Trainer.iter_epochs``, streaming frames; ends with ``done``.
-
-    ``pace``: a run shorter than this many seconds is stretched to it (see ``_Pacer``).
+    The runs are one batch of the batched trainer on the request's data and split, so a lab run
+    and ``initlab train``/a sweep cell with the same spec get the same numbers (to float
+    rounding). ``pace``: a run shorter than this many seconds is stretched to it (see
+    ``_Pacer``). Cancelling stops training at the end of the epoch in progress.
     """
-    model = build_model(spec, data)
-    throttle, sent = _Throttle(), [0]
-
-    def frame(epoch: int, trainer: Trainer | None, partial: bool = False) -> dict[str, Any]:
-        history = trainer.history_ if trainer is not None and hasattr(trainer, "history_") else {}
-        event = {
-            "type": "progress", "epoch": epoch, "epochs": spec.epochs, "partial": partial,
-            "history_from": sent[0], "history": _history_since(history, sent[0]),
-            "boundary": boundary(predict_grid(model, data)), **diagnostics(model, data),
-        }
-        if not partial:
-            sent[0] = len(history.get("loss", []))
-        throttle.mark()
-        return event
-
-    class _Watch:
-        """Stops within a minibatch on cancel; sends a mid-epoch frame when one epoch is slow."""
-
-        def on_step_end(self, trainer: Trainer, step: int) -> None:
-            if cancel.is_set():
-                raise Cancelled
-            if throttle.due(2.0):
-                emit(clean(frame(trainer.epochs_run_, trainer, partial=True)))
-
-    trainer = Trainer(model, spec.optimizer, spec.learning_rate, spec.momentum, spec.epochs, spec.batch_size,
-                      seed=spec.seed, callbacks=[_Watch()])
-    emit(clean({"type": "start", "mode": "single", "run_id": run_id, "spec": spec.model_dump(exclude={"csv"}),
-                "data": data.points(), "color": init_color(spec.weight_init.name)}))
-    emit(clean(frame(0, None)))
-    pacer = _Pacer(spec.epochs, pace, cancel)
-    try:
-        for logs in trainer.iter_epochs(data.X, data.y, data.X_val, data.y_val):
-            pacer.wait(trainer.epochs_run_)
-            done = trainer.epochs_run_ == spec.epochs or trainer.diverged_epoch_ is not None
-            if throttle.due() or done:
-                emit(clean(frame(trainer.epochs_run_, trainer)))
-    except Cancelled:
-        return
-    if cancel.is_set():
-        return
-    if throttle.last < 0 or sent[0] < len(trainer.history_["loss"]):  # stopped early: send the tail
-        emit(clean(frame(trainer.epochs_run_, trainer)))
-    diag = diagnostics(model, data)
-    record = experiment_record(spec, data, spec.weight_init.to_spec(), trainer.history_, diag, trainer.diverged_epoch_)
-    emit(clean({"type": "done", "run_id": run_id, "summary": _summary(record), "results": results_json([record])}))
-
-
-def _summary(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("initializer", "color", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "epochs_run",
-            "diverged_epoch")
-    out = {k: record[k] for k in keys}
-    out["verdicts"] = [v["code"] for v in record["diagnostics"]["verdicts"]]
-    return out
-
-
-def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
-                pace: float = 0.0) -> None:
-    """Train ``spec.inits`` side by side with :class:`BatchedTrainer` on the same data and split
-    (``pace`` as in :func:`single_run`)."""
-    inits = [i.to_spec() for i in spec.inits]
+    specs = request.specs()
+    compare = isinstance(request, CompareSpec)
+    m, epochs = len(specs), specs[0].epochs
     history: dict[str, list[list[float]]] = {}  # key -> per epoch, (M,) values
     throttle, sent = _Throttle(), [0]
 
     def frame(trainer: BatchedTrainer, epoch: int) -> dict[str, Any]:
         proba = trainer.predict_proba(data.grid)  # (M, n*n) or (M, n*n, K)
-        models = trainer.to_models()
-        event = {
-            "type": "progress", "epoch": epoch, "epochs": spec.epochs, "history_from": sent[0],
-            # key -> (M, new epochs): one curve per initializer
-            "history": {k: np.array(v[sent[0]:]).T.reshape(len(inits), -1) for k, v in history.items()},
-            "runs": [
-                {"boundary": boundary(proba[i]), **diagnostics(models[i], data)} for i in range(len(inits))
-            ],
-        }
+        runs = [{"boundary": boundary(proba[i]), **diagnostics(trainer.to_model(i), data)} for i in range(m)]
+        new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
+        event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0]}
+        if compare:
+            event.update(history=new, runs=runs)
+        else:
+            event.update(history={k: v[0] for k, v in new.items()}, **runs[0])
         sent[0] = len(history.get("loss", []))
         throttle.mark()
         return event
@@ -198,35 +138,43 @@ def compare_run(spec: CompareSpec, data: LabData, emit: Emit, cancel: threading.
             pacer.wait(epoch + 1)
             if cancel.is_set():
                 trainer.stop_training = True
-            elif throttle.due() or epoch + 1 == spec.epochs:
+            elif throttle.due() or epoch + 1 == epochs or not np.isfinite(logs["loss"]).all():
                 emit(clean(frame(trainer, epoch + 1)))
 
-    trainer = BatchedTrainer(
-        sizes(spec, data), spec.activation, inits, init_seeds=spec.seed, bias_inits=spec.bias_init.to_spec(),
-        data_seeds=spec.seed, optimizer=spec.optimizer, learning_rate=spec.learning_rate, momentum=spec.momentum,
-        epochs=spec.epochs, batch_size=spec.batch_size, output=data.sizes_out[1], callbacks=[_Stream()],
-    )
-    emit(clean({"type": "start", "mode": "compare", "run_id": run_id, "spec": spec.model_dump(exclude={"csv"}),
-                "data": data.points(), "colors": [init_color(i["name"]) for i in inits]}))
-    emit(clean(frame(trainer, 0)))
-    pacer = _Pacer(spec.epochs, pace, cancel)
-    trainer.fit(data.X, data.y, data.X_val, data.y_val)
+    colors = [init_color(i.name) for i in (request.inits if compare else [request.weight_init])]
+    start = {"type": "start", "mode": "compare" if compare else "single", "run_id": run_id,
+             "spec": request.model_dump(exclude={"csv"}), "run_specs": [s.to_dict() for s in specs],
+             "data": data.points()}
+    emit(clean(start | ({"colors": colors} if compare else {"color": colors[0]})))
+    batch = Batch(tuple(specs))
+    emit(clean(frame(build_stack(batch, data.dataset, data.split), 0)))
+    pacer = _Pacer(epochs, pace, cancel)
+    records = run_batch(batch, callbacks=[_Stream()], data=data.dataset)
     if cancel.is_set():
         return
-    if sent[0] < len(history.get("loss", [])):
-        emit(clean(frame(trainer, len(history["loss"]))))
-    records = []
-    for i, (init, model) in enumerate(zip(inits, trainer.to_models())):
-        diverged = int(trainer.diverged_epoch_[i])
-        width = trainer.history_["loss"].shape[1] if diverged < 0 else diverged + 1  # drop the NaN padding
-        hist = {k: v[i, :width].tolist() for k, v in trainer.history_.items()}
-        records.append(experiment_record(spec, data, init, hist, diagnostics(model, data), None if diverged < 0 else diverged))
-    emit(clean({"type": "done", "run_id": run_id, "summaries": [_summary(r) for r in records],
-                "results": results_json(records)}))
+    entries = [r.to_dict() for r in records]
+    for entry, color in zip(entries, colors):
+        entry["color"] = color
+    summaries = [_summary(e) for e in entries]
+    done = {"type": "done", "run_id": run_id, "results": results_json(entries)}
+    emit(clean(done | ({"summaries": summaries} if compare else {"summary": summaries[0]})))
 
 
-def preview(spec: TrainSpec, data: LabData) -> dict[str, Any]:
-    """The untrained network of ``spec``: boundary and diagnosis at initialization."""
-    model = build_model(spec, data)
-    return clean({"data": data.points(), "color": init_color(spec.weight_init.name),
-                  "boundary": boundary(predict_grid(model, data)), **diagnostics(model, data)})
+single_run = compare_run = lab_run  # the names of initlab 0.1's two functions
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("initializer", "color", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "epochs_run",
+            "diverged_epoch", "run_id")
+    out = {k: record[k] for k in keys}
+    out["verdicts"] = [v["code"] for v in record["diagnostics"]["verdicts"]]
+    return out
+
+
+def preview(request: TrainSpec, data: LabData) -> dict[str, Any]:
+    """The untrained network of ``request``: boundary and diagnosis at initialization (the weights
+    the run starts from: same seed, same weights)."""
+    (spec,) = request.specs()
+    model = build_stack(Batch((spec,)), data.dataset, data.split).to_model(0)
+    return clean({"data": data.points(), "color": init_color(request.weight_init.name),
+                  "boundary": boundary(model.predict_proba(data.grid).numpy()), **diagnostics(model, data)})

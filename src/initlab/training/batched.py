@@ -5,10 +5,10 @@ in one flat buffer). A step is one batched forward, a hand-written backward of t
 per-model losses (so each model gets exactly its own gradient) and one elementwise optimizer
 step over the flat buffer, which equals M independent Adam/RMSprop/SGD optimizers.
 
-Minibatch order: models that share a data seed share the order (common random numbers: the
+Minibatch order: models that share an order seed share the order (common random numbers: the
 minibatch is gathered once and the first layer is one matmul for all of them); models with
-different data seeds each follow their own order through gathered indices. Both reproduce
-``Trainer``'s ``torch.randperm(n, generator=make_generator(seed))`` per epoch exactly.
+different order seeds each follow their own order through gathered indices. Both come from
+:func:`~initlab.training.order.minibatch_order`, the function ``Trainer`` uses too.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_float, check_int
 from ..models import MLP
 from ..models.stacked import ForwardCache, StackedMLP
 from .optim import DEFAULT_LR, OPTIMIZERS
+from .order import minibatch_order
 from .trainer import as_tensors
 
 __all__ = ["BatchedTrainer", "FlatAdam", "FlatSGD", "FlatRMSprop", "make_flat_optimizer"]
@@ -281,7 +281,7 @@ class BatchedTrainer:
 
     Model ``i`` is ``MLP(sizes, activation, output)`` initialized by
     ``apply_init(model, inits[i], bias_inits[i], generator=init_seeds[i])`` and trained as
-    ``Trainer(model, ..., seed=data_seeds[i])`` would, number for number (to float rounding).
+    ``Trainer(model, ..., seed=order_seeds[i])`` would, number for number (to float rounding).
     After ``fit``: ``history_[key]`` is an array ``(M, epochs_run)`` (NaN after a model
     stopped); ``diverged_epoch_`` ``(M,)`` holds the epoch a model's loss turned non-finite, or
     -1: such a model is frozen there and the others are unaffected. Callbacks get
@@ -301,7 +301,7 @@ class BatchedTrainer:
         inits: Sequence[Spec],
         init_seeds: Sequence[int] | int = 0,
         bias_inits: Sequence[Spec] | Spec = "zeros",
-        data_seeds: Sequence[int] | int = 0,
+        order_seeds: Sequence[int] | int = 0,
         optimizer: str = "adam",
         learning_rate: float | None = None,
         momentum: float = 0.0,
@@ -321,7 +321,7 @@ class BatchedTrainer:
             raise ValidationError("inits needs at least one entry (one per model)")
         self.init_seeds = _per_model(init_seeds, self.m, "init_seeds")
         self.bias_inits = _per_model(bias_inits, self.m, "bias_inits")
-        self.data_seeds = _per_model(data_seeds, self.m, "data_seeds")
+        self.order_seeds = _per_model(order_seeds, self.m, "order_seeds")
         self.optimizer = check_choice("optimizer", str(optimizer).lower(), OPTIMIZERS)
         self.learning_rate = learning_rate
         self.momentum = momentum
@@ -364,11 +364,11 @@ class BatchedTrainer:
         last = {k: np.full(m, np.nan) for k in keys}
         diverged = np.full(m, -1, dtype=np.int64)
 
-        # Minibatch order: one generator per distinct data seed, drawn once per epoch.
-        seeds = sorted(set(self.data_seeds), key=self.data_seeds.index)
-        gens = [make_generator(s) for s in seeds]
-        group = torch.tensor([seeds.index(s) for s in self.data_seeds], device=dev)  # (M,)
-        shared = len(gens) == 1
+        # Minibatch order: one row of orders per distinct order seed, computed per epoch.
+        seeds = list(dict.fromkeys(self.order_seeds))  # distinct, in first-seen order
+        position = {s: g for g, s in enumerate(seeds)}
+        group = torch.tensor([position[s] for s in self.order_seeds], device=dev)  # (M,)
+        shared = len(seeds) == 1
         chunks, first = [], 0
         for stack in self.stacks_:
             opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
@@ -381,7 +381,7 @@ class BatchedTrainer:
                 cb.on_train_begin(self)
         epochs_run = 0
         for epoch in range(self.epochs):
-            perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (G, n)
+            perms = torch.from_numpy(minibatch_order(seeds, epoch, n)).to(dev)  # (G, n)
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
@@ -444,6 +444,14 @@ class BatchedTrainer:
     def to_models(self) -> list[MLP]:
         """The M trained networks as ordinary ``MLP`` modules (copies)."""
         return [model for stack in self.stacks_ for model in stack.to_models()]
+
+    def evaluate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and accuracy ``(M,)`` of every model on ``(X, y)`` (as ``Trainer.evaluate``, per model)."""
+        n_out = self.sizes[-1]
+        X, y = (t.to(self.device) for t in as_tensors(X, y, n_out))
+        y = y.reshape(-1) if n_out == 1 else y
+        parts = [_evaluate(stack, X, y) for stack in self.stacks_]
+        return (torch.cat([p[0] for p in parts]).cpu().numpy(), torch.cat([p[1] for p in parts]).cpu().numpy())
 
     @torch.no_grad()
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._rng import make_generator
 from .._validation import ValidationError, check_int
 from .optim import loss_for, make_optimizer
+from .order import minibatch_order
 
 __all__ = ["Trainer", "Callback", "as_tensors", "accuracy"]
 
@@ -45,8 +45,8 @@ class Trainer:
     """Train one model as Keras' ``model.fit`` would.
 
     Minibatches of ``batch_size`` (last one smaller) are drawn in a fresh random order every
-    epoch from ``seed`` (the minibatch-order seed; initialize the weights separately with
-    ``initlab.apply_init``). Per epoch ``history_`` records ``loss`` and ``accuracy`` as Keras
+    epoch from ``seed``, the order seed (:func:`~initlab.training.order.minibatch_order`, as
+    the batched trainer; initialize the weights separately with ``initlab.apply_init``). Per epoch ``history_`` records ``loss`` and ``accuracy`` as Keras
     does (averaged over the epoch's minibatches, weighted by their size) and ``val_loss``,
     ``val_accuracy`` on the held-out data after the epoch. A non-finite loss stops training and
     sets ``diverged_epoch_``. Callbacks may set ``trainer.stop_training = True``.
@@ -99,7 +99,6 @@ class Trainer:
             X_val, y_val = (t.to(self.device) for t in as_tensors(X_val, y_val, n_out))
         self.loss_fn_ = loss_for(n_out)
         self.optimizer_ = make_optimizer(model.parameters(), self.optimizer, self.learning_rate, self.momentum)
-        order = make_generator(self.seed)
         self.history_: dict[str, list[float]] = {"loss": [], "accuracy": []}
         if has_val:
             self.history_.update(val_loss=[], val_accuracy=[])
@@ -111,7 +110,7 @@ class Trainer:
         n = len(X)
         for epoch in range(self.epochs):
             model.train()
-            perm = torch.randperm(n, generator=order).to(self.device)
+            perm = torch.from_numpy(minibatch_order(self.seed, epoch, n)).to(self.device)
             total_loss, total_correct = 0.0, 0.0
             for start in range(0, n, self.batch_size):
                 idx = perm[start:start + self.batch_size]

@@ -83,14 +83,30 @@ def results_command(
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
     by: str = typer.Option("", "--by", help="Comma-separated columns to group by (default: all that vary but the seed)."),
     sweep: str = typer.Option("", "--sweep", help="Only the runs of this spec hash."),
-    sort: str = typer.Option("final_val_accuracy_mean", "--sort", help="Sort by this column (descending)."),
+    sort: str = typer.Option("val_accuracy_mean", "--sort", help="Sort by this column (descending)."),
+    run: str = typer.Option("", "--run", help="One run's record (spec, history, diagnostics) by run id or a unique prefix."),
 ) -> None:
-    """Aggregated results over seeds: mean, std and n of the final and best metrics.
+    """Aggregated results over seeds: mean, std and n of the final and best metrics; or one run's record.
 
-    Example: initlab results --store initlab.db --format csv
+    Examples:
+
+      initlab results --store initlab.db --format csv
+
+      initlab results --store initlab.db --run 3f2a9c --format json > run.json; initlab train --spec run.json
     """
     if fmt not in ("table", "csv", "json"):
         raise fail(f"unknown format {fmt!r} (allowed: table, csv, json)")
+    if run:
+        record = results_lib.run(store, run)
+        if fmt == "json":
+            print(json.dumps(record, indent=2))
+        else:
+            table = Table(title=f"run {record['run_id']} in {store.name}", show_header=False)
+            for key, value in record.items():
+                if key not in ("history", "diagnostics", "diagnostics_init"):
+                    table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+            console.print(table)
+        return
     df = results_lib.load(store, spec_hash=sweep or None)
     agg = results_lib.aggregate(df, by=[c.strip() for c in by.split(",") if c.strip()] or None)
     if agg.empty:
@@ -114,7 +130,7 @@ def results_command(
             def pm(metric: str) -> str:
                 mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
                 return "-" if mean != mean else f"{mean:.3f}±{0.0 if std != std else std:.3f}"
-            table.add_row(*[str(row[k]) for k in keys], pm("final_val_accuracy"), pm("final_loss"),
+            table.add_row(*[str(row[k]) for k in keys], pm("val_accuracy"), pm("train_loss"),
                           str(row["n"]), str(row["diverged"]))
         console.print(table)
 
@@ -124,7 +140,7 @@ def plot_command(
     store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store written by `initlab sweep`."),
     out: Path = typer.Option(Path("sweep.png"), "--out", help="PNG file to write."),
     kind: str = typer.Option("heatmap", "--kind", help="heatmap or curves."),
-    value: str = typer.Option("final_val_accuracy", "--value", help="heatmap: the column to colour by."),
+    value: str = typer.Option("val_accuracy", "--value", help="heatmap: the column to colour by."),
     rows: str = typer.Option("init", "--rows", help="heatmap: the parameter down the rows."),
     cols: str = typer.Option("depth", "--cols", help="heatmap: the parameter across the columns."),
     panel: str = typer.Option("activation", "--panel", help="One panel per value of this parameter."),

@@ -141,7 +141,7 @@ def accuracy_map_command(
     results: Path = typer.Option(None, "--results", "-r", help="Or a CSV, one row per run: depth, sigma_w2 (or init), val_accuracy."),
     activation: str = typer.Option(None, "--activation", "-a", help="Activation (default: the runs' single activation)."),
     sigma_b2: float = typer.Option(None, "--sigma-b2", help="Bias variance (default: the runs' column, else 0)."),
-    metric: str = typer.Option(None, "--metric", help="Column to colour by (default: final_val_accuracy for a store, val_accuracy for a CSV)."),
+    metric: str = typer.Option(None, "--metric", help="Column to colour by (default: val_accuracy for a store, val_accuracy for a CSV)."),
     out: Path = typer.Option(Path("accuracy-map.png"), "--out", "-o", help="PNG to write."),
 ) -> None:
     """Measured accuracy over depth x sigma_w2 with the predicted 6 xi_c curve overlaid.
@@ -160,7 +160,7 @@ def accuracy_map_command(
     if store is not None:
         frame = results_store.load(store)
         frame["init"] = frame["init_spec"]
-        metric = metric or "final_val_accuracy"
+        metric = metric or "val_accuracy"
     else:
         frame = load_runs_csv(results)
         metric = metric or "val_accuracy"

@@ -1,0 +1,271 @@
+"""THE run core: run specs in, run records out, on any executor.
+
+:func:`execute` groups specs into :class:`Batch` values and runs each with :func:`run_batch`, a
+pure function of its batch (seeds inside, no global state), so the local loop, the Ray
+executor and the lab run the same code. A batch of compatible runs (same data, architecture
+and training settings; initializers and seeds may differ) trains as one stack in the
+:class:`~initlab.training.BatchedTrainer`; a run that asks for a per-step
+:class:`~initlab.diagnostics.Monitor` trains alone in the single-model
+:class:`~initlab.training.Trainer`. Both trainers share the data loader, the minibatch order
+and the optimizers' arithmetic, so the choice changes the numbers by float rounding only
+(in the ordered phase; in the chaotic phase rounding differences grow, as they do between
+two runs of one trainer), and each record says which trainer ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .. import datasets
+from .._rng import make_generator
+from .._validation import ValidationError, check_choice, check_int
+from ..diagnostics import Monitor, diagnose
+from ..initializers import apply_init
+from ..models import MLP
+from ..training import BatchedTrainer, Trainer
+from .record import RunArtifacts, RunRecord, summarize
+from .spec import RunSpec
+
+__all__ = [
+    "Batch", "Executor", "LocalExecutor", "execute", "plan", "run_batch", "build_stack", "load_split", "resolve_device",
+    "MAX_BATCH", "DIAGNOSE_ROWS", "MONITOR_RECORDINGS",
+]
+
+MAX_BATCH = 1000  # runs per batch: more is faster, less loses less to a crash (one batch at most)
+DIAGNOSE_ROWS = 256  # training rows the diagnostics look at (the first ones), for either trainer
+MONITOR_RECORDINGS = 40  # Monitor recordings per run, spread evenly over its steps
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X_train, y_train, X_val, y_val
+Progress = Callable[[Sequence[RunSpec], int], None]  # (the batch's specs, epochs done)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Runs trained together: one stack of compatible runs, or one run with a Monitor."""
+
+    specs: tuple[RunSpec, ...]
+    device: str = "cpu"
+    diagnostics: bool = True  # diagnose every run at init and at the end
+    monitor: bool = False  # the single-model trainer with a per-step Monitor (one spec)
+
+    @property
+    def batch_id(self) -> str:
+        return self.specs[0].run_id + f"+{len(self.specs) - 1}"
+
+    @property
+    def trainer(self) -> str:
+        return "single" if self.monitor else "batched"
+
+
+class Executor(Protocol):
+    """Runs batches; yields ``(batch, records)`` as each finishes (in any order)."""
+
+    def map(self, fn: Callable[[Batch], list[RunRecord]], batches: Sequence[Batch]
+            ) -> Iterator[tuple[Batch, list[RunRecord]]]: ...
+
+
+class LocalExecutor:
+    """Batches one after another in this process, on torch's threads."""
+
+    def map(self, fn: Callable[[Batch], list[RunRecord]], batches: Sequence[Batch]
+            ) -> Iterator[tuple[Batch, list[RunRecord]]]:
+        for batch in batches:
+            yield batch, fn(batch)
+
+    def __repr__(self) -> str:
+        return "LocalExecutor()"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` where a GPU exists, else ``cpu``; ``cuda`` without a GPU is an error."""
+    device = check_choice("device", str(device).lower(), ("auto", "cpu", "cuda"))
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValidationError("device 'cuda' requested but torch sees no GPU (use --device cpu or auto)")
+    return device
+
+
+def load_split(spec: RunSpec) -> tuple[datasets.Dataset, Split]:
+    """The spec's data set and its Keras-style split (the last ``validation_split`` held out)."""
+    data = datasets.load(spec.dataset, n_samples=spec.n_samples, noise=spec.noise, seed=spec.data_seed)
+    return data, datasets.validation_split(data.X, data.y, spec.validation_split)
+
+
+def plan(specs: Iterable[RunSpec], device: str = "cpu", diagnostics: bool = True, monitor: bool = False,
+         max_batch: int = MAX_BATCH) -> list[Batch]:
+    """Group specs into batches: equal :meth:`RunSpec.batch_key`, at most ``max_batch`` each
+    (one spec per batch with ``monitor``), in the order of their first spec."""
+    max_batch = check_int("max_batch", max_batch, 1)
+    if monitor:
+        return [Batch((spec,), device, diagnostics, True) for spec in specs]
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.batch_key(), []).append(spec)
+    return [Batch(tuple(group[a:a + max_batch]), device, diagnostics)
+            for group in groups.values() for a in range(0, len(group), max_batch)]
+
+
+def execute(
+    specs: Iterable[RunSpec],
+    *,
+    monitor: bool = False,
+    diagnostics: bool = True,
+    device: str = "cpu",
+    executor: Executor | None = None,
+    max_batch: int = MAX_BATCH,
+    progress: Progress | None = None,
+    keep: bool = False,
+) -> Iterator[RunRecord]:
+    """Run every spec; yield records as their batch finishes.
+
+    ``monitor``: train each run alone with a per-step Monitor (its figures' data in
+    ``record.artifacts.monitor``). ``keep``: records carry the trained model and Diagnosis
+    objects in ``record.artifacts`` (local executor only). ``progress(specs, epochs_done)`` is
+    called after every epoch of a batch.
+    """
+    batches = plan(list(specs), resolve_device(device), diagnostics, monitor, max_batch)
+    if executor is None:
+        for batch in batches:
+            yield from run_batch(batch, progress=progress, keep=keep)
+        return
+    for _batch, records in executor.map(run_batch, batches):
+        yield from records
+
+
+# --------------------------------------------------------------------------- one batch
+class _Progress:
+    def __init__(self, fn: Progress, specs: Sequence[RunSpec]) -> None:
+        self.fn, self.specs = fn, specs
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: Any) -> None:
+        self.fn(self.specs, epoch + 1)
+
+
+def _output(data: datasets.Dataset) -> tuple[int, str]:
+    """One sigmoid logit for two classes, else a softmax over the classes."""
+    n_classes = max(2, data.n_classes)
+    return (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
+
+
+def _chance(split: Split) -> float:
+    reference = split[3] if len(split[3]) else split[1]
+    return float(np.bincount(reference).max() / len(reference))
+
+
+def run_batch(batch: Batch, *, progress: Progress | None = None, callbacks: Sequence[Any] = (),
+              data: datasets.Dataset | None = None, keep: bool = False) -> list[RunRecord]:
+    """Train ``batch`` and return one record per spec, in order. Pure: same batch, same records.
+
+    ``callbacks`` go to the trainer (``on_epoch_end(trainer, epoch, logs)``; may set
+    ``trainer.stop_training``); ``data`` replaces the spec's data set (the lab's uploads).
+    """
+    if data is None:
+        data, split = load_split(batch.specs[0])
+    else:
+        split = datasets.validation_split(data.X, data.y, batch.specs[0].validation_split)
+    callbacks = [*callbacks, *([_Progress(progress, batch.specs)] if progress else [])]
+    if progress:
+        progress(batch.specs, 0)
+    if batch.monitor:
+        return [_run_single(batch, data, split, callbacks)]
+    return _run_stacked(batch, data, split, callbacks, keep)
+
+
+def _diagnose_rows(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.as_tensor(split[0][:DIAGNOSE_ROWS]), torch.as_tensor(split[1][:DIAGNOSE_ROWS])
+
+
+def _run_single(batch: Batch, data: datasets.Dataset, split: Split, callbacks: list[Any]) -> RunRecord:
+    spec = batch.specs[0]
+    X_tr, y_tr, X_val, y_val = split
+    n_out, output = _output(data)
+    model = MLP([data.n_features, *spec.hidden, n_out], spec.activation, output)
+    apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.init_seed), data=torch.as_tensor(X_tr))
+    model.to(batch.device)
+    init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
+    diag_X, diag_y = _diagnose_rows(split)
+    init_diag = diagnose(model, diag_X.to(batch.device), diag_y.to(batch.device)) if batch.diagnostics else None
+    steps = spec.epochs * -(-len(X_tr) // spec.batch_size)
+    monitor = Monitor(model, every=max(1, steps // MONITOR_RECORDINGS))
+    trainer = Trainer(model, spec.optimizer, spec.learning_rate, spec.momentum, spec.epochs, spec.batch_size,
+                      seed=spec.order_seed, callbacks=[monitor, *callbacks], device=batch.device)
+    start = time.perf_counter()
+    trainer.fit(X_tr, y_tr, X_val, y_val)
+    wall = time.perf_counter() - start
+    monitor.close()
+    end_diag = diagnose(model, diag_X.to(batch.device), diag_y.to(batch.device)) if batch.diagnostics else None
+    train_loss, train_acc = trainer.evaluate(X_tr, y_tr)
+    val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (float("nan"), float("nan"))
+    with torch.no_grad():
+        proba = model.predict_proba(torch.as_tensor(np.concatenate([X_tr, X_val])).to(batch.device))
+    predicted = (proba > 0.5).long() if n_out == 1 else proba.argmax(-1)
+    return RunRecord(
+        spec=spec, trainer="single", device=batch.device,
+        history={k: np.asarray(v, dtype=float) for k, v in trainer.history_.items()},
+        diverged_epoch=trainer.diverged_epoch_,
+        train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
+        n_train=len(X_tr), n_val=len(X_val), chance_accuracy=_chance(split),
+        predicted_classes=int(torch.unique(predicted).numel()),
+        diagnostics_init=summarize(init_diag) if init_diag else None,
+        diagnostics=summarize(end_diag) if end_diag else None, wall_time=wall,
+        artifacts=RunArtifacts(model.cpu(), monitor, init_diag, end_diag, data, split, init_norms),
+    )
+
+
+def build_stack(batch: Batch, data: datasets.Dataset, split: Split, callbacks: Sequence[Any] = ()) -> BatchedTrainer:
+    """The batch's networks, initialized and ready to ``fit`` (their weights are the runs' step 0)."""
+    specs, first = batch.specs, batch.specs[0]
+    n_out, output = _output(data)
+    return BatchedTrainer(
+        [data.n_features, *first.hidden, n_out], first.activation, [s.init for s in specs],
+        [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs], order_seeds=[s.order_seed for s in specs],
+        optimizer=first.optimizer, learning_rate=first.learning_rate, momentum=first.momentum, epochs=first.epochs,
+        batch_size=first.batch_size, output=output, device=batch.device, init_data=split[0], callbacks=list(callbacks),
+    )
+
+
+def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: list[Any], keep: bool
+                 ) -> list[RunRecord]:
+    specs = batch.specs
+    X_tr, y_tr, X_val, y_val = split
+    n_out = _output(data)[0]
+    trainer = build_stack(batch, data, split, callbacks)
+    m = len(specs)
+    diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
+    init_diags = [diagnose(trainer.to_model(i).to(batch.device), diag_X, diag_y) for i in range(m)] \
+        if batch.diagnostics else [None] * m
+    start = time.perf_counter()
+    trainer.fit(X_tr, y_tr, X_val, y_val)
+    wall = time.perf_counter() - start
+    end_diags = [diagnose(trainer.to_model(i).to(batch.device), diag_X, diag_y) for i in range(m)] \
+        if batch.diagnostics else [None] * m
+    train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
+    val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (np.full(m, np.nan),) * 2
+    proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)
+    predicted = (proba > 0.5) if n_out == 1 else proba.argmax(-1)
+    chance = _chance(split)
+    records = []
+    for i, spec in enumerate(specs):
+        diverged = int(trainer.diverged_epoch_[i])
+        width = trainer.epochs_run_ if diverged < 0 else diverged + 1  # drop the NaN padding after a stop
+        artifacts = RunArtifacts(trainer.to_model(i), None, init_diags[i], end_diags[i], data, split) if keep else None
+        records.append(RunRecord(
+            spec=spec, trainer="batched", device=batch.device,
+            history={k: v[i, :width] for k, v in trainer.history_.items()},
+            diverged_epoch=None if diverged < 0 else diverged,
+            train_loss=float(train_loss[i]), train_accuracy=float(train_acc[i]),
+            val_loss=float(val_loss[i]), val_accuracy=float(val_acc[i]),
+            n_train=len(X_tr), n_val=len(X_val), chance_accuracy=chance,
+            predicted_classes=int(len(np.unique(predicted[i]))),
+            diagnostics_init=summarize(init_diags[i]) if init_diags[i] else None,
+            diagnostics=summarize(end_diags[i]) if end_diags[i] else None,
+            wall_time=wall / m, artifacts=artifacts,
+        ))
+    return records

@@ -1,0 +1,159 @@
+"""``RunRecord``: what one run measured, in one shape everywhere.
+
+``RunRecord.to_dict()`` is the results.json entry of ``train`` and ``reproduce``, the sweep
+store's row (lists and dicts become its JSON columns), the lab's download and the lab's final
+server event. :func:`clean` is the one NaN -> null cleaner and :func:`summarize` the one
+per-layer summary of a :class:`~initlab.diagnostics.Diagnosis`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .spec import RunSpec
+
+__all__ = ["RunRecord", "RunArtifacts", "clean", "summarize", "SUMMARY_LAYER_KEYS"]
+
+# Per-layer numbers a record keeps of a Diagnosis (the DESIGN names; activation_std is LayerStats.std).
+SUMMARY_LAYER_KEYS = ("name", "kind", "units", "activation", "distinct_units", "dead_fraction", "saturated_fraction",
+                      "mean", "std", "grad_norm", "weight_std", "healthy_weight_std")
+
+
+def clean(value: Any, digits: int | None = None) -> Any:
+    """JSON-safe: numpy to Python, NaN and infinities to ``None``; floats rounded to ``digits`` if given."""
+    if isinstance(value, dict):
+        return {str(k): clean(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v, digits) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "f":
+            return value.tolist()
+        if digits is not None:
+            value = np.round(value, digits)
+        out = value.astype(object)  # Python floats, then None where not finite: no loop in Python
+        out[~np.isfinite(value)] = None
+        return out.tolist()
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return None
+        return round(value, digits) if digits is not None else value
+    return value
+
+
+def summarize(diag: Any) -> dict[str, Any]:
+    """The JSON summary of a Diagnosis a record keeps: loss, verdicts, a few numbers per layer."""
+    layers = []
+    for s in diag.layers:
+        row = {k: getattr(s, k) for k in SUMMARY_LAYER_KEYS if hasattr(s, k)}
+        row["activation_std"] = s.std  # the DESIGN name
+        layers.append(row)
+    return {
+        "loss": diag.loss,
+        "codes": list(diag.codes),
+        "verdicts": [v.to_dict() for v in diag.verdicts],
+        "layers": layers,
+    }
+
+
+@dataclass
+class RunArtifacts:
+    """What a local run can hand back besides numbers (never stored, never sent to Ray)."""
+
+    model: Any = None  # the trained torch module
+    monitor: Any = None  # initlab.Monitor, when one was asked for
+    init_diagnosis: Any = None  # Diagnosis objects (the record keeps their summaries)
+    end_diagnosis: Any = None
+    data: Any = None  # initlab.datasets.Dataset
+    split: tuple[np.ndarray, ...] = ()  # X_train, y_train, X_val, y_val
+    init_weight_norms: dict[str, float] = field(default_factory=dict)  # layer -> norm of its weight at init
+
+
+@dataclass
+class RunRecord:
+    """One finished run: its spec, which trainer ran it, its history and final measurements."""
+
+    spec: RunSpec
+    trainer: str  # "batched" or "single"
+    device: str
+    history: dict[str, np.ndarray]  # per epoch: loss, accuracy (minibatch averages), val_loss, val_accuracy
+    diverged_epoch: int | None  # first epoch whose loss was not finite
+    train_loss: float  # of the final model on all training rows
+    train_accuracy: float
+    val_loss: float  # nan without validation rows
+    val_accuracy: float
+    n_train: int
+    n_val: int
+    chance_accuracy: float  # share of the most frequent class in the validation (else training) rows
+    predicted_classes: int  # distinct classes the final model predicts on all rows
+    diagnostics_init: dict[str, Any] | None = None  # summarize(diagnose(...)) before the first step
+    diagnostics: dict[str, Any] | None = None  # ... after the last
+    wall_time: float = 0.0  # seconds of training (a batch's time divided by its runs)
+    initlab_version: str = __version__
+    artifacts: RunArtifacts | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", ()))
+
+    @property
+    def status(self) -> str:
+        return "diverged" if self.diverged_epoch is not None else "finished"
+
+    def best(self) -> tuple[float | None, float | None, int | None]:
+        """Best validation accuracy, lowest validation loss and the epoch of the best accuracy."""
+        acc = np.asarray(self.history.get("val_accuracy", ()), dtype=float)
+        if not np.isfinite(acc).any():
+            return None, None, None
+        loss = np.asarray(self.history["val_loss"], dtype=float)
+        epoch = int(np.nanargmax(np.where(np.isfinite(acc), acc, -np.inf)))
+        return float(acc[epoch]), (float(np.nanmin(loss)) if np.isfinite(loss).any() else None), epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data: results.json entry, store row, lab download, final event."""
+        s = self.spec
+        best_acc, best_loss, best_epoch = self.best()
+        return clean({
+            "run_id": self.run_id, "name": s.name,
+            "dataset": s.dataset, "n_samples": self.n_train + self.n_val, "noise": s.noise, "data_seed": s.data_seed,
+            "validation_split": s.validation_split, "activation": s.activation, "hidden": list(s.hidden),
+            "depth": s.depth, "width": s.width,
+            "init": s.initializer, "initializer": s.initializer, "bias_init": s.bias_initializer,
+            "bias_initializer": s.bias_initializer,
+            "optimizer": s.optimizer, "learning_rate": s.learning_rate, "momentum": s.momentum,
+            "epochs": s.epochs, "batch_size": s.batch_size,
+            "init_seed": s.init_seed, "order_seed": s.order_seed, "seed": s.seed,
+            "trainer": self.trainer, "device": self.device, "status": self.status,
+            "diverged_epoch": self.diverged_epoch, "epochs_run": self.epochs_run,
+            "n_train": self.n_train, "n_val": self.n_val,
+            "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
+            "val_loss": self.val_loss, "val_accuracy": self.val_accuracy,
+            "best_val_accuracy": best_acc, "best_val_loss": best_loss, "best_epoch": best_epoch,
+            "chance_accuracy": self.chance_accuracy, "predicted_classes": self.predicted_classes,
+            "history": {k: np.asarray(v, dtype=float) for k, v in self.history.items()},
+            "diagnostics": self.diagnostics, "diagnostics_init": self.diagnostics_init,
+            "spec": s.to_dict(),
+            "wall_time": self.wall_time, "initlab_version": self.initlab_version,
+        })
+
+    def __getstate__(self) -> dict[str, Any]:  # artifacts hold modules and closures: never pickled
+        state = dict(self.__dict__)
+        state["artifacts"] = None
+        return state

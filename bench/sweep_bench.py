@@ -7,12 +7,24 @@ Markdown table of nets/s and the ratio to the single-model loop.
 
     python bench/sweep_bench.py                  # M = 1, 10, 100, 1000, 10000
     python bench/sweep_bench.py --threads 2 --single 10 --m 1 10 100 1000
+    python bench/sweep_bench.py --e2e 5000       # `initlab sweep` end to end vs the trainer alone
+    python bench/sweep_bench.py --e2e 5000 --ray # ... and with --executor ray on a local cluster
+
+End to end (``--e2e N``): N classic nets (5 initializers x N/5 seeds; each seed its own init and
+minibatch order, shared across the initializers) as ``initlab sweep`` in a fresh process, from
+process start to the last commit, with diagnostics off and on; beside it, the trainer alone on
+the same runs (same batches, seeds and orders): ``BatchedTrainer`` construction and ``fit``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -42,14 +54,74 @@ def batched(X, y, m: int, device: str) -> float:
     return m / (time.perf_counter() - start)
 
 
+E2E_INITS = ["glorot_uniform", "he_normal", "lecun_normal", "orthogonal", "zeros"]
+
+
+def e2e_spec(n: int, diagnostics: bool) -> str:
+    seeds = ", ".join(str(s) for s in range(max(1, n // len(E2E_INITS))))
+    inits = ", ".join(f'"{i}"' for i in E2E_INITS)
+    return (f'name = "e2e"\n[data]\nname = "moons"\nn_samples = 100\n[grid]\ninit = [{inits}]\n'
+            f'activation = ["{ACTIVATION}"]\ndepth = [1]\nwidth = [10]\nseed = [{seeds}]\n'
+            f'[train]\nepochs = {EPOCHS}\nbatch_size = {BATCH}\ndiagnostics = {str(diagnostics).lower()}\n')
+
+
+def trainer_only(spec_text: str, device: str) -> tuple[int, float]:
+    """Runs and nets/s of the batched trainer alone on the sweep's batches (build, init, fit)."""
+    from initlab.experiments.execute import build_stack, load_split, plan
+    from initlab.experiments.sweep_spec import parse_spec
+    import tomllib
+
+    runs = parse_spec(tomllib.loads(spec_text)).runs()
+    batches = plan(runs, device)
+    data, split = load_split(runs[0])
+    start = time.perf_counter()
+    for batch in batches:
+        build_stack(batch, data, split).fit(*split)
+    return len(runs), len(runs) / (time.perf_counter() - start)
+
+
+def sweep_process(spec_text: str, threads: int, extra: list[str]) -> float:
+    """Seconds of `initlab sweep` in a fresh process, from its start to its exit (last commit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "e2e.toml"
+        path.write_text(spec_text)
+        cmd = [sys.executable, "-m", "initlab", "--threads", str(threads), "sweep", str(path),
+               "--store", str(Path(tmp) / "e2e.db"), "--json", *extra]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return time.perf_counter() - start
+
+
+def end_to_end(n: int, threads: int, device: str, ray: bool) -> None:
+    print(f"end to end: {n} classic nets ({len(E2E_INITS)} inits x {n // len(E2E_INITS)} seeds), "
+          f"torch {torch.__version__}, {threads} thread(s), device {device}\n")
+    print("| what | runs | seconds | nets/s | share of trainer-only rate |")
+    print("|---|---:|---:|---:|---:|")
+    runs, rate = trainer_only(e2e_spec(n, False), device)
+    print(f"| trainer only (BatchedTrainer build + fit) | {runs:,} | {runs / rate:.1f} | {rate:,.0f} | 100% |", flush=True)
+    rows = [("initlab sweep, diagnostics off", e2e_spec(n, False), []),
+            ("initlab sweep, diagnostics on", e2e_spec(n, True), [])]
+    if ray:
+        rows.append(("initlab sweep --executor ray (local, 2 CPUs), diagnostics off", e2e_spec(n, False),
+                     ["--executor", "ray"]))
+    for label, text, extra in rows:
+        seconds = sweep_process(text, threads, extra)
+        print(f"| {label} | {runs:,} | {seconds:.1f} | {runs / seconds:,.0f} | {runs / seconds / rate:.0%} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--m", type=int, nargs="+", default=[1, 10, 100, 1000, 10000])
     parser.add_argument("--single", type=int, default=20, help="fits timed for the single-model loop")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both (1: steadiest on a shared box)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--e2e", type=int, default=0, help="N: `initlab sweep` of N classic nets end to end instead")
+    parser.add_argument("--ray", action="store_true", help="with --e2e: also a row for --executor ray")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.e2e:
+        end_to_end(args.e2e, args.threads, args.device, args.ray)
+        return
     ds = datasets.load("moons", 100, 0.1, 0)
     X, y = ds.X, ds.y
     batched(X, y, 10, args.device)  # warm-up

@@ -108,3 +108,27 @@ def test_csv_binary_garbage(tmp_path):
     path.write_bytes(b"\xff\xfe\x00\x01" * 50)
     with pytest.raises(DataError, match="not a text CSV"):
         datasets.load_csv(path)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345])
+@pytest.mark.parametrize("n_samples, noise", [(100, 0.1), (101, 0.3), (7, 0.0)])
+def test_moons_and_circles_draw_scikit_learns_points_without_importing_it(seed, n_samples, noise):
+    from sklearn import datasets as skd
+
+    X, y = datasets.moons(n_samples, noise, seed)
+    Xs, ys = skd.make_moons(n_samples, noise=noise, random_state=seed)
+    np.testing.assert_array_equal(X, Xs.astype(np.float32))
+    np.testing.assert_array_equal(y, ys)
+    X, y = datasets.circles(n_samples, noise, seed, factor=0.3)
+    Xs, ys = skd.make_circles(n_samples, noise=noise, factor=0.3, random_state=seed)
+    np.testing.assert_array_equal(X, Xs.astype(np.float32))
+    np.testing.assert_array_equal(y, ys)
+
+
+def test_importing_initlab_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = "import sys, initlab, initlab.cli.main, initlab.experiments; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,20 +1,37 @@
-"""Experiments: one run spec -> execute -> one run record; reports (reproduce, train), sweeps and their store."""
+"""Experiments: one run spec -> execute -> one run record; reports (reproduce, train), sweeps and their store.
+
+The run core (spec, execute, record, store, sweep) loads eagerly; the report side (reproduce,
+train, outputs: matplotlib) loads on first use, so ``initlab sweep`` starts without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .execute import Batch, LocalExecutor, execute, load_split, plan, run_batch
-from .findings import Findings, findings
-from .outputs import Outputs, write_outputs
 from .record import RunRecord, clean
-from .reproduce import CLASSIC_NAMES, classic_specs, reproduce
-from .run import ExperimentResult, run_experiment
 from .spec import ExperimentSpec, RunSpec, parse_hidden, parse_init
 from .store import Store
 from .sweep import SweepReport, make_batches, run_sweep
 from .sweep_spec import SweepSpec, load_spec, parse_spec
-from .train import load_specs, train, train_many
+
+_LAZY = {
+    "Findings": "findings", "findings": "findings", "Outputs": "outputs", "write_outputs": "outputs",
+    "CLASSIC_NAMES": "reproduce", "classic_specs": "reproduce", "reproduce": "reproduce",
+    "ExperimentResult": "run", "run_experiment": "run", "load_specs": "train", "train": "train",
+    "train_many": "train",
+}
 
 __all__ = [
     "RunSpec", "RunRecord", "execute", "plan", "run_batch", "load_split", "Batch", "LocalExecutor", "clean",
-    "ExperimentSpec", "ExperimentResult", "run_experiment", "reproduce", "train", "train_many", "load_specs",
-    "classic_specs", "CLASSIC_NAMES", "Findings", "findings", "Outputs", "write_outputs", "parse_hidden",
-    "parse_init", "Store", "SweepSpec", "SweepReport", "load_spec", "parse_spec", "make_batches", "run_sweep",
+    "ExperimentSpec", "parse_hidden", "parse_init", "Store", "SweepSpec", "SweepReport", "load_spec",
+    "parse_spec", "make_batches", "run_sweep", *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

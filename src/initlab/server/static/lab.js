@@ -71,7 +71,7 @@ function spec() {
     bias_init: { name: $("bias-init").value, params: readParams($("bias-params")) },
     optimizer: $("optimizer").value, learning_rate: Number($("learning-rate").value),
     momentum: Number($("momentum").value), batch_size: Number($("batch-size").value),
-    epochs: Number($("epochs").value), seed: Number($("seed").value),
+    epochs: Number($("epochs").value), seed: Number($("seed").value), data_seed: Number($("data-seed").value),
   };
   if (s.dataset === "csv") s.csv = lab.csv || "";
   if (lab.mode === "compare") s.inits = lab.compare.map((name) => ({ name }));
@@ -89,6 +89,7 @@ function toQuery() {
   q.set("act", s.activation); q.set("hidden", s.hidden.join(","));
   q.set("opt", s.optimizer); q.set("lr", s.learning_rate); q.set("mom", s.momentum);
   q.set("bs", s.batch_size); q.set("epochs", s.epochs); q.set("seed", s.seed);
+  q.set("dseed", s.data_seed);
   return q;
 }
 
@@ -113,7 +114,7 @@ function fromQuery() {
   $("optimizer").value = get("opt", d.optimizer); if (!$("optimizer").value) $("optimizer").value = d.optimizer;
   $("learning-rate").value = get("lr", d.learning_rate); $("momentum").value = get("mom", d.momentum);
   $("batch-size").value = get("bs", d.batch_size); $("epochs").value = get("epochs", d.epochs);
-  $("seed").value = get("seed", d.seed);
+  $("seed").value = get("seed", d.seed); $("data-seed").value = get("dseed", d.data_seed);
 }
 
 function syncUrl() { history.replaceState(null, "", `${location.pathname}?${toQuery()}`); }
@@ -130,7 +131,7 @@ async function boot() {
   fromQuery();
   buildPicks();
   for (const id of ["dataset", "noise", "n-samples", "val-split", "activation", "optimizer", "learning-rate",
-    "momentum", "batch-size", "epochs", "seed"]) $(id).addEventListener("change", onChange);
+    "momentum", "batch-size", "epochs", "seed", "data-seed"]) $(id).addEventListener("change", onChange);
   $("noise").addEventListener("input", showRangeValues); $("val-split").addEventListener("input", showRangeValues);
   $("weight-init").addEventListener("change", () => { paramInputs($("weight-params"), $("weight-init").value, {}, "weight"); onChange(); });
   $("bias-init").addEventListener("change", () => { paramInputs($("bias-params"), $("bias-init").value, {}, "bias"); onChange(); });

@@ -50,6 +50,9 @@ _SPELLINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "HeNormal": ("variance_scaling", {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"}),
     "GlorotNormal": ("variance_scaling", {"scale": 1.0, "mode": "fan_avg", "distribution": "truncated_normal"}),
 }
+# PyTorch keywords that _torch_keywords turns into another spec.
+_TORCH_KEYWORDS = {"he_normal": ("nonlinearity",), "he_uniform": ("nonlinearity",),
+                   "glorot_normal": ("gain",), "glorot_uniform": ("gain",)}
 _KERAS_VARIANCE_SCALING = ("VarianceScaling",)  # Keras: distribution="normal" means truncated
 _SEED = "seed"  # Keras' seed=, accepted by every random scheme
 
@@ -222,14 +225,14 @@ def get(identifier: str | Mapping[str, Any] | Initializer, **params: Any) -> Ini
         bound["distribution"] = "truncated_normal"
     if bound.get("distribution") == "untruncated_normal":
         bound["distribution"] = "normal"
-    name, bound = _torch_keywords(name, bound)
-    scheme = _REGISTRY[name]
+    accepted = (*_REGISTRY[name].params, *_TORCH_KEYWORDS.get(name, ()))
     for key in bound:
-        if key not in scheme.params:
-            allowed = ", ".join(scheme.params) or "none"
+        if key not in accepted:
+            allowed = ", ".join(accepted) or "none"
             raise ValidationError(
-                f"initializer {name!r} has no parameter {key!r}{did_you_mean(key, scheme.params)} (allowed: {allowed})"
+                f"initializer {name!r} has no parameter {key!r}{did_you_mean(key, accepted)} (allowed: {allowed})"
             )
+    name, bound = _torch_keywords(name, bound)
     if _SEED in bound:
         bound[_SEED] = check_int(_SEED, bound[_SEED], 0)
     init = Initializer(name, bound)

@@ -63,7 +63,8 @@ def _trunc_normal_between_(tensor, mean, std, low, high, generator):
         with torch.no_grad():
             return tensor.fill_(min(max(mean, low), high))
     if mean < low - 2 * std or mean > high + 2 * std:
-        warnings.warn("mean is more than 2 std from [low, high]: few draws, slow to converge", stacklevel=4)
+        warnings.warn("mean is more than 2 std outside [low, high]: the draws come from a far tail and may be inaccurate"
+                      " (torch warns the same)", stacklevel=4)
     a, b = _phi((low - mean) / std), _phi((high - mean) / std)
     with torch.no_grad():
         u = torch.empty(tensor.shape, dtype=torch.float64, device=tensor.device)
@@ -171,7 +172,7 @@ def variance_scaling(
     scale = check_float("scale", scale, 0.0, strict_minimum=True)
     n = max(1.0, fan_for_mode(_fans(tensor, fans, batch_dims), mode))
     variance = scale / n
-    if distribution not in ("normal", "untruncated_normal", "truncated_normal", "uniform"):
+    if distribution not in _DISTRIBUTIONS:
         raise ValidationError(
             f"unknown distribution {distribution!r}{did_you_mean(distribution, _DISTRIBUTIONS)}"
             f" (allowed: {', '.join(_DISTRIBUTIONS)})"

@@ -128,10 +128,12 @@ def test_constant_schemes():
 
 @pytest.mark.parametrize("alias,canonical", [
     ("xavier_uniform", "glorot_uniform"), ("xavier_uniform_", "glorot_uniform"), ("GlorotUniform", "glorot_uniform"),
-    ("kaiming_normal_", "he_normal"), ("HeNormal", "he_normal"), ("RandomNormal", "normal"), ("normal_", "normal"),
+    ("kaiming_normal_", "he_normal"), ("HeNormal", "variance_scaling"), ("RandomNormal", "normal"), ("normal_", "normal"),
     ("TruncatedNormal", "truncated_normal"), ("trunc_normal_", "truncated_normal"), ("LecunNormal", "lecun_normal"),
     ("VarianceScaling", "variance_scaling"), ("orthogonal_", "orthogonal"), ("eye_", "identity"), ("Zeros", "zeros"),
-    ("LSUV", "lsuv"),
+    ("LSUV", "lsuv"), ("OrthogonalInitializer", "orthogonal"), ("IdentityInitializer", "identity"),
+    ("GlorotNormal", "variance_scaling"), ("HeUniform", "he_uniform"), ("LecunUniform", "lecun_uniform"),
+    ("Ones", "ones"), ("Constant", "constant"), ("RandomUniform", "uniform"), ("dirac_", "identity"),
 ])
 def test_keras_and_pytorch_spellings_resolve(alias, canonical):
     assert get(alias).name == canonical
@@ -162,7 +164,9 @@ def test_names_are_the_canonical_catalog():
 
 @pytest.mark.parametrize("call,message", [
     (lambda: get("he_norml"), "unknown initializer 'he_norml'; did you mean 'he_normal'?"),
-    (lambda: get("glorot_uniform", gain=2), "initializer 'glorot_uniform' has no parameter 'gain'"),
+    (lambda: get("glorot_uniform", mode="fan_in"), "initializer 'glorot_uniform' has no parameter 'mode'"),
+    (lambda: get("he_normal", gain=2), "initializer 'he_normal' has no parameter 'gain'"),
+    (lambda: get("zeros", seed=1), "initializer 'zeros' has no parameter 'seed'"),
     (lambda: get("he_normal", mode="fan_middle"), "unknown mode 'fan_middle'"),
     (lambda: get("variance_scaling", distribution="cauchy"), "unknown distribution 'cauchy'"),
     (lambda: get("normal", std=-1), "std must be a number in [0.0, inf]"),

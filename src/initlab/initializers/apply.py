@@ -33,12 +33,18 @@ def apply_init(
     """Initialize every Linear/Conv layer of ``model`` in place and return it.
 
     ``weight`` and ``bias`` are names, aliases or specs from the catalog (``bias=None`` leaves
-    biases alone); a bias is drawn with its layer's weight fans. ``generator`` (or an int seed)
-    makes the draw reproducible. ``data`` is a batch of inputs, needed by ``"lsuv"`` only.
+    biases alone). Weights are in PyTorch's layout ``(out, in, *kernel)``. A bias drawn with a
+    fan-dependent scheme (``he_normal``, ...) uses its layer's weight fans, ``fan_in = in *
+    prod(kernel)``, as PyTorch's own layer reset does (``nn.Linear``: bias ~ U(+-1/sqrt(fan_in)));
+    Keras uses fan_in = fan_out = units (the bias length) instead, which is what calling the
+    initializer on the bare bias vector gives. ``generator`` (or an int seed) makes the draw
+    reproducible; without it, a ``seed`` in the weight spec (Keras' ``HeNormal(seed=1)``) seeds
+    the one generator the whole model draws from, in order (so layers differ). ``data`` is a
+    batch of inputs, needed by ``"lsuv"`` only.
     """
     weight_init = get(weight)
     bias_init = get(bias) if bias is not None else None
-    gen = make_generator(generator)
+    gen = make_generator(generator if generator is not None else weight_init.params.get("seed"))
     layers = init_layers(model)
     for layer in layers:
         fans = compute_fans(layer.weight.shape)

@@ -2,6 +2,19 @@
 
 A spec is a JSON-friendly dict, ``{"name": "he_normal", "mode": "fan_in"}``, so stores and
 URLs can hold an initializer; ``get(spec)`` rebuilds it.
+
+Spellings resolve to one canonical spec, with the conventions of the library they come from:
+
+- snake_case names (``he_normal``, ``variance_scaling``) are initlab's own (Keras' defaults,
+  ``distribution="normal"`` a plain normal as in JAX);
+- PyTorch names end in ``_`` (``normal_``, ``uniform_``, ``trunc_normal_``) and bring torch's
+  defaults (std 1, U(0, 1), cut at the absolute bounds -2, 2) and keywords (``gain``,
+  ``nonlinearity``, ``a``/``b``, ``val``, ``groups``, ``mode``);
+- Keras class names (``HeNormal``, ``VarianceScaling``, ``OrthogonalInitializer``) bring Keras'
+  draws: ``HeNormal``/``GlorotNormal`` and ``VarianceScaling(distribution="normal")`` are
+  truncated normals, and Keras keywords (``stddev``, ``minval``, ``maxval``, ``seed``).
+
+Every weight is in PyTorch's layout ``(out, in, *kernel)``; see :mod:`initlab.initializers._fans`.
 """
 
 from __future__ import annotations
@@ -14,14 +27,34 @@ from typing import Any
 
 import torch
 
-from .._validation import ValidationError, did_you_mean
+from .._validation import ValidationError, check_float, check_int, did_you_mean
 from . import schemes
 
 __all__ = ["Initializer", "Scheme", "get", "names", "catalog", "register", "canonical_name"]
 
 _SAMPLING_KW = ("generator", "fans", "batch_dims")
-# Keras and PyTorch parameter spellings -> ours.
-_PARAM_ALIASES = {"stddev": "std", "minval": "low", "maxval": "high", "a": "negative_slope"}
+# Keras and PyTorch parameter spellings -> ours, per scheme.
+_PARAM_ALIASES = {
+    "normal": {"stddev": "std"},
+    "truncated_normal": {"stddev": "std", "a": "low", "b": "high"},  # torch's a, b: absolute bounds
+    "uniform": {"minval": "low", "maxval": "high", "a": "low", "b": "high"},
+    "constant": {"val": "value"},
+    "he_normal": {"a": "negative_slope"},
+    "he_uniform": {"a": "negative_slope"},
+}
+# Spellings whose library draws differently from initlab's same-named scheme: spelling -> (scheme, params).
+_SPELLINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "normal_": ("normal", {"std": 1.0}),  # torch.nn.init.normal_: N(0, 1)
+    "uniform_": ("uniform", {"low": 0.0, "high": 1.0}),  # torch.nn.init.uniform_: U(0, 1)
+    "trunc_normal_": ("truncated_normal", {"std": 1.0, "low": -2.0, "high": 2.0}),  # absolute bounds
+    "HeNormal": ("variance_scaling", {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"}),
+    "GlorotNormal": ("variance_scaling", {"scale": 1.0, "mode": "fan_avg", "distribution": "truncated_normal"}),
+}
+# PyTorch keywords that _torch_keywords turns into another spec.
+_TORCH_KEYWORDS = {"he_normal": ("nonlinearity",), "he_uniform": ("nonlinearity",),
+                   "glorot_normal": ("gain",), "glorot_uniform": ("gain",)}
+_KERAS_VARIANCE_SCALING = ("VarianceScaling",)  # Keras: distribution="normal" means truncated
+_SEED = "seed"  # Keras' seed=, accepted by every random scheme
 
 
 @dataclass(frozen=True)
@@ -33,6 +66,12 @@ class Scheme:
     aliases: tuple[str, ...] = ()
     kind: str = "random"  # "constant", "random" or "data-dependent"
     defaults: dict[str, Any] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()  # keyword-only parameters off by default (not listed by `initlab inits`)
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Every parameter a spec may set: the listed defaults, the optional ones and ``seed``."""
+        return (*self.defaults, *self.optional, *((_SEED,) if self.kind != "constant" else ()))
 
     @property
     def formula(self) -> str:
@@ -57,14 +96,19 @@ def _snake(name: str) -> str:
 
 
 def register(name: str, fn: Callable[..., torch.Tensor], aliases: tuple[str, ...] = (), kind: str = "random") -> Scheme:
-    """Add a scheme to the catalog; its parameters and defaults are read off its signature."""
-    defaults = {
-        p.name: p.default
-        for p in inspect.signature(fn).parameters.values()
+    """Add a scheme to the catalog; its parameters and defaults are read off its signature.
+
+    Keyword-only parameters defaulting to None (``truncated_normal``'s ``low``/``high``) are
+    optional: accepted by ``get`` but not listed among the defaults.
+    """
+    params = [
+        p for p in inspect.signature(fn).parameters.values()
         if p.default is not inspect.Parameter.empty and p.name not in _SAMPLING_KW
         and p.kind is not inspect.Parameter.VAR_KEYWORD
-    }
-    scheme = Scheme(name, fn, tuple(aliases), kind, defaults)
+    ]
+    optional = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is None)
+    defaults = {p.name: p.default for p in params if p.name not in optional}
+    scheme = Scheme(name, fn, tuple(aliases), kind, defaults, optional)
     _REGISTRY[name] = scheme
     for alias in (name, *aliases):
         _ALIASES[_snake(alias)] = name
@@ -115,51 +159,147 @@ class Initializer:
         fans: tuple[int, int] | None = None,
         batch_dims: int = 0,
     ) -> torch.Tensor:
-        return self.scheme.fn(tensor, **self.params, generator=generator, fans=fans, batch_dims=batch_dims)
+        """Fill ``tensor`` (PyTorch layout ``(out, in, *kernel)``) in place and return it.
+
+        ``generator`` wins; without one, a ``seed`` in the spec draws from a fresh
+        ``Generator(seed)`` on every call (Keras: a seeded initializer gives the same values
+        each call); without either, torch's default generator is used. ``fans`` overrides the
+        ``(fan_in, fan_out)`` read off the shape; ``batch_dims`` leading dimensions index
+        stacked models.
+        """
+        params = dict(self.params)
+        seed = params.pop(_SEED, None)
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=tensor.device).manual_seed(seed)
+        if fans is not None:
+            fans = _check_fans(fans)
+        batch_dims = check_int("batch_dims", batch_dims, 0, max(0, tensor.dim()))
+        return self.scheme.fn(tensor, **params, generator=generator, fans=fans, batch_dims=batch_dims)
 
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name}({args})" if args else self.name
 
 
+def _check_fans(fans: Any) -> tuple[int, int]:
+    try:
+        fan_in, fan_out = fans
+    except (TypeError, ValueError):
+        raise ValidationError(f"fans must be a pair (fan_in, fan_out) of integers, got {fans!r}") from None
+    return check_int("fans[0] (fan_in)", fan_in, 0), check_int("fans[1] (fan_out)", fan_out, 0)
+
+
 def get(identifier: str | Mapping[str, Any] | Initializer, **params: Any) -> Initializer:
     """Resolve a name, alias, spec dict or Initializer to an :class:`Initializer`.
+
+    Keras and PyTorch parameter spellings are renamed to initlab's (``stddev`` -> ``std``,
+    ``minval``/``maxval`` -> ``low``/``high``, torch's ``a``/``b`` -> ``low``/``high`` of
+    ``uniform_``/``trunc_normal_``, ``a`` -> ``negative_slope`` of ``kaiming_*``, ``val`` ->
+    ``value``); one parameter given under two spellings is an error. PyTorch's ``nonlinearity=``
+    (kaiming) and ``gain=`` (xavier) become the equivalent canonical spec; ``seed=`` (Keras)
+    makes the draws reproducible (see :meth:`Initializer.__call__`). The result's ``spec``
+    round-trips through JSON. Parameters given here override those of a spec dict.
 
     >>> get("xavier_uniform").name
     'glorot_uniform'
     >>> get({"name": "he_normal", "mode": "fan_out"}).params
     {'mode': 'fan_out'}
+    >>> get("kaiming_normal_", nonlinearity="tanh").spec
+    {'name': 'variance_scaling', 'scale': 2.777777777777778, 'mode': 'fan_in', 'distribution': 'normal'}
     """
     if isinstance(identifier, Initializer):
-        return Initializer(identifier.name, {**identifier.params, **params}) if params else identifier
+        identifier = identifier.spec
+    spec_params: dict[str, Any] = {}
     if isinstance(identifier, Mapping):
-        spec = dict(identifier)
-        if "name" not in spec:
-            raise ValidationError(f"an initializer spec needs a 'name' key, got {spec!r}")
-        identifier = spec.pop("name")
-        params = {**spec, **params}
+        spec_params = dict(identifier)
+        if "name" not in spec_params:
+            raise ValidationError(f"an initializer spec needs a 'name' key, got {spec_params!r}")
+        identifier = spec_params.pop("name")
     if not isinstance(identifier, str):
         raise ValidationError(f"initializer must be a name or a spec dict, got {identifier!r}")
-    name = canonical_name(identifier)
-    scheme = _REGISTRY[name]
-    bound = {}
-    for given, value in params.items():
-        key = _PARAM_ALIASES.get(given, given) if given not in scheme.defaults else given
-        if key not in scheme.defaults:
-            allowed = ", ".join(scheme.defaults) or "none"
+    spelling = identifier.strip()
+    name = canonical_name(spelling)
+    name, base = _SPELLINGS.get(spelling, (name, {}))
+    bound = {**base, **_rename(name, spec_params), **_rename(name, params)}
+    if spelling in _KERAS_VARIANCE_SCALING and bound.get("distribution") == "normal":
+        bound["distribution"] = "truncated_normal"
+    if bound.get("distribution") == "untruncated_normal":
+        bound["distribution"] = "normal"
+    accepted = (*_REGISTRY[name].params, *_TORCH_KEYWORDS.get(name, ()))
+    for key in bound:
+        if key not in accepted:
+            allowed = ", ".join(accepted) or "none"
             raise ValidationError(
-                f"initializer {name!r} has no parameter {given!r}{did_you_mean(given, scheme.defaults)}"
-                f" (allowed: {allowed})"
+                f"initializer {name!r} has no parameter {key!r}{did_you_mean(key, accepted)} (allowed: {allowed})"
             )
-        bound[key] = value
+    name, bound = _torch_keywords(name, bound)
+    if _SEED in bound:
+        bound[_SEED] = check_int(_SEED, bound[_SEED], 0)
     init = Initializer(name, bound)
     _check_params(init)
     return init
 
 
+def _rename(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Keras/PyTorch parameter spellings -> initlab's; a parameter given twice is an error."""
+    aliases = _PARAM_ALIASES.get(name, {})
+    scheme = _REGISTRY[name]
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for key, value in params.items():
+        ours = key if key in scheme.params else aliases.get(key, key)
+        if ours in given:
+            raise ValidationError(
+                f"initializer {name!r}: parameter {ours!r} given twice, as {given[ours]!r} and {key!r}; give it once"
+            )
+        given[ours] = key
+        out[ours] = value
+    return out
+
+
+def _torch_keywords(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """PyTorch's ``nonlinearity=`` (kaiming_*) and ``gain=`` (xavier_*) -> the canonical spec.
+
+    kaiming with relu or leaky_relu stays he_* (relu ignores ``a``, as torch); any other
+    nonlinearity, and xavier with gain != 1, is ``variance_scaling(scale=gain^2)``: the same draw.
+    """
+    params = dict(params)
+    distribution = "uniform" if name.endswith("_uniform") else "normal"
+    if name in ("he_normal", "he_uniform") and "nonlinearity" in params:
+        nonlinearity = params.pop("nonlinearity")
+        if nonlinearity == "relu":
+            params.pop("negative_slope", None)
+            return name, params
+        if nonlinearity == "leaky_relu":
+            if "negative_slope" in params:
+                _gain("leaky_relu", params["negative_slope"])  # torch's check: an int or float
+            return name, params
+        slope = params.pop("negative_slope", None)
+        mode = params.pop("mode", "fan_in")
+        gain = _gain(nonlinearity, slope)
+        return "variance_scaling", {"scale": gain**2, "mode": mode, "distribution": distribution, **params}
+    if name in ("glorot_normal", "glorot_uniform") and "gain" in params:
+        gain = check_float("gain", params.pop("gain"), 0.0, strict_minimum=True)
+        if gain == 1.0:
+            return name, params
+        return "variance_scaling", {"scale": gain**2, "mode": "fan_avg", "distribution": distribution, **params}
+    return name, params
+
+
+def _gain(nonlinearity: Any, slope: Any) -> float:
+    from ._fans import calculate_gain  # here: _fans is imported by schemes, kept free of the registry
+
+    try:
+        return calculate_gain(nonlinearity, slope)
+    except ValidationError as err:
+        raise ValidationError(f"nonlinearity: {err}") from None
+
+
 def _check_params(init: Initializer) -> None:
     """Fail at construction, not at first use: run the scheme once on a small tensor."""
-    probe = torch.empty(4, 4)
+    groups = init.params.get("groups", 1)
+    rows = 4 * groups if isinstance(groups, int) and 1 <= groups <= 64 else 4
+    probe = torch.empty(rows, 4)
     try:
         init(probe, torch.Generator().manual_seed(0))
     except ValidationError as err:
@@ -181,6 +321,6 @@ register("he_normal", schemes.he_normal, ("kaiming_normal", "he", "kaiming"))
 register("he_uniform", schemes.he_uniform, ("kaiming_uniform",))
 register("lecun_normal", schemes.lecun_normal, ("lecun",))
 register("lecun_uniform", schemes.lecun_uniform)
-register("orthogonal", schemes.orthogonal, ("orthogonal",))
-register("identity", schemes.identity, ("eye", "dirac"), kind="constant")
+register("orthogonal", schemes.orthogonal, ("orthogonal_initializer",))
+register("identity", schemes.identity, ("eye", "dirac", "identity_initializer"), kind="constant")
 register("sparse", schemes.sparse)

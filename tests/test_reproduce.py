@@ -97,7 +97,7 @@ def test_files_and_reports(run):
     # The table row carries measured numbers; the comparison follows the verdict codes.
     assert "| zeros_sigmoid | sigmoid | zeros | 0.50 | 0.50 | 1 of 10 | 0 of 10 | 0 |" in md
     assert "The notebook blamed vanishing gradients; the measurement says symmetry" in md
-    assert "The notebook blamed symmetry (identical hidden units); the measurement says dead units" in md
+    assert "The notebook blamed symmetry (interchangeable hidden units); the measurement says dead units" in md
     assert "gradient reaching the hidden layer at step 0 is exactly 0" in md
 
 

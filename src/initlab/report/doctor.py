@@ -1,19 +1,26 @@
-"""The self-contained ``report.html`` of ``initlab doctor``, written by :mod:`initlab.report`."""
+"""``initlab doctor``'s files: ``report.json`` and a self-contained ``report.html``.
+
+Here rather than in ``diagnostics`` so that diagnostics (measurements) never imports report
+(documents): report reads diagnostics, not the other way round.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..report.document import Bullets, Document, Heading, Image, Paragraph, Table
-from ..report.html import render_html as render_document
-from .diagnose import Diagnosis
-from .doctor import DoctorResult
-from .figures import depth_profile, layer_histograms
-from .table import COLUMNS, layer_cells
+from .._validation import check_out_folder
+from ..diagnostics.diagnose import Diagnosis
+from ..diagnostics.doctor import DoctorResult
+from ..diagnostics.figures import depth_profile, layer_histograms
+from ..diagnostics.table import COLUMNS, layer_cells
+from .document import Bullets, Document, Heading, Image, Paragraph, Table
+from .html import render_html as render_document
 
-__all__ = ["render_html", "doctor_document", "figure_png"]
+__all__ = ["render_html", "doctor_document", "figure_png", "write_report"]
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -65,3 +72,13 @@ def doctor_document(result: DoctorResult) -> Document:
 def render_html(result: DoctorResult) -> str:
     """The whole report as one HTML string (no external files)."""
     return render_document(doctor_document(result), ".")
+
+
+def write_report(result: DoctorResult, out: str | Path) -> dict[str, Path]:
+    """Write ``out/report.json`` and a self-contained ``out/report.html``; returns their paths."""
+    out = check_out_folder("out", out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    paths["html"].write_text(render_html(result))
+    return paths

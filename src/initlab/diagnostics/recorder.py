@@ -22,7 +22,8 @@ as a callable (``Record.act_fn``), so its slope can be measured rather than look
 Each weighted row also records the weighted layers that read its output (``Record.readers``):
 a layer whose input is that output directly, after its paired activation, through dropout or
 normalisation, or through ``nn.Flatten`` (then each unit owns a block of the reader's input
-features). These are the row's outgoing weights, which symmetry needs.
+features). These are the row's outgoing weights, which symmetry needs. Other uses of the output
+(a residual sum, pooling, a functional reshape) are not followed: then no reader is found.
 
 Not seen: weights used through functional calls (``F.linear(x, w)``, the projections inside
 ``nn.MultiheadAttention``), recurrent layers, and activations outside the table above.

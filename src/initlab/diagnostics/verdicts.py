@@ -139,8 +139,7 @@ def _dead_fix(layers: list[LayerStats], chain: list[LayerStats]) -> str:
                 "positive bias keeps units alive"
                 + (f"; in this stack of {len(chain)} hidden layers of width {_median([s.units for s in chain])}, "
                    "residual connections, normalization (BatchNorm, LayerNorm) or wider layers are the other levers" if deep else ""))
-    return ("use a random variance-preserving init: " + suggest_init(layers)
-            + "; leaky_relu or a small positive bias also keeps units alive")
+    return suggest_init(layers) + "; leaky_relu or a small positive bias also keeps units alive"
 
 
 def _saturation_fix(layers: list[LayerStats]) -> str:
@@ -168,6 +167,10 @@ def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weight
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
     parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
+    unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
+    if unread:
+        parts[0] += (f" (by incoming weights and bias only in {', '.join(unread)}: no layer reading "
+                     f"{'its' if len(unread) == 1 else 'their'} output was found)")
     worst = max(hidden, key=lambda s: s.dead_fraction)
     if worst.dead_fraction == 0:
         parts.append("no unit dead")
@@ -180,8 +183,9 @@ def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weight
         parts.append(f"{top.saturated_fraction:.0%} of {top.name}'s outputs saturated "
                      f"(the verdict needs {T.SATURATED_FRACTION:.0%})")
     else:
-        acts = "/".join(sorted({s.activation or "linear" for s in hidden}))
-        parts.append(f"saturation not checked ({acts} is not bounded on both sides)")
+        acts = sorted({s.activation for s in hidden if s.activation})
+        parts.append(f"saturation not checked ({'/'.join(acts)} {'is' if len(acts) == 1 else 'are'} not bounded on "
+                      "both sides)" if acts else "saturation not checked (no activation)")
     text = ", ".join(parts)
     if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
         steps = len(chain) - 1

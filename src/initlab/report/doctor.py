@@ -13,6 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .._validation import check_out_folder
+from ..diagnostics import thresholds
 from ..diagnostics.diagnose import Diagnosis
 from ..diagnostics.doctor import DoctorResult
 from ..diagnostics.figures import depth_profile, layer_histograms
@@ -56,10 +57,14 @@ def doctor_document(result: DoctorResult) -> Document:
     if result.after is not None:
         doc.add(Paragraph("Each cell reads: as built → re-initialized."))
     doc.add(_table(result.before, result.after), Paragraph(
-        "**std x**: activation std over the previous hidden layer's; **dead**: rectifier units at 0 for every "
-        "input; **sat**: tanh/sigmoid outputs near their limits; **|dL/dW|**: weight-gradient norm; **|dL/dy|**: "
-        "norm of the gradient reaching the layer's output; **healthy**: the weight std gain/sqrt(fan_in) a "
-        "variance-preserving init gives for the following activation; **distinct**: distinct units (symmetry)."))
+        "**std x**: activation std over the previous hidden layer's; **dead**: units whose output is exactly 0, "
+        "where the activation's slope is exactly 0, for every input; **sat**: outputs where the slope of an "
+        "activation bounded on both sides is below "
+        f"{thresholds.SATURATION_SLOPE:g} of its largest (- for an activation unbounded on a side); **|dL/dW|**: "
+        "weight-gradient norm; **|dL/dy|**: norm of the gradient reaching the layer's output; **healthy**: the "
+        "weight std gain/sqrt(fan_in) a variance-preserving init gives for the following activation; "
+        "**distinct**: distinct units (units whose incoming weights, bias and outgoing weights all agree count "
+        "once)."))
     doc.add(Heading("Signal across depth"),
             Image("depth.png", "Activation std and back-propagated gradient norm per layer.",
                   png=figure_png(depth_profile(diags))),

@@ -133,7 +133,7 @@ def _dead_fix(layers: list[LayerStats], chain: list[LayerStats]) -> str:
         return ("draw the weights at random (he_normal for ReLU layers): every weight is exactly 0; leaky_relu or a "
                 "small positive bias also keeps units alive")
     if _matches(scale_ratio(layers)):
-        deep = len(chain) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS - 1
+        deep = len(chain) >= 2
         return (f"the weights already have the variance-preserving scale ({_scale_words(layers)}), so drawing them "
                 "again the same way will not revive these units: leaky_relu (its slope below 0 is not 0) or a small "
                 "positive bias keeps units alive"
@@ -230,5 +230,5 @@ def _depth_fix(chain: list[LayerStats], lead: str) -> str:
     width = _median([s.units for s in chain])
     return (f"the weights already have the variance-preserving scale ({_scale_words(chain)}), so another init of "
             f"this kind will not change this: with {len(chain)} hidden layers of width {width}, use residual "
-            "connections or normalization (BatchNorm, LayerNorm), or wider layers (the layer-to-layer fluctuations "
-            "of the signal shrink as width grows)")
+            "connections or normalization (BatchNorm, LayerNorm), or wider layers (at a fixed init the signal's "
+            "layer-to-layer fluctuations compound with depth/width; Hanin & Rolnick, 2018)")

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from .._validation import ValidationError
-from ..models.activations import SATURATING
 from . import thresholds as T
 from .recorder import ACTIVATION_MODULES, PASS_THROUGH, WEIGHTED, Record, record_forward
-from .symmetry import distinct_units
+from .slopes import profile, slope
+from .symmetry import distinct_units, outgoing_rows
 
 __all__ = [
     "diagnose", "Diagnosis", "LayerStats", "Verdict", "record_forward", "layer_stats",
@@ -25,8 +25,9 @@ __all__ = [
 # The weight std a healthy (variance-preserving) init gives before each activation is
 # gain / sqrt(fan_in): gain sqrt(2) for the ReLU family (He et al., 2015), 1 otherwise
 # (LeCun et al., 1998; equal to Glorot & Bengio, 2010 when fan_in == fan_out).
-HEALTHY_GAIN = {"relu": math.sqrt(2), "leaky_relu": math.sqrt(2), "elu": math.sqrt(2), "gelu": math.sqrt(2),
-                "silu": math.sqrt(2), "mish": math.sqrt(2), "celu": math.sqrt(2), "softplus": math.sqrt(2)}
+HEALTHY_GAIN = {"relu": math.sqrt(2), "relu6": math.sqrt(2), "leaky_relu": math.sqrt(2), "elu": math.sqrt(2),
+                "gelu": math.sqrt(2), "silu": math.sqrt(2), "mish": math.sqrt(2), "celu": math.sqrt(2),
+                "softplus": math.sqrt(2)}
 SAMPLE_SIZE = 4096  # values kept per layer (evenly strided) for the histogram figures
 
 
@@ -42,8 +43,8 @@ class LayerStats:
     mean: float  # of the activation output (or of the layer output when no activation follows)
     std: float
     pre_std: float  # std of the layer's own output (the pre-activation)
-    dead_fraction: float  # units whose activation output is exactly 0 for every input
-    saturated_fraction: float  # activation outputs within SATURATION_EPS of a tanh/sigmoid limit
+    dead_fraction: float  # units whose activation output is exactly 0 and slope exactly 0 for every input
+    saturated_fraction: float  # outputs where the slope < SATURATION_SLOPE x its largest (bounded activations)
     grad_norm: float  # Frobenius norm of dLoss/dWeight
     output_grad_norm: float  # norm of dLoss/d(layer output), summed over the batch
     weight_std: float
@@ -52,6 +53,12 @@ class LayerStats:
     weighted: bool = True  # False for an activation reached on its own (after a residual sum, say)
     std_change: float | None = None  # std / std of the previous weighted hidden layer (None for the first)
     grad_change: float | None = None  # output_grad_norm / that of the next weighted hidden layer (backward growth)
+    saturable: bool = False  # the activation is bounded on both sides (measured: slopes.profile), so saturation is checked
+    weight_norm: float = 0.0  # Frobenius norm of the weight (exactly 0 for an all-zero layer)
+    bias_norm: float = 0.0  # norm of the bias (0 without one)
+    bias_grad_norm: float = 0.0  # norm of dLoss/dBias
+    input_rms: float = 0.0  # sqrt(mean(x^2)) of the layer's input: a variance-preserving init assumes about 1
+    outgoing_compared: bool = False  # distinct_units also compared the weights of the layers reading this one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,13 +168,13 @@ def diagnose(
                 loss = (loss_fn or _default_loss)(outputs, targets)
             else:
                 loss = _surrogate_loss(outputs)
-            weight_grads, out_grads = _gradients(loss, records)
+            weight_grads, bias_grads, out_grads = _gradients(loss, records)
     finally:
         with torch.no_grad():
             for name, b in model.named_buffers():
                 if name in buffers:
                     b.copy_(buffers[name])
-    layers = [layer_stats(r, wg, og) for r, wg, og in zip(records, weight_grads, out_grads)]
+    layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
     _changes(layers)
     samples = {r.name: _samples(r, og) for r, og in zip(records, out_grads)}
     std_rate, grad_rate = _rates(layers)
@@ -178,15 +185,18 @@ def diagnose(
 
 
 def _gradients(loss: torch.Tensor, records: list[Record]):
-    """``(weight grads, output grads)`` per row; None where a tensor takes no part in the loss."""
-    tensors = [r.module.weight if r.weighted else None for r in records] + [r.output for r in records]
-    wanted = [i for i, t in enumerate(tensors) if t is not None and t.requires_grad]
+    """``(weight grads, bias grads, output grads)`` per row; None where a tensor takes no part in the loss."""
+    n = len(records)
+    tensors = ([r.module.weight if r.weighted else None for r in records]
+               + [getattr(r.module, "bias", None) if r.weighted else None for r in records]
+               + [r.output for r in records])
+    wanted = [i for i, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad]
     full: list[torch.Tensor | None] = [None] * len(tensors)
     if wanted and loss.requires_grad:
         grads = torch.autograd.grad(loss, [tensors[i] for i in wanted], allow_unused=True)
         for i, g in zip(wanted, grads):
             full[i] = g
-    return full[: len(records)], full[len(records):]
+    return full[:n], full[n:2 * n], full[2 * n:]
 
 
 def _norm(t: torch.Tensor | None) -> float:
@@ -202,31 +212,47 @@ def _per_unit(t: torch.Tensor, unit_dim: int) -> torch.Tensor:
     return t.movedim(unit_dim, 0).reshape(t.shape[unit_dim], -1)
 
 
+def _dead_and_saturated(rec: Record, values: torch.Tensor) -> tuple[float, float, bool]:
+    """``(dead fraction of units, saturated fraction of outputs, saturable)`` from the activation's
+    measured slope at the values it was applied to (see thresholds.py)."""
+    if rec.act_output is None or rec.act_fn is None or rec.act_input is None:
+        return 0.0, 0.0, False
+    slopes = _per_unit(slope(rec.act_fn, rec.act_input), rec.unit_dim).abs()  # (units, N * spatial)
+    if slopes.shape != values.shape:
+        return 0.0, 0.0, False
+    dead = float(((values == 0) & (slopes == 0)).all(dim=1).float().mean())
+    shape = profile(rec.act_fn, rec.act_key)
+    saturated = 0.0
+    if shape.bounded and shape.max_slope > 0:
+        saturated = float((slopes < T.SATURATION_SLOPE * shape.max_slope).float().mean())
+    return dead, saturated, shape.bounded
+
+
+def _outgoing(rec: Record) -> list[torch.Tensor]:
+    return [outgoing_rows(reader.weight, per_unit) for reader, per_unit in rec.readers]
+
+
 def layer_stats(rec: Record, weight_grad: torch.Tensor | None, out_grad: torch.Tensor | None,
-                symmetry: bool = True) -> LayerStats:
+                symmetry: bool = True, bias_grad: torch.Tensor | None = None) -> LayerStats:
     """The measurements of one recorded row (``symmetry=False`` skips ``distinct_units``,
     which compares every pair of units, and reports ``units`` instead)."""
     module = rec.module
     out = rec.act_output if rec.act_output is not None else rec.output
     values = _per_unit(out, rec.unit_dim)  # (units, N * spatial)
     units = int(values.shape[0])
-    dead = 0.0
-    if rec.act_output is not None and rec.activation in T.DEAD_ACTIVATIONS:
-        dead = float((values == 0).all(dim=1).float().mean())
-    saturated = 0.0
-    if rec.activation in SATURATING:
-        low, high = SATURATING[rec.activation]
-        saturated = float(((values < low + T.SATURATION_EPS) | (values > high - T.SATURATION_EPS)).float().mean())
+    dead, saturated, saturable = _dead_and_saturated(rec, values)
     std = float(values.std()) if values.numel() > 1 else 0.0
     if module is None:
         return LayerStats(
             name=rec.name, kind=rec.kind, units=units, activation=rec.activation, mean=float(values.mean()),
             std=std, pre_std=rec.pre_std, dead_fraction=dead, saturated_fraction=saturated, grad_norm=0.0,
             output_grad_norm=_norm(out_grad), weight_std=0.0, healthy_weight_std=0.0, distinct_units=units,
-            weighted=False,
+            weighted=False, saturable=saturable,
         )
     weight = module.weight
+    bias = getattr(module, "bias", None)
     gain = HEALTHY_GAIN.get(rec.activation or "linear", 1.0)
+    outgoing = _outgoing(rec) if symmetry else []
     return LayerStats(
         name=rec.name,
         kind=rec.kind or type(module).__name__,
@@ -241,7 +267,13 @@ def layer_stats(rec: Record, weight_grad: torch.Tensor | None, out_grad: torch.T
         output_grad_norm=_norm(out_grad),
         weight_std=float(weight.detach().std()) if weight.numel() > 1 else 0.0,
         healthy_weight_std=gain / math.sqrt(weight[0].numel()),
-        distinct_units=distinct_units(weight, getattr(module, "bias", None)) if symmetry else int(weight.shape[0]),
+        distinct_units=distinct_units(weight, bias, outgoing) if symmetry else int(weight.shape[0]),
+        saturable=saturable,
+        weight_norm=_norm(weight),
+        bias_norm=_norm(bias) if isinstance(bias, torch.Tensor) else 0.0,
+        bias_grad_norm=_norm(bias_grad),
+        input_rms=rec.input_rms,
+        outgoing_compared=bool(outgoing),
     )
 
 

@@ -1,4 +1,5 @@
-"""``initlab doctor``'s library side: load a user's model factory, diagnose it, write the report.
+"""``initlab doctor``'s library side: load a user's model factory and diagnose it (the report
+files are written by :func:`initlab.report.doctor.write_report`).
 
 Every failure the user can cause (missing file, missing factory, a factory that raises, an
 input the model rejects, unreadable data) is a one-line :class:`ValidationError` or
@@ -10,7 +11,6 @@ from __future__ import annotations
 import copy
 import importlib
 import importlib.util
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,11 +23,11 @@ from torch import nn
 
 from .. import __version__
 from .._rng import make_generator
-from .._validation import DataError, InitlabError, ValidationError, check_int, check_out_folder, did_you_mean
+from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
 from ..initializers import apply_init, get
 from .diagnose import Diagnosis, diagnose
 
-__all__ = ["DoctorResult", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor", "write_report"]
+__all__ = ["DoctorResult", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor"]
 
 
 @dataclass
@@ -181,16 +181,3 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
         apply_init(twin, init_spec, generator=generator, data=inputs)
         after = _diagnose(twin, inputs)
     return DoctorResult(target, tuple(inputs.shape), before, after, str(init_spec) if init_spec else None)
-
-
-def write_report(result: DoctorResult, out: str | Path) -> dict[str, Path]:
-    """Write ``out/report.json`` and a self-contained ``out/report.html``; returns their paths."""
-    from .html import render_html
-
-    out = check_out_folder("out", out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    paths["html"].write_text(render_html(result))
-    return paths
-

@@ -22,7 +22,7 @@ and output gradient norms (as ``diagnose`` measures them) and the update/weight 
 ``||W_after - W_before|| / ||W_before||`` of that step. Histograms (activation values and
 back-propagated gradients, at most ``sample_size`` values per layer) are kept at the recorded
 steps number 0, 1, 2, 4, 8, ... (geometric in time: the early steps change most). Symmetry
-(``distinct_units``) is an initialization property and is left to ``diagnose``.
+(``distinct_units``, which compares every pair of units) is left to ``diagnose``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,14 @@ An activation whose input is a weighted layer's output (directly, or through a n
 or dropout module) is paired with that layer: one row, pre-activation and activation
 statistics together. Any other activation (after a residual addition, say) gets its own row.
 In-place activation modules (``nn.ReLU(inplace=True)``) are fed a copy of their input while
-recording, so the layer's own output stays the pre-activation.
+recording, so the layer's own output stays the pre-activation. Each row keeps the activation
+as a callable (``Record.act_fn``), so its slope can be measured rather than looked up by name.
+
+Each weighted row also records the weighted layers that read its output (``Record.readers``):
+a layer whose input is that output directly, after its paired activation, through dropout or
+normalisation, or through ``nn.Flatten`` (then each unit owns a block of the reader's input
+features). These are the row's outgoing weights, which symmetry needs. Other uses of the output
+(a residual sum, pooling, a functional reshape) are not followed: then no reader is found.
 
 Not seen: weights used through functional calls (``F.linear(x, w)``, the projections inside
 ``nn.MultiheadAttention``), recurrent layers, and activations outside the table above.
@@ -25,7 +32,7 @@ Not seen: weights used through functional calls (``F.linear(x, w)``, the project
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -38,13 +45,13 @@ __all__ = ["ACTIVATION_MODULES", "FUNCTIONAL", "PASS_THROUGH", "WEIGHTED", "Reco
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
 # module class -> activation name (what verdicts and saturation checks key on).
 ACTIVATION_MODULES: dict[type, str] = {
-    nn.ReLU: "relu", nn.ReLU6: "relu", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu",
+    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu",
     nn.GELU: "gelu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.Identity: "linear",
     nn.Softplus: "softplus", nn.Mish: "mish", nn.Hardtanh: "hardtanh", nn.CELU: "celu",
 }
 # functional activation -> activation name; torch.*, torch.nn.functional.* and Tensor methods.
 FUNCTIONAL: dict[object, str] = {
-    torch.relu: "relu", F.relu: "relu", torch.Tensor.relu: "relu", F.relu6: "relu",
+    torch.relu: "relu", F.relu: "relu", torch.Tensor.relu: "relu", F.relu6: "relu6",
     torch.tanh: "tanh", F.tanh: "tanh", torch.Tensor.tanh: "tanh",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.Tensor.sigmoid: "sigmoid",
     F.leaky_relu: "leaky_relu", F.elu: "elu", F.selu: "selu", torch.selu: "selu", F.celu: "celu",
@@ -68,8 +75,15 @@ class Record:
     unit_dim: int  # the axis that indexes units: -1 for Linear, 1 for Conv (N, C, *spatial)
     activation: str | None = None
     act_output: torch.Tensor | None = None
+    act_input: torch.Tensor | None = None  # what the activation was applied to (its slope is measured there)
     pre_std: float = 0.0  # std of ``output`` measured when it was produced (before any in-place op)
     kind: str = ""
+    act_fn: Callable[[torch.Tensor], torch.Tensor] | None = None  # the activation, elementwise, hooks bypassed
+    act_key: object = None  # hashable identity of ``act_fn`` (its class or function, and its settings)
+    input_rms: float = 0.0  # sqrt(mean(x^2)) of a weighted layer's input (the scale a variance-preserving init assumes is 1)
+    # weighted layers reading this row's output, each with the number of input features per unit
+    # (1 when it reads the units directly, the spatial size when it reads them through nn.Flatten)
+    readers: list[tuple[nn.Module, int]] = field(default_factory=list)
 
     @property
     def weighted(self) -> bool:
@@ -96,6 +110,8 @@ class Recorder:
     def __post_init__(self) -> None:
         self._handles: list = []
         self._owner: dict[int, Record] = {}
+        self._feeds: dict[int, tuple[Record, bool]] = {}  # tensor id -> (row whose units it holds, flattened)
+        self._pristine: dict[int, torch.Tensor] = {}  # in-place activation's input copy -> its values before
         self._keep: list[torch.Tensor] = []  # keeps tensors alive so their ids stay unique
         self._stack: list[tuple[str, nn.Module]] = []
         self._names: dict[int, str] = {}
@@ -108,13 +124,13 @@ class Recorder:
         if self._handles:
             return self
         self.records, self.grads, self.done = [], {}, False
-        self._owner, self._keep, self._stack = {}, [], []
+        self._owner, self._feeds, self._pristine, self._keep, self._stack = {}, {}, {}, [], []
         root = self.model
         for name, module in root.named_modules():
             self._names[id(module)] = name
             if isinstance(module, WEIGHTED):
                 self._handles.append(module.register_forward_hook(self._on_weighted))
-            elif isinstance(module, PASS_THROUGH):
+            elif isinstance(module, PASS_THROUGH + (nn.Flatten,)):
                 self._handles.append(module.register_forward_hook(self._on_pass_through))
             elif type(module) in ACTIVATION_MODULES:
                 if getattr(module, "inplace", False):
@@ -135,7 +151,7 @@ class Recorder:
         if self._mode is not None:
             self._mode.__exit__(None, None, None)
             self._mode = None
-        self._owner, self._keep, self._stack = {}, [], []
+        self._owner, self._feeds, self._pristine, self._keep, self._stack = {}, {}, {}, [], []
 
     @property
     def attached(self) -> bool:
@@ -156,7 +172,7 @@ class Recorder:
             self._mode = None
         if self._recording() and self.records:
             self.done = True
-            self._owner, self._keep = {}, []
+            self._owner, self._feeds, self._pristine, self._keep = {}, {}, {}, []
 
     # -- modules ----------------------------------------------------------------------------
     def _push(self, module, inputs):
@@ -181,15 +197,46 @@ class Recorder:
             return
         unit_dim = -1 if isinstance(module, nn.Linear) else 1
         out = output.detach()
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        rms = float(x.detach().double().pow(2).mean().sqrt()) if x is not None and x.numel() else 0.0
         rec = Record(self._unique(self._names.get(id(module), type(module).__name__)), module, output, unit_dim,
-                     pre_std=float(out.std()) if out.numel() > 1 else 0.0, kind=type(module).__name__)
+                     pre_std=float(out.std()) if out.numel() > 1 else 0.0, kind=type(module).__name__,
+                     input_rms=rms)
+        if x is not None and id(x) in self._feeds:
+            self._add_reader(*self._feeds[id(x)], module, x)
         self._add(rec)
         self._owner[id(output)] = rec
+        self._feeds[id(output)] = (rec, False)
         self._keep.append(output)
 
+    def _add_reader(self, source: Record, flattened: bool, module: nn.Module, x: torch.Tensor) -> None:
+        """Note ``module`` (reading ``x``) as a reader of ``source``'s units, if its weight columns map onto them."""
+        units = source.output.shape[source.unit_dim]
+        weight = getattr(module, "weight", None)
+        if weight is None or getattr(module, "groups", 1) != 1 or weight.ndim < 2:
+            return
+        per_unit = weight.shape[1] // units if units else 0
+        if per_unit * units != weight.shape[1] or (per_unit != 1 and not flattened):
+            return
+        if not flattened and x.shape[1 if isinstance(module, nn.modules.conv._ConvNd) else -1] != units:
+            return
+        source.readers.append((module, per_unit))
+
     def _on_pass_through(self, module, inputs, output):
-        if self._recording() and inputs and id(inputs[0]) in self._owner and isinstance(output, torch.Tensor):
-            self._owner[id(output)] = self._owner[id(inputs[0])]
+        if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
+            return
+        key = id(inputs[0])
+        if key in self._owner and not isinstance(module, nn.Flatten):
+            self._owner[id(output)] = self._owner[key]
+            self._keep.append(output)
+        if key in self._feeds:
+            source, flattened = self._feeds[key]
+            if isinstance(module, nn.Flatten):
+                # only a channel-first flatten of (N, C, ...) into (N, C * ...) keeps each unit's block contiguous
+                if module.start_dim != 1 or module.end_dim != -1 or source.unit_dim != 1 or flattened:
+                    return
+                flattened = True
+            self._feeds[id(output)] = (source, flattened)
             self._keep.append(output)
 
     def _copy_input(self, module, inputs):
@@ -197,6 +244,9 @@ class Recorder:
         if self._recording() and inputs and id(inputs[0]) in self._owner:
             copy = inputs[0].clone()
             self._owner[id(copy)] = self._owner[id(inputs[0])]
+            if id(inputs[0]) in self._feeds:
+                self._feeds[id(copy)] = self._feeds[id(inputs[0])]
+            self._pristine[id(copy)] = inputs[0].detach().clone()  # the copy is overwritten in place
             self._keep.append(copy)
             return (copy, *inputs[1:])
         return None
@@ -204,29 +254,41 @@ class Recorder:
     def _on_activation(self, module, inputs, output):
         if self._recording():
             name = self._names.get(id(module), type(module).__name__)
+            fn = _module_fn(module)
+            key = (type(module), repr(module).replace("inplace=True", "inplace=False"))
             self._activation(ACTIVATION_MODULES[type(module)], inputs[0] if inputs else None, output,
-                             name, type(module).__name__)
+                             name, type(module).__name__, fn, key)
 
-    def _functional(self, kind: str, func_name: str, x, output) -> None:
+    def _functional(self, kind: str, func, args, kwargs, output) -> None:
         # Activation modules report themselves; their internal F.relu/torch.tanh call does not.
         if self._stack and type(self._stack[-1][1]) in ACTIVATION_MODULES:
             return
+        func_name = getattr(func, "__name__", kind)
         where = self._stack[-1][0] if self._stack else ""
-        self._activation(kind, x, output, f"{where}:{func_name}()" if where else f"{func_name}()", f"{func_name}()")
+        rest, kw = tuple(args[1:]), {k: v for k, v in kwargs.items() if k != "inplace"}
+        fn = _functional_fn(func, rest, kw)
+        key = (func, _hashable_or_repr(rest), _hashable_or_repr(tuple(sorted(kw.items()))))
+        self._activation(kind, args[0], output, f"{where}:{func_name}()" if where else f"{func_name}()",
+                         f"{func_name}()", fn, key)
 
-    def _activation(self, kind: str, x, output, name: str, label: str) -> None:
+    def _activation(self, kind: str, x, output, name: str, label: str, fn=None, key=None) -> None:
         if not isinstance(output, torch.Tensor) or not isinstance(x, torch.Tensor):
             return
         rec = self._owner.get(id(x))
         if rec is not None and rec.act_output is None and rec.weighted:
-            rec.activation, rec.act_output = kind, output
+            rec.activation, rec.act_output, rec.act_fn, rec.act_key = kind, output, fn, key
+            rec.act_input = self._pristine.get(id(x), x)
+            if id(x) in self._feeds:
+                self._feeds[id(output)] = self._feeds[id(x)]
+                self._keep.append(output)
             return
         if kind == "linear":  # an Identity on its own measures nothing new
             return
         last = next((r for r in reversed(self.records) if r.weighted), None)
         unit_dim = last.unit_dim if last is not None and output.ndim == last.output.ndim else (1 if output.ndim > 2 else -1)
         lone = Record(self._unique(name), None, output, unit_dim, activation=kind, act_output=output,
-                      pre_std=float(x.detach().std()) if x.numel() > 1 else 0.0, kind=label)
+                      pre_std=float(x.detach().std()) if x.numel() > 1 else 0.0, kind=label, act_fn=fn, act_key=key)
+        lone.act_input = self._pristine.get(id(x), x)
         self._add(lone)
 
 
@@ -246,8 +308,22 @@ class _FunctionalMode(TorchFunctionMode):
         out = func(*args, **(kwargs or {}))
         kind = FUNCTIONAL.get(func) if _hashable(func) else None
         if kind is not None and args:
-            self.recorder._functional(kind, getattr(func, "__name__", kind), args[0], out)
+            self.recorder._functional(kind, func, args, kwargs or {}, out)
         return out
+
+
+def _module_fn(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module``'s function without its hooks (so measuring it records nothing)."""
+    forward = type(module).forward
+    return lambda t: forward(module, t)
+
+
+def _functional_fn(func, rest: tuple, kwargs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda t: func(t, *rest, **kwargs)
+
+
+def _hashable_or_repr(obj: object) -> object:
+    return obj if _hashable(obj) else repr(obj)
 
 
 def _hashable(obj: object) -> bool:

@@ -30,7 +30,7 @@ COLUMNS: dict[str, Callable[[LayerStats], str]] = {
     "std": lambda s: _num(s.std),
     "std x": lambda s: _num(s.std_change),
     "dead": lambda s: _pct(s.dead_fraction),
-    "sat": lambda s: _pct(s.saturated_fraction),
+    "sat": lambda s: _pct(s.saturated_fraction) if s.saturable else "-",  # "-": unbounded activation, not checked
     "|dL/dW|": _weighted(lambda s: _num(s.grad_norm)),
     "|dL/dy|": lambda s: _num(s.output_grad_norm),
     "w std": _weighted(lambda s: _num(s.weight_std)),

@@ -13,7 +13,7 @@ from .diagnose import LayerStats, Verdict, hidden_weighted
 
 __all__ = ["verdicts", "suggest_init"]
 
-RELU_FAMILY = {"relu", "leaky_relu", "elu", "gelu", "silu", "mish", "celu", "softplus"}
+RELU_FAMILY = {"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "celu", "softplus"}
 
 
 def _names(layers: list[LayerStats]) -> list[str]:
@@ -33,6 +33,22 @@ def suggest_init(layers: list[LayerStats]) -> str:
         names = "/".join(sorted(acts))
         return f"use glorot_normal or lecun_normal for these {names} layers{numbers}"
     return "use a variance-preserving init per activation: he_normal before ReLU-like units, glorot_normal before tanh/sigmoid/linear"
+
+
+def scale_ratio(layers: list[LayerStats]) -> float:
+    """Median over ``layers`` of weight std / the variance-preserving std (1: already that scale)."""
+    ratios = [s.weight_std / s.healthy_weight_std for s in layers if s.weighted and s.healthy_weight_std > 0]
+    return _median(ratios) if ratios else float("nan")
+
+
+def _matches(ratio: float) -> bool:
+    return math.isfinite(ratio) and 1 / T.SCALE_MATCH <= ratio <= T.SCALE_MATCH
+
+
+def _scale_words(layers: list[LayerStats]) -> str:
+    now = _median([s.weight_std for s in layers if s.weighted])
+    healthy = _median([s.healthy_weight_std for s in layers if s.weighted])
+    return f"weight std {now:.3g}; the variance-preserving init gives {healthy:.3g}"
 
 
 def _median(values: list[float]) -> float:
@@ -68,23 +84,17 @@ def verdicts(layers: list[LayerStats]) -> list[Verdict]:
         found.append(Verdict(
             "dead_units",
             f"{len(dead)} layer(s) with dead units: in {worst.name}, {round(worst.dead_fraction * worst.units)} of "
-            f"{worst.units} {worst.activation} units output 0 on every input, so no gradient flows through them "
-            f"(gradient norm reaching {worst.name}: {worst.grad_norm:.3g})",
+            f"{worst.units} {worst.activation} units output 0 on every input, with the activation's slope exactly 0 "
+            f"there, so no gradient flows through them (gradient norm reaching {worst.name}: {worst.grad_norm:.3g})",
             _names(dead),
-            "use a random variance-preserving init (he_normal for ReLU layers); leaky_relu or a small positive bias also keeps units alive",
+            _dead_fix([s for s in dead if s.weighted], chain),
         ))
 
     symmetric = [s for s in hidden if s.weighted and s.units > 1 and s.distinct_units < s.units and s.dead_fraction < 1.0]
     if symmetric:
         worst = min(symmetric, key=lambda s: s.distinct_units / s.units)
-        found.append(Verdict(
-            "symmetry",
-            f"symmetry not broken: {worst.name} has only {worst.distinct_units} distinct unit(s) of {worst.units}; "
-            "identical units get identical gradients and stay identical, so the layer works like "
-            f"{worst.distinct_units} unit(s)",
-            _names(symmetric),
-            "draw the weights at random (glorot_uniform for tanh/sigmoid, he_normal for ReLU)",
-        ))
+        found.append(Verdict("symmetry", _symmetry_message(worst), _names(symmetric),
+                             "draw the weights at random (glorot_uniform for tanh/sigmoid, he_normal for ReLU)"))
 
     saturated = [s for s in hidden if s.saturated_fraction >= T.SATURATED_FRACTION]
     if saturated:
@@ -92,25 +102,99 @@ def verdicts(layers: list[LayerStats]) -> list[Verdict]:
         found.append(Verdict(
             "saturation",
             f"{len(saturated)} layer(s) saturated: {worst.saturated_fraction:.0%} of {worst.name}'s {worst.activation} "
-            f"outputs lie within {T.SATURATION_EPS} of the function's limits, where its derivative is nearly 0 "
-            f"(pre-activation std {worst.pre_std:.3g})",
+            f"outputs sit where the activation's slope is below {T.SATURATION_SLOPE:g} of its largest, so they pass "
+            f"almost no gradient back (pre-activation std {worst.pre_std:.3g})",
             _names(saturated),
-            "shrink the weights: " + suggest_init([s for s in saturated if s.weighted] or chain),
+            _saturation_fix([s for s in saturated if s.weighted] or chain),
         ))
 
     if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
         found.extend(_depth_verdicts(chain))
 
     if not found:
-        rates = ""
-        if len(chain) >= 2:
-            steps = len(chain) - 1
-            std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
-            grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
-            rates = (f"; across {steps} layers the activation std changes by x{std_rate:.2f} per layer and the "
-                     f"back-propagated gradient by x{grad_rate:.2f} per layer")
-        found.append(Verdict("healthy", "no dead units, no symmetry, no saturation, signal preserved across layers" + rates, []))
+        found.append(Verdict("healthy", "no verdict threshold crossed: " + _healthy_numbers(hidden, chain, len(weighted)), []))
     return found
+
+
+def _symmetry_message(worst: LayerStats) -> str:
+    d, u = worst.distinct_units, worst.units
+    zero = " (its weights are all exactly 0)" if worst.weight_norm == 0 else ""
+    if worst.outgoing_compared:
+        return (f"symmetry not broken: {worst.name} has only {d} distinct unit(s) of {u}{zero}; units whose incoming "
+                "weights, bias and outgoing weights all agree compute the same output and receive the same gradient, "
+                f"so SGD or Adam keeps them equal: the layer works like {d} unit(s)")
+    return (f"symmetry: {worst.name} has only {d} distinct unit(s) of {u} by incoming weights and bias{zero}, so they "
+            "compute the same output; no layer reading its output was found, so their outgoing weights were not "
+            "compared and whether training separates them is not known")
+
+
+def _dead_fix(layers: list[LayerStats], chain: list[LayerStats]) -> str:
+    if layers and all(s.weight_norm == 0 for s in layers):
+        return ("draw the weights at random (he_normal for ReLU layers): every weight is exactly 0; leaky_relu or a "
+                "small positive bias also keeps units alive")
+    if _matches(scale_ratio(layers)):
+        deep = len(chain) >= 2
+        return (f"the weights already have the variance-preserving scale ({_scale_words(layers)}), so drawing them "
+                "again the same way will not revive these units: leaky_relu (its slope below 0 is not 0) or a small "
+                "positive bias keeps units alive"
+                + (f"; in this stack of {len(chain)} hidden layers of width {_median([s.units for s in chain])}, "
+                   "residual connections, normalization (BatchNorm, LayerNorm) or wider layers are the other levers" if deep else ""))
+    return suggest_init(layers) + "; leaky_relu or a small positive bias also keeps units alive"
+
+
+def _saturation_fix(layers: list[LayerStats]) -> str:
+    """Which factor of the pre-activation scale (weight std x sqrt(fan_in) x input rms) is off the most."""
+    weighted = [s for s in layers if s.weighted and s.healthy_weight_std > 0]
+    if not weighted:
+        return "normalize before the activation (LayerNorm, BatchNorm)"
+    first = max(weighted, key=lambda s: s.input_rms)
+    weight_factor = scale_ratio(weighted)  # 1: the variance-preserving weight std
+    input_factor = first.input_rms  # 1: the input scale that init assumes
+    if weight_factor >= input_factor and weight_factor > 1:
+        return "shrink the weights: " + suggest_init(weighted)
+    if input_factor > 1:
+        return (f"the inputs, not the weights: {first.name} receives inputs of rms {input_factor:.3g} where a "
+                f"variance-preserving init assumes about 1, while its weights are x{weight_factor:.2f} that init's "
+                f"scale ({_scale_words([first])}): standardize the inputs (each feature to mean 0, std 1) or "
+                "normalize before the activation (LayerNorm, BatchNorm)")
+    return (f"neither the weights (x{weight_factor:.2f} the variance-preserving scale) nor the inputs (rms "
+            f"{input_factor:.3g}) are too large: look at the biases ({first.name}'s bias norm {first.bias_norm:.3g}) "
+            "or normalize before the activation (LayerNorm, BatchNorm)")
+
+
+def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weighted: int) -> str:
+    """What was measured, with the numbers (healthy: no threshold crossed)."""
+    rows = [s for s in hidden if s.weighted] or hidden
+    units = sum(s.units for s in rows)
+    parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
+    unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
+    if unread:
+        parts[0] += (f" (by incoming weights and bias only in {', '.join(unread)}: no layer reading "
+                     f"{'its' if len(unread) == 1 else 'their'} output was found)")
+    worst = max(hidden, key=lambda s: s.dead_fraction)
+    if worst.dead_fraction == 0:
+        parts.append("no unit dead")
+    else:
+        parts.append(f"{round(worst.dead_fraction * worst.units)} of {worst.units} units dead in {worst.name} "
+                     f"(the verdict needs {T.DEAD_FRACTION:.0%})")
+    saturable = [s for s in hidden if s.saturable]
+    if saturable:
+        top = max(saturable, key=lambda s: s.saturated_fraction)
+        parts.append(f"{top.saturated_fraction:.0%} of {top.name}'s outputs saturated "
+                     f"(the verdict needs {T.SATURATED_FRACTION:.0%})")
+    else:
+        acts = sorted({s.activation for s in hidden if s.activation})
+        parts.append(f"saturation not checked ({'/'.join(acts)} {'is' if len(acts) == 1 else 'are'} not bounded on "
+                      "both sides)" if acts else "saturation not checked (no activation)")
+    text = ", ".join(parts)
+    if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
+        steps = len(chain) - 1
+        std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
+        grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
+        text += (f"; across {steps} layers the activation std changes by x{std_rate:.2f} per layer and the "
+                 f"back-propagated gradient by x{grad_rate:.2f} per layer (the verdicts need a total change "
+                 f"below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})")
+    return text
 
 
 def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
@@ -131,17 +215,20 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
     if min(ratios) < T.VANISH_RATIO:
-        return [Verdict(
-            "vanishing_gradients",
-            f"the signal vanishes with depth: {measured}",
-            _names(chain),
-            suggest_init(chain),
-        )]
+        return [Verdict("vanishing_gradients", f"the signal vanishes with depth: {measured}", _names(chain),
+                        _depth_fix(chain, ""))]
     if max(ratios) > T.EXPLODE_RATIO:
-        return [Verdict(
-            "exploding_gradients",
-            f"the signal explodes with depth: {measured}",
-            _names(chain),
-            "use smaller weights: " + suggest_init(chain),
-        )]
+        return [Verdict("exploding_gradients", f"the signal explodes with depth: {measured}", _names(chain),
+                        _depth_fix(chain, "use smaller weights: "))]
     return []
+
+
+def _depth_fix(chain: list[LayerStats], lead: str) -> str:
+    """The init when the weights are off the variance-preserving scale; else the levers left."""
+    if not _matches(scale_ratio(chain)):
+        return lead + suggest_init(chain)
+    width = _median([s.units for s in chain])
+    return (f"the weights already have the variance-preserving scale ({_scale_words(chain)}), so another init of "
+            f"this kind will not change this: with {len(chain)} hidden layers of width {width}, use residual "
+            "connections or normalization (BatchNorm, LayerNorm), or wider layers (at a fixed init the signal's "
+            "layer-to-layer fluctuations compound with depth/width; Hanin & Rolnick, 2018)")

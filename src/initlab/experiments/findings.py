@@ -7,7 +7,7 @@ experiment's name.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnosis
@@ -15,7 +15,7 @@ from ..diagnostics import Diagnosis
 if TYPE_CHECKING:
     from .run import ExperimentResult
 
-__all__ = ["Findings", "findings", "CHANCE_MARGIN"]
+__all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "CHANCE_MARGIN"]
 
 CHANCE_MARGIN = 0.05  # accuracy within this of the majority-class share counts as chance level
 
@@ -25,9 +25,9 @@ class Findings:
     """What a run measured, summed over its hidden layers (one hidden layer: that layer)."""
 
     hidden_units: int
-    distinct_units_init: int  # units whose incoming weights and bias differ (diagnostics.distinct_units)
+    distinct_units_init: int  # interchangeable units count once (same incoming, bias and outgoing weights)
     distinct_units: int  # ... after training
-    dead_units_init: int  # units with output exactly 0 on every training input
+    dead_units_init: int  # units with output exactly 0 and activation slope exactly 0 on every training input
     dead_units: int
     dead_fraction: float  # dead_units / hidden_units after training
     grad_layer: str  # the first hidden layer: the last one the error signal reaches
@@ -39,6 +39,14 @@ class Findings:
     at_chance: bool  # accuracy within CHANCE_MARGIN of the majority-class share
     one_class: bool  # the final model predicts the same class for every training/validation row
     verdict: str  # plain words built from the fields above
+    hidden_layers: int = 1  # weighted layers before the output layer
+    epochs: int = 0  # epochs trained
+    distinct_units_first: int = 0  # distinct units of the first hidden layer after training (1: a one-unit net)
+    weights_zero_init: list[str] = field(default_factory=list)  # weighted layers whose weights are all exactly 0 at step 0
+    weights_zero_end: list[str] = field(default_factory=list)  # ... after training
+    # hidden layers whose weights and bias are exactly 0 at step 0 and after training, with a weight
+    # gradient of exactly 0 at both ends: layers that did not learn anything
+    stuck_layers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +58,21 @@ def _hidden(diag: Diagnosis):
 
 def _dead(layers) -> int:
     return sum(round(s.dead_fraction * s.units) for s in layers)
+
+
+def _zero(s) -> bool:
+    return s.weighted and s.weight_norm == 0.0
+
+
+def _stuck(start, end) -> list[str]:
+    ends = {s.name: s for s in end}
+    out = []
+    for a in start:
+        b = ends.get(a.name)
+        if (b is not None and a.weighted and _zero(a) and _zero(b) and a.bias_norm == 0.0 and b.bias_norm == 0.0
+                and a.grad_norm == 0.0 and b.grad_norm == 0.0):
+            out.append(a.name)
+    return out
 
 
 def findings(result: ExperimentResult) -> Findings:
@@ -70,41 +93,72 @@ def findings(result: ExperimentResult) -> Findings:
         grad_layer=first,
         grad_norm_init=start[0].grad_norm,
         grad_norm_end=end[0].grad_norm,
-        next_weights_zero_init=after is not None and result.init_weight_norms.get(after, 1.0) == 0.0,
+        next_weights_zero_init=after is not None and _zero(result.init_diagnosis.layer(after)),
         codes_init=result.init_diagnosis.codes,
         codes=result.end_diagnosis.codes,
         at_chance=bool(accuracy <= result.chance_accuracy + CHANCE_MARGIN),
         one_class=result.predicted_classes == 1,
         verdict="",
+        hidden_layers=len([s for s in end if s.weighted]),
+        epochs=int(result.spec.epochs),
+        distinct_units_first=end[0].distinct_units,
+        weights_zero_init=[s.name for s in result.init_diagnosis.layers if _zero(s)],
+        weights_zero_end=[s.name for s in result.end_diagnosis.layers if _zero(s)],
+        stuck_layers=_stuck(start, end),
     )
     f.verdict = plain_verdict(f, diverged=result.diverged_epoch is not None)
     return f
 
 
+def one_unit_words(f: Findings) -> str:
+    """What a first hidden layer with one distinct unit can draw: every layer above sees one number per input."""
+    return "a straight boundary at best" if f.hidden_layers == 1 else "straight, parallel boundaries at best"
+
+
+def _g(value: float) -> str:
+    return "0" if value == 0.0 else f"{value:.3g}"
+
+
 def plain_verdict(f: Findings, diverged: bool = False) -> str:
-    """A short sentence from the measurements: the problems found, or that the net is healthy."""
+    """A short sentence from the measurements: the problems found, or what was measured when none was."""
     parts: list[str] = []
     if diverged:
         parts.append("training diverged (non-finite loss)")
     codes = set(f.codes) | set(f.codes_init)
-    if f.dead_units == f.hidden_units and f.hidden_units:
-        parts.append("every hidden unit dead, so no gradient reaches the hidden layer")
+    all_dead = bool(f.hidden_units) and f.dead_units == f.hidden_units
+    if all_dead:
+        parts.append(f"every hidden unit dead (gradient reaching {f.grad_layer}: {_g(f.grad_norm_init)} at step 0, "
+                     f"{_g(f.grad_norm_end)} at the end)")
     elif "dead_units" in codes and f.dead_units:
         parts.append(f"{f.dead_units} of {f.hidden_units} hidden units dead")
-    if "symmetry" in codes and f.distinct_units < f.hidden_units and f.dead_units < f.hidden_units:
-        parts.append(f"symmetry never broken: {f.hidden_units} hidden units act as {f.distinct_units}")
-    if f.grad_norm_init == 0.0 and f.dead_units < f.hidden_units:
-        parts.append("no gradient reached the hidden layer at the first step")
+    stuck = [] if all_dead else f.stuck_layers
+    if stuck:
+        parts.append(f"stuck: the weights and bias of {', '.join(stuck)} are exactly 0 at step 0 and still exactly 0 "
+                     f"after {f.epochs} epochs, with a gradient of exactly 0 at both ends")
+    chance = "predicts one class for every point (chance level)" if f.one_class else (
+        "accuracy at chance level" if f.at_chance else "")
+    if "symmetry" in codes and f.distinct_units < f.hidden_units and not all_dead:
+        text = f"symmetric after {f.epochs} epochs: {f.hidden_units} hidden units act as {f.distinct_units}"
+        if f.distinct_units_first == 1 and not stuck:
+            first = "" if f.hidden_layers == 1 else f"; {f.grad_layer} acts as 1 unit"
+            text += f"{first}, so the net is effectively a one-unit net ({one_unit_words(f)})"
+            if chance:  # a one-unit net can still split the points: symmetry does not force chance level
+                text += f"; after {f.epochs} epochs it had not yet learned even that: {chance}"
+                chance = ""
+        parts.append(text)
+    if f.grad_norm_init == 0.0 and not all_dead and not stuck:
+        parts.append(f"no gradient reached {f.grad_layer} at step 0 ({_g(f.grad_norm_end)} at the end)")
     for code, words in (("saturation", "units saturated"), ("vanishing_gradients", "gradients vanish with depth"),
                         ("exploding_gradients", "gradients explode with depth")):
         if code in f.codes:
             parts.append(words)
     if not parts:
-        alive = f"all {f.hidden_units} alive" if not f.dead_units else f"{f.dead_units} of {f.hidden_units} dead"
-        parts.append(f"healthy: {f.distinct_units} distinct hidden units, {alive}; the gradient flows")
-    if f.one_class:
-        parts.append("predicts one class for every point (chance level)")
-    elif f.at_chance:
-        parts.append("accuracy at chance level")
+        alive = "none dead" if not f.dead_units else f"{f.dead_units} of {f.hidden_units} dead"
+        parts.append(f"healthy: {f.distinct_units} of {f.hidden_units} hidden units distinct, {alive}; gradient "
+                     f"reaching {f.grad_layer} {_g(f.grad_norm_init)} at step 0, {_g(f.grad_norm_end)} at the end")
+    if chance and stuck and f.one_class:
+        chance += f": with {stuck[0]}'s weights and bias exactly 0, every input gives the same hidden output"
+    if chance:
+        parts.append(chance)
     text = "; ".join(parts)
     return text[0].upper() + text[1:]

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import thresholds
-from ..diagnostics.symmetry import SYMMETRY_TOL
 from .document import Bullets, Document, Heading, Image, Paragraph, Table
 from .explain import TABLE_COLUMNS, measured_sentences, notebook_comparison, table_row
 
@@ -76,13 +75,19 @@ def build_document(
         for ref in figures.get(e["name"], ()):
             doc.add(Image(ref.file, ref.caption, folder / ref.file if folder else None))
     doc.add(Heading("How it is measured"), Bullets([
-        f"Distinct units: two hidden units count as one when every incoming weight and the bias agree within "
-        f"{SYMMETRY_TOL:g} (relative). Identical units get identical gradients, so they stay identical.",
-        "Dead unit: its output is exactly 0 on every training input (a ReLU below 0 everywhere); it passes no gradient.",
+        f"Distinct units: two hidden units count as one when their incoming weights and bias agree and their "
+        f"outgoing weights (in the layer that reads them) agree, each within {thresholds.SYMMETRY_TOL:g} times the "
+        "larger of the two units' largest |weight| (so the count is the same at any weight scale). Such units compute "
+        "the same output and get the same gradient, so SGD or Adam keeps them equal.",
+        "Dead unit: its output is exactly 0, where the activation's slope is exactly 0, on every training input "
+        "(a ReLU unit below 0 everywhere), so it passes no gradient. The slope is measured on the activation itself.",
+        f"Saturated output: one where the activation's slope is below {thresholds.SATURATION_SLOPE:g} of its "
+        "largest slope, for an activation bounded on both sides (tanh: |a| > 0.98; sigmoid: a < 0.0101 or a > 0.9899); "
+        "activations unbounded on a side, such as ReLU, are not checked.",
         f"A layer gets the `dead_units` verdict when at least {thresholds.DEAD_FRACTION:.0%} of its units are dead, "
-        f"`saturation` when at least {thresholds.SATURATED_FRACTION:.0%} of its tanh/sigmoid outputs are within "
-        f"{thresholds.SATURATION_EPS} of a limit; `vanishing_gradients`/`exploding_gradients` need at least "
-        f"{thresholds.MIN_LAYERS_FOR_DEPTH_VERDICTS} weighted layers.",
+        f"`saturation` when at least {thresholds.SATURATED_FRACTION:.0%} of its outputs are saturated; "
+        f"`vanishing_gradients`/`exploding_gradients` need at least {thresholds.MIN_LAYERS_FOR_DEPTH_VERDICTS} "
+        "weighted layers.",
         "Chance level: the share of the most frequent class in the validation data; accuracy within 0.05 of it "
         "counts as chance.",
         "Every number is in results.json, with the full per-layer diagnostics at step 0 (`diagnostics_init`) "

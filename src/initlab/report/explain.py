@@ -29,7 +29,7 @@ NOTEBOOK_CLAIMS = [
 ]
 
 _CODE_WORDS = {
-    "symmetry": "symmetry (identical hidden units)",
+    "symmetry": "symmetry (interchangeable hidden units)",
     "dead_units": "dead units (outputs 0 on every input)",
     "vanishing_gradients": "vanishing gradients",
     "exploding_gradients": "exploding gradients",
@@ -58,45 +58,107 @@ def table_row(e: Entry) -> list[str]:
     ]
 
 
+def _layers(e: Entry, key: str) -> list[dict[str, Any]]:
+    return (e.get(key) or {}).get("layers", [])
+
+
+def _weight_norms(e: Entry) -> str | None:
+    """``hidden1 W 0 -> 0, b 0 -> 0; output W ...``: each weighted layer's weight and bias norms at both ends."""
+    start, end = _layers(e, "diagnostics_init"), {d["name"]: d for d in _layers(e, "diagnostics")}
+    rows = []
+    for a in start:
+        b = end.get(a["name"])
+        if b is None or "weight_norm" not in a or "weight_norm" not in b or not a.get("weighted", True):
+            return None if not rows else "; ".join(rows)
+        rows.append(f"{a['name']} weights {fmt_grad(a['weight_norm'])} -> {fmt_grad(b['weight_norm'])}, "
+                    f"bias {fmt_grad(a['bias_norm'])} -> {fmt_grad(b['bias_norm'])}")
+    return "; ".join(rows) or None
+
+
+def _layer_above(e: Entry, name: str) -> str | None:
+    names = [d["name"] for d in _layers(e, "diagnostics")]
+    return names[names.index(name) + 1] if name in names and names.index(name) + 1 < len(names) else None
+
+
 def measured_sentences(e: Entry) -> list[str]:
     """One line per measurement, in the learner's words, with the numbers."""
     s = e["summary"]
     units = s["hidden_units"]
     layer = s["grad_layer"]
-    hidden = e["diagnostics"]["layers"][:-1] or e["diagnostics"]["layers"]
-    where = "the hidden layer" if len(hidden) == 1 else f"the {len(hidden)} hidden layers together"
+    n_hidden = s.get("hidden_layers", 1)
+    where = "the hidden layer has" if n_hidden == 1 else f"the {n_hidden} hidden layers together have"
     out = [
-        f"Symmetry: {where} has {s['distinct_units_init']} distinct of {units} units at step 0 and {s['distinct_units']} of {units} at the end (units whose incoming weights "
-        f"and bias agree count as one).",
-        f"Dead units (output exactly 0 on every training input): {s['dead_units_init']} of {units} at step 0, "
-        f"{s['dead_units']} of {units} at the end.",
+        f"Symmetry: {where} {s['distinct_units_init']} distinct of {units} units at step 0 and "
+        f"{s['distinct_units']} of {units} at the end (units whose incoming weights, bias and outgoing weights all "
+        "agree are interchangeable and count as one).",
+        f"Dead units (output exactly 0, where the activation's slope is exactly 0, on every training input): "
+        f"{s['dead_units_init']} of {units} at step 0, {s['dead_units']} of {units} at the end.",
     ]
     reasons = []
     if s["grad_norm_init"] == 0.0:
         if s["next_weights_zero_init"]:
             reasons.append("the weights of the layer above start at 0, so no error signal flows back to it")
         if s["dead_units_init"] == units:
-            relu = " and ReLU passes no gradient where it outputs 0" if e["activation"] == "relu" else ""
-            reasons.append(f"every unit outputs 0 on every input{relu}")
+            reasons.append("every unit is dead: output 0 and slope 0 on every input")
     why = f" ({'; '.join(reasons)})" if reasons else ""
+    why_end = ""
+    above = _layer_above(e, layer)
+    if s["grad_norm_end"] == 0.0 and above is not None and above in s.get("weights_zero_end", []):
+        why_end = f" (the weights of {above} are still exactly 0)"
     out.append(
         f"Gradient reaching {layer} (norm of dLoss/dW on the training data): {fmt_grad(s['grad_norm_init'])} "
-        f"at step 0{why}; {fmt_grad(s['grad_norm_end'])} at the end."
+        f"at step 0{why}; {fmt_grad(s['grad_norm_end'])} at the end{why_end}."
     )
+    norms = _weight_norms(e)
+    if norms:
+        text = f"Weight and bias norms, step 0 -> end: {norms}."
+        if s.get("stuck_layers"):
+            stuck = s["stuck_layers"]
+            text += (f" Stuck: {', '.join(stuck)} {'has' if len(stuck) == 1 else 'have'} weights and bias exactly 0 at "
+                     "both ends and a weight gradient of exactly 0 at both ends.")
+        out.append(text)
     chance = e["chance_accuracy"]
     acc = f"Accuracy: training {_acc(e['train_accuracy'])}, validation {_acc(e['val_accuracy'])}"
     acc += f" (chance level: {chance:.2f}, the majority class's share)"
     if s["one_class"]:
         acc += "; the net predicts the same class for every point"
     out.append(acc + ".")
+    if _one_unit_at_chance(s):
+        out.append(_one_unit_sentence(e))
     for v in e["diagnostics"]["verdicts"]:
         fix = f" Fix: {v['fix']}." if v.get("fix") else ""
         out.append(f"Diagnosis at the end, `{v['code']}`: {v['message']}.{fix}")
     return out
 
 
+def _one_unit_at_chance(s: dict[str, Any]) -> bool:
+    return (s.get("distinct_units_first") == 1 and s["distinct_units"] < s["hidden_units"] and s["at_chance"]
+            and s["dead_units"] < s["hidden_units"] and not s.get("stuck_layers"))
+
+
+def _one_unit_sentence(e: Entry) -> str:
+    s = e["summary"]
+    shape = "a straight boundary at best" if s.get("hidden_layers", 1) == 1 else "straight, parallel boundaries at best"
+    return (f"With its first hidden layer acting as 1 unit, the net is effectively a one-unit net ({shape}). "
+            "A one-unit net can still split the points with a straight line, so symmetry alone does not force "
+            f"chance-level accuracy: after {e['epochs']} epochs this one had not yet learned even that.")
+
+
 def _matches(e: Entry, claim: dict[str, str]) -> bool:
     return all(e.get(k) == claim[k] for k in ("initializer", "bias_initializer", "activation"))
+
+
+def _step0_gradients(e: Entry) -> str | None:
+    """The parameters with a non-zero gradient at step 0, from ``diagnostics_init`` (None if not recorded)."""
+    layers = _layers(e, "diagnostics_init")
+    if not layers or any("bias_grad_norm" not in d for d in layers):
+        return None
+    moving = []
+    for d in layers:
+        parts = [w for w, g in (("weights", d["grad_norm"]), ("bias", d["bias_grad_norm"])) if g > 0]
+        if parts:
+            moving.append(f"{d['name']} {' and '.join(parts)}")
+    return ", ".join(moving) if moving else "nothing"
 
 
 def notebook_comparison(entries: Sequence[Entry]) -> list[str]:
@@ -126,19 +188,29 @@ def notebook_comparison(entries: Sequence[Entry]) -> list[str]:
                 text += (f"The notebook blamed {_CODE_WORDS[claim['code']]}; the measurement says {instead} "
                          f"(no `{claim['code']}` verdict).")
                 if claim["code"] == "symmetry" and s["dead_units"] == s["hidden_units"] and s["distinct_units"] < s["hidden_units"]:
-                    text += (" The units are identical too, but that is not what stops learning: they are dead, "
-                             "so not even the symmetric update arrives.")
+                    text += (" The units are interchangeable too (same incoming and outgoing weights), but that is not "
+                             f"what stops learning: they are dead, and the gradient reaching {s['grad_layer']} is "
+                             f"{fmt_grad(s['grad_norm_end'])} at the end, so not even the symmetric update arrives.")
                 if (claim["code"] == "vanishing_gradients" and s["grad_norm_end"] > 0 and s["grad_norm_init"] == 0
                         and s["distinct_units"] < s["hidden_units"]):
-                    text += (" The gradient is not vanishing with depth (there is one hidden layer): it is exactly 0 "
-                             "at step 0 and non-zero later, but it is the same for every unit, so the units move "
-                             "together and never separate.")
+                    depth = (" There is one hidden layer, so there is no depth for a gradient to vanish across."
+                             if s.get("hidden_layers", 1) == 1 else "")
+                    text += (f"{depth} The gradient reaching {s['grad_layer']} is exactly 0 at step 0 and "
+                             f"{fmt_grad(s['grad_norm_end'])} at the end, yet the units are still interchangeable "
+                             f"after {e['epochs']} epochs ({s['distinct_units']} distinct of {s['hidden_units']}): "
+                             "they moved together.")
+            if _one_unit_at_chance(s):
+                text += " " + _one_unit_sentence(e)
             paragraphs.append(text)
     zero_start = [e for e in matched if e["summary"]["grad_norm_init"] == 0.0 and e["summary"]["next_weights_zero_init"]]
     if len(zero_start) >= 2:
         names = " and ".join(f"`{e['name']}`" for e in zero_start)
-        paragraphs.append(
-            f"For {names} alike, the gradient reaching the hidden layer at step 0 is exactly 0, whatever the activation: "
-            "the output weights start at 0, so the error signal is multiplied by 0 on its way back. Only the output "
-            "layer learns at the first step.")
+        text = (f"For {names} alike, the gradient reaching {zero_start[0]['summary']['grad_layer']} at step 0 is exactly "
+                "0 and the weights of the layer above it start at 0: the error signal is multiplied by those zero "
+                "weights on its way back.")
+        moving = [(e["name"], _step0_gradients(e)) for e in zero_start]
+        if all(m is not None for _, m in moving):
+            text += " At step 0 the only parameters with a non-zero gradient are: " + "; ".join(
+                f"in `{name}`, {m}" for name, m in moving) + "."
+        paragraphs.append(text)
     return paragraphs

@@ -9,7 +9,8 @@ import typer
 from rich.padding import Padding
 from rich.text import Text
 
-from ...diagnostics.doctor import run_doctor, write_report
+from ...diagnostics.doctor import run_doctor
+from ...report.doctor import write_report
 from ..main import app, console
 
 

@@ -1,19 +1,27 @@
-"""The self-contained ``report.html`` of ``initlab doctor``, written by :mod:`initlab.report`."""
+"""``initlab doctor``'s files: ``report.json`` and a self-contained ``report.html``.
+
+Here rather than in ``diagnostics`` so that diagnostics (measurements) never imports report
+(documents): report reads diagnostics, not the other way round.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..report.document import Bullets, Document, Heading, Image, Paragraph, Table
-from ..report.html import render_html as render_document
-from .diagnose import Diagnosis
-from .doctor import DoctorResult
-from .figures import depth_profile, layer_histograms
-from .table import COLUMNS, layer_cells
+from .._validation import check_out_folder
+from ..diagnostics import thresholds
+from ..diagnostics.diagnose import Diagnosis
+from ..diagnostics.doctor import DoctorResult
+from ..diagnostics.figures import depth_profile, layer_histograms
+from ..diagnostics.table import COLUMNS, layer_cells
+from .document import Bullets, Document, Heading, Image, Paragraph, Table
+from .html import render_html as render_document
 
-__all__ = ["render_html", "doctor_document", "figure_png"]
+__all__ = ["render_html", "doctor_document", "figure_png", "write_report"]
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -49,10 +57,14 @@ def doctor_document(result: DoctorResult) -> Document:
     if result.after is not None:
         doc.add(Paragraph("Each cell reads: as built → re-initialized."))
     doc.add(_table(result.before, result.after), Paragraph(
-        "**std x**: activation std over the previous hidden layer's; **dead**: rectifier units at 0 for every "
-        "input; **sat**: tanh/sigmoid outputs near their limits; **|dL/dW|**: weight-gradient norm; **|dL/dy|**: "
-        "norm of the gradient reaching the layer's output; **healthy**: the weight std gain/sqrt(fan_in) a "
-        "variance-preserving init gives for the following activation; **distinct**: distinct units (symmetry)."))
+        "**std x**: activation std over the previous hidden layer's; **dead**: units whose output is exactly 0, "
+        "where the activation's slope is exactly 0, for every input; **sat**: outputs where the slope of an "
+        "activation bounded on both sides is below "
+        f"{thresholds.SATURATION_SLOPE:g} of its largest (- for an activation unbounded on a side); **|dL/dW|**: "
+        "weight-gradient norm; **|dL/dy|**: norm of the gradient reaching the layer's output; **healthy**: the "
+        "weight std gain/sqrt(fan_in) a variance-preserving init gives for the following activation; "
+        "**distinct**: distinct units (units whose incoming weights, bias and outgoing weights all agree count "
+        "once)."))
     doc.add(Heading("Signal across depth"),
             Image("depth.png", "Activation std and back-propagated gradient norm per layer.",
                   png=figure_png(depth_profile(diags))),
@@ -65,3 +77,13 @@ def doctor_document(result: DoctorResult) -> Document:
 def render_html(result: DoctorResult) -> str:
     """The whole report as one HTML string (no external files)."""
     return render_document(doctor_document(result), ".")
+
+
+def write_report(result: DoctorResult, out: str | Path) -> dict[str, Path]:
+    """Write ``out/report.json`` and a self-contained ``out/report.html``; returns their paths."""
+    out = check_out_folder("out", out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    paths["html"].write_text(render_html(result))
+    return paths

@@ -1,0 +1,62 @@
+"""What an activation can do, measured on the activation itself rather than looked up by name.
+
+``slope(fn, x)`` is the elementwise derivative of ``fn`` at ``x`` (autograd, through the same
+function the model used). ``profile(fn)`` probes ``fn`` on a grid: its largest slope, and
+whether it is bounded on both sides (constant far out on both sides), which is what
+saturation needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["ActivationProfile", "profile", "slope"]
+
+_GRID = torch.linspace(-20.0, 20.0, 8001)  # the largest slope of common activations lies in [-20, 20]
+_FAR, _FARTHER = 1e3, 1e6  # "far out": bounded on a side when the output no longer changes between these
+
+
+@dataclass(frozen=True)
+class ActivationProfile:
+    max_slope: float  # largest |slope| on the grid
+    low: float | None  # the limit at -inf when the output is constant far out there, else None
+    high: float | None  # the limit at +inf, likewise
+
+    @property
+    def bounded(self) -> bool:
+        """Bounded on both sides: the outputs can saturate at either limit."""
+        return self.low is not None and self.high is not None
+
+
+def slope(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """d fn(x) / dx elementwise, same shape as ``x`` (``fn`` must act elementwise)."""
+    with torch.enable_grad():
+        leaf = x.detach().clone().requires_grad_(True)
+        y = fn(leaf.clone())  # a clone: fn may work in place
+        if not y.requires_grad:
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(y.sum(), leaf, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad.detach()
+
+
+_CACHE: dict[Hashable, ActivationProfile] = {}
+
+
+def profile(fn: Callable[[torch.Tensor], torch.Tensor], key: Hashable | None = None) -> ActivationProfile:
+    """Probe ``fn`` (cached under ``key`` when given)."""
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
+    with torch.no_grad():
+        far = fn(torch.tensor([-_FARTHER, -_FAR, _FAR, _FARTHER]))
+    limits = []
+    for a, b in ((far[0], far[1]), (far[3], far[2])):
+        a, b = float(a), float(b)
+        flat = abs(a - b) <= 1e-6 * (1.0 + abs(a)) and abs(a) < float("inf")
+        limits.append(a if flat else None)
+    result = ActivationProfile(float(slope(fn, _GRID).abs().max()), limits[0], limits[1])
+    if key is not None:
+        _CACHE[key] = result
+    return result

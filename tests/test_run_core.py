@@ -208,3 +208,14 @@ def test_results_run_bad_ids_are_one_line_errors(tmp_path, capsys):
     run_sweep(tmp_path / "s.toml", store, device="cpu")
     assert main(["results", "--store", str(store), "--run", "zzzz"]) == 2
     assert "no run 'zzzz'" in capsys.readouterr().err
+
+
+def test_the_sweep_path_starts_without_the_report_side():
+    """`initlab sweep` loads neither matplotlib, pandas, scikit-learn nor FastAPI (seconds of every start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, initlab.cli.main, initlab.experiments, initlab.experiments.sweep; "
+            "print(sorted(m for m in ('matplotlib', 'pandas', 'sklearn', 'fastapi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -9,24 +9,26 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .findings import Findings, findings
 from .execute import Batch, LocalExecutor, execute, load_split, plan, run_batch
 from .record import RunRecord, clean
+from .reproduce import CLASSIC_NAMES, classic_specs, reproduce
 from .spec import ExperimentSpec, RunSpec, parse_hidden, parse_init
 from .store import Store
 from .sweep import SweepReport, make_batches, run_sweep
 from .sweep_spec import SweepSpec, load_spec, parse_spec
+from .train import load_specs, train, train_many
 
 _LAZY = {
-    "Findings": "findings", "findings": "findings", "Outputs": "outputs", "write_outputs": "outputs",
-    "CLASSIC_NAMES": "reproduce", "classic_specs": "reproduce", "reproduce": "reproduce",
-    "ExperimentResult": "run", "run_experiment": "run", "load_specs": "train", "train": "train",
-    "train_many": "train",
+"Outputs": "outputs", "write_outputs": "outputs",
+    "ExperimentResult": "run", "run_experiment": "run",
 }
 
 __all__ = [
     "RunSpec", "RunRecord", "execute", "plan", "run_batch", "load_split", "Batch", "LocalExecutor", "clean",
     "ExperimentSpec", "parse_hidden", "parse_init", "Store", "SweepSpec", "SweepReport", "load_spec",
-    "parse_spec", "make_batches", "run_sweep", *_LAZY,
+    "parse_spec", "make_batches", "run_sweep", "reproduce", "classic_specs", "CLASSIC_NAMES", "train",
+    "train_many", "load_specs", "Findings", "findings", *_LAZY,
 ]
 
 

@@ -17,11 +17,8 @@ import numpy as np
 from .. import __version__
 from .spec import RunSpec
 
-__all__ = ["RunRecord", "RunArtifacts", "clean", "summarize", "SUMMARY_LAYER_KEYS"]
+__all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]
 
-# Per-layer numbers a record keeps of a Diagnosis (the DESIGN names; activation_std is LayerStats.std).
-SUMMARY_LAYER_KEYS = ("name", "kind", "units", "activation", "distinct_units", "dead_fraction", "saturated_fraction",
-                      "mean", "std", "grad_norm", "weight_std", "healthy_weight_std")
 
 
 def clean(value: Any, digits: int | None = None) -> Any:
@@ -51,12 +48,9 @@ def clean(value: Any, digits: int | None = None) -> Any:
 
 
 def summarize(diag: Any) -> dict[str, Any]:
-    """The JSON summary of a Diagnosis a record keeps: loss, verdicts, a few numbers per layer."""
-    layers = []
-    for s in diag.layers:
-        row = {k: getattr(s, k) for k in SUMMARY_LAYER_KEYS if hasattr(s, k)}
-        row["activation_std"] = s.std  # the DESIGN name
-        layers.append(row)
+    """The JSON summary of a Diagnosis a record keeps: loss, verdicts, every LayerStats number per
+    layer (``activation_std`` is the DESIGN name of ``std``)."""
+    layers = [s.to_dict() | {"activation_std": s.std} for s in diag.layers]
     return {
         "loss": diag.loss,
         "codes": list(diag.codes),

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .._validation import ValidationError, check_choice, check_int, check_out_folder
 from ..datasets import load_csv
-from ..report import CLASSIC_INTRO
-from .outputs import Outputs, write_outputs
-from .run import ExperimentResult, run_experiment
 from .spec import RunSpec
+
+if TYPE_CHECKING:  # the report side (matplotlib) loads when a report is written, not with the package
+    from .outputs import Outputs
+    from .run import ExperimentResult
 
 __all__ = ["classic_specs", "reproduce", "CLASSIC_NAMES", "DEFAULT_OUT"]
 
@@ -66,6 +69,10 @@ def reproduce(
     ``only`` picks some of ``CLASSIC_NAMES`` (a list or a comma-separated string). Everything is
     validated before the first run; returns the results and where the files went.
     """
+    from ..report import CLASSIC_INTRO
+    from .outputs import write_outputs
+    from .run import run_experiment
+
     check_int("epochs", epochs, 1)
     check_int("seed", seed, 0)
     check_out_folder("out", out)  # a bad --out fails before training, not after

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -9,9 +11,11 @@ from typing import Any
 
 from .._validation import DataError, ValidationError, check_out_folder
 from .execute import load_split
-from .outputs import Outputs, write_outputs
-from .run import ExperimentResult, run_experiment
 from .spec import RunSpec
+
+if TYPE_CHECKING:  # the report side (matplotlib) loads when a report is written, not with the package
+    from .outputs import Outputs
+    from .run import ExperimentResult
 
 __all__ = ["train", "train_many", "load_specs", "DEFAULT_TRAIN_OUT"]
 
@@ -35,6 +39,9 @@ def train_many(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[ExperimentResult], Outputs]:
     """Run every spec (e.g. all entries of a results.json) and write one report for them."""
+    from .outputs import write_outputs
+    from .run import run_experiment
+
     if not specs:
         raise ValidationError("no run to train")
     check_out_folder("out", out)  # a bad --out fails before training, not after

@@ -26,6 +26,7 @@ from .. import datasets
 from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
 from ..diagnostics import Monitor, diagnose
+from ..diagnostics.stacked import diagnose_stack
 from ..initializers import apply_init
 from ..models import MLP
 from ..training import BatchedTrainer, Trainer
@@ -231,6 +232,11 @@ def build_stack(batch: Batch, data: datasets.Dataset, split: Split, callbacks: S
     )
 
 
+def _diagnose_all(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) -> list[Any]:
+    """Every model's Diagnosis, from the stacked tensors (no model is rebuilt as a module)."""
+    return [d for stack in trainer.stacks_ for d in diagnose_stack(stack, X, y)]
+
+
 def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: list[Any], keep: bool
                  ) -> list[RunRecord]:
     specs = batch.specs
@@ -239,13 +245,11 @@ def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: 
     trainer = build_stack(batch, data, split, callbacks)
     m = len(specs)
     diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
-    init_diags = [diagnose(trainer.to_model(i).to(batch.device), diag_X, diag_y) for i in range(m)] \
-        if batch.diagnostics else [None] * m
+    init_diags = _diagnose_all(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     start = time.perf_counter()
     trainer.fit(X_tr, y_tr, X_val, y_val)
     wall = time.perf_counter() - start
-    end_diags = [diagnose(trainer.to_model(i).to(batch.device), diag_X, diag_y) for i in range(m)] \
-        if batch.diagnostics else [None] * m
+    end_diags = _diagnose_all(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
     val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (np.full(m, np.nan),) * 2
     proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)

@@ -10,7 +10,6 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ...diagnostics.doctor import run_doctor
-from ...report.doctor import write_report
 from ..main import app, console
 
 
@@ -30,6 +29,8 @@ def doctor_command(
     Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal
     """
     result = run_doctor(target, input_shape, batch, data, init, seed)
+    from ...report.doctor import write_report  # matplotlib: loaded when a report is written
+
     paths = write_report(result, out)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -9,7 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ... import results as results_lib
 from ...experiments.store import DEFAULT_STORE
 from ...experiments.sweep import run_sweep
 from ...experiments.sweep_spec import load_spec
@@ -97,6 +96,8 @@ def results_command(
     if fmt not in ("table", "csv", "json"):
         raise fail(f"unknown format {fmt!r} (allowed: table, csv, json)")
     if run:
+        from ... import results as results_lib  # pandas: loaded by the commands that read a store
+
         record = results_lib.run(store, run)
         if fmt == "json":
             print(json.dumps(record, indent=2))
@@ -107,6 +108,8 @@ def results_command(
                     table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
             console.print(table)
         return
+    from ... import results as results_lib
+
     df = results_lib.load(store, spec_hash=sweep or None)
     agg = results_lib.aggregate(df, by=[c.strip() for c in by.split(",") if c.strip()] or None)
     if agg.empty:
@@ -158,6 +161,8 @@ def plot_command(
     if kind not in ("heatmap", "curves"):
         raise fail(f"unknown plot kind {kind!r} (allowed: heatmap, curves)")
     check_figure_path(out, "--out")
+    from ... import results as results_lib
+
     df = results_lib.load(store, spec_hash=sweep or None, history=kind == "curves")
     if kind == "heatmap":
         fig = heatmap(df, value=value, rows=rows, cols=cols, panel=panel)

@@ -1,0 +1,64 @@
+"""Diagnosing a stack of M MLPs at once equals diagnosing each rebuilt model alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from initlab import datasets
+from initlab.diagnostics import diagnose
+from initlab.diagnostics.stacked import diagnose_stack, distinct_units_stacked
+from initlab.diagnostics.symmetry import distinct_units
+from initlab.training import BatchedTrainer
+
+INITS = ["zeros", "he_normal", "glorot_uniform", {"name": "normal", "std": 1e-7}, "orthogonal", {"name": "normal", "std": 3.0}]
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = datasets.load("moons", 100, 0.1, 0)
+    return torch.as_tensor(ds.X[:80]), torch.as_tensor(ds.y[:80])
+
+
+@pytest.mark.parametrize("activation, sizes, epochs", [
+    ("relu", [2, 10, 1], 0), ("tanh", [2, 8, 8, 1], 3), ("sigmoid", [2, 10, 1], 2), ("elu", [2, 6, 6, 6, 1], 2),
+])
+def test_stack_diagnosis_equals_each_model_diagnosed_alone(data, activation, sizes, epochs):
+    X, y = data
+    bt = BatchedTrainer(sizes, activation, INITS, list(range(len(INITS))), epochs=max(1, epochs))
+    if epochs:
+        bt.fit(X.numpy(), y.numpy())
+    stacked = diagnose_stack(bt.stacks_[0], X, y)
+    for i, got in enumerate(stacked):
+        ref = diagnose(bt.to_model(i), X, y)
+        assert got.codes == ref.codes
+        assert [v.message for v in got.verdicts] == [v.message for v in ref.verdicts]
+        assert got.loss == pytest.approx(ref.loss, rel=1e-5)
+        for a, b in zip(got.layers, ref.layers):
+            for key, value in a.to_dict().items():
+                expected = b.to_dict()[key]
+                if isinstance(value, float) and expected is not None:
+                    assert value == pytest.approx(expected, rel=1e-5, abs=1e-6), (i, a.name, key)
+                else:
+                    assert value == expected, (i, a.name, key)
+
+
+def test_softmax_stack_diagnosis(data):
+    ds = datasets.load("digits")
+    X, y = torch.as_tensor(ds.X[:64]), torch.as_tensor(ds.y[:64])
+    bt = BatchedTrainer([64, 16, 10], "relu", ["zeros", "he_normal"], [0, 1], output="softmax")
+    for got, i in zip(diagnose_stack(bt.stacks_[0], X, y), range(2)):
+        ref = diagnose(bt.to_model(i), X, y)
+        assert got.codes == ref.codes and got.loss == pytest.approx(ref.loss, rel=1e-5)
+        assert [s.distinct_units for s in got.layers] == [s.distinct_units for s in ref.layers]
+
+
+def test_batched_distinct_units_follow_the_single_rule():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(20, 6, 3, generator=gen)
+    w[:, 1] = w[:, 0]  # units 0 and 1 share incoming weights ...
+    out = torch.randn(20, 6, 2, generator=gen)
+    out[::2, 1] = out[::2, 0]  # ... and, in every other model, outgoing weights
+    got = distinct_units_stacked(w, out).tolist()
+    want = [distinct_units(w[i, :, :2], w[i, :, 2], [out[i]]) for i in range(20)]
+    assert got == want and got[0] == 5 and got[1] == 6

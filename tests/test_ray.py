@@ -52,6 +52,11 @@ def spec_file(tmp_path):
     return path
 
 
+def _stored(store: Path) -> dict[str, tuple]:
+    df = initlab.results.load(store, history=True)
+    return {r.run_id: (r.status, r.epochs_run, r.final_loss, r.final_val_accuracy, r.history) for r in df.itertuples()}
+
+
 # -------------------------------------------------------------------- bad input (no cluster needed)
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
@@ -120,6 +125,25 @@ def test_settings_are_checked():
         RayExecutor(address="auto", num_cpus=2).start()
 
 
+# -------------------------------------------------------------------- a local Ray instance
+@pytest.mark.slow
+def test_cli_on_a_local_ray_instance_stores_the_same_numbers_as_local(spec_file, tmp_path, capsys):
+    """No --address: the sweep starts a private local Ray instance, and stops it afterwards."""
+    assert not ray.is_initialized()
+    local, remote = tmp_path / "local.db", tmp_path / "ray.db"
+    threads = torch.get_num_threads()
+    try:  # one torch thread in both, as in the Ray tasks, so that every sum adds in the same order
+        assert main(["--threads", "1", "sweep", str(spec_file), "--store", str(local), "--max-batch", "2"]) == 0
+        assert main(["sweep", str(spec_file), "--store", str(remote), "--executor", "ray", "--threads", "1",
+                     "--max-batch", "2", "--json"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert '"trained": 4' in capsys.readouterr().out
+    assert not ray.is_initialized()  # the instance it started is gone
+    want, got = _stored(local), _stored(remote)
+    assert len(want) == 4 and got == want  # run ids, losses, accuracies, histories: identical
+
+
 # -------------------------------------------------------------------- a real cluster
 @pytest.fixture(scope="module")
 def cluster():
@@ -133,11 +157,6 @@ def cluster():
     yield c
     ray.shutdown()
     c.shutdown()
-
-
-def _stored(store: Path) -> dict[str, tuple]:
-    df = initlab.results.load(store, history=True)
-    return {r.run_id: (r.status, r.epochs_run, r.final_loss, r.final_val_accuracy, r.history) for r in df.itertuples()}
 
 
 @pytest.mark.slow
@@ -166,23 +185,29 @@ def test_cli_runs_on_the_cluster_it_is_connected_to(cluster, spec_file, tmp_path
 
 class _Traced:
     """Wraps an executor: each attempt of a batch logs the node it starts on (all nodes share this
-    machine's disk), an attempt on ``hold_on`` sleeps until that node dies; keeps what comes back."""
+    machine's disk). An attempt on ``doomed`` sleeps until that node dies; an attempt elsewhere
+    waits for the file ``released``, so that the other nodes stay busy and the doomed node gets work."""
 
-    def __init__(self, inner, log: Path, hold_on: str):
-        self.inner, self.log, self.hold_on, self.yielded = inner, str(log), hold_on, []
+    def __init__(self, inner, log: Path, doomed: str, released: Path):
+        self.inner, self.yielded = inner, []
+        self.log, self.doomed, self.released = str(log), doomed, str(released)
 
     def map(self, fn, batches):
-        log, hold_on = self.log, self.hold_on
+        log, doomed, released = self.log, self.doomed, self.released
 
         def traced(batch):  # a closure: Ray ships it by value, the workers need not import this test
             import hashlib
+            import os
             import pickle
 
             node = ray.get_runtime_context().get_node_id()
             with open(log, "a") as f:
                 f.write(f"{node} {hashlib.sha1(pickle.dumps(batch)).hexdigest()}\n")
-            if node == hold_on:
+            if node == doomed:
                 time.sleep(120)  # in flight until the node is removed
+            deadline = time.monotonic() + 90
+            while not os.path.exists(released) and time.monotonic() < deadline:
+                time.sleep(0.05)
             return fn(batch)
 
         for batch, rows in self.inner.map(traced, batches):
@@ -192,15 +217,15 @@ class _Traced:
 
 @pytest.mark.slow
 def test_a_node_dying_mid_sweep_loses_and_doubles_nothing(cluster, tmp_path):
-    """A third node is removed while it runs a batch: Ray re-runs the batch on another node, and
-    every run lands in the store exactly once."""
+    """A third node is removed while it runs a batch (the other nodes are kept busy until then):
+    Ray re-runs the batch on another node, and every run lands in the store exactly once."""
     spec = parse_spec({"data": {"name": "moons", "n_samples": 100},
                        "grid": {"init": ["zeros", "he_normal"], "activation": ["relu", "tanh"], "depth": [1],
                                 "width": [4], "seed": [0, 1, 2]},
                        "train": {"epochs": 5}})
     doomed = cluster.add_node(**NODE)
     cluster.wait_for_nodes()
-    log = tmp_path / "attempts.log"
+    log, released = tmp_path / "attempts.log", tmp_path / "released"
     log.touch()
 
     def remove_when_busy() -> None:
@@ -208,11 +233,12 @@ def test_a_node_dying_mid_sweep_loses_and_doubles_nothing(cluster, tmp_path):
         while doomed.node_id not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         cluster.remove_node(doomed, allow_graceful=False)
+        released.touch()
 
     remover = threading.Thread(target=remove_when_busy)
     remover.start()
     store = tmp_path / "s.db"
-    executor = _Traced(RayExecutor(threads=1, max_retries=3), log, hold_on=doomed.node_id)
+    executor = _Traced(RayExecutor(threads=1, max_retries=3), log, doomed.node_id, released)
     try:
         report = run_sweep(spec, store, device="cpu", executor=executor, max_batch=1)
     finally:

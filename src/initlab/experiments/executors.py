@@ -78,6 +78,8 @@ class RayExecutor:
     # ---------------------------------------------------------------- connection
     def start(self) -> RayExecutor:
         """Check the settings and connect to Ray (start a local instance when no address); idempotent."""
+        if self._owned:
+            return self
         check_int("threads", self.threads, 1)
         check_int("max_retries", self.max_retries, 0)
         if self.num_cpus is not None:

@@ -23,9 +23,9 @@ def sweep_command(
     spec: Path = typer.Argument(..., help="The sweep spec (TOML) with tables data, grid and train (see examples/sweep.toml)."),
     store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store (created if missing)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    executor: str = typer.Option("local", "--executor", help="local (batched, in this process) or ray (pip install 'initlab[ray]')."),
+    executor: str = typer.Option("local", "--executor", help="local (batched, in this process) or ray (pip install 'initlab\\[ray]')."),
     address: str = typer.Option(None, "--address", help="ray: auto or HOST:PORT of a running cluster (default: a local Ray instance)."),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help; ray: per task, default 1)."),
     max_batch: int = typer.Option(1000, "--max-batch", help="Most runs trained together (and lost to a crash)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count the runs; train nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -37,7 +37,7 @@ def sweep_command(
 
     Example: initlab sweep examples/sweep.toml --store initlab.db
 
-    On a Ray cluster (each node: pip install 'initlab[ray]'):
+    On a Ray cluster (each node: pip install 'initlab\\[ray]'):
     initlab sweep examples/sweep.toml --executor ray --address auto
     """
     parsed = load_spec(spec)  # every key and name checked before any work

@@ -76,8 +76,9 @@ def test_unknown_executor_is_one_line_with_did_you_mean(spec_file, tmp_path, cap
 def test_missing_ray_names_the_extra(spec_file, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     store = tmp_path / "s.db"
-    assert main(["sweep", str(spec_file), "--store", str(store), "--executor", "ray"]) == 2
-    assert "pip install 'initlab[ray]'" in _one_line_error(capsys)
+    for address in ([], ["--address", "127.0.0.1:1"]):  # the missing package is named first
+        assert main(["sweep", str(spec_file), "--store", str(store), "--executor", "ray", *address]) == 2
+        assert "the ray executor needs Ray: pip install 'initlab[ray]'" in _one_line_error(capsys)
     assert not store.exists()
 
 

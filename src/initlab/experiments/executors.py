@@ -87,18 +87,17 @@ class RayExecutor:
             if self.address is not None:
                 raise ValidationError("num_cpus sizes a local Ray instance; a cluster at an address has its own")
         deadline = time.monotonic() + self.connect_timeout
-        if self.address is not None:
-            self.address = str(self.address).strip()
-            if self.address != "auto":
-                self._probe(*_split_address(self.address))
+        address = None if self.address is None else str(self.address).strip()
         ray = _import_ray()
+        if address not in (None, "auto"):
+            self._probe(address, *_split_address(address))
         if ray.is_initialized():
             return self
-        if self.address is None:
+        if address is None:
             ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count() or 1, include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            self._join(ray, deadline)
+            self._join(ray, address, deadline)
         self._owned = True
         return self
 
@@ -114,24 +113,24 @@ class RayExecutor:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _probe(self, host: str, port: int) -> None:
+    def _probe(self, address: str, host: str, port: int) -> None:
         """Fail fast, in one line, when nothing listens at the address (Ray itself retries for minutes)."""
         try:
             socket.create_connection((host, port), timeout=min(5.0, self.connect_timeout / 2)).close()
         except OSError as err:
             reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err) or type(err).__name__)
             raise ValidationError(
-                f"no Ray cluster at --address {self.address!r} ({reason}); start one there with "
+                f"no Ray cluster at --address {address!r} ({reason}); start one there with "
                 "`ray start --head`, or leave out --address for a local one"
             ) from None
 
-    def _join(self, ray, deadline: float) -> None:
+    def _join(self, ray, address: str, deadline: float) -> None:
         """``ray.init(address)`` with a deadline: a port that accepts but never answers must not hang the sweep."""
         outcome: dict[str, BaseException] = {}
 
         def connect() -> None:
             try:
-                ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             except BaseException as err:  # handed to the caller's thread
                 outcome["error"] = err
 
@@ -139,11 +138,11 @@ class RayExecutor:
         thread.start()
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
-            raise ValidationError(f"no Ray cluster answered at --address {self.address!r} within "
+            raise ValidationError(f"no Ray cluster answered at --address {address!r} within "
                                   f"{self.connect_timeout:.0f} s; check the address (`ray status` on the head node)")
         if "error" in outcome:
             first = (str(outcome["error"]).strip().splitlines() or [type(outcome["error"]).__name__])[0]
-            raise ValidationError(f"cannot join the Ray cluster at --address {self.address!r}: {first}")
+            raise ValidationError(f"cannot join the Ray cluster at --address {address!r}: {first}")
 
     # ---------------------------------------------------------------- work
     def map(self, fn: Callable[[Any], list[dict[str, Any]]], batches: Sequence[Any]

@@ -19,7 +19,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..plots.style import init_color
+from ..plots.style import init_color, styled
 from .diagnose import Diagnosis, hidden_weighted
 from .monitor import Monitor
 
@@ -102,6 +102,7 @@ def _spread(names: list[str], most: int) -> list[str]:
     return [names[i] for i in keep]
 
 
+@styled
 def layer_histograms(source, title: str | None = None) -> Figure:
     """Per-layer histograms of activations (top row) and back-propagated gradients (bottom row).
 
@@ -143,6 +144,7 @@ def _log10(a: np.ndarray) -> np.ndarray:
         return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
 
 
+@styled
 def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
     """Layers x recorded steps: log10 activation std (left) and log10 gradient norm reaching
     each layer's output (right). One picture instead of a panel per layer."""
@@ -166,6 +168,7 @@ def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
     return fig
 
 
+@styled
 def depth_profile(diagnoses: Mapping[str, Diagnosis] | Diagnosis, title: str | None = None) -> Figure:
     """Activation std and back-propagated gradient norm against depth, a line per diagnosis.
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
 from .activations import make_activation
 
@@ -17,6 +19,16 @@ __all__ = ["MLP", "OUTPUTS"]
 OUTPUTS = ("sigmoid", "softmax", "linear")
 
 
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """``nn.Linear(n_in, n_out)`` with its default init drawn from ``generator``, not the global RNG."""
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)  # no reset_parameters(): nothing drawn yet
+    bound = 1.0 / math.sqrt(n_in)  # what kaiming_uniform_(a=sqrt(5)) gives, as nn.Linear does
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)  # (out, in)
+        layer.bias.uniform_(-bound, bound, generator=generator)  # (out,)
+    return layer
+
+
 class MLP(nn.Sequential):
     """``sizes[0] -> sizes[1] -> ... -> sizes[-1]`` with ``activation`` after every hidden layer.
 
@@ -24,18 +36,25 @@ class MLP(nn.Sequential):
     ``Dense(1, sigmoid)``. ``forward`` returns logits (the losses take logits, which is
     numerically stabler); ``predict_proba`` applies the ``output`` function. It is an
     ``nn.Sequential`` of modules named ``hidden1, act1, hidden2, act2, ..., output``.
+
+    The weights and biases start as PyTorch's default for ``nn.Linear``,
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, drawn from ``generator`` (a ``torch.Generator``
+    or an int seed; ``None``: a fresh seed from the OS), never from torch's global RNG.
+    ``initlab.apply_init`` sets a chosen scheme.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid") -> None:
+    def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid",
+                 generator: torch.Generator | int | None = None) -> None:
         sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         if len(sizes) < 2:
             raise ValidationError(f"sizes needs at least an input and an output size, got {sizes}")
         output = check_choice("output", output, OUTPUTS)
+        gen = make_generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
-            layers[f"hidden{i}"] = nn.Linear(n_in, n_out)
+            layers[f"hidden{i}"] = _linear(n_in, n_out, gen)
             layers[f"act{i}"] = make_activation(activation)
-        layers["output"] = nn.Linear(sizes[-2], sizes[-1])
+        layers["output"] = _linear(sizes[-2], sizes[-1], gen)
         super().__init__(layers)
         self.sizes = sizes
         self.activation = activation

@@ -13,7 +13,7 @@ from matplotlib.colors import LinearSegmentedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .style import CLASS_COLORS, plt
+from .style import CLASS_COLORS, styled
 
 __all__ = ["ProbabilityGrid", "BoundaryPanel", "probability_grid", "draw_boundary", "boundary_figure", "boundaries_figure", "legend_handles"]
 
@@ -119,21 +119,25 @@ def draw_boundary(ax: Axes, panel: BoundaryPanel, legend: bool = True):
     return image
 
 
+@styled
 def boundary_figure(panel: BoundaryPanel) -> Figure:
     """One decision-boundary figure with a colour bar for P(class 1)."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.4))
+    fig = Figure(figsize=(5.6, 4.4))
+    ax = fig.subplots()
     image = draw_boundary(ax, panel)
     if panel.grid.proba.ndim == 2:
         fig.colorbar(image, ax=ax, label=f"P(class {_positive_name(panel)})", fraction=0.05, pad=0.02)
     return fig
 
 
+@styled
 def boundaries_figure(panels: Sequence[BoundaryPanel], suptitle: str = "Decision boundaries") -> Figure:
     """All panels side by side (at most 4 per row), sharing one colour bar."""
     n = len(panels)
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols + 0.6, 3.5 * rows + 0.5), squeeze=False)
+    fig = Figure(figsize=(3.7 * cols + 0.6, 3.5 * rows + 0.5))
+    axes = fig.subplots(rows, cols, squeeze=False)
     image = None
     for i, panel in enumerate(panels):
         ax = axes[i // cols][i % cols]

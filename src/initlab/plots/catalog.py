@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import initializers
-from .style import init_color
+from .style import init_color, styled
 
 __all__ = ["catalog_figure", "DEFAULT_SCHEMES"]
 
@@ -19,6 +19,7 @@ DEFAULT_SCHEMES = ("normal", "uniform", "truncated_normal", "glorot_normal", "gl
                    "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal", "sparse")
 
 
+@styled
 def catalog_figure(fan_in: int = 256, fan_out: int = 256, names: Sequence[str] = DEFAULT_SCHEMES, seed: int = 0) -> Figure:
     """Weight densities of each scheme for a ``(fan_out, fan_in)`` layer, and its Var(W) * fan_in.
 

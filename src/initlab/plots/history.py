@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from .style import plt
+from .style import styled
 
 __all__ = ["Curves", "history_figure", "histories_figure"]
 
@@ -29,9 +29,11 @@ def _loss_axis(ax) -> None:
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
 
 
+@styled
 def history_figure(curves: Curves, title: str | None = None) -> Figure:
     """Two panels, loss and accuracy; training solid, validation dashed, in the run's colour."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8.4, 3.3))
+    fig = Figure(figsize=(8.4, 3.3))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     h = curves.history
     for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
         values = h.get(key, [])
@@ -51,12 +53,14 @@ def history_figure(curves: Curves, title: str | None = None) -> Figure:
     return fig
 
 
+@styled
 def histories_figure(runs: Sequence[Curves], title: str = "Training curves") -> Figure:
     """Every run in one figure: training loss and validation accuracy per epoch.
 
     Runs that share a colour (the same initializer) get different line styles.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig = Figure(figsize=(9.6, 3.6))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     seen: dict[str, int] = {}
     for run in runs:
         style = _LINESTYLES[seen.get(run.color, 0) % len(_LINESTYLES)]

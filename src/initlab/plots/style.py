@@ -2,24 +2,34 @@
 
 Every figure in initlab takes its colours from here, so "he_normal" is the same green in
 the reproduce report, the sweep heat maps, the theory plots and the browser lab.
+
+The look is applied per figure, never globally: a function that makes a figure is decorated
+with :func:`styled` (or makes it inside ``with style():``), so importing initlab or drawing
+an initlab figure leaves matplotlib's backend and ``rcParams`` as the user set them. Figures
+are plain ``matplotlib.figure.Figure`` objects, not pyplot's: they need no backend and no
+display, and pyplot never holds them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
+from matplotlib.backend_bases import FigureCanvasBase
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from .._validation import ValidationError, did_you_mean
+from ..initializers import canonical_name
 
-from .._validation import ValidationError, did_you_mean  # noqa: E402
-
-from ..initializers import canonical_name  # noqa: E402
-
-__all__ = ["INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "check_figure_path", "STYLE"]
+__all__ = [
+    "INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "check_figure_path",
+    "STYLE", "style", "styled",
+]
 
 # Families share a hue: Glorot blues, He greens, LeCun purples, constants greys/reds.
 INIT_COLORS: dict[str, str] = {
@@ -59,7 +69,26 @@ STYLE = {
     "axes.spines.right": False,
     "axes.grid": False,
 }
-plt.rcParams.update(STYLE)
+
+_F = TypeVar("_F", bound=Callable)
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """initlab's look (:data:`STYLE`) for the figures made inside; matplotlib's own settings come back after."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def styled(make_figure: _F) -> _F:
+    """Decorator: the figure-making function runs inside :func:`style`."""
+
+    @functools.wraps(make_figure)
+    def wrapper(*args, **kwargs):
+        with style():
+            return make_figure(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def init_color(name: str) -> str:
@@ -90,14 +119,22 @@ def check_figure_path(path: str | Path, field: str = "figure path") -> Path:
     return path
 
 
+def _close(fig: Figure) -> None:
+    """Let pyplot forget ``fig`` if pyplot made it (initlab's own figures are not pyplot's)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
+
+
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG (tight bounding box) and close it; returns the path."""
+    """Write ``fig`` (a format from the suffix, tight bounding box, initlab's dpi) and close it; returns the path."""
     try:
         path = check_figure_path(path)
     except ValidationError:
-        plt.close(fig)
+        _close(fig)
         raise
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    with style():
+        fig.savefig(path, bbox_inches="tight")
+    _close(fig)
     return path

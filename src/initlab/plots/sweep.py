@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from .._validation import ValidationError, check_choice, did_you_mean
-from .style import init_color
+from .style import init_color, styled
 
 __all__ = ["heatmap", "learning_curves"]
 
@@ -22,6 +20,7 @@ def _check_columns(df: pd.DataFrame, *cols: str) -> None:
         raise ValidationError("the store has no runs to plot")
 
 
+@styled
 def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", cols: str = "depth",
             panel: str = "activation", title: str | None = None) -> Figure:
     """One heat map per ``panel`` value: ``rows`` x ``cols`` coloured by the mean of ``value``.
@@ -34,8 +33,8 @@ def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", c
     row_vals = sorted(df[rows].unique(), key=str) if rows != "init" else list(dict.fromkeys(df[rows]))
     col_vals = sorted(df[cols].unique())
     vmin, vmax = float(np.nanmin(df[value])), float(np.nanmax(df[value]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 0.9 * len(col_vals) * len(panels) + 1.2 * len(panels),
-                                                      0.9 + 0.45 * len(row_vals)), squeeze=False, sharey=True)
+    fig = Figure(figsize=(1.2 + 0.9 * len(col_vals) * len(panels) + 1.2 * len(panels), 0.9 + 0.45 * len(row_vals)))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
     image = None
     for ax, key in zip(axes[0], panels):
         part = df[df[panel] == key]
@@ -61,6 +60,7 @@ def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", c
     return fig
 
 
+@styled
 def learning_curves(df: pd.DataFrame, metric: str = "val_accuracy", by: str = "init", panel: str = "activation",
                     where: dict | None = None, title: str | None = None) -> Figure:
     """Mean learning curve per ``by`` value with a band of +-1 std over the runs (seeds), a panel per ``panel``.
@@ -77,7 +77,8 @@ def learning_curves(df: pd.DataFrame, metric: str = "val_accuracy", by: str = "i
     recorded = list(dict.fromkeys(k for h in df["history"] if h for k in h))  # e.g. loss, accuracy, val_loss, ...
     check_choice("metric", metric, recorded)
     panels = sorted(df[panel].unique(), key=str)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=True)
+    fig = Figure(figsize=(4.2 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
     for ax, key in zip(axes[0], panels):
         part = df[df[panel] == key]
         for name in dict.fromkeys(part[by]):

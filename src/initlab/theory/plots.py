@@ -18,7 +18,7 @@ from matplotlib import colors, patheffects
 from matplotlib.figure import Figure
 
 from .._validation import DataError, ValidationError
-from ..plots.style import init_color
+from ..plots.style import init_color, styled
 from .bridge import VarianceCheck, effective_sigma_w2
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
 
@@ -47,6 +47,7 @@ def _init_groups(inits: Sequence[str], fan: int = 512) -> list[tuple[float, list
     return sorted(groups.items())
 
 
+@styled
 def phase_diagram(
     activation: Activation = "tanh",
     sigma_w2: tuple[float, float] = (0.5, 4.0),
@@ -93,6 +94,7 @@ def _critical_or_nan(kernel, b: float) -> float:
         return np.nan
 
 
+@styled
 def trainable_depth_plot(
     activation: Activation = "tanh",
     sigma_b2: Sequence[float] = (0.0, 0.05, 0.2),
@@ -149,6 +151,7 @@ def load_runs_csv(path: str | Path):
         raise DataError(f"results file {str(path)!r} is not a readable CSV: {reason}") from None
 
 
+@styled
 def accuracy_heatmap(
     frame,
     activation: Activation | None = None,
@@ -245,6 +248,7 @@ def _single(df, column: str, given):
     return values[0]
 
 
+@styled
 def variance_check_plot(check: VarianceCheck) -> Figure:
     """Predicted (length map) vs measured pre-activation variance q^l per layer, and their error."""
     layers = np.arange(1, check.depth + 1)

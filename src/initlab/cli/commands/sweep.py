@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ...experiments.executors import EXECUTORS, open_executor
 from ...experiments.store import DEFAULT_STORE
 from ...experiments.sweep import run_sweep
 from ...experiments.sweep_spec import load_spec
@@ -21,8 +22,9 @@ def sweep_command(
     spec: Path = typer.Argument(..., help="The sweep spec (TOML) with tables data, grid and train (see examples/sweep.toml)."),
     store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store (created if missing)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    backend: str = typer.Option("local", "--backend", help="Executor: local (batched, in this process)."),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help)."),
+    executor: str = typer.Option("local", "--executor", help="local (batched, in this process) or ray (pip install 'initlab\\[ray]')."),
+    address: str = typer.Option(None, "--address", help="ray: auto or HOST:PORT of a running cluster (default: a local Ray instance)."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help; ray: per task, default 1)."),
     max_batch: int = typer.Option(1000, "--max-batch", help="Most runs trained together (and lost to a crash)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count the runs; train nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -33,11 +35,13 @@ def sweep_command(
     most the batch in flight.
 
     Example: initlab sweep examples/sweep.toml --store initlab.db
+
+    On a Ray cluster (each node: pip install 'initlab\\[ray]'):
+    initlab sweep examples/sweep.toml --executor ray --address auto
     """
     parsed = load_spec(spec)  # every key and name checked before any work
     check_int("--threads", threads, 0)
-    if backend != "local":
-        raise fail(f"unknown backend {backend!r} (available: local; a Ray executor is planned)")
+    executor = check_choice("executor", executor.strip().lower(), EXECUTORS)
     if dry_run:
         runs = parsed.runs()
         payload = {"spec_hash": parsed.spec_hash, "runs": len(runs), "grid": parsed.grid}
@@ -50,9 +54,11 @@ def sweep_command(
         torch.set_num_threads(threads)
     columns = (TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    # No refresh thread: a Python thread waking 10 times a second stalls torch's spinning
-    # OpenMP workers on a small machine (measured: 20 s instead of 2 s); redraw per batch instead.
-    with Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:
+    # The executor connects (or fails, in one line) before the store is opened. No refresh
+    # thread: a Python thread waking 10 times a second stalls torch's spinning OpenMP workers
+    # on a small machine (measured: 20 s instead of 2 s); redraw per batch instead.
+    with open_executor(executor, address, threads=threads or 1) as runner, \
+            Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:
         task = bar.add_task("sweep", total=None, rate="")
         start = {"done": None}
 
@@ -65,7 +71,7 @@ def sweep_command(
                 bar.update(task, completed=done, rate=f"{speed:.1f} runs/s" if speed else "")
             bar.refresh()
 
-        report = run_sweep(parsed, store, device=device, progress=progress, max_batch=max_batch)
+        report = run_sweep(parsed, store, device=device, executor=runner, progress=progress, max_batch=max_batch)
     if as_json:
         print(json.dumps(report.to_dict()))
         return

@@ -157,21 +157,3 @@ def test_bad_arguments_name_the_field():
         BatchedTrainer([2, 3, 1], "relu", ["he_normal"], optimizer="adamw")
     with pytest.raises(ValidationError, match="X has 3 features, the models expect 2"):
         BatchedTrainer([2, 3, 1], "relu", ["he_normal"], epochs=1).fit(np.zeros((4, 3), np.float32), np.zeros(4))
-
-
-def test_flat_adam_fused_pass_equals_the_single_tensor_arithmetic():
-    from initlab.training.batched import FlatAdam
-
-    gen = torch.Generator().manual_seed(0)
-    n = 1000
-    grads = [torch.randn(n, generator=gen) * (torch.rand(n, generator=gen) > 0.3) for _ in range(5)]
-    params = []
-    for fused in (True, False):
-        opt = FlatAdam(n, 1e-3, torch.device("cpu"))
-        opt._fused = fused
-        p = torch.linspace(-1, 1, n)
-        for step in range(40):
-            opt.step(p, grads[step % 5])
-        params.append(p)
-    assert not torch.equal(params[0], torch.linspace(-1, 1, n))
-    assert torch.equal(params[0], params[1])  # bit for bit

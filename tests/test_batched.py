@@ -1,4 +1,11 @@
-"""The batched trainer must match M single-model Trainer runs number for number."""
+"""The batched trainer must match M single-model Trainer runs number for number, in the ordered phase.
+
+In the ordered phase (every layer's chi_1 <= 1, the critical line included) float rounding dies
+out, and batched and single runs agree within RTOL. In the chaotic phase (chi_1 > 1) it is
+amplified layer by layer and epoch by epoch, as between two single runs whose weights differ by
+one ulp (tanh, depth 10, SGD 0.05, sigma_w2 = 4: 100 %); there the two agree in distribution
+only, and these tests do not go there (``test_cases_are_in_the_ordered_phase``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import torch
 from initlab import ValidationError, apply_init, datasets
 from initlab.models import MLP
 from initlab.models.stacked import StackedMLP
+from initlab.theory import MeanField, effective_sigma_w2
 from initlab.training import BatchedTrainer, Trainer
 
 RTOL = 1e-5
@@ -33,19 +41,38 @@ def _assert_history_close(batched, i, single):
         np.testing.assert_allclose(got, values, rtol=RTOL, atol=1e-7, err_msg=f"model {i} {key}")
 
 
+def _max_chi_1(sizes, activation, init):
+    """The largest chi_1 over the hidden layers (biases zero), each with its own sigma_w2."""
+    return max(MeanField(activation, effective_sigma_w2(init, fan_in, fan_out), 0.0).chi_1
+               for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]))
+
+
+_SHRINK = {"name": "variance_scaling", "scale": 0.5, "distribution": "normal"}  # sigma_w2 = 0.5
 CASES = [
-    # sizes, activation, optimizer kwargs
-    ([2, 10, 1], "relu", {"optimizer": "adam"}),
-    ([2, 8, 6, 1], "tanh", {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9}),
-    ([2, 5, 5, 5, 1], "sigmoid", {"optimizer": "rmsprop"}),
-    ([2, 7, 1], "gelu", {"optimizer": "adam", "learning_rate": 0.01}),
-    ([2, 6, 4, 1], "selu", {"optimizer": "sgd"}),
+    # sizes, activation, optimizer kwargs, six inits (ordered or critical for the activation)
+    ([2, 10, 1], "relu", {"optimizer": "adam"},
+     ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]),
+    ([2, 8, 6, 1], "tanh", {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9},
+     ["lecun_normal", {"name": "truncated_normal", "std": 0.3}, "zeros", "orthogonal", _SHRINK, "lecun_uniform"]),
+    ([2, 5, 5, 5, 1], "sigmoid", {"optimizer": "rmsprop"},
+     ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]),
+    ([2, 7, 1], "gelu", {"optimizer": "adam", "learning_rate": 0.01},
+     ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]),
+    ([2, 6, 4, 1], "selu", {"optimizer": "rmsprop", "momentum": 0.9},
+     # SELU's critical sigma_w2 is 0.32 (sigma_b2 = 0): LeCun's 1 is chaotic by chi_1
+     [{**_SHRINK, "scale": 0.3}, {"name": "normal", "std": 0.2}, "zeros", {**_SHRINK, "scale": 0.1},
+      {"name": "variance_scaling", "scale": 0.25, "distribution": "uniform"}, {**_SHRINK, "scale": 0.3}]),
 ]
 
 
-@pytest.mark.parametrize("sizes, activation, opt", CASES)
-def test_matches_single_trainer_runs(moons, sizes, activation, opt):
-    inits = ["he_normal", "glorot_uniform", "zeros", "orthogonal", "lecun_normal", "he_normal"]
+@pytest.mark.parametrize("sizes, activation, opt, inits", CASES)
+def test_cases_are_in_the_ordered_phase(sizes, activation, opt, inits):
+    for init in inits:
+        assert _max_chi_1(sizes, activation, init) <= 1 + 1e-6, (activation, init)
+
+
+@pytest.mark.parametrize("sizes, activation, opt, inits", CASES)
+def test_matches_single_trainer_runs(moons, sizes, activation, opt, inits):
     init_seeds = [0, 1, 2, 3, 4, 5]
     data_seeds = [0, 0, 1, 0, 2, 1]  # shared and distinct minibatch orders in one batch
     bt = BatchedTrainer(sizes, activation, inits, init_seeds, data_seeds=data_seeds, epochs=25, chunk_size=4, **opt)
@@ -99,7 +126,7 @@ def test_diverged_model_is_frozen_and_others_unaffected(moons):
 
 
 def test_divergence_in_a_later_epoch_matches_trainer(moons):
-    # A deep linear net with large weights and SGD blows up in epoch 2; Glorot survives.
+    # A deep linear net with large weights and SGD blows up in epoch 2; Glorot (chi_1 = 1) survives.
     kw = {"optimizer": "sgd", "learning_rate": 0.1, "epochs": 10}
     inits = ["glorot_uniform", {"name": "normal", "std": 1.0}, "he_uniform"]
     sizes = [2, 16, 16, 16, 1]
@@ -108,9 +135,8 @@ def test_divergence_in_a_later_epoch_matches_trainer(moons):
     for i, init in enumerate(inits):
         single, model = _single(sizes, "linear", init, i, 0, moons, **kw)
         assert bt.diverged_epoch_[i] == (-1 if single.diverged_epoch_ is None else single.diverged_epoch_)
-        finite = np.isfinite(single.history_["loss"])
-        np.testing.assert_allclose(bt.history_["loss"][i, : len(finite)][finite],
-                                   np.array(single.history_["loss"])[finite], rtol=RTOL)
+        if _max_chi_1(sizes, "linear", init) <= 1 + 1e-6:  # the numbers only in the ordered phase (Glorot)
+            np.testing.assert_allclose(bt.history_["loss"][i], single.history_["loss"], rtol=RTOL)
     assert np.isnan(bt.history_["loss"][1, 3:]).all()
     survivors = BatchedTrainer(sizes, "linear", [inits[0], inits[2]], [0, 2], **kw).fit(*moons)
     np.testing.assert_allclose(bt.history_["val_loss"][[0, 2]], survivors.history_["val_loss"], rtol=1e-6)

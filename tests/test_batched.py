@@ -101,10 +101,12 @@ def test_softmax_output_matches_single_trainer():
 
 
 def test_initial_weights_equal_apply_init():
-    inits = ["he_normal", "glorot_uniform", {"name": "truncated_normal", "std": 0.3}, "orthogonal", "sparse"]
-    stack = StackedMLP.initialized([3, 6, 4, 1], "relu", inits, [7, 8, 9, 10, 11], ["zeros", "normal", "uniform", "zeros", "zeros"])
+    critical = {"name": "critical", "activation": "relu", "sigma_b2": 0.1}  # biases N(0, 0.1) from the same spec
+    inits = ["he_normal", "glorot_uniform", {"name": "truncated_normal", "std": 0.3}, "orthogonal", "sparse", critical]
+    biases = ["zeros", "normal", "uniform", "zeros", "zeros", critical]
+    stack = StackedMLP.initialized([3, 6, 4, 1], "relu", inits, [7, 8, 9, 10, 11, 12], biases)
     for i, init in enumerate(inits):
-        bias = ["zeros", "normal", "uniform", "zeros", "zeros"][i]
+        bias = biases[i]
         want = apply_init(MLP([3, 6, 4, 1], "relu"), init, bias, generator=7 + i)
         for got, expected in zip(stack.to_model(i).parameters(), want.parameters()):
             assert torch.equal(got, expected)

@@ -37,8 +37,9 @@ from scipy import optimize
 
 from .._validation import check_float
 from ..initializers._critical_point import (
-    Q_MAX, Q_MIN, Activation, _variance, chi_1, critical_sigma_w2, length_fixed_point, resolve_activation,
+    Q_MAX, Q_MIN, Activation, _variance, critical_sigma_w2, length_fixed_point, resolve_activation,
 )
+from ..initializers._critical_point import chi_1 as _chi_1
 
 __all__ = ["MeanField", "critical_sigma_w2", "resolve_activation", "Activation"]
 
@@ -100,7 +101,7 @@ class MeanField:
         chi_1 < 1 ordered (gradients vanish), > 1 chaotic (they explode), = 1 critical.
         Schoenholz et al. 2017, eq. 7; Poole et al. 2016.
         """
-        return chi_1(self.kernel, self.sigma_w2, self.q_star)
+        return _chi_1(self.kernel, self.sigma_w2, self.q_star)
 
     @cached_property
     def xi_q(self) -> float:

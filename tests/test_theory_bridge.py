@@ -80,7 +80,8 @@ def test_critical_spec_for_weights_and_biases_gives_chi1_equal_1(activation, sig
     assert sw2 == pytest.approx(s_star, rel=0.01)
     assert sb2 == pytest.approx(sigma_b2, rel=0.1)
     assert effective_sigma_w2(spec, 600) == s_star and effective_sigma_b2(spec, 600) == sigma_b2
-    assert MeanField(activation, effective_sigma_w2(spec, 600), effective_sigma_b2(spec, 600)).chi_1 == pytest.approx(1, abs=1e-9)
+    mf = MeanField(activation, effective_sigma_w2(spec, 600), effective_sigma_b2(spec, 600))
+    assert mf.chi_1 == pytest.approx(1, abs=1e-9)
 
 
 def test_critical_weights_with_zero_biases_are_chaotic():
@@ -211,10 +212,13 @@ def test_accuracy_heatmap_uses_the_runs_bias_variance():
             for d in (5, 10) for w in (1.0, 2.0)]
     critical = str({"name": "critical", "activation": "tanh", "sigma_b2": 0.05})  # as the store writes it
     assert "$\\sigma_b^2$=0)" in _curve_label(accuracy_heatmap(pd.DataFrame(rows)))  # no bias column: zeros
-    assert "=0.09)" in _curve_label(accuracy_heatmap(pd.DataFrame([{**r, "bias_init": "{'name': 'normal', 'std': 0.3}"} for r in rows])))
-    assert "=0.05)" in _curve_label(accuracy_heatmap(pd.DataFrame([{**r, "bias_init": critical} for r in rows])))
-    assert "=0)" in _curve_label(accuracy_heatmap(pd.DataFrame([{**r, "bias_init": "zeros"} for r in rows])))
-    assert "=0.2)" in _curve_label(accuracy_heatmap(pd.DataFrame([{**r, "bias_init": critical} for r in rows]), sigma_b2=0.2))
+    def with_bias(bias):
+        return pd.DataFrame([{**r, "bias_init": bias} for r in rows])
+
+    assert "=0.09)" in _curve_label(accuracy_heatmap(with_bias("{'name': 'normal', 'std': 0.3}")))
+    assert "=0.05)" in _curve_label(accuracy_heatmap(with_bias(critical)))
+    assert "=0)" in _curve_label(accuracy_heatmap(with_bias("zeros")))
+    assert "=0.2)" in _curve_label(accuracy_heatmap(with_bias(critical), sigma_b2=0.2))  # the argument wins
     mixed = pd.DataFrame([{**r, "bias_init": b} for r in rows for b in ("zeros", critical)])
     with pytest.raises(ValidationError, match="sigma_b2"):
         accuracy_heatmap(mixed)

@@ -28,7 +28,8 @@ from ..initializers._fans import fan_for_mode
 from ..initializers.registry import Initializer
 from .meanfield import Activation, MeanField, _variance, resolve_activation
 
-__all__ = ["effective_sigma_w2", "effective_sigma_b2", "as_init_spec", "predicted_preactivation_variance", "measure_preactivation_variance",
+__all__ = ["effective_sigma_w2", "effective_sigma_b2", "as_init_spec", "predicted_preactivation_variance",
+           "measure_preactivation_variance",
            "check_variance", "VarianceCheck"]
 
 _TRUNC_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
@@ -126,8 +127,8 @@ def effective_sigma_b2(bias_init: Any, fan_in: int, fan_out: int | None = None) 
     params = {**init.scheme.defaults, **init.params}
     if init.name == "critical":
         return _variance("sigma_b2", params["sigma_b2"])
-    constant_non_zero = init.scheme.kind == "constant" and not (init.name == "constant" and float(params["value"]) == 0.0)
-    if init.name in _NOT_BIAS_SCHEMES or (constant_non_zero and init.name != "zeros"):
+    zero = init.name == "zeros" or (init.name == "constant" and float(params["value"]) == 0.0)
+    if init.name in _NOT_BIAS_SCHEMES or (init.scheme.kind == "constant" and not zero):
         why = "a matrix scheme" if init.name in _NOT_BIAS_SCHEMES else "constant and not zero"
         raise ValidationError(f"bias init {str(init)!r} has no mean-field sigma_b2 ({why}; the theory needs i.i.d. "
                               "zero-mean biases): use zeros, normal, uniform, truncated_normal, a variance-scaling "

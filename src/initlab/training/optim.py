@@ -71,7 +71,8 @@ def keras_adam_(
     which computes p - (lr'/bc1) m / (sqrt(v)/sqrt(bc2) + eps'), bc = 1 - beta^t. With
     lr' = lr_t bc1 / sqrt(bc2) and eps' = eps / sqrt(bc2) that is p - lr_t m / (sqrt(v) + eps),
     Keras' update; it differs from the plain arithmetic only in rounding (tested). ``step_t`` is
-    a 0-d tensor the kernel reads the step from. Otherwise ``scratch[i]`` (shaped like ``params[i]``) holds sqrt(v) + eps.
+    a 0-d tensor the kernel reads the step from. Otherwise ``scratch[i]`` (shaped like
+    ``params[i]``) holds sqrt(v) + eps.
     """
     if fused:
         if step_t is None:

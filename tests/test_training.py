@@ -218,7 +218,8 @@ def test_callback_can_stop_training(moons_split):
 
 def test_batched_trainer_equals_single_trainers(moons_split):
     Xt, yt, Xv, yv = moons_split
-    inits = ["he_normal", "glorot_uniform", "zeros"]
+    # In the ordered phase (chi_1 < 1), where the two agree number for number (see test_batched.py).
+    inits = [{"name": "he_normal", "negative_slope": 0.5}, "glorot_uniform", "zeros"]
     bt = BatchedTrainer([2, 10, 1], "relu", inits, init_seeds=[3, 4, 5], data_seeds=[0, 0, 1], epochs=5).fit(Xt, yt, Xv, yv)
     for i, (init, seed, data_seed) in enumerate(zip(inits, [3, 4, 5], [0, 0, 1])):
         model = apply_init(MLP([2, 10, 1], "relu"), init, "zeros", generator=seed)

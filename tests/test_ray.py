@@ -55,7 +55,7 @@ def spec_file(tmp_path):
 
 def _stored(store: Path) -> dict[str, tuple]:
     df = initlab.results.load(store, history=True)
-    return {r.run_id: (r.status, r.epochs_run, r.final_loss, r.final_val_accuracy, r.history) for r in df.itertuples()}
+    return {r.run_id: (r.status, r.epochs_run, r.train_loss, r.val_accuracy, r.history, r.trainer, r.init_seed, r.order_seed) for r in df.itertuples()}
 
 
 # -------------------------------------------------------------------- bad input (no cluster needed)

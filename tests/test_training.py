@@ -54,6 +54,115 @@ def test_adam_has_keras_defaults():
     opt = make_optimizer([torch.zeros(1, requires_grad=True)])
     group = opt.param_groups[0]
     assert group["lr"] == 1e-3 and group["betas"] == (0.9, 0.999) and group["eps"] == 1e-7
+    rms = make_optimizer([torch.zeros(1, requires_grad=True)], "rmsprop").param_groups[0]
+    assert rms["lr"] == 1e-3 and rms["rho"] == 0.9 and rms["eps"] == 1e-7 and rms["momentum"] == 0.0
+
+
+# ---- Keras' update formulas, by hand ------------------------------------------------------
+# A constant gradient g for a few steps from p = 0, computed in float64 with Keras 3's formulas
+# (keras/src/optimizers/adam.py, rmsprop.py). |g| = 1e-4 is the gradient scale of a
+# zero-initialized network, where the epsilon placement decides the step.
+def _keras_adam_by_hand(g, steps, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7):
+    p = m = v = 0.0
+    out = []
+    for t in range(1, steps + 1):
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g * g - v)
+        p -= lr * math.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (math.sqrt(v) + eps)
+        out.append(p)
+    return out
+
+
+def _keras_rmsprop_by_hand(g, steps, lr=1e-3, rho=0.9, eps=1e-7, momentum=0.0):
+    p = v = b = 0.0
+    out = []
+    for _ in range(steps):
+        v = rho * v + (1 - rho) * g * g
+        increment = lr * g / math.sqrt(v + eps)
+        b = momentum * b + increment
+        p -= b if momentum > 0 else increment
+        out.append(p)
+    return out
+
+
+def _single_run(name, momentum, g, steps, lr=None):
+    p = torch.zeros(3, requires_grad=True)
+    opt = make_optimizer([p], name, lr, momentum)
+    out = []
+    for _ in range(steps):
+        p.grad = torch.full((3,), g)
+        opt.step()
+        out.append(float(p[0].detach()))
+    return out
+
+
+def _flat_run(name, momentum, g, steps, lr=None):
+    from initlab.training.batched import make_flat_optimizer
+
+    p = torch.zeros(3)
+    opt = make_flat_optimizer(name, 3, lr, momentum, torch.device("cpu"))
+    out = []
+    for _ in range(steps):
+        opt.step(p, torch.full((3,), g))
+        out.append(float(p[0]))
+    return out
+
+
+@pytest.mark.parametrize("run", [_single_run, _flat_run], ids=["Trainer", "BatchedTrainer"])
+@pytest.mark.parametrize("g", [1e-4, -3e-3, 0.5])
+@pytest.mark.parametrize("name, momentum, by_hand", [
+    ("adam", 0.0, _keras_adam_by_hand),
+    ("rmsprop", 0.0, _keras_rmsprop_by_hand),
+    ("rmsprop", 0.9, lambda g, steps: _keras_rmsprop_by_hand(g, steps, momentum=0.9)),
+])
+def test_update_is_keras_formula_by_hand(run, g, name, momentum, by_hand):
+    # float32 parameters; Keras computes Adam's lr_t in float32 too (0.999^t in float32 is
+    # off by ~1e-5 relative), hence rtol 3e-5 for Adam.
+    np.testing.assert_allclose(run(name, momentum, g, 6), by_hand(g, 6), rtol=3e-5 if name == "adam" else 2e-6)
+
+
+def test_keras_numbers_at_zero_init_gradient_scale():
+    # Recorded from keras.optimizers (Keras 3.15.1, torch backend), g = 1e-4 constant, p0 = 0.
+    keras_adam = {1: -9.6934e-04, 5: -4.89996e-03}
+    keras_rmsprop = {1: -3.1465842e-04, 5: -1.5608240e-03}
+    keras_rmsprop_momentum = {1: -3.1465842e-04, 5: -4.1121803e-03}
+    for run in (_single_run, _flat_run):
+        adam = run("adam", 0.0, 1e-4, 5)
+        rms = run("rmsprop", 0.0, 1e-4, 5)
+        rms_m = run("rmsprop", 0.9, 1e-4, 5)
+        for step in (1, 5):
+            assert adam[step - 1] == pytest.approx(keras_adam[step], rel=1e-5)
+            assert rms[step - 1] == pytest.approx(keras_rmsprop[step], rel=1e-6)
+            assert rms_m[step - 1] == pytest.approx(keras_rmsprop_momentum[step], rel=1e-6)
+    # PyTorch's epsilon placement takes a 10x larger first RMSprop step and a 3% larger Adam step here.
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.full((1,), 1e-4)
+    torch.optim.RMSprop([p], lr=1e-3, alpha=0.9, eps=1e-7).step()
+    assert float(p.detach()) / keras_rmsprop[1] == pytest.approx(10.0, rel=0.01)
+    q = torch.zeros(1, requires_grad=True)
+    q.grad = torch.full((1,), 1e-4)
+    torch.optim.Adam([q], lr=1e-3, eps=1e-7).step()
+    assert float(q.detach()) / keras_adam[1] == pytest.approx(1.03, abs=0.002)
+
+
+def test_fused_adam_kernel_computes_keras_adam():
+    # keras_adam_ runs torch's fused CPU kernel with a rescaled lr and eps; it must equal the
+    # plain Keras arithmetic to float32 rounding (1 ulp of the parameter), gradients from 1e-6 to 1.
+    from initlab.training.optim import keras_adam_
+
+    gen = torch.Generator().manual_seed(0)
+    n = 1000
+    scale = 10.0 ** torch.randint(-6, 1, (n,), generator=gen)
+    grads = [torch.randn(n, generator=gen) * (torch.rand(n, generator=gen) > 0.3) * scale for _ in range(5)]
+    start = torch.linspace(-1, 1, n)
+    params = []
+    for fused in (True, False):
+        p, m, v, scratch = start.clone(), torch.zeros(n), torch.zeros(n), torch.empty(n)
+        for step in range(1, 41):
+            keras_adam_([p], [grads[step % 5]], [m], [v], [scratch], step, 1e-3, 0.9, 0.999, 1e-7, fused)
+        params.append(p)
+    assert not torch.equal(params[0], start)
+    torch.testing.assert_close(params[0], params[1], rtol=0.0, atol=2**-23)  # |p| <= 1: 1 ulp of 1
 
 
 def _fit(split, init, activation="relu", seed=0, **kw):
@@ -109,7 +218,8 @@ def test_callback_can_stop_training(moons_split):
 
 def test_batched_trainer_equals_single_trainers(moons_split):
     Xt, yt, Xv, yv = moons_split
-    inits = ["he_normal", "glorot_uniform", "zeros"]
+    # In the ordered phase (chi_1 < 1), where the two agree number for number (see test_batched.py).
+    inits = [{"name": "he_normal", "negative_slope": 0.5}, "glorot_uniform", "zeros"]
     bt = BatchedTrainer([2, 10, 1], "relu", inits, init_seeds=[3, 4, 5], order_seeds=[0, 0, 1], epochs=5).fit(Xt, yt, Xv, yv)
     for i, (init, seed, data_seed) in enumerate(zip(inits, [3, 4, 5], [0, 0, 1])):
         model = apply_init(MLP([2, 10, 1], "relu"), init, "zeros", generator=seed)

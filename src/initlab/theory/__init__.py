@@ -8,7 +8,7 @@
 """
 
 from .bridge import (
-    VarianceCheck, check_variance, effective_sigma_w2, measure_preactivation_variance,
+    VarianceCheck, check_variance, effective_sigma_b2, effective_sigma_w2, measure_preactivation_variance,
     predicted_preactivation_variance,
 )
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
@@ -16,7 +16,7 @@ from .plots import accuracy_heatmap, phase_diagram, trainable_depth_plot, varian
 
 __all__ = [
     "MeanField", "critical_sigma_w2", "resolve_activation", "Activation",
-    "effective_sigma_w2", "predicted_preactivation_variance", "measure_preactivation_variance",
+    "effective_sigma_w2", "effective_sigma_b2", "predicted_preactivation_variance", "measure_preactivation_variance",
     "check_variance", "VarianceCheck",
     "phase_diagram", "trainable_depth_plot", "accuracy_heatmap", "variance_check_plot",
 ]

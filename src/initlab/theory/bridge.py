@@ -2,13 +2,17 @@
 
 ``effective_sigma_w2`` reads the sigma_w2 of the mean-field setting off a catalog scheme:
 a weight of variance v on a layer with ``fan_in`` inputs has ``sigma_w2 = v * fan_in``
-(he_normal: 2; glorot on a square layer: 1; lecun: 1). ``check_variance`` then compares,
+(he_normal: 2; glorot on a square layer: 1; lecun: 1). ``effective_sigma_b2`` reads sigma_b2,
+the bias variance, off the bias scheme a run used (zeros: 0; normal std s: s^2; critical: its
+sigma_b2), so that theory places each run where it was. ``check_variance`` then compares,
 layer by layer, the predicted pre-activation variance q^l of the length map with the one
 measured on real ``initlab.models.MLP`` networks initialized with that scheme.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +28,8 @@ from ..initializers._fans import fan_for_mode
 from ..initializers.registry import Initializer
 from .meanfield import Activation, MeanField, _variance, resolve_activation
 
-__all__ = ["effective_sigma_w2", "predicted_preactivation_variance", "measure_preactivation_variance",
+__all__ = ["effective_sigma_w2", "effective_sigma_b2", "as_init_spec", "predicted_preactivation_variance",
+           "measure_preactivation_variance",
            "check_variance", "VarianceCheck"]
 
 _TRUNC_STD = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
@@ -80,6 +85,58 @@ def effective_sigma_w2(init: str | Mapping[str, Any] | Initializer, fan_in: int,
         f"initializer {name!r} has no mean-field sigma_w2: the theory needs i.i.d. zero-mean random weights "
         "(use a variance-scaling, normal, uniform, orthogonal, sparse or critical scheme)"
     )
+
+
+# Bias schemes with no mean-field bias variance: they shape matrices, not vectors.
+_NOT_BIAS_SCHEMES = ("orthogonal", "identity", "sparse", "lsuv")
+
+
+def as_init_spec(value: Any) -> str | Mapping[str, Any] | Initializer:
+    """An initializer as stored: a name, a spec dict, an Initializer, or a spec written as JSON
+    (``'{"name": "normal", "std": 0.1}'``, ``'"zeros"'``) or as a Python dict literal (the sweep
+    store's ``bias_init`` column). Returns something ``initializers.get`` accepts."""
+    if isinstance(value, str) and value.strip().startswith(("{", '"')):
+        text = value.strip()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                return ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValidationError(f"initializer {value!r} is neither a name nor a JSON or dict spec") from None
+    return value
+
+
+def effective_sigma_b2(bias_init: Any, fan_in: int, fan_out: int | None = None) -> float:
+    """sigma_b2 = Var(b_i) of a bias scheme on a layer of ``fan_in`` -> ``fan_out`` (default square).
+
+    The bias variance of mean-field theory, for the bias init a run used (``apply_init``'s
+    ``bias``; the sweep store's ``bias_init`` column, as a name, spec, JSON or dict literal):
+    zeros -> 0; normal(std) -> std^2; truncated_normal(std) -> (0.8796 std)^2; uniform(low,
+    high) -> (high - low)^2 / 12; critical -> its ``sigma_b2`` (the biases of its critical
+    point); a variance-scaling scheme (he, glorot, lecun, ...) draws biases with the layer's
+    weight fans, so -> its weight variance, effective_sigma_w2 / fan_in; ``None`` (PyTorch's
+    own nn.Linear bias, U(+-1/sqrt(fan_in))) -> 1 / (3 fan_in). Mean-field theory assumes
+    zero-mean i.i.d. biases: constant non-zero, ones and off-centre schemes raise a
+    ValidationError, as do the matrix schemes (orthogonal, identity, sparse, lsuv).
+    """
+    fan_in = check_int("fan_in", fan_in, 1)
+    if bias_init is None:
+        return 1.0 / (3.0 * fan_in)
+    init = initializers.get(as_init_spec(bias_init))
+    params = {**init.scheme.defaults, **init.params}
+    if init.name == "critical":
+        return _variance("sigma_b2", params["sigma_b2"])
+    zero = init.name == "zeros" or (init.name == "constant" and float(params["value"]) == 0.0)
+    if init.name in _NOT_BIAS_SCHEMES or (init.scheme.kind == "constant" and not zero):
+        why = "a matrix scheme" if init.name in _NOT_BIAS_SCHEMES else "constant and not zero"
+        raise ValidationError(f"bias init {str(init)!r} has no mean-field sigma_b2 ({why}; the theory needs i.i.d. "
+                              "zero-mean biases): use zeros, normal, uniform, truncated_normal, a variance-scaling "
+                              "scheme or critical")
+    try:
+        return effective_sigma_w2(init, fan_in, fan_out) / fan_in
+    except ValidationError as err:
+        raise ValidationError(f"bias init {str(init)!r}: {err}".replace("weights", "biases")) from None
 
 
 def _zero_mean(name: str, mean: float) -> None:

@@ -21,72 +21,29 @@ about ``6 xi_c`` layers.
 
 Expectations: closed forms for ReLU, leaky ReLU (the arc-cosine kernel, Cho & Saul 2009) and
 linear; Gauss-Hermite quadrature for smooth activations; a quadrature split at the kink for
-ELU, SELU and user callables (see ``initlab.theory._gauss``).
+ELU, SELU and user callables (see ``initlab.initializers._gauss``). The fixed point q*, chi_1
+and the critical sigma_w2 live in ``initlab.initializers._critical_point`` (the ``critical``
+initializer needs them, and initializers must not import theory); they are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import cached_property, lru_cache
-from typing import Any, Union
+from functools import cached_property
+from typing import Any
 
 import numpy as np
-import torch
 from scipy import optimize
 
-from .._validation import ValidationError, check_float
-from . import _gauss
+from .._validation import check_float
+from ..initializers._critical_point import (
+    Q_MAX, Q_MIN, Activation, _variance, critical_sigma_w2, length_fixed_point, resolve_activation,
+)
+from ..initializers._critical_point import chi_1 as _chi_1
 
 __all__ = ["MeanField", "critical_sigma_w2", "resolve_activation", "Activation"]
 
-Activation = Union[str, Callable[[torch.Tensor], torch.Tensor]]
-
-_SMOOTH = ("tanh", "sigmoid", "gelu", "silu")
-_KINKED = ("elu", "selu")
-_Q_MIN, _Q_MAX = 1e-10, 1e8  # q* = 0 is evaluated at _Q_MIN, q* = inf at _Q_MAX
 _CRITICAL_TOL = 1e-6         # |chi_1 - 1| below this is "critical"
-
-
-def _variance(field: str, value: Any) -> float:
-    value = check_float(field, value)
-    if value < 0:
-        raise ValidationError(f"{field} is a variance and must be >= 0, got {value!r}")
-    return value
-
-
-@lru_cache(maxsize=64)
-def _named_kernel(name: str) -> _gauss.Kernel:
-    from ..models.activations import _canonical, make_activation
-
-    key = _canonical(name)  # raises "unknown activation ...; did you mean ...?"
-    if key == "relu":
-        return _gauss.ClosedFormLeakyReLU(0.0, "relu")
-    if key == "leaky_relu":
-        return _gauss.ClosedFormLeakyReLU(make_activation(key).negative_slope, "leaky_relu")
-    if key == "linear":
-        return _gauss.ClosedFormLinear()
-    module = make_activation(key)
-    return (_gauss.SplitKernel if key in _KINKED else _gauss.HermiteKernel)(module, key)
-
-
-def resolve_activation(activation: Activation | _gauss.Kernel) -> _gauss.Kernel:
-    """The Gaussian-expectation kernel of a registry name or a torch-differentiable callable.
-
-    Raises ValidationError for an unknown name (with a did-you-mean) or a callable that is
-    not elementwise, not finite or not differentiable by autograd.
-    """
-    if isinstance(activation, _gauss.Kernel):
-        return activation
-    if isinstance(activation, str):
-        return _named_kernel(activation.strip().lower())
-    if not callable(activation):
-        raise ValidationError(
-            f"activation must be a name (see initlab.models.activation_names()) or a torch callable, got {activation!r}"
-        )
-    name = getattr(activation, "__name__", type(activation).__name__)
-    _gauss.check_differentiable(activation, repr(name))
-    return _gauss.SplitKernel(activation, name)
 
 
 def _xi(slope: float) -> float:
@@ -128,31 +85,14 @@ class MeanField:
     def q_star(self) -> float:
         """Fixed point of the length map reached from a generic input length (0, finite or inf).
 
-        Found by scanning q on a log grid for the first sign change of length_map(q) - q from
-        + to -, then Brent's method. ReLU at sigma_w2 = 2, sigma_b2 = 0 keeps every length;
-        it is reported as q* = 1 (the maps are scale-free there).
+        ``inf`` where the length diverges, ``1`` for ReLU at sigma_w2 = 2, sigma_b2 = 0 (every
+        length is kept); see :func:`~initlab.initializers._critical_point.length_fixed_point`.
         """
-        if isinstance(self.kernel, (_gauss.ClosedFormLeakyReLU, _gauss.ClosedFormLinear)):
-            gain = self.sigma_w2 * self.kernel.e_dphi2(1.0)  # the length map is gain * q + sigma_b2
-            if gain < 1.0:
-                return self.sigma_b2 / (1.0 - gain)
-            if gain == 1.0 and self.sigma_b2 == 0.0:
-                return 1.0
-            return math.inf
-        grid = np.concatenate([[0.0], np.logspace(-10, 8, 37)])
-        excess = self.length_map(grid) - grid
-        if excess[0] <= 0.0 and excess[1] <= 0.0:
-            return 0.0  # q = 0 is a stable fixed point (sigma_b2 = 0, phi(0) = 0, ordered)
-        down = np.nonzero((excess[:-1] > 0) & (excess[1:] <= 0))[0]
-        if len(down) == 0:
-            return math.inf
-        i = int(down[0])
-        f = lambda q: self.length_map(q) - q  # noqa: E731
-        return float(optimize.brentq(f, grid[i], grid[i + 1], xtol=1e-15, rtol=1e-14, maxiter=200))
+        return length_fixed_point(self.kernel, self.sigma_w2, self.sigma_b2)
 
     @property
     def _q(self) -> float:
-        return min(max(self.q_star, _Q_MIN), _Q_MAX)
+        return min(max(self.q_star, Q_MIN), Q_MAX)
 
     @cached_property
     def chi_1(self) -> float:
@@ -161,8 +101,7 @@ class MeanField:
         chi_1 < 1 ordered (gradients vanish), > 1 chaotic (they explode), = 1 critical.
         Schoenholz et al. 2017, eq. 7; Poole et al. 2016.
         """
-        q = self.q_star if self.q_star == 0.0 else self._q  # E[phi'(0)^2] exactly at q* = 0
-        return float(self.sigma_w2 * self.kernel.e_dphi2(q))
+        return _chi_1(self.kernel, self.sigma_w2, self.q_star)
 
     @cached_property
     def xi_q(self) -> float:
@@ -268,31 +207,3 @@ class MeanField:
             "chi_c": clean(self.chi_c), "xi_q": clean(self.xi_q), "xi_c": clean(self.xi_c),
             "trainable_depth": clean(self.trainable_depth), "phase": self.phase,
         }
-
-
-def critical_sigma_w2(activation: Activation, sigma_b2: float = 0.0) -> float:
-    """The sigma_w2 where chi_1 = 1 (the order-chaos boundary) for ``activation`` and ``sigma_b2``.
-
-    ReLU: 2, leaky ReLU: 2 / (1 + a^2), linear: 1 (any sigma_b2); tanh with sigma_b2 = 0: 1.
-    Otherwise Brent's method on chi_1(sigma_w2) - 1. Schoenholz et al. 2017, Fig. 1.
-    """
-    sigma_b2 = _variance("sigma_b2", sigma_b2)
-    kernel = resolve_activation(activation)
-    if isinstance(kernel, (_gauss.ClosedFormLeakyReLU, _gauss.ClosedFormLinear)):
-        return 1.0 / kernel.e_dphi2(1.0)
-    return _critical(kernel, sigma_b2)
-
-
-@lru_cache(maxsize=256)  # named kernels are singletons, so this caches per (activation, sigma_b2)
-def _critical(kernel: _gauss.Kernel, sigma_b2: float) -> float:
-    f = lambda w: MeanField(kernel, w, sigma_b2).chi_1 - 1.0  # noqa: E731
-    lo, hi = 0.5, 2.0
-    while f(lo) > 0 and lo > 1e-6:
-        lo /= 4
-    while f(hi) < 0 and hi < 1e5:
-        hi *= 4
-    if not (f(lo) <= 0 <= f(hi)):
-        raise ValidationError(
-            f"activation {kernel.name!r} has no critical sigma_w2 (chi_1 = 1) at sigma_b2={sigma_b2:g}"
-        )
-    return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13, maxiter=200))

@@ -6,7 +6,6 @@ initializers come from ``initlab.plots.style``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +18,12 @@ from matplotlib.figure import Figure
 
 from .._validation import DataError, ValidationError
 from ..plots.style import init_color, styled
-from .bridge import VarianceCheck, effective_sigma_w2
+from .bridge import VarianceCheck, as_init_spec, effective_sigma_b2, effective_sigma_w2
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
 
 __all__ = ["MARKED_INITS", "phase_diagram", "trainable_depth_plot", "accuracy_heatmap", "variance_check_plot", "xi_c_grid"]
 
-# Named schemes drawn on the figures (with zero biases, as apply_init's default).
+# Named schemes drawn on the figures (with zero biases, apply_init's default, unless told otherwise).
 MARKED_INITS = ("glorot_normal", "lecun_normal", "he_normal", "orthogonal")
 _XI_MAX = 1000.0  # colour scale ceiling; xi_c = inf on the critical line
 
@@ -54,12 +53,15 @@ def phase_diagram(
     sigma_b2: tuple[float, float] = (0.0, 0.3),
     resolution: tuple[int, int] = (80, 32),
     inits: Sequence[str] = MARKED_INITS,
+    bias_init: Any = "zeros",
+    fan: int = 512,
 ) -> Figure:
     """The sigma_w2 x sigma_b2 plane coloured by the correlation depth scale xi_c (log scale).
 
     The critical line chi_1 = 1 (where xi_c diverges) is drawn, with the ordered phase left of
     it and the chaotic phase right; named initializers are marked at their sigma_w2 on a
-    square layer with zero biases. Schoenholz et al. 2017, Fig. 1.
+    square layer of ``fan`` units and at the sigma_b2 of ``bias_init`` (default zeros,
+    ``apply_init``'s; see :func:`~initlab.theory.effective_sigma_b2`). Schoenholz et al. 2017, Fig. 1.
     """
     kernel = resolve_activation(activation)
     ws = np.linspace(*sigma_w2, resolution[0])
@@ -74,11 +76,13 @@ def phase_diagram(
     fine_b = np.linspace(*sigma_b2, 60)
     crit = [_critical_or_nan(kernel, b) for b in fine_b]
     ax.plot(crit, fine_b, color="white", lw=2.5, ls="--", label=r"critical line $\chi_1 = 1$ (`critical` init)")
-    for w, names in _init_groups(inits):
-        ax.plot([w], [sigma_b2[0]], marker="o", ms=11, color=init_color(names[0]), mec="white", mew=1.5,
-                clip_on=False, zorder=5, ls="none", label=f"{' = '.join(names)}: $\\sigma_w^2$={w:g}")
+    b0 = effective_sigma_b2(bias_init, fan, fan)
+    for w, names in _init_groups(inits, fan):
+        ax.plot([w], [b0], marker="o", ms=11, color=init_color(names[0]), mec="white", mew=1.5,
+                clip_on=False, zorder=5, ls="none",
+                label=f"{' = '.join(names)}: $\\sigma_w^2$={w:g}, $\\sigma_b^2$={b0:g}")
     ax.set_xlim(*sigma_w2)
-    ax.set_ylim(*sigma_b2)
+    ax.set_ylim(min(sigma_b2[0], b0), max(sigma_b2[1], b0))
     ax.set_xlabel(r"weight variance $\sigma_w^2$  (Var $W_{ij}$ = $\sigma_w^2$ / fan_in)")
     ax.set_ylabel(r"bias variance $\sigma_b^2$")
     ax.set_title(f"Order-to-chaos phase diagram, {kernel.name}\n"
@@ -132,9 +136,7 @@ def trainable_depth_plot(
 
 
 def _spec_sigma_w2(spec: Any, fan: int) -> float:
-    if isinstance(spec, str) and spec.strip().startswith(("{", '"')):  # a JSON spec, or a JSON name ('"zeros"')
-        spec = json.loads(spec)
-    return effective_sigma_w2(spec, fan, fan)
+    return effective_sigma_w2(as_init_spec(spec), fan, fan)
 
 
 def load_runs_csv(path: str | Path):
@@ -164,8 +166,11 @@ def accuracy_heatmap(
     ``frame`` is a pandas DataFrame with columns ``depth``, ``metric`` (default
     ``val_accuracy``) and either ``sigma_w2`` or ``init`` (a name, spec dict or JSON spec,
     turned into sigma_w2 on a square layer of ``width``, or the ``width`` column). Runs with
-    the same (depth, sigma_w2) are averaged. ``activation`` and ``sigma_b2`` default to the
-    frame's ``activation`` / ``sigma_b2`` columns when they hold one value (else 0 for sigma_b2).
+    the same (depth, sigma_w2) are averaged. ``activation`` defaults to the frame's single
+    ``activation``. ``sigma_b2`` (the bias variance of the theory curve) defaults to the
+    frame's ``sigma_b2`` column, else to each run's bias variance read off its ``bias_init``
+    column (:func:`~initlab.theory.effective_sigma_b2`: zeros 0, normal std s -> s^2, critical
+    -> its sigma_b2, ...), else 0 (``apply_init``'s zero biases). The runs must share one value.
     """
     df = frame.copy()
     missing = [c for c in ("depth", metric) if c not in df.columns]
@@ -179,6 +184,9 @@ def accuracy_heatmap(
     activation = _single(df, "activation", activation)
     if activation is None:
         raise ValidationError("accuracy map needs an activation (argument or a single-valued 'activation' column)")
+    if sigma_b2 is None and "sigma_b2" not in df.columns and "bias_init" in df.columns:
+        fans = df["width"] if "width" in df.columns else [width] * len(df)
+        df["sigma_b2"] = [round(effective_sigma_b2(b, int(f), int(f)), 12) for b, f in zip(df["bias_init"], fans)]
     b = _single(df, "sigma_b2", sigma_b2)
     b = 0.0 if b is None else float(b)
     table = df.pivot_table(index="depth", columns="sigma_w2", values=metric, aggfunc="mean").sort_index()

@@ -50,54 +50,32 @@ def _per_model(value: Any, m: int, field: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- optimizers
-_HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
-
-def _sqrt(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out = sqrt(src)``. On the CPU through numpy's hardware square root: torch's vectorised
-    CPU sqrt is a software routine that is several times slower on the zeros and subnormals
-    Adam's second moments are full of (both are within half an ulp)."""
-    if src.device.type == "cpu":
-        np.sqrt(src.numpy(), out=out.numpy())
-        return out
-    return torch.sqrt(src, out=out)
+from .optim import keras_adam_, keras_rmsprop_, use_fused_adam  # noqa: E402  (kept in this section)
 
 
 class FlatAdam:
-    """Adam on a flat parameter buffer, the arithmetic of ``torch.optim.Adam`` (single-tensor path).
+    """Keras' Adam on a flat parameter buffer: the arithmetic of :class:`~initlab.training.optim.KerasAdam`
+    (both call :func:`~initlab.training.optim.keras_adam_`), so it equals M single-model optimizers.
 
-    Keras defaults: betas (0.9, 0.999), eps 1e-7. Kingma & Ba, 2015, "Adam: A Method for
-    Stochastic Optimization".
+    Keras defaults: betas (0.9, 0.999), eps 1e-7 added to the uncorrected sqrt(v). Kingma & Ba,
+    2015, "Adam: A Method for Stochastic Optimization".
     """
 
     def __init__(self, numel: int, lr: float, device: torch.device, betas=(0.9, 0.999), eps: float = 1e-7) -> None:
         self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
         self.state = {"exp_avg": torch.zeros(numel, device=device), "exp_avg_sq": torch.zeros(numel, device=device)}
         self._denom = torch.empty(numel, device=device)  # reused: no allocation per step
-        # torch's fused Adam kernel (what ``Adam(fused=True)`` calls) does the whole update in one
-        # pass: bit-identical to the single-tensor arithmetic below (checked over 300 steps), 2-3x faster.
-        self._fused = _HAS_FUSED_ADAM and torch.device(device).type == "cpu"  # bit-equality checked on CPU only
         self._step_t = torch.zeros((), device=device)  # the step count as the fused kernel reads it
+        self._fused = use_fused_adam([self._denom])  # torch's fused CPU kernel (see keras_adam_)
 
     def resize(self, numel: int) -> None:
         """New scratch space after the state was compacted."""
         self._denom = torch.empty(numel, device=self._denom.device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
-        beta1, beta2 = self.betas
         self.steps += 1
-        exp_avg, exp_avg_sq = self.state["exp_avg"], self.state["exp_avg_sq"]
-        if self._fused and param.dtype == torch.float32:
-            self._step_t.fill_(float(self.steps))
-            torch._fused_adam_([param], [grad], [exp_avg], [exp_avg_sq], [], [self._step_t], lr=self.lr,
-                               beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
-                               maximize=False)
-            return
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step = float(self.steps)
-        step_size = self.lr / (1 - beta1**step)
-        denom = _sqrt(exp_avg_sq, self._denom).div_((1 - beta2**step) ** 0.5).add_(self.eps)
-        param.addcdiv_(exp_avg, denom, value=-step_size)
+        keras_adam_([param], [grad], [self.state["exp_avg"]], [self.state["exp_avg_sq"]], [self._denom], self.steps,
+                    self.lr, *self.betas, self.eps, self._fused, self._step_t)
 
 
 class FlatSGD:
@@ -124,7 +102,9 @@ class FlatSGD:
 
 
 class FlatRMSprop:
-    """RMSprop (Keras: rho 0.9, eps 1e-7), the arithmetic of ``torch.optim.RMSprop``. Hinton, 2012, lecture 6e."""
+    """Keras' RMSprop (rho 0.9, eps 1e-7, lr g / sqrt(v + eps)) on a flat buffer: the arithmetic of
+    :class:`~initlab.training.optim.KerasRMSprop` (both call :func:`~initlab.training.optim.keras_rmsprop_`).
+    Hinton, 2012, lecture 6e."""
 
     def __init__(self, numel: int, lr: float, device: torch.device, momentum: float = 0.0,
                  alpha: float = 0.9, eps: float = 1e-7) -> None:
@@ -132,23 +112,16 @@ class FlatRMSprop:
         self.state = {"square_avg": torch.zeros(numel, device=device)}
         if momentum > 0:
             self.state["momentum_buffer"] = torch.zeros(numel, device=device)
-        self._avg = torch.empty(numel, device=device)  # reused: no allocation per step
+        self._root = torch.empty(numel, device=device)  # reused: no allocation per step
 
     def resize(self, numel: int) -> None:
         """New scratch space after the state was compacted."""
-        self._avg = torch.empty(numel, device=self._avg.device)
+        self._root = torch.empty(numel, device=self._root.device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.steps += 1
-        square_avg = self.state["square_avg"]
-        square_avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
-        avg = _sqrt(square_avg, self._avg).add_(self.eps)
-        if self.momentum > 0:
-            buf = self.state["momentum_buffer"]
-            buf.mul_(self.momentum).addcdiv_(grad, avg)
-            param.add_(buf, alpha=-self.lr)
-        else:
-            param.addcdiv_(grad, avg, value=-self.lr)
+        keras_rmsprop_(param, grad, self.state["square_avg"], self._root, self.state.get("momentum_buffer"),
+                       self.lr, self.alpha, self.momentum, self.eps)
 
 
 FlatOptimizer = FlatAdam | FlatSGD | FlatRMSprop

@@ -29,7 +29,7 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
 
     Columns: the store's (``RunRecord.to_dict()``: the spec with ``init`` as a label and
     ``hidden`` as JSON, ``status``, ``diverged_epoch``, final and best metrics, ``wall_time``)
-    plus ``init_spec``, the weight initializer as a JSON spec; with ``history=True`` also
+    plus ``init_spec`` and ``bias_spec``, the weight and bias initializers as JSON specs; with ``history=True`` also
     ``history`` (a dict of per-epoch lists), ``diagnostics_init`` and ``diagnostics`` (dicts)
     and ``spec`` (the run spec, a dict).
     """
@@ -46,7 +46,9 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
         columns, rows = db.rows(spec_hash)
     df = pd.DataFrame(rows, columns=columns)
     # the weight initializer as a JSON spec (name and parameters): what theory needs to place a run
-    df["init_spec"] = [json.dumps(json.loads(p)["init"]) if p else None for p in df["spec"]]
+    specs = [json.loads(p) if p else None for p in df["spec"]]
+    df["init_spec"] = [json.dumps(p["init"]) if p else None for p in specs]  # what theory needs to place a run
+    df["bias_spec"] = [json.dumps(p["bias_init"]) if p else None for p in specs]
     decoded = ("history", "diagnostics", "diagnostics_init", "spec")
     if history:
         for col in decoded:

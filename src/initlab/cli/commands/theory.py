@@ -160,6 +160,7 @@ def accuracy_map_command(
     if store is not None:
         frame = results_store.load(store)
         frame["init"] = frame["init_spec"]
+        frame["bias_init"] = frame["bias_spec"]
         metric = metric or "val_accuracy"
     else:
         frame = load_runs_csv(results)

@@ -23,7 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sweep_bench.py
+	$(BIN)/python bench/sweep_bench.py --e2e 5000 --ray
 	$(BIN)/python bench/monitor_bench.py
+	$(BIN)/python bench/lab_bench.py
+	$(BIN)/python bench/batched_agreement_bench.py
 
 clean:
 	rm -rf $(VENV) initlab-out .pytest_cache

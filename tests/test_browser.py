@@ -102,7 +102,8 @@ def test_zero_init_sigmoid_has_one_distinct_unit_and_he_relu_learns_better(page,
         page.click("#download-json")
     results = json.loads(Path(dl.value.path()).read_text())
     exp = results["experiments"][0]
-    assert exp["initializer"]["name"] == "he_normal" and exp["activation"] == "relu"
+    assert exp["initializer"] == "he_normal" and exp["activation"] == "relu" and exp["trainer"] == "batched"
+    assert exp["spec"]["init_seed"] == exp["spec"]["order_seed"] == exp["init_seed"]  # the Seed field sets both
     assert exp["val_accuracy"] == pytest.approx(he_acc, abs=1e-3)
     with page.expect_download() as dl:
         page.click("#download-png")

@@ -3,7 +3,7 @@
 The part of mean-field signal propagation the ``critical`` initializer needs, kept at the
 initializers' layer so that they do not import ``initlab.theory`` (which builds on them and
 re-exports these functions; see ``initlab.theory.meanfield`` for the setting and the papers).
-Activations resolve through ``initlab.models.activations``, a leaf module (torch only).
+Activations resolve through ``initlab.activations``, a leaf module (torch only).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _variance(field: str, value: Any) -> float:
 
 @lru_cache(maxsize=64)
 def _named_kernel(name: str) -> _gauss.Kernel:
-    from ..models.activations import _canonical, make_activation
+    from ..activations import _canonical, make_activation
 
     key = _canonical(name)  # raises "unknown activation ...; did you mean ...?"
     if key == "relu":

@@ -254,7 +254,9 @@ class BatchedTrainer:
 
     Model ``i`` is ``MLP(sizes, activation, output)`` initialized by
     ``apply_init(model, inits[i], bias_inits[i], generator=init_seeds[i])`` and trained as
-    ``Trainer(model, ..., seed=order_seeds[i])`` would, number for number (to float rounding).
+    ``Trainer(model, ..., seed=order_seeds[i])`` would, number for number (to float rounding) in the
+    ordered phase (chi_1 < 1); from the critical line on, rounding differences grow as they do
+    between two single runs, and the two agree in distribution only.
     After ``fit``: ``history_[key]`` is an array ``(M, epochs_run)`` (NaN after a model
     stopped); ``diverged_epoch_`` ``(M,)`` holds the epoch a model's loss turned non-finite, or
     -1: such a model is frozen there and the others are unaffected. Callbacks get

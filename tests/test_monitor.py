@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from initlab import Monitor, apply_init, diagnose
 from initlab._rng import make_generator
+from initlab.training import minibatch_order
 from initlab.diagnostics import figures
 from initlab.models import MLP
 from initlab.plots.style import save

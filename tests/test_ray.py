@@ -218,7 +218,7 @@ class _Traced:
             return fn(batch)
 
         for batch, rows in self.inner.map(traced, batches):
-            self.yielded += [row["run_id"] for row in rows]
+            self.yielded += [record.run_id for record in rows]
             yield batch, rows
 
 

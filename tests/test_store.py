@@ -38,7 +38,7 @@ def test_a_batch_is_all_or_nothing(tmp_path):
         assert store.done_ids() == {"a", "b"}
         assert store.conn.execute("SELECT COUNT(*) FROM sweep_runs").fetchone()[0] == 2
         loss = store.conn.execute("SELECT train_loss, history FROM runs WHERE run_id='a'").fetchone()
-        assert loss == (0.5, '{"loss": [0.7, 0.5]}')
+        assert loss == (0.5, '{"loss":[0.7,0.5]}')
 
 
 def test_a_run_is_written_once_whatever_retries_send(tmp_path):

@@ -251,7 +251,6 @@ def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: 
     wall = time.perf_counter() - start
     end_diags = _diagnose_all(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
-    val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (np.full(m, np.nan),) * 2
     proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)
     predicted = (proba > 0.5) if n_out == 1 else proba.argmax(-1)
     chance = _chance(split)
@@ -259,13 +258,15 @@ def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: 
     for i, spec in enumerate(specs):
         diverged = int(trainer.diverged_epoch_[i])
         width = trainer.epochs_run_ if diverged < 0 else diverged + 1  # drop the NaN padding after a stop
+        history = {k: v[i, :width] for k, v in trainer.history_.items()}
+        # the last epoch's validation is the final model's (nothing trains after it): not evaluated twice
+        val_loss, val_acc = (history["val_loss"][-1], history["val_accuracy"][-1]) if len(X_val) else (np.nan, np.nan)
         artifacts = RunArtifacts(trainer.to_model(i), None, init_diags[i], end_diags[i], data, split) if keep else None
         records.append(RunRecord(
             spec=spec, trainer="batched", device=batch.device,
-            history={k: v[i, :width] for k, v in trainer.history_.items()},
-            diverged_epoch=None if diverged < 0 else diverged,
+            history=history, diverged_epoch=None if diverged < 0 else diverged,
             train_loss=float(train_loss[i]), train_accuracy=float(train_acc[i]),
-            val_loss=float(val_loss[i]), val_accuracy=float(val_acc[i]),
+            val_loss=float(val_loss), val_accuracy=float(val_acc),
             n_train=len(X_tr), n_val=len(X_val), chance_accuracy=chance,
             predicted_classes=int(len(np.unique(predicted[i]))),
             diagnostics_init=summarize(init_diags[i]) if init_diags[i] else None,

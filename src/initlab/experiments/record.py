@@ -8,13 +8,16 @@ per-layer summary of a :class:`~initlab.diagnostics.Diagnosis`.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
-from .. import __version__
+from .. import __version__, initializers
 from .spec import RunSpec
 
 __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]
@@ -23,10 +26,19 @@ __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]
 
 def clean(value: Any, digits: int | None = None) -> Any:
     """JSON-safe: numpy to Python, NaN and infinities to ``None``; floats rounded to ``digits`` if given."""
+    if digits is None and isinstance(value, (dict, list)):
+        try:  # the same conversion in C (orjson writes non-finite floats as null): sweeps clean a lot
+            return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+        except TypeError:
+            pass  # a type orjson does not know: the general path below
+    return _clean(value, digits)
+
+
+def _clean(value: Any, digits: int | None = None) -> Any:
     if isinstance(value, dict):
-        return {str(k): clean(v, digits) for k, v in value.items()}
+        return {str(k): _clean(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [clean(v, digits) for v in value]
+        return [_clean(v, digits) for v in value]
     if isinstance(value, np.ndarray):
         if value.dtype.kind != "f":
             return value.tolist()
@@ -57,6 +69,27 @@ def summarize(diag: Any) -> dict[str, Any]:
         "verdicts": [v.to_dict() for v in diag.verdicts],
         "layers": layers,
     }
+
+
+def _history(values: Any) -> list[float | None]:
+    """Per-epoch values at float32 precision (what the trainers compute in), shortest decimals,
+    None where not finite: compact in the store and in results.json, converted in C by orjson."""
+    return orjson.loads(orjson.dumps(np.asarray(values, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_label(key: str) -> str:
+    return str(initializers.get(json.loads(key)))
+
+
+def _label(init: Any) -> str:
+    """An initializer as a short string, ``he_normal`` or ``normal(std=0.5)`` (cached: sweeps ask often)."""
+    return _cached_label(json.dumps(init) if isinstance(init, str) else json.dumps(init, sort_keys=True))
 
 
 @dataclass
@@ -112,40 +145,43 @@ class RunRecord:
         return "diverged" if self.diverged_epoch is not None else "finished"
 
     def best(self) -> tuple[float | None, float | None, int | None]:
-        """Best validation accuracy, lowest validation loss and the epoch of the best accuracy."""
+        """Best validation accuracy, lowest validation loss and the (first) epoch of the best accuracy."""
         acc = np.asarray(self.history.get("val_accuracy", ()), dtype=float)
-        if not np.isfinite(acc).any():
+        scores = np.where(np.isfinite(acc), acc, -np.inf)
+        if scores.size == 0 or scores.max() == -np.inf:
             return None, None, None
-        loss = np.asarray(self.history["val_loss"], dtype=float)
-        epoch = int(np.nanargmax(np.where(np.isfinite(acc), acc, -np.inf)))
-        return float(acc[epoch]), (float(np.nanmin(loss)) if np.isfinite(loss).any() else None), epoch
+        epoch = int(scores.argmax())
+        loss = np.asarray(self.history.get("val_loss", ()), dtype=float)
+        loss = loss[np.isfinite(loss)]
+        return float(acc[epoch]), (float(loss.min()) if loss.size else None), epoch
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data: results.json entry, store row, lab download, final event."""
         s = self.spec
         best_acc, best_loss, best_epoch = self.best()
-        return clean({
-            "run_id": self.run_id, "name": s.name,
+        spec = s.to_dict()
+        init, bias = _label(s.init), _label(s.bias_init)
+        return {
+            "run_id": s.run_id, "name": s.name,
             "dataset": s.dataset, "n_samples": self.n_train + self.n_val, "noise": s.noise, "data_seed": s.data_seed,
-            "validation_split": s.validation_split, "activation": s.activation, "hidden": list(s.hidden),
+            "validation_split": s.validation_split, "activation": s.activation, "hidden": spec["hidden"],
             "depth": s.depth, "width": s.width,
-            "init": s.initializer, "initializer": s.initializer, "bias_init": s.bias_initializer,
-            "bias_initializer": s.bias_initializer,
+            "init": init, "initializer": init, "bias_init": bias, "bias_initializer": bias,
             "optimizer": s.optimizer, "learning_rate": s.learning_rate, "momentum": s.momentum,
             "epochs": s.epochs, "batch_size": s.batch_size,
             "init_seed": s.init_seed, "order_seed": s.order_seed, "seed": s.seed,
             "trainer": self.trainer, "device": self.device, "status": self.status,
             "diverged_epoch": self.diverged_epoch, "epochs_run": self.epochs_run,
             "n_train": self.n_train, "n_val": self.n_val,
-            "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
-            "val_loss": self.val_loss, "val_accuracy": self.val_accuracy,
+            "train_loss": _finite(self.train_loss), "train_accuracy": _finite(self.train_accuracy),
+            "val_loss": _finite(self.val_loss), "val_accuracy": _finite(self.val_accuracy),
             "best_val_accuracy": best_acc, "best_val_loss": best_loss, "best_epoch": best_epoch,
-            "chance_accuracy": self.chance_accuracy, "predicted_classes": self.predicted_classes,
-            "history": {k: np.asarray(v, dtype=float) for k, v in self.history.items()},
-            "diagnostics": self.diagnostics, "diagnostics_init": self.diagnostics_init,
-            "spec": s.to_dict(),
-            "wall_time": self.wall_time, "initlab_version": self.initlab_version,
-        })
+            "chance_accuracy": float(self.chance_accuracy), "predicted_classes": int(self.predicted_classes),
+            "history": {k: _history(v) for k, v in self.history.items()},
+            "diagnostics": clean(self.diagnostics), "diagnostics_init": clean(self.diagnostics_init),
+            "spec": spec,
+            "wall_time": float(self.wall_time), "initlab_version": self.initlab_version,
+        }
 
     def __getstate__(self) -> dict[str, Any]:  # artifacts hold modules and closures: never pickled
         state = dict(self.__dict__)

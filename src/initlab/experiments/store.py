@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+
+import orjson
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +58,8 @@ RUN_COLUMNS: dict[str, str] = {
     "batch_id": "TEXT", "finished_at": "REAL",  # the store's own: which batch, unix time of the commit
 }
 JSON_COLUMNS = ("hidden", "history", "diagnostics", "diagnostics_init", "spec")
+_BATCH_ID, _FINISHED_AT = list(RUN_COLUMNS).index("batch_id"), list(RUN_COLUMNS).index("finished_at")
+_PLAIN = {int, float, str, type(None), bool}  # stored as they are (SQLite stores a NaN as NULL)
 
 
 class Store:
@@ -69,7 +73,8 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=30.0)
+            # one thread at a time, but not always the opening one (the sweep's writer thread)
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable to the last commit on power loss-free crashes
             self._create()
@@ -132,10 +137,13 @@ class Store:
         """Write a batch of rows (``RunRecord.to_dict()``) and their sweep links in one transaction
         (all or nothing); a run id already stored keeps its first row."""
         names = list(RUN_COLUMNS)
-        rows = [{**row, "batch_id": batch_id or row.get("batch_id")} for row in rows]
-        sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         now = time.time()
-        values = [tuple(now if n == "finished_at" else _sql_value(row.get(n)) for n in names) for row in rows]
+        values = []
+        for row in rows:
+            vals = [row.get(n) for n in names]
+            vals[_BATCH_ID], vals[_FINISHED_AT] = batch_id or row.get("batch_id"), now
+            values.append(tuple(v if type(v) in _PLAIN else _sql_value(v) for v in vals))
+        sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         with self.conn:  # one transaction: committed on success, rolled back on any error
             self.conn.executemany(sql, values)
             if spec_hash is not None:
@@ -188,12 +196,15 @@ def _sql_value(value: Any) -> Any:
     if value is None or isinstance(value, (str, bytes)):
         return value
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=_json_default)
+        return orjson.dumps(value, option=_JSON_OPTIONS, default=_json_default).decode()
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS  # non-finite floats are written as null
 
 
 def _json_default(value: Any) -> Any:

@@ -15,7 +15,6 @@ from typing import Any, Union
 
 import numpy as np
 import torch
-from scipy import optimize
 
 from .._validation import ValidationError, check_float
 from . import _gauss
@@ -95,6 +94,8 @@ def length_fixed_point(kernel: _gauss.Kernel, sigma_w2: float, sigma_b2: float) 
         return math.inf
     i = int(down[0])
     f = lambda q: float(np.reshape(_length_map(kernel, sigma_w2, sigma_b2, q), -1)[0]) - q  # noqa: E731
+    from scipy import optimize  # lazy: scipy takes half a second to import
+
     return float(optimize.brentq(f, grid[i], grid[i + 1], xtol=1e-15, rtol=1e-14, maxiter=200))
 
 
@@ -136,4 +137,6 @@ def _critical(kernel: _gauss.Kernel, sigma_b2: float) -> float:
         raise ValidationError(
             f"activation {kernel.name!r} has no critical sigma_w2 (chi_1 = 1) at sigma_b2={sigma_b2:g}"
         )
+    from scipy import optimize
+
     return float(optimize.brentq(f, lo, hi, xtol=1e-13, rtol=1e-13, maxiter=200))

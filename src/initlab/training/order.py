@@ -40,5 +40,7 @@ def minibatch_order(order_seeds: int | Sequence[int] | np.ndarray, epoch: int, n
     with np.errstate(over="ignore"):
         stream = _mix(_mix(seeds * _GOLDEN + np.uint64(epoch)) + _GOLDEN)  # (G,) one stream per (seed, epoch)
         keys = _mix(stream[:, None] ^ (np.arange(n, dtype=np.uint64) * _GOLDEN))  # (G, n)
-    order = np.argsort(keys, axis=1, kind="stable").astype(np.int64)
+    # 64-bit keys: two rows of one epoch tie with probability ~ n^2 / 2^65 (1e-8 at a million rows),
+    # so the order does not depend on the sort's tie rule and the 3x faster quicksort is safe.
+    order = np.argsort(keys, axis=1).astype(np.int64, copy=False)
     return order[0] if scalar else order

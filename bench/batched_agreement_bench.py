@@ -54,7 +54,7 @@ def main() -> None:
     print("|---:|---:|---|---:|---:|")
     for sw2 in args.sigma_w2:
         init = {"name": "variance_scaling", "scale": sw2, "distribution": "normal"}
-        bt = BatchedTrainer(sizes, "tanh", [init] * 3, [0, 1, 2], data_seeds=0, **kw).fit(*data)
+        bt = BatchedTrainer(sizes, "tanh", [init] * 3, [0, 1, 2], order_seeds=0, **kw).fit(*data)
         batched = nudged = 0.0
         for i in range(3):
             single = _loss(init, sizes, i, data, kw)

@@ -64,12 +64,25 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y.long().expand(m, b), reduction="none").mean(1)
 
 
+_TEMPLATES: dict[tuple, list[LayerStats]] = {}
+
+
+def _template(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> list[LayerStats]:
+    """The rows' names, kinds and labels (which depend on the architecture only), from one
+    ``diagnose`` of model 0, cached per architecture; every number is replaced per model."""
+    key = (tuple(net.sizes), net.activation, net.output, str(net.device))
+    if key not in _TEMPLATES:
+        rows = diagnose(net.to_model(0).to(net.device), X, y).layers
+        assert len(rows) == net.n_layers, "one diagnosis row per Linear layer of an MLP"
+        _TEMPLATES[key] = rows
+    return _TEMPLATES[key]
+
+
 def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor) -> list[Diagnosis]:
     """One :class:`Diagnosis` per model of ``net`` on ``(inputs (B, in), targets (B,))`` class indices."""
     X = torch.as_tensor(inputs, dtype=torch.float32, device=net.device)
     y = torch.as_tensor(targets, device=net.device).reshape(-1)
-    template = diagnose(net.to_model(0).to(net.device), X, y)  # names, kinds and labels of the rows
-    assert len(template.layers) == net.n_layers, "one diagnosis row per Linear layer of an MLP"
+    template = _template(net, X, y)
     m, n_layers = net.m, net.n_layers
     act = make_activation(net.activation)
     weights = [w.detach().clone().requires_grad_(True) for w in net.weights]  # (M, out, in)
@@ -118,7 +131,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
     out = []
     for i in range(m):
         layers: list[LayerStats] = []
-        for row, col in zip(template.layers, columns):
+        for row, col in zip(template, columns):
             layers.append(replace(row, std_change=None, grad_change=None, **{k: v[i] for k, v in col.items()}))
         _changes(layers)
         std_rate, grad_rate = _rates(layers)

@@ -62,7 +62,7 @@ def _clean(value: Any, digits: int | None = None) -> Any:
 def summarize(diag: Any) -> dict[str, Any]:
     """The JSON summary of a Diagnosis a record keeps: loss, verdicts, every LayerStats number per
     layer (``activation_std`` is the DESIGN name of ``std``)."""
-    layers = [s.to_dict() | {"activation_std": s.std} for s in diag.layers]
+    layers = [{**vars(s), "activation_std": s.std} for s in diag.layers]  # a shallow copy: scalars only
     return {
         "loss": diag.loss,
         "codes": list(diag.codes),

@@ -219,3 +219,12 @@ def test_the_sweep_path_starts_without_the_report_side():
             "print(sorted(m for m in ('matplotlib', 'pandas', 'sklearn', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_stores_array_rows_hold_the_same_values_as_the_json_dict(tmp_path):
+    (record,) = execute([RunSpec(init="he_normal", activation="tanh", epochs=4, validation_split=0.25)])
+    with Store(tmp_path / "s.db") as db:
+        db.commit_batch("h", [record.to_dict(arrays=True)])
+        stored = db.record(record.run_id)
+    plain = json.loads(json.dumps(record.to_dict()))
+    assert {k: stored[k] for k in plain} == plain  # every column: the results.json entry's value

@@ -71,10 +71,15 @@ def summarize(diag: Any) -> dict[str, Any]:
     }
 
 
+def _history_array(values: Any) -> np.ndarray:
+    """Per-epoch values at float32 precision, what the trainers compute in (orjson writes them
+    with the shortest decimals and NaN as null: compact in the store)."""
+    return np.asarray(values, dtype=np.float32)
+
+
 def _history(values: Any) -> list[float | None]:
-    """Per-epoch values at float32 precision (what the trainers compute in), shortest decimals,
-    None where not finite: compact in the store and in results.json, converted in C by orjson."""
-    return orjson.loads(orjson.dumps(np.asarray(values, dtype=np.float32), option=orjson.OPT_SERIALIZE_NUMPY))
+    """:func:`_history_array` as a list of floats (shortest decimals), None where not finite."""
+    return orjson.loads(orjson.dumps(_history_array(values), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def _finite(value: float) -> float | None:
@@ -155,9 +160,16 @@ class RunRecord:
         loss = loss[np.isfinite(loss)]
         return float(acc[epoch]), (float(loss.min()) if loss.size else None), epoch
 
-    def to_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready data: results.json entry, store row, lab download, final event."""
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
+        """The record as JSON-ready data: results.json entry, store row, lab download, final event.
+
+        ``arrays=True`` (the store's writer) leaves histories as float32 arrays and diagnostics
+        uncleaned, for orjson to write directly (the same values, without a round trip through
+        Python lists).
+        """
         s = self.spec
+        history = _history_array if arrays else _history
+        diagnostics = (lambda d: d) if arrays else clean
         best_acc, best_loss, best_epoch = self.best()
         spec = s.to_dict()
         init, bias = _label(s.init), _label(s.bias_init)
@@ -177,8 +189,8 @@ class RunRecord:
             "val_loss": _finite(self.val_loss), "val_accuracy": _finite(self.val_accuracy),
             "best_val_accuracy": best_acc, "best_val_loss": best_loss, "best_epoch": best_epoch,
             "chance_accuracy": float(self.chance_accuracy), "predicted_classes": int(self.predicted_classes),
-            "history": {k: _history(v) for k, v in self.history.items()},
-            "diagnostics": clean(self.diagnostics), "diagnostics_init": clean(self.diagnostics_init),
+            "history": {k: history(v) for k, v in self.history.items()},
+            "diagnostics": diagnostics(self.diagnostics), "diagnostics_init": diagnostics(self.diagnostics_init),
             "spec": spec,
             "wall_time": float(self.wall_time), "initlab_version": self.initlab_version,
         }

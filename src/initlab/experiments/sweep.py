@@ -126,7 +126,7 @@ class _Writer:
                 continue  # drain after a failure; close() re-raises it
             batch, records = item
             try:
-                rows = [r.to_dict() for r in records if r.run_id not in self.committed]
+                rows = [r.to_dict(arrays=True) for r in records if r.run_id not in self.committed]
                 self.db.commit_batch(self.spec_hash, rows, batch.batch_id)
             except BaseException as err:  # noqa: BLE001 - handed to the driver thread
                 self.error = err

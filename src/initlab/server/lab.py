@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import __version__, datasets, diagnose
 from .._validation import DataError
-from ..experiments.record import clean as clean_json
+from ..experiments.record import clean as clean_json, summarize
 from ..plots.style import CLASS_COLORS
 from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
@@ -126,16 +126,10 @@ def diagnostics(model: nn.Module, data: LabData) -> dict[str, Any]:
 
 
 def layer_rows(diag: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": s.name, "units": s.units, "activation": s.activation,
-            "distinct_units": s.distinct_units, "dead_units": round(s.dead_fraction * s.units),
-            "dead_fraction": s.dead_fraction, "saturated_fraction": s.saturated_fraction,
-            "activation_mean": s.mean, "activation_std": s.std, "grad_norm": s.grad_norm,
-            "weight_std": s.weight_std, "healthy_weight_std": s.healthy_weight_std,
-        }
-        for s in diag.layers
-    ]
+    """The run record's per-layer summary (:func:`~initlab.experiments.record.summarize`), plus the
+    two numbers the page shows as they are: dead units as a count, the activation mean."""
+    return [row | {"dead_units": round(row["dead_fraction"] * row["units"]), "activation_mean": row["mean"]}
+            for row in summarize(diag)["layers"]]
 
 
 def clean(value: Any) -> Any:

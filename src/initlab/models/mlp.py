@@ -21,7 +21,11 @@ OUTPUTS = ("sigmoid", "softmax", "linear")
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
     """``nn.Linear(n_in, n_out)`` with its default init drawn from ``generator``, not the global RNG."""
-    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)  # no reset_parameters(): nothing drawn yet
+    # Built on the meta device (no storage, nothing drawn), then given real tensors. (skip_init
+    # does the same through Module.to_empty, whose first call imports torch's reference ops: 0.5 s.)
+    layer = nn.Linear(n_in, n_out, device="meta")
+    layer.weight = nn.Parameter(torch.empty(n_out, n_in))
+    layer.bias = nn.Parameter(torch.empty(n_out))
     bound = 1.0 / math.sqrt(n_in)  # what kaiming_uniform_(a=sqrt(5)) gives, as nn.Linear does
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)  # (out, in)

@@ -25,9 +25,9 @@ LAYER_HEADER = ("layer", "kind", "units", "activation", "distinct units", "dead"
                 "|dL/dW|", "weight std (healthy)")
 
 
-def _badge(verdict: Mapping[str, Any]) -> Raw:
+def _badge(verdict: Mapping[str, Any], hover: bool = True) -> Raw:
     code = str(verdict.get("code", ""))
-    return badge(VERDICT_LABEL.get(code, code), VERDICT_TONE.get(code, ""), str(verdict.get("message", "")))
+    return badge(VERDICT_LABEL.get(code, code), VERDICT_TONE.get(code, ""), str(verdict.get("message", "")) if hover else "")
 
 
 def verdict_badges(verdicts: Sequence[Mapping[str, Any]]) -> Raw:
@@ -42,7 +42,7 @@ def verdicts_html(verdicts: Sequence[Mapping[str, Any]]) -> Raw:
         colour = TONES.get(VERDICT_TONE.get(str(v.get("code", "")), ""), "#7f7f7f")
         fix = f'<div style="color:{MUTED};margin-top:2px">Fix: {escape(v["fix"])}</div>' if v.get("fix") else ""
         out.append(f'<div style="border-left:4px solid {colour};background:{BG};border-radius:6px;padding:5px 9px;'
-                   f'margin:4px 0;font-size:12px">{_badge(v)} {escape(v.get("message", ""))}{fix}</div>')
+                   f'margin:4px 0;font-size:12px">{_badge(v, hover=False)} {escape(v.get("message", ""))}{fix}</div>')
     return Raw("".join(out))
 
 

@@ -116,6 +116,15 @@ class Diagnosis:
 
         return diagnosis_table(self, after, title)
 
+    def __repr__(self) -> str:
+        return f"Diagnosis(layers={len(self.layers)}, verdicts={self.codes}, loss={self.loss:.3g})"
+
+    def _repr_html_(self) -> str:
+        """Notebook display: verdict badges, loss and rates, the per-layer table."""
+        from .html import diagnosis_html
+
+        return diagnosis_html(self)
+
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None

@@ -18,9 +18,10 @@ from ..plots.boundary import BoundaryPanel, boundaries_figure, boundary_figure
 from ..plots.history import Curves, histories_figure, history_figure
 from ..plots.style import init_color, save
 from ..report import FigureRef, build_document, render_html, render_markdown
+from .record import RunRecord
 from .run import ExperimentResult
 
-__all__ = ["Outputs", "write_outputs", "experiment_figures", "FIGURE_MAKERS"]
+__all__ = ["Outputs", "write_outputs", "experiment_figures", "FIGURE_MAKERS", "boundary_figures", "history_figures"]
 
 NamedFigure = tuple[str, str, Figure]  # (file name, caption, figure)
 
@@ -51,7 +52,8 @@ def _panel(result: ExperimentResult, title: str) -> BoundaryPanel:
                          init_color(result.spec.init_name), result.class_names)
 
 
-def _boundary(result: ExperimentResult) -> list[NamedFigure]:
+def boundary_figures(result: ExperimentResult) -> list[NamedFigure]:
+    """The decision boundary, when the inputs are 2-D (else none)."""
     if result.grid is None:
         return []
     s = result.spec
@@ -61,9 +63,11 @@ def _boundary(result: ExperimentResult) -> list[NamedFigure]:
     return [(f"{file_stem(s.name)}_boundary.png", caption, boundary_figure(_panel(result, title)))]
 
 
-def _history(result: ExperimentResult) -> list[NamedFigure]:
+def history_figures(result: ExperimentResult | RunRecord) -> list[NamedFigure]:
+    """The loss and accuracy curves (a RunRecord has what they need: its spec and history)."""
     s = result.spec
-    curves = Curves(s.name, result.history, init_color(s.init_name))
+    history = {k: [float(v) for v in values] for k, values in result.history.items()}  # a record holds arrays
+    curves = Curves(s.name, history, init_color(s.init_name))
     fig = history_figure(curves, f"{s.name}: {s.initializer} + {s.activation}")
     return [(f"{file_stem(s.name)}_history.png", f"{s.name}: loss and accuracy per epoch, training (solid) "
              "and validation (dashed).", fig)]
@@ -89,7 +93,7 @@ def _monitor(result: ExperimentResult) -> list[NamedFigure]:
 # Each maker turns one result into (file, caption, Figure) items shown in that experiment's
 # section of the report, in this order. Append a maker to add per-experiment figures
 # (e.g. Monitor histograms) without touching the report code.
-FIGURE_MAKERS: list[Callable[[ExperimentResult], list[NamedFigure]]] = [_boundary, _history, _monitor]
+FIGURE_MAKERS: list[Callable[[ExperimentResult], list[NamedFigure]]] = [boundary_figures, history_figures, _monitor]
 
 
 def experiment_figures(result: ExperimentResult) -> list[NamedFigure]:

@@ -87,6 +87,11 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _short(name: str, size: int = 40) -> str:
+    """``name`` cut to ``size`` characters for a one-line repr (a spec's name may have 200)."""
+    return name if len(name) <= size else name[: size - 3] + "..."
+
+
 @functools.lru_cache(maxsize=4096)
 def _cached_label(key: str) -> str:
     return str(initializers.get(json.loads(key)))
@@ -194,6 +199,16 @@ class RunRecord:
             "spec": spec,
             "wall_time": float(self.wall_time), "initlab_version": self.initlab_version,
         }
+
+    def __repr__(self) -> str:
+        return (f"RunRecord({_short(self.name)!r}, run_id={self.run_id!r}, status={self.status!r}, "
+                f"epochs={self.epochs_run}, val_accuracy={self.val_accuracy:.3g})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: setup, results, verdicts at init and at the end, the loss curves inline."""
+        from .html import record_html
+
+        return record_html(self)
 
     def __getstate__(self) -> dict[str, Any]:  # artifacts hold modules and closures: never pickled
         state = dict(self.__dict__)

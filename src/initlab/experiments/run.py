@@ -18,7 +18,7 @@ from ..diagnostics import Diagnosis, Monitor
 from ..plots.boundary import ProbabilityGrid, probability_grid
 from .execute import execute
 from .findings import findings
-from .record import RunRecord
+from .record import RunRecord, _short
 from .spec import RunSpec
 
 __all__ = ["ExperimentResult", "run_experiment", "from_record"]
@@ -61,6 +61,17 @@ class ExperimentResult:
         if name.startswith("_") or name == "record":
             raise AttributeError(name)
         return getattr(self.record, name)
+
+    def __repr__(self) -> str:
+        r = self.record
+        return (f"ExperimentResult({_short(r.name)!r}, run_id={r.run_id!r}, status={r.status!r}, "
+                f"val_accuracy={r.val_accuracy:.3g}, verdicts={self.end_diagnosis.codes if self.end_diagnosis else []})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the record's summary, the findings, the decision boundary and loss curves inline."""
+        from .html import result_html
+
+        return result_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json entry: the run record's dict and the report's findings (``summary``)."""

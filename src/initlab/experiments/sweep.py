@@ -49,6 +49,16 @@ class SweepReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"runs_per_second": self.runs_per_second}
 
+    def __repr__(self) -> str:
+        return (f"SweepReport(spec_hash={self.spec_hash!r}, total={self.total}, trained={self.trained}, "
+                f"skipped={self.skipped}, diverged={self.diverged}, wall_time={self.wall_time:.1f})")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: counts, time, the store and how to load its runs."""
+        from .html import sweep_report_html
+
+        return sweep_report_html(self)
+
 
 def run_sweep(
     spec: SweepSpec | str | Path,

@@ -11,7 +11,7 @@ from ._fans import calculate_gain, compute_fans
 from .apply import apply_init, init_layers
 from .critical import critical
 from .lsuv import lsuv
-from .registry import Initializer, Scheme, canonical_name, catalog, get, names, register
+from .registry import Catalog, Initializer, Scheme, canonical_name, catalog, get, names, register, table
 from .schemes import *  # noqa: F403  (the scheme functions)
 from .schemes import __all__ as _schemes
 
@@ -19,6 +19,6 @@ register("lsuv", lsuv, kind="data-dependent")
 register("critical", critical, ("edge_of_chaos",), kind="random")
 
 __all__ = [
-    "Initializer", "Scheme", "get", "names", "catalog", "register", "canonical_name",
+    "Initializer", "Scheme", "get", "names", "catalog", "Catalog", "table", "register", "canonical_name",
     "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", *_schemes,
 ]

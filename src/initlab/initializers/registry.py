@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .. import _html
 from .._validation import ValidationError, check_float, check_int, did_you_mean
 from . import schemes
 
-__all__ = ["Initializer", "Scheme", "get", "names", "catalog", "register", "canonical_name"]
+__all__ = ["Initializer", "Scheme", "get", "names", "catalog", "Catalog", "table", "register", "canonical_name"]
 
 _SAMPLING_KW = ("generator", "fans", "batch_dims")
 # Keras and PyTorch parameter spellings -> ours, per scheme.
@@ -133,6 +134,38 @@ def names() -> list[str]:
 def catalog() -> list[Scheme]:
     """Every scheme of the catalog."""
     return list(_REGISTRY.values())
+
+
+@dataclass(frozen=True)
+class Catalog(Sequence):
+    """The catalog as one object a notebook shows as a table: name, aliases, kind, parameters,
+    formula, reference. A sequence of :class:`Scheme` (as :func:`catalog`'s list)."""
+
+    schemes: tuple[Scheme, ...]
+
+    def __getitem__(self, index):
+        return self.schemes[index]
+
+    def __len__(self) -> int:
+        return len(self.schemes)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(s.name for s in self.schemes[:6])
+        more = f", ... ({len(self)} in all)" if len(self) > 6 else ""
+        return f"Catalog({shown}{more})"
+
+    def _repr_html_(self) -> str:
+        """Notebook display: one row per scheme, as ``initlab inits`` prints it."""
+        rows = [(s.name, ", ".join(s.aliases), s.kind, ", ".join(f"{k}={v}" for k, v in s.defaults.items()),
+                 s.formula, s.reference) for s in self.schemes]
+        return _html.box("initlab initializers", _html.table(
+            ("name", "aliases", "kind", "parameters", "distribution / formula", "reference"), rows),
+            subtitle=f"{len(self)} schemes")
+
+
+def table() -> Catalog:
+    """The catalog as a :class:`Catalog`: shown as a table in a notebook, a short ``repr`` elsewhere."""
+    return Catalog(tuple(_REGISTRY.values()))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..initializers import canonical_name
 
 __all__ = [
     "INIT_COLORS", "ACTIVATION_COLORS", "init_color", "activation_color", "CLASS_COLORS", "save", "check_figure_path",
-    "STYLE", "style", "styled",
+    "STYLE", "style", "styled", "png_bytes",
 ]
 
 # Families share a hue: Glorot blues, He greens, LeCun purples, constants greys/reds.
@@ -124,6 +125,17 @@ def _close(fig: Figure) -> None:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close(fig)
+
+
+def png_bytes(fig: Figure, dpi: float | None = None) -> bytes:
+    """``fig`` as PNG bytes (tight bounding box, initlab's dpi unless ``dpi``), then closed: for inline images."""
+    buffer = io.BytesIO()
+    try:
+        with style():
+            fig.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi)  # None: savefig.dpi of STYLE
+    finally:
+        _close(fig)
+    return buffer.getvalue()
 
 
 def save(fig: Figure, path: str | Path) -> Path:

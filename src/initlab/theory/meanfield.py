@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from .. import _html
 from .._validation import check_float
 from ..initializers._critical_point import (
     Q_MAX, Q_MIN, Activation, _variance, critical_sigma_w2, length_fixed_point, resolve_activation,
@@ -74,6 +75,23 @@ class MeanField:
 
     def __repr__(self) -> str:
         return f"MeanField({self.activation!r}, sigma_w2={self.sigma_w2:g}, sigma_b2={self.sigma_b2:g})"
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the phase as a badge, then q*, chi_1, c*, chi_c, xi_q, xi_c, trainable depth."""
+        tone = "ok" if self.phase == "critical" else "warn"  # off the critical line, gradients vanish or explode
+        rows = [
+            ("q*", "length fixed point (pre-activation variance)", self.q_star),
+            ("chi_1", "slope of the correlation map at c = 1 (1: critical)", self.chi_1),
+            ("c*", "correlation fixed point (1: ordered)", self.c_star),
+            ("chi_c", "slope of the correlation map at c*", self.chi_c),
+            ("xi_q", "depth scale of the length, layers", self.xi_q),
+            ("xi_c", "depth scale of the correlation, layers", self.xi_c),
+            ("6 xi_c", "trainable depth (Schoenholz et al. 2017), layers", self.trainable_depth),
+        ]
+        table = _html.table(("quantity", "", "value"), [(k, words, _html.number(v, 4)) for k, words, v in rows],
+                            right=(2,))
+        title = f"MeanField {self.activation}, sigma_w2 = {self.sigma_w2:g}, sigma_b2 = {self.sigma_b2:g}"
+        return _html.box(title, _html.badge(self.phase, tone), table, subtitle="Poole et al. 2016; Schoenholz et al. 2017")
 
     # ---- length --------------------------------------------------------------------------
     def length_map(self, q: float | np.ndarray) -> float | np.ndarray:

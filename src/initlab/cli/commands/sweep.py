@@ -32,7 +32,7 @@ def sweep_command(
     """Train every run of a grid, batched, into a resumable SQLite store.
 
     Re-running the same spec skips finished runs; an interrupted sweep loses at
-    most the batch in flight.
+    most the batch in flight and the one being written.
 
     Example: initlab sweep examples/sweep.toml --store initlab.db
 

@@ -13,7 +13,7 @@ __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
-    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory",
+    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -25,6 +25,10 @@ _LAZY_MODULES = ("experiments", "results", "theory", "server")
 
 
 def __getattr__(name: str):
+    if name == "lab":  # the browser lab from a notebook (FastAPI and uvicorn load on first use)
+        from .server.notebook import lab
+
+        return lab
     if name in _LAZY:
         from . import experiments
 

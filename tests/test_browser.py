@@ -131,8 +131,10 @@ def test_compare_three_initializers_shows_three_boundaries(page, tmp_path):
 
 
 def test_url_restores_the_setup_and_reset_keeps_the_initial_weights(page, tmp_path):
-    open_lab(page, "w=glorot_normal&act=tanh&hidden=8,6,4&seed=7&opt=sgd&lr=0.1&bs=16&epochs=40&data=circles")
+    open_lab(page, "w=glorot_normal&act=tanh&hidden=8,6,4&seed=7&dseed=3&opt=sgd&lr=0.1&bs=16&epochs=40&data=circles")
     assert page.input_value("#weight-init") == "glorot_normal"
+    assert page.input_value("#data-seed") == "3" and page.input_value("#seed") == "7"
+    points = page.evaluate("JSON.stringify(window.lab.data.X)")
     assert page.input_value("#activation") == "tanh"
     assert [page.input_value(f"#hidden-{i}") for i in range(3)] == ["8", "6", "4"]
     assert page.input_value("#optimizer") == "sgd" and page.input_value("#dataset") == "circles"
@@ -146,6 +148,11 @@ def test_url_restores_the_setup_and_reset_keeps_the_initial_weights(page, tmp_pa
     page.fill("#seed", "8")
     page.dispatch_event("#seed", "change")
     page.wait_for_function(f"JSON.stringify(window.lab.lastBoundary) !== {json.dumps(before)}", polling=100)
+    assert page.evaluate("JSON.stringify(window.lab.data.X)") == points  # the seed leaves the data alone
+    page.fill("#data-seed", "4")
+    page.dispatch_event("#data-seed", "change")
+    page.wait_for_function(f"JSON.stringify(window.lab.data.X) !== {json.dumps(points)}", polling=100)
+    assert "dseed=4" in page.url and "seed=8" in page.url
     page.screenshot(path=str(tmp_path / "serve-url-state.png"))
 
 

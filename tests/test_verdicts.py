@@ -120,7 +120,7 @@ def test_healthy_message_carries_the_measured_saturation():
 def test_healthy_deep_net_reports_the_measured_rates():
     diag = diagnose(apply_init(MLP([64] * 11 + [10], "relu", output="linear"), "he_normal", generator=1), _x(256, 64))
     assert diag.codes == ["healthy"]
-    assert "across 9 layers the activation std changes by x" in diag.verdicts[0].message
+    assert "from hidden1 to hidden10 (9 steps) the activation std changes by x" in diag.verdicts[0].message
 
 
 # -- item 8: the fix names the lever the measurement points at ---------------------------------

@@ -191,7 +191,9 @@ def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weight
         steps = len(chain) - 1
         std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
         grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
-        text += (f"; across {steps} layers the activation std changes by x{std_rate:.2f} per layer and the "
+        span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
+                f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
+        text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
                  f"back-propagated gradient by x{grad_rate:.2f} per layer (the verdicts need a total change "
                  f"below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})")
     return text

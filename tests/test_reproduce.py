@@ -92,6 +92,7 @@ def test_files_and_reports(run):
     assert "<img" in html and not re.search(r'<img src="(?!data:image/png;base64,)', html)
     assert html.count("data:image/png;base64,") == 4 * len(CLASSIC_NAMES) + len(payload["figures"])
     md = (out / "report.md").read_text()
+    assert "seeds: data 0, weights 0, minibatch order 0." in md  # the three seeds of the runs, named
     for png in re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (out / png).is_file()
     # The table row carries measured numbers; the comparison follows the verdict codes.

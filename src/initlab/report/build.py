@@ -38,7 +38,8 @@ def _setup(entries: Sequence[Mapping[str, Any]]) -> str:
     data = f"{e['dataset']} ({e['n_samples']} points: {e['n_train']} for training, the last {e['n_val']} for validation)"
     nets = sorted({"-".join(str(x) for x in e_["hidden"]) for e_ in entries})
     return (f"Data: {data}. Hidden layers: {', '.join(nets)}. Optimizer: {e['optimizer']} (learning rate "
-            f"{e['learning_rate']:g}), {e['epochs']} epochs, minibatches of {e['batch_size']}, seed {e['seed']}.")
+            f"{e['learning_rate']:g}), {e['epochs']} epochs, minibatches of {e['batch_size']}; seeds: data "
+            f"{e['data_seed']}, weights {e['init_seed']}, minibatch order {e['order_seed']}.")
 
 
 def build_document(

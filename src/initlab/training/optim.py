@@ -127,10 +127,7 @@ class KerasAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         for group in self.param_groups:
             by_step: dict[int, list[torch.Tensor]] = {}  # one call per step count (all equal in a fit)
             for p in group["params"]:
@@ -151,6 +148,14 @@ class KerasAdam(torch.optim.Optimizer):
         return loss
 
 
+def _evaluate_closure(closure) -> torch.Tensor | None:
+    """The loss of ``closure`` (re-evaluated with gradients on), as torch optimizers do; None without one."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class KerasRMSprop(torch.optim.Optimizer):
     """RMSprop as Keras 3 computes it: lr g / sqrt(v + eps), momentum accumulating the steps.
 
@@ -163,10 +168,7 @@ class KerasRMSprop(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
+import types
 from typing import Any
 
 import torch
@@ -46,6 +48,11 @@ def _kind(model: nn.Module, module: str, pname: str) -> str:
     if "norm" in type(mod).__name__.lower():
         return "norm"
     return "other"
+
+
+def _ancestors(module: str) -> list[str]:
+    """``a.b.c`` -> [``a.b.c``, ``a.b``]: the module, then its parent."""
+    return [module] + ([module.rsplit(".", 1)[0]] if "." in module else [])
 
 
 def measure(model: nn.Module, example: Any, modules: set[str]) -> dict[str, float]:
@@ -135,10 +142,14 @@ def autoinit(
             report = _run_analytic(model, ex, target_std, gen)
         else:
             report = _run_empirical(model, ex, target_std, gen, tol, max_iter)
-        measured = measure(model, ex, {e.module for e in report.entries})
+        measured = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)})
         for e in report.entries:
-            if e.module in measured and e.kind not in ("bias",):
-                e.measured_std = measured[e.module]
+            if e.kind == "bias":
+                continue
+            for m in _ancestors(e.module):  # a module called only through its parent (MHA's out_proj): the parent's output
+                if m in measured:
+                    e.measured_std = measured[m]
+                    break
         bad = [e.name for e in report.entries if e.action == "touched"
                and not all(math.isfinite(float(v)) for v in (e.std or 0.0, e.measured_std or 0.0))]
         if bad:
@@ -185,3 +196,14 @@ def _run_empirical(model, example, target, gen, tol, max_iter) -> AutoInitReport
     res = empirical_init(model, example, target_std=target, tol=tol, max_iter=max_iter, generator=gen)
     entries, info = (res if isinstance(res, tuple) else (res, {}))
     return AutoInitReport("empirical", target, list(entries), [], [], dict(info) if isinstance(info, dict) else {"iterations": info})
+
+
+class _CallableModule(types.ModuleType):
+    """``initlab.autoinit`` is both this subpackage and the function: importing a subpackage binds its
+    name on the parent package, which would otherwise shadow a function of the same name."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AutoInitReport:
+        return autoinit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -281,7 +281,8 @@ class Tracker(TorchFunctionMode):
         for a in tree_flatten((args, kwargs))[0]:
             if self.is_param(a) and self.names[id(a)] not in self.uses:
                 self.unknown.setdefault(self.names[id(a)], name)
-        if any(self.rec(a) is not None for a in tree_flatten((args, kwargs))[0]):
+        floats = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if floats and any(self.rec(a) is not None for a in tree_flatten((args, kwargs))[0]):
             self.fallbacks[name] = self.fallbacks.get(name, 0) + 1
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
@@ -548,7 +549,7 @@ class Tracker(TorchFunctionMode):
             elif n.endswith("in_proj_weight") or n.rsplit(".", 1)[-1] in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
                 std = self.target / math.sqrt(p.shape[1] * x2)
                 self.draw(p, std)
-                self.uses[n] = _Use("attention", self.module_of(n), std=std, predicted=self.target)
+                self.uses[n] = _Use("attention", self.module_of(n), std=std)  # q, k, v: not the module's output
             elif out_w is None:
                 out_w = p
         if out_w is not None:

@@ -292,3 +292,20 @@ def test_empirical_mode_dispatch():
     assert report.mode == "empirical"
     stds = linear_output_stds(model, data(2))
     assert all(LO <= s <= HI for s in stds), stds
+
+
+def test_doctor_init_auto(tmp_path, capsys):
+    from initlab.cli.main import main
+
+    src = tmp_path / "deep.py"
+    src.write_text("import torch\nfrom torch import nn\n\ndef deep_tanh():\n"
+                   "    layers = []\n    for _ in range(20):\n        layers += [nn.Linear(32, 32), nn.Tanh()]\n"
+                   "    return nn.Sequential(*layers, nn.Linear(32, 2))\n")
+    code = main(["doctor", f"{src}:deep_tanh", "--input-shape", "32", "--init", "auto", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    data = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert data["init"] == "auto"
+    assert [v["code"] for v in data["before"]["verdicts"]] == ["vanishing_gradients"]
+    assert [v["code"] for v in data["after"]["verdicts"]] == ["healthy"]
+    assert "auto" in out

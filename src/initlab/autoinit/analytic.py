@@ -50,7 +50,7 @@ ELEMENTWISE_UNARY = {
     "relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "elu", "selu", "celu", "leaky_relu", "softplus",
     "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "exp", "neg", "__neg__", "abs", "sin", "cos",
     "erf", "softsign", "logsigmoid", "tanhshrink", "square", "sqrt", "rsqrt", "log1p", "expm1", "clamp",
-    "clip", "clamp_min", "sigmoid_", "tanh_", "rrelu", "glu_not", "prelu_not", "atan", "sinh", "cosh",
+    "clip", "clamp_min", "sigmoid_", "tanh_", "atan", "sinh", "cosh",
     "log_sigmoid", "softshrink", "hardshrink", "threshold",
 }
 BINARY = {"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__",
@@ -143,7 +143,7 @@ class Tracker(TorchFunctionMode):
             return Stat.of(t, self.batch)
         if r.stat is None:
             src = r.source()
-            res = mom.moments(r.fn, self.stat_of_rec(src), r.label or "activation")
+            res = mom.moments(r.fn, src.stat, r.label or "activation")
             if res.note:
                 self.notes.append(res.note)
             r.stat = res.out
@@ -172,10 +172,6 @@ class Tracker(TorchFunctionMode):
                 r.stat = meas
             return meas
         return pred
-
-    def stat_of_rec(self, r: Rec) -> Stat:
-        assert r.stat is not None
-        return r.stat
 
     def is_param(self, t: Any) -> bool:
         return isinstance(t, torch.Tensor) and id(t) in self.params
@@ -254,7 +250,7 @@ class Tracker(TorchFunctionMode):
         if not tensors or all(self.rec(a) is None and not self.is_param(a) for a in tensors):
             return func(*args, **kwargs)  # nothing we follow (shape queries, constants, index tensors)
         self.n += 1
-        handler = getattr(self, "_" + name, None) if name in _HANDLED else None
+        handler = getattr(self, _HANDLED[name], None) if name in _HANDLED else None
         if handler is None:
             if name in CONVS:
                 handler = self._conv
@@ -319,7 +315,6 @@ class Tracker(TorchFunctionMode):
         return NotImplemented
 
     _mm = _matmul
-    __matmul__ = _matmul
 
     def _conv(self, func, name, args, kwargs):
         x, w = args[0], args[1] if len(args) > 1 else kwargs.get("weight")
@@ -471,10 +466,6 @@ class Tracker(TorchFunctionMode):
         self.track(out, Rec(stat=Stat(mean, max(second - mean * mean, 0.0))))
         return out
 
-    _stack = _cat
-    _concat = _cat
-    _concatenate = _cat
-
     def _dropout(self, func, name, args, kwargs):
         x = args[0]
         r = self.rec(x)
@@ -600,7 +591,8 @@ class Tracker(TorchFunctionMode):
         return out
 
 
-_HANDLED = {"linear", "addmm", "matmul", "mm", "__matmul__", "embedding", "cat", "stack", "concat", "concatenate"}
+_HANDLED = {"linear": "_linear", "addmm": "_addmm", "matmul": "_matmul", "mm": "_mm", "__matmul__": "_matmul",
+            "embedding": "_embedding", "cat": "_cat", "stack": "_cat", "concat": "_cat", "concatenate": "_cat"}
 
 
 def run_tracker(model: nn.Module, example: Any, tracker: Tracker) -> Any:

@@ -97,6 +97,9 @@ def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float)
                if best else "")
         if stable:
             msg = head + " - stable" + (f" (critical scale: {fix})" if abs(chi - 1) > _CHI_TOL else "")
+            if slope > _SLOPE_TOL:
+                msg += (f"; the length map's fixed point repels (x{slope:.3g} per layer), so inputs whose scale "
+                        "differs from the example's drift with depth")
         elif fixable:
             what = "vanish" if grad_gain < 1 else "explode"
             msg = head + f" - UNSTABLE at this scale: gradients {what}; a scalar fixes it: {fix}"

@@ -292,6 +292,8 @@ def test_empirical_mode_dispatch():
     assert report.mode == "empirical"
     stds = linear_output_stds(model, data(2))
     assert all(LO <= s <= HI for s in stds), stds
+    (row,) = report.stability  # the stability analysis runs for both modes
+    assert row["activation"] == "Tanh" and row["layers"] == 10 and row["chi_1"] > 1
 
 
 def test_doctor_init_auto(tmp_path, capsys):

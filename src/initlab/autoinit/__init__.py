@@ -195,7 +195,22 @@ def _run_empirical(model, example, target, gen, tol, max_iter) -> AutoInitReport
                               "(initlab.autoinit.empirical missing); use mode='analytic'") from None
     res = empirical_init(model, example, target_std=target, tol=tol, max_iter=max_iter, generator=gen)
     entries, info = (res if isinstance(res, tuple) else (res, {}))
-    return AutoInitReport("empirical", target, list(entries), [], [], dict(info) if isinstance(info, dict) else {"iterations": info})
+    info = dict(info) if isinstance(info, dict) else {"iterations": info}
+    stability, warnings = _probe_stability(model, example, target, gen)
+    return AutoInitReport("empirical", target, list(entries), stability, warnings, info)
+
+
+def _probe_stability(model: nn.Module, example: Any, target: float, gen: torch.Generator) -> tuple[list[dict], list[str]]:
+    """The stability rows for a model initialized elsewhere: one tracking pass that changes nothing."""
+    from .analytic import Tracker, run_tracker
+    from .stability import stability_rows
+
+    probe = Tracker(model, target=target, generator=gen, apply=False)
+    try:
+        run_tracker(model, example, probe)
+        return stability_rows(probe.activations, target), []
+    except InitlabError as err:
+        return [], [f"stability analysis unavailable: {err}"]
 
 
 class _CallableModule(types.ModuleType):

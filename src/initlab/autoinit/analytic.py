@@ -87,6 +87,7 @@ class Rec:
     origin: tuple[str, int] | None = None          # (weight name, op index) if a weight op's output, up to a linear map
     chain: int = 0                                 # residual additions since the last normalization
     measured: bool = False                         # the stat was measured, not predicted
+    born: int = -1                                 # op index at which the tensor was first produced
 
     def source(self) -> "Rec":
         return self.src if self.src is not None else self
@@ -128,6 +129,8 @@ class Tracker(TorchFunctionMode):
 
     # ---- bookkeeping ---------------------------------------------------------------------
     def track(self, t: Any, rec: Rec) -> None:
+        if rec.born < 0:
+            rec.born = self.n
         for leaf in tree_flatten(t)[0]:
             if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
                 self.recs[id(leaf)] = rec
@@ -151,7 +154,7 @@ class Tracker(TorchFunctionMode):
                 self.activations.append((r.label or "activation", r.fn, src.stat.pooled))
         return r.stat
 
-    def anchored(self, x: torch.Tensor) -> Stat:
+    def anchored(self, x: torch.Tensor, w: torch.Tensor) -> Stat:
         """The predicted Stat of a weight layer's input, re-anchored to the measured one where they part.
 
         The prediction is the large-width expectation; at finite width each layer's realized
@@ -166,7 +169,7 @@ class Tracker(TorchFunctionMode):
         meas = Stat.of(x, self.batch)
         p2, m2 = pred.second_pooled, meas.second_pooled
         if p2 > 0 and m2 > 0 and math.isfinite(m2) and abs(math.log(m2 / p2)) > 2 * math.log(_ANCHOR):
-            self.corrections.append((self.label("input"), math.sqrt(p2), math.sqrt(m2)))
+            self.corrections.append((self.names.get(id(w), "?"), math.sqrt(p2), math.sqrt(m2)))
             r = self.rec(x)
             if r is not None:
                 r.stat = meas
@@ -190,14 +193,14 @@ class Tracker(TorchFunctionMode):
         return fallback
 
     # ---- weights -------------------------------------------------------------------------
-    def draw(self, w: torch.Tensor, std: float) -> None:
+    def draw(self, w: torch.Tensor, std: float, gaussian: bool = False) -> None:
         """Fill ``w`` with entries of std ``std``: a scaled orthogonal matrix (Saxe et al. 2014) for
         weights with out and in axes, so a square layer keeps every input's length exactly (no
         finite-width noise from the draw); Gaussian for vectors and tables."""
         if not self.apply:
             return
         with torch.no_grad():
-            if w.dim() < 2 or w.shape[0] == 1:
+            if gaussian or w.dim() < 2 or w.shape[0] == 1:
                 w.normal_(0.0, std, generator=self.gen)
                 return
             rows, cols = w.shape[0], w[0].numel()
@@ -295,7 +298,7 @@ class Tracker(TorchFunctionMode):
         b = args[2] if len(args) > 2 else kwargs.get("bias")
         if not self.is_param(w) or self.rec(x) is None:
             return NotImplemented
-        stat, wname = self.weight_op(w, w.shape[1], self.anchored(x), "linear")
+        stat, wname = self.weight_op(w, w.shape[1], self.anchored(x, w), "linear")
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
@@ -303,14 +306,14 @@ class Tracker(TorchFunctionMode):
         b, x, w = args[0], args[1], args[2]
         if not self.is_param(w) or self.rec(x) is None:
             return NotImplemented
-        stat, wname = self.weight_op(w, w.shape[0], self.anchored(x), "linear")
+        stat, wname = self.weight_op(w, w.shape[0], self.anchored(x, w), "linear")
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
     def _matmul(self, func, name, args, kwargs):
         x, w = args[0], args[1]
         if self.is_param(w) and self.rec(x) is not None and w.dim() == 2:
-            stat, wname = self.weight_op(w, w.shape[0], self.anchored(x), "linear")
+            stat, wname = self.weight_op(w, w.shape[0], self.anchored(x, w), "linear")
             return self._finish_weight(func(*args, **kwargs), stat, wname)
         return NotImplemented
 
@@ -328,7 +331,7 @@ class Tracker(TorchFunctionMode):
             fan_in = w.shape[0] * k / max(s, 1)
         else:
             fan_in = w.shape[1] * k
-        stat, wname = self.weight_op(w, fan_in, self.anchored(x), "conv")
+        stat, wname = self.weight_op(w, fan_in, self.anchored(x, w), "conv")
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
@@ -338,7 +341,7 @@ class Tracker(TorchFunctionMode):
             return NotImplemented
         wname = self.names[id(w)]
         if wname not in self.uses:
-            self.draw(w, self.target)
+            self.draw(w, self.target, gaussian=True)
             pad = args[2] if len(args) > 2 else kwargs.get("padding_idx")
             if self.apply and pad is not None and pad >= 0:
                 with torch.no_grad():
@@ -400,13 +403,11 @@ class Tracker(TorchFunctionMode):
     def _sum(self, func, name, args, kwargs):
         ra, rb = self.rec(args[0]), self.rec(args[1])
         a, b = self.stat(args[0]), self.stat(args[1])
-        # the branch: the term that a weight layer produced most recently (up to a linear map)
+        # the branch: the term a weight layer produced (up to a linear map) after the other term existed
         branch = None
-        if ra.origin and rb.origin:
-            branch = 1 if rb.origin[1] > ra.origin[1] else 0
-        elif rb.origin:
+        if rb.origin and rb.origin[1] > ra.born and not (ra.origin and ra.origin[1] > rb.origin[1]):
             branch = 1
-        elif ra.origin:
+        elif ra.origin and ra.origin[1] > rb.born:
             branch = 0
         skip = (ra, rb)[1 - branch] if branch is not None else ra
         chain = skip.chain + 1

@@ -311,3 +311,33 @@ def test_doctor_init_auto(tmp_path, capsys):
     assert [v["code"] for v in data["before"]["verdicts"]] == ["vanishing_gradients"]
     assert [v["code"] for v in data["after"]["verdicts"]] == ["healthy"]
     assert "auto" in out
+
+
+class RawAndSkip(nn.Module):
+    """A raw Parameter used with @, and a sum whose second term is no weight layer's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(64, 48))
+        self.fc = nn.Linear(48, 48)
+        self.side = nn.Linear(64, 48)
+        self.side2 = nn.Linear(64, 48)
+
+    def forward(self, x):
+        h = self.fc(torch.tanh(x @ self.W))
+        y = h + torch.relu(self.side(x))  # h existed first: it is not a residual branch to shrink
+        return y + torch.relu(self.side2(x))  # a stream of two additions (R = 2)
+
+
+def test_raw_parameter_and_plain_sum():
+    torch.manual_seed(0)
+    model = RawAndSkip()
+    report = autoinit(model, data(1), generator=0)
+    by_name = {e.name: e for e in report.entries}
+    w = by_name["W"]
+    assert w.action == "touched" and w.kind == "linear"
+    assert w.std == pytest.approx(1.0 / math.sqrt(64 * float((data(1) ** 2).mean())), rel=1e-6)
+    with torch.no_grad():
+        assert float((data(2) @ model.W).std()) == pytest.approx(1.0, rel=0.15)
+    assert report.info["residual_additions"] == 2 and report.info["residual_branches"] == []
+    assert by_name["fc.weight"].predicted_std == pytest.approx(1.0)

@@ -341,3 +341,25 @@ def test_raw_parameter_and_plain_sum():
         assert float((data(2) @ model.W).std()) == pytest.approx(1.0, rel=0.15)
     assert report.info["residual_additions"] == 2 and report.info["residual_branches"] == []
     assert by_name["fc.weight"].predicted_std == pytest.approx(1.0)
+
+
+class Einsum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Parameter(torch.full((16, 64), 0.5))
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc(torch.einsum("bi,oi->bo", x, self.W))
+
+
+def test_unknown_layer_is_left_and_named():
+    model = Einsum()
+    report = autoinit(model, data(1), generator=0)
+    by_name = {e.name: e for e in report.entries}
+    assert by_name["W"].action == "left" and by_name["W"].reason == "unknown layer Einsum (op einsum)"
+    assert torch.equal(model.W, torch.full((16, 64), 0.5))
+    assert any("einsum" in w for w in report.warnings)
+    # the layer after it is scaled from the measured moments of the einsum's output
+    with torch.no_grad():
+        assert float(model.fc(torch.einsum("bi,oi->bo", data(2), model.W)).std()) == pytest.approx(1.0, rel=0.2)

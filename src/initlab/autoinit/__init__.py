@@ -153,14 +153,13 @@ def autoinit(
         bad = [e.name for e in report.entries if e.action == "touched"
                and not all(math.isfinite(float(v)) for v in (e.std or 0.0, e.measured_std or 0.0))]
         if bad:
-            raise ValidationError(f"autoinit: non-finite scale or output at {', '.join(bad[:3])}; model left as it was")
+            why = f" ({report.unstable()[0]['message']})" if report.unstable() else ""
+            raise ValidationError(f"autoinit: non-finite scale or output at {', '.join(bad[:3])}{why}; "
+                                  "model left as it was")
         return report
-    except BaseException as err:
-        model.load_state_dict(saved)
-        if isinstance(err, (InitlabError, KeyboardInterrupt)):
-            raise
-        raise InitlabError(f"autoinit failed, model left as it was: {type(err).__name__}: "
-                           f"{(str(err).splitlines() or [''])[0][:200]}") from err
+    except BaseException:
+        model.load_state_dict(saved)  # atomic: bad input and internal failures alike leave the model as it was
+        raise
 
 
 def _run_analytic(model: nn.Module, example: Any, target: float, gen: torch.Generator) -> AutoInitReport:

@@ -112,9 +112,21 @@ def _pieces(z0: Any) -> tuple[np.ndarray, np.ndarray]:
     return z, wt
 
 
+def _call(fn: Callable, u: torch.Tensor) -> torch.Tensor:
+    """``fn(u)``; a user activation that fails on a float64 tensor becomes one ValidationError."""
+    try:
+        with torch.no_grad():
+            return fn(u)
+    except ValidationError:
+        raise
+    except Exception as err:  # the user's function can fail in any way
+        name = getattr(fn, "__name__", type(fn).__name__)
+        raise ValidationError(f"activation {name} failed on a float64 tensor of shape {tuple(u.shape)}: "
+                              f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}") from None
+
+
 def _eval(fn: Callable, u: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        y = fn(torch.as_tensor(u, dtype=torch.float64))
+    y = _call(fn, torch.as_tensor(u, dtype=torch.float64))
     if not isinstance(y, torch.Tensor) or y.shape != u.shape:
         raise ValidationError("activation must be elementwise and return a torch.Tensor of its input's shape")
     return y.to(torch.float64).numpy()
@@ -147,8 +159,7 @@ def moments(fn: Callable[[torch.Tensor], torch.Tensor], stat: Stat, name: str = 
         return Moments(out(e1, e2), "quadrature")
     gen = torch.Generator().manual_seed(_MC_SEED)  # the check on the median sample
     u = float(mean[i]) + float(s[i]) * torch.randn(_MC, generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        yy = fn(u).to(torch.float64)
+    yy = _call(fn, u).to(torch.float64)
     mc1, mc2 = float(yy.mean()), float((yy * yy).mean())
     se1 = float(yy.std()) / math.sqrt(_MC)
     se2 = float((yy * yy).std()) / math.sqrt(_MC)
@@ -160,8 +171,7 @@ def moments(fn: Callable[[torch.Tensor], torch.Tensor], stat: Stat, name: str = 
             f"{mc1:.4g}, {mc2:.4g} ({_MC} samples); Monte Carlo used")
     n = max(2048, _MC // len(mean))
     g = torch.randn(len(mean), n, generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        yb = fn(torch.as_tensor(mean)[:, None] + torch.as_tensor(s)[:, None] * g).to(torch.float64)
+    yb = _call(fn, torch.as_tensor(mean)[:, None] + torch.as_tensor(s)[:, None] * g).to(torch.float64)
     return Moments(out(yb.mean(1).numpy(), (yb * yb).mean(1).numpy()), "monte carlo", note)
 
 

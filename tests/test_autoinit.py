@@ -194,6 +194,9 @@ def test_gpt2_tied_head():
     assert by_name["lm_head.weight"].reason == "tied to transformer.wte.weight"
     assert model.lm_head.weight is model.transformer.wte.weight
     assert by_name["transformer.wte.weight"].std == pytest.approx(1.0)
+    # the tied head's logits: std about sqrt(n_embd) = 8 with unit-variance embeddings and LayerNorm'd inputs
+    assert by_name["lm_head.weight"].measured_std == pytest.approx(8.0, rel=0.15)
+    assert any(w.startswith("lm_head.weight is tied to transformer.wte.weight") for w in report.warnings)
     fresh = torch.randint(0, 100, (8, 16), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         hidden = model(fresh, output_hidden_states=True).hidden_states

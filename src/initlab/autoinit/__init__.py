@@ -150,6 +150,11 @@ def autoinit(
                 if m in measured:
                     e.measured_std = measured[m]
                     break
+        for e in report.entries:  # a tie fixes a weight's scale to its first use's: say so when the second use is off
+            if e.reason.startswith("tied to") and e.measured_std is not None and not (
+                    0.5 * target_std <= e.measured_std <= 2.0 * target_std):
+                report.warnings.append(f"{e.name} is {e.reason} (drawn for that use), so {e.module}'s output std "
+                                       f"is {e.measured_std:.3g} on the example, not {target_std:g}")
         bad = [e.name for e in report.entries if e.action == "touched"
                and not all(math.isfinite(float(v)) for v in (e.std or 0.0, e.measured_std or 0.0))]
         if bad:

@@ -50,16 +50,20 @@ def coord_check_command(
     inputs = load_inputs(input_shape, batch, data) if data is not None else None
     progress = Progress(TextColumn("[bold]coord-check"), BarColumn(), MofNCompleteColumn(), TextColumn("widths x seeds"),
                         TimeElapsedColumn(), console=err_console, disable=as_json)
-    task = progress.add_task("runs", total=len(width_list) * max(int(seeds), 1))
+    task = progress.add_task("runs", total=None)
 
     def advance(done: int, total: int) -> None:
+        if not progress.live.is_started:  # started after the first run, so bad input prints one line only
+            progress.start()
         progress.update(task, completed=done, total=total)
 
-    with progress:
-        result = coord_check(factory, width_list, inputs, input_shape=input_shape, batch=batch, steps=steps, seeds=seeds, optimizer=optimizer, lr=lr,
-                             lr_scaling=lr_scaling, base_width=base_width, loss=loss,
-                             threshold=FLAT_SLOPE if threshold is None else threshold, seed=seed,
-                             progress=advance)
+    try:
+        result = coord_check(factory, width_list, inputs, input_shape=input_shape, batch=batch, steps=steps, seeds=seeds,
+                             optimizer=optimizer, lr=lr, lr_scaling=lr_scaling, base_width=base_width, loss=loss,
+                             threshold=FLAT_SLOPE if threshold is None else threshold, seed=seed, progress=advance)
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     paths = result.save(out)
     if as_json:
         print(json.dumps({"out": str(out), **result.to_dict()}, indent=2))

@@ -363,7 +363,7 @@ def coord_check(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed + i)
                 model = build_model(functools.partial(factory, width), name)
-                if modules is not None:
+                if modules is not None and done == 0:
                     known = [n for n, _ in model.named_modules() if n]
                     for m in modules:
                         check_choice("module", m, known)
@@ -451,6 +451,7 @@ def _summarize(rows: list, kinds: dict[str, str], widths: list[int], steps: int,
 # -- the figure ---------------------------------------------------------------------------------
 
 MAX_PANELS = 6  # more steps: the first, the last and evenly spaced ones between
+MAX_LEGEND = 20  # legend entries at most (modules that do not read flat first)
 
 
 def _panel_steps(steps: int) -> list[int]:
@@ -474,7 +475,10 @@ def _draw(result: CoordCheck, title: str | None) -> Figure:
     modules = result.modules
     cmap = colormaps["tab10" if len(modules) <= 10 else "viridis"]
     colors = {m: cmap(i) if len(modules) <= 10 else cmap(i / max(1, len(modules) - 1)) for i, m in enumerate(modules)}
-    fig = Figure(figsize=(2.9 * len(shown) + 2.6, 3.4), layout="constrained")
+    entries = min(len(modules), MAX_LEGEND)
+    columns = 1 if entries <= 10 else 2
+    fig = Figure(figsize=(2.9 * len(shown) + 2.6 * columns, max(3.4, 0.2 * math.ceil(entries / columns) + 1.4)),
+                 layout="constrained")
     axes = fig.subplots(1, len(shown), sharey=True, squeeze=False)[0]
     means = result.data.groupby(["module", "step", "width"], sort=True)["l1"].mean()
     curves: dict[tuple[str, int], list[tuple[int, float]]] = {}
@@ -482,11 +486,15 @@ def _draw(result: CoordCheck, title: str | None) -> Figure:
         if value > 0 and math.isfinite(value):  # log axes: an output of exactly 0 has no point
             curves.setdefault((module, int(step)), []).append((int(width), float(value)))
     finals = {v.module: v for v in result.verdicts}
+    # a deep model: the legend lists MAX_LEGEND modules, those that do not read flat first (steepest first)
+    priority = sorted(modules, key=lambda m: (finals[m].verdict == "flat", -abs(np.nan_to_num(finals[m].slope))))
+    listed = set(priority[:MAX_LEGEND])
     for ax, step in zip(axes, shown):
         for module in modules:
             points = curves.get((module, step), [])
             v = finals[module]
             label = f"{module} {v.kind}: {v.verdict}" + (f" (w^{round(v.slope, 2) + 0.0:.2f})" if v.verdict != "undefined" else "")
+            label = label if module in listed else "_nolegend_"
             ax.plot([w for w, _ in points], [y for _, y in points], "o-", ms=3, lw=1.4, color=colors[module], label=label)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
@@ -495,7 +503,9 @@ def _draw(result: CoordCheck, title: str | None) -> Figure:
         ax.set_title(f"step {step}" + (" (init)" if step == 1 else ""))
         ax.set_xlabel("width")
     axes[0].set_ylabel("mean |x| of the module's output")
-    axes[-1].legend(title=f"at step {result.steps} (flat: |slope| < {result.threshold:g})", loc="upper left",
+    hidden = len(modules) - len(listed)
+    axes[-1].legend(title=f"at step {result.steps} (flat: |slope| < {result.threshold:g})"
+                    + (f"\n{hidden} more modules not listed" if hidden else ""), loc="upper left", ncols=columns,
                     bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8, title_fontsize=8)
     s = result.settings
     fig.suptitle(title or (f"coord check of {s.get('factory', 'the model')}: {s.get('optimizer')} lr {s.get('lr'):g}"

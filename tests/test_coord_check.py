@@ -58,6 +58,8 @@ def test_mup_readout_and_learning_rates_stay_flat(runs):
     # the model trained: the logits left their zero start and the last hidden layer moved
     means = mup.data.groupby(["module", "step"])["l1"].mean()
     assert means[(LOGITS, 1)] == 0 and means[(LOGITS, 5)] > 1e-3
+    at_init = mup.slopes.query("step == 1").set_index("module")
+    assert np.isnan(at_init.loc[LOGITS, "slope"]) and at_init.loc[LOGITS, "verdict"] == "undefined"  # log 0
     assert means[("5", 5)] > 1.05 * means[("5", 1)]
     # the readout without muP's learning rates is not enough
     readout_only = {v.module: v.verdict for v in runs["readout_only"].verdicts}
@@ -119,6 +121,23 @@ def test_exact_power_laws_give_their_exponents():
     by = trained.pivot(index="step", columns="module", values="slope")
     assert abs(by.loc[3, "0"]) > 1e-3
     np.testing.assert_allclose(by["1"] - by["0"], -1.0, atol=1e-5)
+
+
+def test_chosen_modules_and_python_api_errors(factories):
+    result = coord_check(factories["sp"], (16, 32, 64), input_shape=(32,), steps=1, seeds=1, modules=["2", "6"])
+    assert result.modules == ["2", "6"] and len(result.data) == 3 * 2
+    with pytest.raises(initlab.ValidationError, match=r"unknown module '7' \(allowed: 0, 1, 2, 3, 4, 5, 6\)"):
+        coord_check(factories["sp"], (16, 32, 64), input_shape=(32,), steps=1, seeds=1, modules=["7"])
+    with pytest.raises(initlab.ValidationError, match="widths must be positive integers"):
+        coord_check(factories["sp"], [16.0, 32, 64], input_shape=(32,))
+    with pytest.raises(initlab.ValidationError, match="seeds must be an integer in \\[1, 100\\], got 0"):
+        coord_check(factories["sp"], [16, 32, 64], input_shape=(32,), seeds=0)
+    with pytest.raises(initlab.ValidationError, match="unknown loss 'mae'"):
+        coord_check(factories["sp"], [16, 32, 64], input_shape=(32,), loss="mae")
+    with pytest.raises(initlab.ValidationError, match="give --input-shape"):
+        coord_check(factories["sp"], [16, 32, 64])
+    with pytest.raises(initlab.ValidationError, match="unknown module 'x'"):
+        result.verdict("x")
 
 
 def test_same_seed_same_numbers_and_global_rng_untouched(factories):

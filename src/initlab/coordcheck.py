@@ -172,10 +172,10 @@ def parse_widths(widths: str | Sequence[int]) -> list[int]:
     out = []
     for p in parts:
         try:
-            value = int(p) if isinstance(p, str) else check_int("widths", p)
+            value = int(p) if isinstance(p, str) else check_int("widths", p)  # 64.0 is not a width
         except (ValueError, ValidationError):
             value = 0
-        if value < 1 or (not isinstance(p, str) and isinstance(p, float)):
+        if value < 1:
             raise ValidationError(f"widths must be positive integers separated by commas, like 64,128,256; got {widths!r}")
         out.append(value)
     if len(set(out)) != len(out):

@@ -60,11 +60,12 @@ def _loader():
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=8, shuffle=False)
 
 
-def _pl_trainer(callback):
+def _pl_trainer(callback, accumulate: int = 1):
     import lightning.pytorch as pl
 
     return pl.Trainer(accelerator="cpu", devices=1, max_steps=MAX_STEPS, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, callbacks=[callback])
+                      enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],
+                      accumulate_grad_batches=accumulate)
 
 
 def test_lightning_callback_records_every_n_steps_and_writes_files(tmp_path):
@@ -97,10 +98,14 @@ def test_lightning_callback_names_the_fix_when_training_step_skips_forward(tmp_p
     model = _lightning_module(call_root=False)
     with pytest.raises(InitlabError, match=r"MonitorCallback\(module=\.\.\.\)"):
         _pl_trainer(MonitorCallback(tmp_path / "mon", every=EVERY)).fit(model, _loader())
-    # naming the submodule that training_step calls records it
+    # naming the submodule that training_step calls records it; steps are optimizer steps, so with
+    # gradient accumulation over 2 batches the same steps 1, 3, 5 are recorded out of 10 batches
     callback = MonitorCallback(tmp_path / "mon2", every=EVERY, module="net")
-    _pl_trainer(callback).fit(_lightning_module(call_root=False), _loader())
+    trainer = _pl_trainer(callback, accumulate=2)
+    trainer.fit(_lightning_module(call_root=False), _loader())
+    assert trainer.global_step == MAX_STEPS and trainer.fit_loop.epoch_loop.batch_progress.total.completed == 2 * MAX_STEPS
     assert callback.monitor.steps == RECORDED and callback.monitor.layer_names == ["0", "2"]
+    assert (callback.monitor.series("grad_norm") > 0).all()
 
 
 # -- Hugging Face ----------------------------------------------------------------------------------

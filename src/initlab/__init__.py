@@ -14,6 +14,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
+    "coord_check",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -29,6 +30,10 @@ def __getattr__(name: str):
         from .server.notebook import lab
 
         return lab
+    if name == "coord_check":  # muP's width check (pandas on first use)
+        from .coordcheck import coord_check
+
+        return coord_check
     if name in _LAZY:
         from . import experiments
 

@@ -13,9 +13,11 @@ what to install or set. ``import initlab`` never imports it.
 from __future__ import annotations
 
 from .integrations.keras import (
-    Initializer, KerasDiagnosis, KerasRecorder, KerasUnavailable, Monitor, diagnose_keras, initializer,
+    Initializer, KerasDiagnosis, KerasRecorder, KerasUnavailable, Monitor, apply_init_keras, diagnose_keras,
+    initializer,
 )
 
-diagnose = diagnose_keras
+diagnose = diagnose_keras  # initlab.diagnose(keras_model, ...) comes here too
+apply_init = apply_init_keras  # likewise initlab.apply_init
 
-__all__ = ["initializer", "Initializer", "Monitor", "diagnose", "KerasDiagnosis", "KerasRecorder", "KerasUnavailable"]
+__all__ = ["initializer", "Initializer", "Monitor", "diagnose", "apply_init", "KerasDiagnosis", "KerasRecorder", "KerasUnavailable"]

@@ -152,6 +152,24 @@ def test_channels_first_conv_counts_channels_as_units():
     assert [s.units for s in diag.layers] == [4, 2] and diag.layers[0].outgoing_compared
 
 
+def test_a_bare_layer_and_a_subclassed_model():
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    solo = layers.Dense(5, activation="tanh", name="solo")
+    solo.build((None, 3))
+    assert [(s.name, s.activation, s.units) for s in initlab.diagnose(solo, x).layers] == [("solo", "tanh", 5)]
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = layers.Dense(6, activation="relu", name="a"), layers.Dense(2, name="b")
+
+        def call(self, inputs):
+            return self.b(self.a(inputs))
+
+    diag = initlab.diagnose(Net(), x, np.array([0, 1] * 4))  # built by this first call
+    assert [s.name for s in diag.layers] == ["a", "b"] and diag.layers[0].outgoing_compared
+
+
 def test_layers_initlab_does_not_know_are_listed_never_a_traceback():
     inp = keras.Input((5,), dtype="int32")
     out = layers.Dense(1, activation="sigmoid", name="out")(layers.LSTM(6)(layers.Embedding(20, 4, name="emb")(inp)))

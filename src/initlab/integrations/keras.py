@@ -169,8 +169,7 @@ def _activation_layer(layer: Any) -> tuple[str, Callable[[torch.Tensor], torch.T
         name = _act_name(layer.activation)
         return name, fn if name in ELEMENTWISE else None
     if isinstance(layer, _kl.ReLU):
-        plain = not layer.negative_slope and layer.max_value is None and not layer.threshold
-        return ("relu" if plain else "leaky_relu" if layer.max_value is None else "relu6"), fn
+        return ("leaky_relu" if layer.negative_slope else "relu6" if layer.max_value == 6 else "relu"), fn
     return ("leaky_relu" if isinstance(layer, _kl.LeakyReLU) else "elu"), fn
 
 
@@ -179,8 +178,8 @@ def _own_weights(layer: Any) -> int:
 
 
 def _layers(model: Any) -> list[Any]:
-    """Every layer inside ``model`` (nested models included), in Keras' order."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
+    """``model`` and every layer inside it (nested models included), in Keras' order."""
+    return list(model._flatten_layers(include_self=True, recursive=True))
 
 
 # -- recording -----------------------------------------------------------------------------------

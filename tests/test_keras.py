@@ -179,6 +179,11 @@ def test_layers_initlab_does_not_know_are_listed_never_a_traceback():
     assert [s.name for s in diag.layers] == ["out"]
     assert [d["kind"] for d in diag.not_measured] == ["Embedding", "LSTMCell"]
     assert all("cannot map to units" in d["reason"] for d in diag.not_measured)
+    lora = keras.Sequential([keras.Input((3,)), layers.Dense(4, activation="relu", name="lo"), layers.Dense(1, name="h")])
+    lora.layers[0].enable_lora(2)
+    diag = initlab.diagnose(lora, np.ones((4, 3), np.float32))
+    assert [s.name for s in diag.layers] == ["h"] and diag.not_measured[0]["name"] == "lo"
+    assert "LoRA-enabled" in diag.not_measured[0]["reason"]
     bare = keras.Model(inp, layers.LSTM(3)(layers.Embedding(20, 4, name="emb2")(inp)))
     with pytest.raises(ValidationError, match=r"no Dense or Conv layer initlab can measure \(not measured: emb2 "):
         initlab.diagnose(bare, tokens)

@@ -38,7 +38,7 @@ from .._rng import make_generator
 from .._validation import InitlabError, ValidationError, check_int
 
 __all__ = [
-    "KerasUnavailable", "require_keras", "is_keras_model", "KerasRecorder", "KerasDiagnosis",
+    "KerasUnavailable", "require_keras", "KerasRecorder", "KerasDiagnosis",
     "diagnose_keras", "apply_init_keras", "Initializer", "initializer", "Monitor",
 ]
 
@@ -89,11 +89,6 @@ ELEMENTWISE = {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "sw
                "hard_tanh", "log_sigmoid", "tanh_shrink", "squareplus", "sparse_plus", "soft_shrink",
                "hard_shrink", "threshold"}
 _NAMES = {"swish": "silu", "hard_swish": "hard_silu"}  # Keras aliases -> the name initlab's tables use
-
-
-def is_keras_model(obj: object) -> bool:
-    """True for an instance of a Keras 3 class (a layer or model), found without importing Keras."""
-    return any(c.__module__.split(".")[0] == "keras" for c in type(obj).__mro__)
 
 
 # -- layouts -------------------------------------------------------------------------------------
@@ -227,7 +222,11 @@ class KerasRecorder:
         self._owner, self._feeds, self._keep = {}, {}, []
         for layer in _layers(self.model):
             kind = type(layer).__name__
-            if isinstance(layer, WEIGHTED):
+            if isinstance(layer, WEIGHTED) and (getattr(layer, "lora_enabled", False)
+                                                or getattr(layer, "quantization_mode", None)):
+                self.not_measured.append({"name": layer.name, "kind": kind, "reason": (
+                    f"{kind} is LoRA-enabled or quantized: its kernel is not one weight tensor")})
+            elif isinstance(layer, WEIGHTED):
                 self._weights.setdefault(id(layer), KerasWeights(layer))
                 self._acts[id(layer)] = layer.activation
                 layer.activation = keras.activations.linear

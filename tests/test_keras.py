@@ -236,6 +236,13 @@ def test_initializer_is_initlabs_draw_in_keras_layout(name, shape):
     assert not np.array_equal(values, keras.ops.convert_to_numpy(ik.initializer(name, seed=8)(shape)))
 
 
+@pytest.mark.parametrize("name", [n for n in initlab.initializers.names() if n != "lsuv"])
+def test_every_catalog_scheme_works_as_a_keras_initializer(name):
+    values = keras.ops.convert_to_numpy(ik.initializer(name, seed=3)((6, 4)))
+    own = initlab.initializers.get(name)(torch.empty(4, 6), torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(values, own.T.numpy())
+
+
 @pytest.mark.parametrize("shape,fan_in", [((400, 300), 400), ((3, 3, 32, 64), 288)])
 def test_he_normal_std_uses_the_keras_layers_fan_in(shape, fan_in):
     from scipy import stats
@@ -323,6 +330,8 @@ def test_monitor_steps_continue_across_fit_calls_and_reject_torch_use(moons):
         monitor.step()
     with pytest.raises(ValidationError, match="every"):
         ik.Monitor(every=0)
+    with pytest.raises(ValidationError, match=r"a Keras model: use initlab.keras.Monitor"):
+        initlab.Monitor(model)
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -282,8 +282,10 @@ def _fit(model, X, y, monitor, **kwargs):
 def test_monitor_records_the_dead_zero_init_relu_layer(moons, tmp_path):
     X, y = moons
     model = notebook_model("relu")
-    monitor = ik.Monitor(every=2)
+    monitor = ik.Monitor(every=2, out=tmp_path / "auto")
     _fit(model, X, y, monitor, epochs=3, validation_split=0.2)  # 80 rows: 3 steps per epoch, 9 in all
+    written = sorted(p.name for p in (tmp_path / "auto").iterdir())
+    assert written == ["monitor.json", "monitor_heatmap.png", "monitor_histograms.png"]
     assert monitor.steps == [1, 3, 5, 7, 9]
     assert monitor.layer_names == [layer.name for layer in model.layers]
     np.testing.assert_array_equal(monitor.series("dead_fraction")[0], np.ones(5))
@@ -291,7 +293,7 @@ def test_monitor_records_the_dead_zero_init_relu_layer(moons, tmp_path):
     np.testing.assert_array_equal(monitor.series("update_ratio")[0], np.zeros(5))
     assert (monitor.series("output_grad_norm")[1] > 0).all()  # the output layer still gets a gradient
     assert model.layers[0].activation is keras.activations.relu  # given back after recording
-    paths = monitor.save(tmp_path)
+    paths = monitor.save(tmp_path / "saved")
     data = json.loads(paths["json"].read_text())
     assert data["steps"] == [1, 3, 5, 7, 9] and data["layers"][model.layers[0].name]["activation"] == "relu"
     assert paths["heatmap"].stat().st_size > 10_000 and paths["histograms"].stat().st_size > 10_000

@@ -524,11 +524,14 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
     ``initlab.diagnostics.figures``): the hooks are attached in ``on_train_batch_begin`` of a
     recording step and removed in its ``on_train_batch_end``, where the kernel gradients Keras'
     torch trainer left in ``.grad`` and the weights after the optimizer step are read. Steps
-    count across epochs and across repeated ``fit`` calls.
+    count across epochs and across repeated ``fit`` calls. With ``out``, the files of :meth:`save`
+    are written there when training ends.
     """
 
-    def __init__(self, every: int = 10, histograms: bool = True, sample_size: int = 2048) -> None:
+    def __init__(self, every: int = 10, histograms: bool = True, sample_size: int = 2048,
+                 out: str | Path | None = None) -> None:
         keras.callbacks.Callback.__init__(self)
+        self.out = None if out is None else Path(out)  # where on_train_end writes the files (see save)
         self.every = check_int("every", every, 1)
         self.histograms = histograms
         self.sample_size = check_int("sample_size", sample_size, 1)
@@ -563,6 +566,8 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.close()
+        if self.out is not None and self.records:
+            self.save(self.out, getattr(self.model, "name", "Keras model"))
 
     def on_step_end(self, *args: Any) -> None:  # initlab Trainer's hook; a Keras model never calls it
         raise ValidationError("initlab.keras.Monitor is a Keras callback: pass it to model.fit(callbacks=[...])")
@@ -601,28 +606,14 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
             self.snapshots.append({"step": step, "layers": samples})
 
     # outputs ---------------------------------------------------------------------------------
-    def save(self, folder: str | Path, title: str | None = None) -> dict[str, Path]:
-        """Write ``monitor.json`` (:meth:`to_dict`), ``monitor.png`` (the heat map) and, when
-        histograms were kept, ``histograms.png`` into ``folder``; returns the paths."""
-        import json
-
-        from ..diagnostics.figures import heatmap_figure, layer_histograms
-        from ..plots.style import save
+    def save(self, folder: str | Path, title: str = "Keras model") -> dict[str, Path]:
+        """Write ``monitor.json`` (:meth:`to_dict`), ``monitor_heatmap.png`` and, when histograms were
+        kept, ``monitor_histograms.png`` into ``folder`` (what initlab's Lightning and Hugging Face
+        callbacks write); returns the paths."""
+        from ._monitor_files import write_monitor
 
         if not self.records:
             raise ValidationError("the Monitor recorded nothing yet: pass it to model.fit(callbacks=[...]) first")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = {"json": folder / "monitor.json"}
-        paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_json_number))
-        paths["heatmap"] = save(heatmap_figure(self, title), folder / "monitor.png")
-        if self.snapshots:
-            paths["histograms"] = save(layer_histograms(self, title), folder / "histograms.png")
-        return paths
+        return write_monitor(self, folder, title)
 
-
-def _json_number(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 

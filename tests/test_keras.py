@@ -170,6 +170,18 @@ def test_a_bare_layer_and_a_subclassed_model():
     assert [s.name for s in diag.layers] == ["a", "b"] and diag.layers[0].outgoing_compared
 
 
+def test_a_multi_input_model():
+    a, b = keras.Input((3,)), keras.Input((2,))
+    joined = layers.Concatenate()([layers.Dense(4, activation="relu", name="da")(a),
+                                   layers.Dense(4, activation="tanh", name="db")(b)])
+    model = keras.Model([a, b], layers.Dense(1, name="o")(joined))
+    rng = np.random.default_rng(0)
+    diag = initlab.diagnose(model, [rng.normal(size=(8, 3)), rng.normal(size=(8, 2))])
+    assert [(s.name, s.activation) for s in diag.layers] == [("da", "relu"), ("db", "tanh"), ("o", None)]
+    assert diag.input_shape == (8, 3)
+    assert not diag.layers[0].outgoing_compared  # "o" reads a concatenation: no columns are claimed
+
+
 def test_layers_initlab_does_not_know_are_listed_never_a_traceback():
     inp = keras.Input((5,), dtype="int32")
     out = layers.Dense(1, activation="sigmoid", name="out")(layers.LSTM(6)(layers.Embedding(20, 4, name="emb")(inp)))
@@ -334,6 +346,9 @@ def test_monitor_steps_continue_across_fit_calls_and_reject_torch_use(moons):
         ik.Monitor(every=0)
     with pytest.raises(ValidationError, match=r"a Keras model: use initlab.keras.Monitor"):
         initlab.Monitor(model)
+    model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=True)
+    with pytest.raises(ValidationError, match="jit_compile=False"):
+        model.fit(X[:32], y[:32].astype(np.float32), verbose=0, callbacks=[ik.Monitor()])
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -366,12 +366,23 @@ class KerasDiagnosis(Diagnosis):
         return f"{html}<p>Not measured:</p><ul>{items}</ul>"
 
 
-def _to_tensor(inputs: Any, model: Any) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
-        array = np.asarray(inputs)
-        inputs = torch.as_tensor(array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float32))
+def _to_tensor(inputs: Any, model: Any) -> Any:
+    """``inputs`` (an array, or a list/dict of arrays for a multi-input model) as torch tensors on the
+    model's device; integer arrays keep their dtype (token ids), others become float32."""
     params = list(model.parameters())
-    return inputs.to(params[0].device) if params else inputs
+    device = params[0].device if params else None
+
+    def convert(x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            array = np.asarray(x)
+            x = torch.as_tensor(array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float32))
+        return x.to(device) if device is not None else x
+
+    return keras.tree.map_structure(convert, inputs)
+
+
+def _first_shape(inputs: Any) -> tuple[int, ...]:
+    return tuple(keras.tree.flatten(inputs)[0].shape)
 
 
 def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
@@ -421,7 +432,7 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
     std_rate, grad_rate = _rates(layers)
     from ..diagnostics.verdicts import verdicts
 
-    return KerasDiagnosis(layers, verdicts(layers), float(loss.detach()), std_rate, grad_rate, tuple(inputs.shape),
+    return KerasDiagnosis(layers, verdicts(layers), float(loss.detach()), std_rate, grad_rate, _first_shape(inputs),
                           samples, not_measured=not_measured)
 
 
@@ -544,6 +555,9 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
 
     # Keras callback -------------------------------------------------------------------------
     def on_train_begin(self, logs: dict | None = None) -> None:
+        if getattr(self.model, "jit_compile", False) is True:  # hooks inside torch.compile'd steps: not supported
+            raise ValidationError("initlab.keras.Monitor needs eager training steps: compile the model with "
+                                  "jit_compile=False (the torch backend's default)")
         self._recorder = KerasRecorder(self.model, keep_grads=True)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:

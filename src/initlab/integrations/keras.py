@@ -16,8 +16,8 @@ Measured: ``Dense`` and ``Conv1D/2D/3D`` layers (their kernel, seen in torch's l
 activation inside them or in a following ``Activation``/``ReLU``/``LeakyReLU``/``ELU``/``Softmax``
 layer (through ``Dropout`` and normalisation layers), and the outgoing weights of a layer read
 directly by the next one. Any other layer with weights (``Embedding``, ``LSTM``, ``EinsumDense``,
-``DepthwiseConv2D``, ``Conv2DTranspose``, custom layers...) is listed in
-``Diagnosis.not_measured`` with the reason, never measured wrongly.
+``DepthwiseConv2D``, ``Conv2DTranspose``, a LoRA-enabled or quantized ``Dense``, custom layers...)
+is listed in :attr:`KerasDiagnosis.not_measured` with the reason, never measured wrongly.
 
 Importing this module imports Keras; without Keras, or with Keras on another backend, it raises
 one line saying what to install or set (:class:`KerasUnavailable`).

@@ -223,6 +223,14 @@ class StackedMLP:
                 dst.copy_(src.index_select(0, index))
         return out
 
+    def per_model_flat(self, values: torch.Tensor) -> torch.Tensor:
+        """A buffer laid out like ``flat`` ``(P,)`` holding ``values[i]`` ``(M,)`` at every parameter of model ``i``."""
+        parts = []
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+            for per_model in (n_out * n_in, n_out):
+                parts.append(values.to(self.flat).unsqueeze(1).expand(self.m, per_model).reshape(-1))
+        return torch.cat(parts)
+
     def select_flat(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows ``index`` of any buffer laid out like ``flat`` (optimizer state), as a new flat buffer."""
         m_new = len(index)

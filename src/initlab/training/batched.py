@@ -90,15 +90,18 @@ class FlatSGD:
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.steps += 1
+        # per-model learning rates: a (P,) tensor laid out like the parameters, kept in ``state``
+        # so that freezing diverged models compacts it with the rest of the state
+        lr = self.state.get("lr")
         if self.momentum == 0:
-            param.add_(grad, alpha=-self.lr)
+            param.add_(grad, alpha=-self.lr) if lr is None else param.addcmul_(grad, lr, value=-1.0)
             return
         buf = self.state.get("momentum_buffer")
         if buf is None:
             buf = self.state["momentum_buffer"] = grad.clone()
         else:
             buf.mul_(self.momentum).add_(grad)
-        param.add_(buf, alpha=-self.lr)
+        param.add_(buf, alpha=-self.lr) if lr is None else param.addcmul_(buf, lr, value=-1.0)
 
 
 class FlatRMSprop:
@@ -293,7 +296,7 @@ class BatchedTrainer:
     Extensions for the re-run papers: ``loss="mse"`` trains on squared error (Keras' ``"mse"``;
     targets ``y`` float ``(N, K)``, use ``output="linear"``; accuracy is NaN), ``bias=False`` keeps
     every bias at zero (bias-free layers), ``batch_size=None`` is full-batch gradient descent
-    (one step per epoch on all rows).
+    (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
     """
 
     def __init__(
@@ -328,6 +331,12 @@ class BatchedTrainer:
         self.order_seeds = _per_model(order_seeds, self.m, "order_seeds")
         self.optimizer = check_choice("optimizer", str(optimizer).lower(), OPTIMIZERS)
         self.learning_rate = learning_rate
+        if learning_rate is not None and not isinstance(learning_rate, (int, float)):
+            # one learning rate per model (SGD only): a learning-rate grid trains in one stack
+            self.learning_rate = [check_float(f"learning_rate[{i}]", v, 0.0, strict_minimum=True)
+                                  for i, v in enumerate(_per_model(learning_rate, self.m, "learning_rate"))]
+            if self.optimizer != "sgd":
+                raise ValidationError(f"one learning rate per model needs optimizer 'sgd', got {self.optimizer!r}")
         self.momentum = momentum
         self.epochs = check_int("epochs", epochs, 1)
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
@@ -375,7 +384,11 @@ class BatchedTrainer:
         shared = len(seeds) == 1
         chunks, first = [], 0
         for stack in self.stacks_:
-            opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
+            if isinstance(self.learning_rate, list):
+                opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), 1.0, self.momentum, dev)
+                opt.state["lr"] = stack.per_model_flat(torch.tensor(self.learning_rate[first:first + stack.m], device=dev))
+            else:
+                opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
             chunks.append(_Chunk(stack, first, group[first:first + stack.m], opt))
             first += stack.m
         n = len(X)

@@ -32,7 +32,7 @@ MONITOR_ROWS = 300  # the paper monitors 300 fixed test examples
 
 
 def _settings(quick: bool) -> dict:
-    return {"width": 100, "epochs": 20, "hist_width": 256} if quick else {"width": 300, "epochs": 60, "hist_width": 1000}
+    return {"width": 100, "epochs": 25, "hist_width": 256} if quick else {"width": 300, "epochs": 60, "hist_width": 1000}
 
 
 def run(quick: bool, seed: int) -> PaperResult:

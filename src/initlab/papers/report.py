@@ -16,7 +16,7 @@ from ..report.document import Bullets, Document, Heading, Image, Paragraph, Tabl
 from ._base import Claim, PaperResult
 from ._common import fmt
 
-__all__ = ["save", "document", "claim_rows", "flatten", "DEFAULT_OUT", "CLAIM_COLUMNS", "result_html"]
+__all__ = ["save", "document", "claim_rows", "flatten", "DEFAULT_OUT", "CLAIM_COLUMNS", "result_html", "compact"]
 
 DEFAULT_OUT = "initlab-out/paper"  # a paper's folder is DEFAULT_OUT/NAME
 CLAIM_COLUMNS = ["claim", "the paper says", "initlab measured", "criterion", "reproduced"]
@@ -38,8 +38,18 @@ def flatten(measured: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
     return pairs
 
 
+def compact(value: Any) -> str:
+    """A measured value in one short line: ``{2: 4, 4: 6}`` for a dict, ``[1, 2, ...]`` for a list."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        shown = [compact(v) for v in value[:6]]
+        return "[" + ", ".join(shown) + (f", ... ({len(value)} values)]" if len(value) > 6 else "]")
+    return fmt(value)
+
+
 def _measured_text(claim: Claim) -> str:
-    return "; ".join(f"{k} = {v}" for k, v in flatten(claim.measured))
+    return "; ".join(f"{k} = {compact(v)}" for k, v in claim.measured.items())
 
 
 def claim_rows(result: PaperResult) -> list[list[str]]:

@@ -67,14 +67,13 @@ def _print_list() -> None:
 
     table = Table(title="papers initlab can re-run (initlab paper NAME)", box=box.SIMPLE_HEAD)
     table.add_column("name", no_wrap=True)
-    table.add_column("paper")
     table.add_column("re-runs")
     for name in papers.names():
         try:
             paper = papers.get(name)
         except ValidationError:
             continue  # its module is not in this build
-        table.add_row(name, paper.citation, paper.summary)
+        table.add_row(name, paper.summary)
     console.print(table)
 
 
@@ -83,8 +82,8 @@ def _print_result(result, folder: Path) -> None:
 
     table = Table(title=f"{result.title} ({'quick' if result.quick else 'full'} run, seed {result.seed})",
                   box=box.SIMPLE_HEAD, show_lines=True)
-    for col, ratio in (("claim", 1), ("the paper says", 3), ("initlab measured", 3), ("reproduced", 1)):
-        table.add_column(col, ratio=ratio, no_wrap=col == "reproduced")
+    for col, ratio in (("claim", 2), ("the paper says", 4), ("initlab measured", 4), ("reproduced", 1)):
+        table.add_column(col, ratio=ratio, no_wrap=col == "reproduced", overflow="fold")
     for cid, says, measured, _criterion, holds in claim_rows(result):
         table.add_row(cid, says, measured, f"[green]{holds}[/]" if holds == "yes" else f"[red]{holds}[/]")
     console.print(table)

@@ -188,7 +188,7 @@ def figures(result: PaperResult) -> dict:
     @styled
     def fig2() -> Figure:
         fig = Figure(figsize=(11, 4))
-        axes = fig.subplots(1, 2, sharey=True)
+        axes = fig.subplots(1, 2)
         for ax, n in zip(axes, INITS):
             mean = np.array(result.data["means"][n], dtype=float)
             std = np.array(result.data["stds"][n], dtype=float)
@@ -196,9 +196,8 @@ def figures(result: PaperResult) -> dict:
             for l in range(mean.shape[1]):
                 ax.errorbar(epochs + 0.08 * l, mean[:, l], yerr=std[:, l], color=layer_colors[l], lw=1.8,
                             elinewidth=0.8, capsize=2, label=f"layer {l + 1}")
-            ax.set(title=f"{n} init", xlabel="epoch (0: at init)", ylim=(-0.05, 1.05))
+            ax.set(title=f"{n} init", xlabel="epoch (0: at init)", ylabel="activation value (mean ± std)", ylim=(-0.05, 1.05))
             ax.legend(loc="lower left", ncol=2)
-        axes[0].set_ylabel("activation value (mean ± std)")
         fig.suptitle("Glorot & Bengio 2010, Fig. 2: sigmoid activations per hidden layer during training")
         fig.tight_layout()
         return fig

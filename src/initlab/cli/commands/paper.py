@@ -61,20 +61,16 @@ def paper_command(
 
 
 def _print_list() -> None:
-    """Name and one-line summary of each paper whose module is in this build."""
+    """Name and one-line summary of each paper whose module is in this build, one per line."""
     from ... import papers
     from ..._validation import ValidationError
 
-    table = Table(title="papers initlab can re-run (initlab paper NAME)", box=box.SIMPLE_HEAD)
-    table.add_column("name", no_wrap=True)
-    table.add_column("re-runs")
     for name in papers.names():
         try:
             paper = papers.get(name)
         except ValidationError:
             continue  # its module is not in this build
-        table.add_row(name, paper.summary)
-    console.print(table)
+        print(f"{name:<16}{paper.summary}")
 
 
 def _print_result(result, folder: Path) -> None:

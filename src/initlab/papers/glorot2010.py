@@ -194,10 +194,11 @@ def figures(result: PaperResult) -> dict:
             std = np.array(result.data["stds"][n], dtype=float)
             epochs = np.arange(len(mean))
             for l in range(mean.shape[1]):
-                ax.errorbar(epochs + 0.08 * l, mean[:, l], yerr=std[:, l], color=layer_colors[l], lw=1.8,
-                            elinewidth=0.8, capsize=2, label=f"layer {l + 1}")
-            ax.set(title=f"{n} init", xlabel="epoch (0: at init)", ylabel="activation value (mean ± std)", ylim=(-0.05, 1.05))
-            ax.legend(loc="lower left", ncol=2)
+                every = max(1, len(epochs) // 12)  # a dozen bars per layer, staggered so they do not overlap
+                ax.errorbar(epochs, mean[:, l], yerr=std[:, l], color=layer_colors[l], lw=1.8, elinewidth=0.8,
+                            capsize=2, errorevery=(l * every // 4, every), label=f"layer {l + 1}")
+            ax.set(title=f"{n} init", xlabel="epoch (0: at init)", ylabel="activation value (mean ± std)", ylim=(-0.05, 1.15))
+            ax.legend(loc="upper center", ncol=4)
         fig.suptitle("Glorot & Bengio 2010, Fig. 2: sigmoid activations per hidden layer during training")
         fig.tight_layout()
         return fig

@@ -159,7 +159,7 @@ def figures(result: PaperResult) -> dict:
                 ax.plot(np.arange(1, len(curve) + 1), curve, color=init_color(spec), label=f"{n} ({spec})", lw=2)
             ax.axhline(result.data["threshold"], color="#999", ls="--", lw=1, label="converged threshold")
             ax.set(title=f"{depth} layers", xlabel="epoch", ylabel="training loss (cross-entropy)", ylim=(0, 2.6))
-            ax.legend(loc="upper right")
+            ax.legend(loc="center right")
         ax = axes[2]
         for n, spec in INITS.items():
             stds = np.array(result.data["layer_std"][n]["30"], dtype=float)

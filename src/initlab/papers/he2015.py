@@ -1,6 +1,6 @@
 """He et al. 2015: plain deep ReLU nets, Xavier vs He, at 22 and 30 layers.
 
-The paper (Sec. 2.2 and Fig. 3) trains plain (no batch norm, no shortcut) convolutional ReLU
+The paper (Sec. 2.2, Figs. 3-4) trains plain (no batch norm, no shortcut) convolutional ReLU
 networks on ImageNet: at 22 layers both inits converge, He's sooner; at 30 layers Xavier
 (``Var W = 1/n``) stalls while He (``Var W = 2/n``) converges. The reason is the forward signal:
 with ReLU, ``Var[y_l] = n_l Var[w_l] E[x_l^2]`` halves per layer under Xavier, so after L layers the
@@ -166,7 +166,7 @@ def figures(result: PaperResult) -> dict:
             ax.semilogy(np.arange(1, len(stds) + 1), stds, color=init_color(spec), marker="o", ms=3, label=n)
         ax.set(title="response std at init, 30 layers", xlabel="hidden layer", ylabel="std of activations")
         ax.legend()
-        fig.suptitle("He et al. 2015, Fig. 3: plain deep ReLU nets, Xavier vs He")
+        fig.suptitle("He et al. 2015, Figs. 3-4: plain deep ReLU nets, Xavier vs He")
         fig.tight_layout()
         return fig
 

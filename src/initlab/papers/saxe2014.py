@@ -4,8 +4,7 @@
 full-batch gradient descent on squared error from whitened inputs, a deep *linear* net's learning
 depends on the input-output correlation ``Sigma31`` and on the init. With random orthogonal
 weights the end-to-end product is an isometry (all singular values 1, "dynamical isometry"), and
-at the best learning rate the time to learn stays about constant as depth grows (Fig. 5 /
-Sec. 3); with scaled Gaussian weights ``N(0, 1/N)`` the product's singular values spread out with
+at the best learning rate the time to learn stays about constant as depth grows; with scaled Gaussian weights ``N(0, 1/N)`` the product's singular values spread out with
 depth (its norm is kept only on average) and learning slows down with depth.
 """
 
@@ -92,7 +91,7 @@ def run(quick: bool, seed: int) -> PaperResult:
             "depth grows.",
             {"learning_time_orthogonal": learning_time["orthogonal"]},
             bool(all(t is not None for t in orth) and max(orth) <= 2 * min(orth)),
-            f"every depth learns within {cap} epochs and max / min learning time over depths {depths} <= 2",
+            f"every depth learns within {cap} epochs and max / min learning time over depths {', '.join(depths)} <= 2",
         ),
         Claim(
             "gaussian_slows_with_depth",
@@ -131,8 +130,8 @@ def run(quick: bool, seed: int) -> PaperResult:
                f"the least-squares optimum), at most {cap} epochs. Singular values of the end-to-end product at "
                f"init: quantiles {QUANTILES} pooled over {cfg['draws']} draws."),
         differences=("The paper trains on MNIST (and analyses input-output modes) with depths up to 100 and "
-                     "1000-unit layers; here 64 whitened digits and 16-unit layers keep a depth-64 learning-rate "
-                     "grid within a CPU minute. Whitening makes the dynamics depend only on Sigma31, as in the "
+                     "1000-unit layers; here 64 whitened digits and 16-unit layers keep a learning-rate grid at "
+                     "every depth to minutes on a CPU. Whitening makes the dynamics depend only on Sigma31, as in the "
                      "paper's analysis, so few rows suffice."),
         data={"curves": curves, "threshold": threshold, "depths": cfg["depths"], "max_epochs": cap,
               "quantiles": list(QUANTILES)},

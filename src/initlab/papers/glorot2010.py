@@ -121,7 +121,7 @@ def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
     x_mon = torch.as_tensor(monitor)
     rows: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def record(trainer_=None, *_args) -> None:
+    def record() -> None:
         hidden = trainer.stacks_[0].hidden(x_mon)  # layers x (M, units, B)
         rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
                      np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each

@@ -27,8 +27,6 @@ def _settings(quick: bool) -> dict:
 
 
 def run(quick: bool, seed: int) -> PaperResult:
-    import torch
-
     from ..training.batched import BatchedTrainer
 
     cfg = _settings(quick)

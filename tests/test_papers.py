@@ -223,7 +223,7 @@ def test_figures_are_titled_and_labelled(results):
         figs = papers.get(name).figures(result)
         assert name in figs
         for fig in figs.values():
-            assert fig._suptitle is not None and fig._suptitle.get_text()
+            assert fig.get_suptitle()
             for ax in fig.axes:
                 assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
 

@@ -96,7 +96,7 @@ def save(result: PaperResult, out: str | Path | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     images: dict[str, Image] = {}
     for stem, fig in figures.items():
-        title = fig._suptitle.get_text() if fig._suptitle is not None else stem
+        title = fig.get_suptitle() or stem
         save_figure(fig, folder / f"{stem}.png")
         images[stem] = Image(f"{stem}.png", title)
     doc = document(result, images)

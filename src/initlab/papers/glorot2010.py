@@ -215,6 +215,8 @@ def figures(result: PaperResult) -> dict:
                 for l, counts in enumerate(hist["counts"]):
                     ax.stairs(np.array(counts, dtype=float), edges, color=layer_colors[l], lw=1.5, label=f"layer {l + 1}")
                 ax.set(title=f"{n} init", xlabel=label, ylabel="fraction")
+                if key == "grad_hist":
+                    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
                 ax.title.set_color(init_color(COLORS[n]))
                 ax.legend(fontsize=8)
         fig.suptitle("Glorot & Bengio 2010, Figs. 6-7: activations (top) and gradients (bottom) per layer at init, tanh")

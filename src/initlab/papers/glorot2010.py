@@ -99,7 +99,7 @@ def run(quick: bool, seed: int) -> PaperResult:
                f"{MONITOR_ROWS} training rows."),
         differences=("The paper trains on Shapeset-3x2 (32x32 images, effectively unlimited data) with 1000-unit "
                      "layers and records over millions of updates; here the data are sklearn's 8x8 digits (no "
-                     "download, seconds of CPU), the Fig. 2 layers are narrower and training is shorter, so "
+                     "download, one CPU core), the Fig. 2 layers are narrower and training is shorter, so "
                      "the time axis is epochs of 150 updates rather than the paper's 20k-update ticks."),
         data={"means": {n: clean(means[n]) for n in INITS}, "stds": {n: clean(stds[n]) for n in INITS},
               "loss": {n: clean(losses[n]) for n in INITS},

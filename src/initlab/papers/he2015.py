@@ -93,14 +93,15 @@ def run(quick: bool, seed: int) -> PaperResult:
         measured={"final_loss": final_loss, "epochs_to_threshold": to_threshold,
                   "activation_std_ratio_last_first": {n: std_ratio[n] for n in names},
                   "val_accuracy": val_acc},
-        setup=(f"Response at init: std of each hidden layer's activations on the training rows, geometric "
-               f"mean over {cfg['draws']} weight draws. Plain ReLU MLPs of {DEPTHS[0]} and {DEPTHS[1]} weight layers, {cfg['width']} units wide, softmax "
+        setup=(f"Plain ReLU MLPs of {DEPTHS[0]} and {DEPTHS[1]} weight layers, {cfg['width']} units wide, softmax "
                f"output, on sklearn's digits (1500 training rows, standardized; 297 held out). Xavier = glorot_normal "
                f"(Var W = 1/n on the square layers), He = he_normal (2/n); biases zero. SGD, learning rate {LR}, "
                f"momentum {MOMENTUM}, minibatches of {BATCH}, {cfg['epochs']} epochs, the batched trainer (both "
-               f"inits in one stack, same minibatch order). Converged = training loss <= {LOSS_THRESHOLD}."),
+               f"inits in one stack, same minibatch order). Converged = training loss <= {LOSS_THRESHOLD}. "
+               f"Response at init: std of each hidden layer's activations on the training rows, geometric mean "
+               f"over {cfg['draws']} weight draws."),
         differences=("The paper trains convolutional nets on ImageNet for days; here fully connected nets on 8x8 "
-                     "digits train in seconds on a CPU. The depth argument is the same (the ReLU variance map "
+                     "digits train on one CPU core. The depth argument is the same (the ReLU variance map "
                      "does not depend on convolution), but the nets are narrower and the data far easier, so "
                      "the epoch counts are not comparable to the paper's."),
         data={"curves": curves, "layer_std": layer_std, "threshold": LOSS_THRESHOLD, "epochs": cfg["epochs"]},

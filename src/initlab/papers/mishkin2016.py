@@ -147,7 +147,7 @@ def run(quick: bool, seed: int) -> PaperResult:
                f"has gain 1 (LSUV's own first step), so under ReLU its signal halves per layer."),
         differences=("The paper's thin deep nets are convolutional FitNets and residual nets on CIFAR-10/100 and "
                      "ImageNet; here a fully connected net of the same spirit (deep, narrow) on 8x8 digits keeps "
-                     "the run within seconds. LSUV itself is the paper's Algorithm 1 as initlab implements it."),
+                     "the run short on one CPU core. LSUV itself is the paper's Algorithm 1 as initlab implements it."),
         data={"before": clean(before), "after": clean(after), "held_out": clean(held_out), "curves": curves},
     )
 

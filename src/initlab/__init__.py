@@ -14,7 +14,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
-    "autoinit",
+    "autoinit", "coord_check",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -34,6 +34,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".autoinit", __name__)
+    if name == "coord_check":  # muP's width check (pandas on first use)
+        from .coordcheck import coord_check
+
+        return coord_check
     if name in _LAZY:
         from . import experiments
 

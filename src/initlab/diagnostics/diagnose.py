@@ -161,6 +161,10 @@ def diagnose(
     ``.grad`` fields are untouched (gradients come from ``torch.autograd.grad``) and buffers
     (BatchNorm running statistics) are restored; the train/eval mode is used as it is.
     """
+    if any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__):  # Keras 3 (torch backend)
+        from ..integrations.keras import diagnose_keras
+
+        return diagnose_keras(model, inputs, targets, loss_fn)
     if not isinstance(inputs, torch.Tensor):
         inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}

@@ -50,6 +50,8 @@ class Monitor:
     def __init__(self, model: nn.Module, every: int = 10, histograms: bool = True, sample_size: int = 2048) -> None:
         if not isinstance(model, nn.Module):
             raise ValidationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__):
+            raise ValidationError("a Keras model: use initlab.keras.Monitor(every=N) in model.fit(callbacks=[...])")
         self.model = model
         self.every = check_int("every", every, 1)
         self.histograms = histograms

@@ -73,7 +73,7 @@ class StackedMLP:
 
     def __init__(
         self, sizes: Sequence[int], activation: str, m: int, output: str = "sigmoid",
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "cpu", bias: bool = True,
     ) -> None:
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         if len(self.sizes) < 2:
@@ -82,6 +82,9 @@ class StackedMLP:
         self.output = check_choice("output", output, OUTPUTS)
         self.m = check_int("m", m, 1)
         self.device = torch.device(device)
+        # bias=False: the biases stay zero (their gradient is written as zero), so each model is
+        # a bias-free network (deep linear nets, Saxe et al. 2014) with the same buffer layout.
+        self.bias = bool(bias)
         shapes = list(zip(self.sizes[1:], self.sizes[:-1]))  # (out, in) per layer
         total = sum(self.m * o * (i + 1) for o, i in shapes)
         self.flat = torch.zeros(total, device=self.device)  # (P,)
@@ -129,14 +132,16 @@ class StackedMLP:
         output: str = "sigmoid",
         device: str | torch.device = "cpu",
         init_data: Any = None,
+        bias: bool = True,
     ) -> StackedMLP:
         """M models, model ``i`` drawn exactly as ``apply_init(MLP(...), inits[i], bias_inits[i], generator=init_seeds[i])``.
 
         Each model draws with its own generator, layer by layer, weight then bias, as
         ``apply_init`` does, so the numbers are the same. Data-dependent schemes (``lsuv``)
-        build the ``MLP`` and run ``apply_init(..., data=init_data)``.
+        build the ``MLP`` and run ``apply_init(..., data=init_data)``. With ``bias=False`` no
+        bias is drawn (as ``apply_init`` on a bias-free network) and the biases stay zero.
         """
-        net = cls(sizes, activation, len(inits), output, device)
+        net = cls(sizes, activation, len(inits), output, device, bias)
         resolved: dict[str, Any] = {}
 
         def resolve(spec: Spec | None):
@@ -152,23 +157,28 @@ class StackedMLP:
             if w_init.scheme.kind == "data-dependent":
                 model = MLP(net.sizes, net.activation, net.output)
                 data = None if init_data is None else torch.as_tensor(init_data, dtype=torch.float32)
-                net.set_model(i, apply_init(model, w_init, b_init, generator=seed, data=data))
+                net.set_model(i, apply_init(model, w_init, b_init if bias else None, generator=seed, data=data))
+                if not bias:
+                    for b in net.biases:
+                        b[i].zero_()
                 continue
-            if b_init is None:  # apply_init(bias=None) leaves nn.Linear's own bias draw
+            if b_init is None and bias:  # apply_init(bias=None) leaves nn.Linear's own bias draw
                 raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
             gen = make_generator(seed)
             with torch.no_grad():
                 for weight, bias, fans in zip(net.weights, net.biases, layer_fans):
                     if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
                         w_init(weight[i], gen)
-                        b_init(bias[i], gen, fans=fans)
+                        if net.bias:
+                            b_init(bias[i], gen, fans=fans)
                         continue
                     w = torch.empty(weight.shape[1:])  # (out, in): drawn on CPU as apply_init does
                     w_init(w, gen)
                     weight[i].copy_(w)
-                    b = torch.empty(bias.shape[1])  # (out,)
-                    b_init(b, gen, fans=fans)
-                    bias[i].copy_(b)
+                    if net.bias:
+                        b = torch.empty(bias.shape[1])  # (out,)
+                        b_init(b, gen, fans=fans)
+                        bias[i].copy_(b)
         return net
 
     @classmethod
@@ -207,11 +217,19 @@ class StackedMLP:
     def select(self, index: torch.Tensor) -> StackedMLP:
         """A new stack holding the models at ``index`` (parameters copied)."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.device)
-        out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device)
+        out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device, self.bias)
         with torch.no_grad():
             for src, dst in zip(self.weights + self.biases, out.weights + out.biases):
                 dst.copy_(src.index_select(0, index))
         return out
+
+    def per_model_flat(self, values: torch.Tensor) -> torch.Tensor:
+        """A buffer laid out like ``flat`` ``(P,)`` holding ``values[i]`` ``(M,)`` at every parameter of model ``i``."""
+        parts = []
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+            for per_model in (n_out * n_in, n_out):
+                parts.append(values.to(self.flat).unsqueeze(1).expand(self.m, per_model).reshape(-1))
+        return torch.cat(parts)
 
     def select_flat(self, flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows ``index`` of any buffer laid out like ``flat`` (optimizer state), as a new flat buffer."""
@@ -258,6 +276,17 @@ class StackedMLP:
             h = act(z) if keep_pre else _inplace(self.activation, z)
         raise AssertionError("unreachable")
 
+    @torch.no_grad()
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Post-activation outputs of every hidden layer, each ``(M, units, B)``, for inputs ``x`` ``(B, in)``."""
+        act, _ = STACKED_ACTIVATIONS[self.activation]
+        h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
+        outs = []
+        for weight, bias in zip(self.weights[:-1], self.biases[:-1]):
+            h = act(torch.matmul(weight, h) + bias.unsqueeze(-1))  # (M, out, B)
+            outs.append(h)
+        return outs
+
     def backward(self, cache: ForwardCache, logits: torch.Tensor, grad_logits: torch.Tensor,
                  grad_flat: torch.Tensor) -> None:
         """Write dLoss/dparams into ``grad_flat`` (laid out like ``flat``) from ``grad_logits`` ``(M, K, B)``."""
@@ -288,6 +317,8 @@ class StackedMLP:
             else:
                 torch.bmm(g, h_in.transpose(1, 2), out=grad_w[l])  # (M, out, in)
                 torch.sum(g, dim=-1, out=grad_b[l])  # (M, out)
+            if not self.bias:
+                grad_b[l].zero_()
             if l == 0:
                 break
             dh = self._buffer(f"dh{l % 2}", m, n_in, b)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from .._validation import check_choice, check_int
+from .._validation import ValidationError, check_choice, check_int
 from ._base import Claim, Paper, PaperResult
 
 __all__ = ["Claim", "Paper", "PaperResult", "names", "get", "run"]
@@ -34,7 +34,13 @@ def names() -> list[str]:
 def get(name: str) -> Paper:
     """The :class:`Paper` called ``name``; an unknown name raises with a did-you-mean."""
     name = check_choice("paper", name, names())
-    return importlib.import_module(f".{_MODULES[name]}", __name__).PAPER
+    module = f"{__name__}.{_MODULES[name]}"
+    try:
+        return importlib.import_module(module).PAPER
+    except ModuleNotFoundError as err:
+        if err.name != module:  # a missing dependency inside the module: a real error
+            raise
+        raise ValidationError(f"paper {name!r} is not in this build of initlab (no module {module})") from None
 
 
 def run(name: str, quick: bool = False, seed: int = 0) -> PaperResult:

@@ -62,6 +62,12 @@ class PaperResult:
             "measured": self.measured, "setup": self.setup, "differences": self.differences,
         }
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the claims with yes/no badges, setup, differences and the figures."""
+        from .report import result_html
+
+        return result_html(self)
+
 
 @dataclass(frozen=True)
 class Paper:

@@ -90,15 +90,18 @@ class FlatSGD:
 
     def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
         self.steps += 1
+        # per-model learning rates: a (P,) tensor laid out like the parameters, kept in ``state``
+        # so that freezing diverged models compacts it with the rest of the state
+        lr = self.state.get("lr")
         if self.momentum == 0:
-            param.add_(grad, alpha=-self.lr)
+            param.add_(grad, alpha=-self.lr) if lr is None else param.addcmul_(grad, lr, value=-1.0)
             return
         buf = self.state.get("momentum_buffer")
         if buf is None:
             buf = self.state["momentum_buffer"] = grad.clone()
         else:
             buf.mul_(self.momentum).add_(grad)
-        param.add_(buf, alpha=-self.lr)
+        param.add_(buf, alpha=-self.lr) if lr is None else param.addcmul_(buf, lr, value=-1.0)
 
 
 class FlatRMSprop:
@@ -141,14 +144,30 @@ def make_flat_optimizer(name: str, numel: int, learning_rate: float | None, mome
 
 
 # --------------------------------------------------------------------------- losses
-def _loss_grad_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+LOSSES = ("auto", "mse")
+
+
+def _mse_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared error as Keras' ``"mse"``: per-model mean over rows and outputs of ``(f - y)^2``
+    ``(M,)``, and its gradient ``2 (f - y) / (B K)`` ``(M, K, B)``; ``y`` is ``(B, K)`` float."""
+    m, k, b = logits.shape
+    diff = logits - y.transpose(-2, -1)  # (M, K, B); y (B, K) or (M, B, K)
+    loss = diff.square().mean(dim=(1, 2))
+    return loss, diff.mul_(2.0 / (b * k))
+
+
+def _loss_grad_correct(logits: torch.Tensor, y: torch.Tensor, loss_name: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-model mean loss ``(M,)``, dLoss/dlogits ``(M, K, B)`` and accuracy ``(M,)``.
 
     One output: binary cross-entropy from logits, target ``y`` ``(B,)`` or ``(M, B)`` float.
     Several: cross-entropy, ``y`` class indices. Gradients are those autograd computes for the
-    mean loss: ``(sigmoid(z) - y) / B`` and ``(softmax(z) - onehot(y)) / B``.
+    mean loss: ``(sigmoid(z) - y) / B`` and ``(softmax(z) - onehot(y)) / B``. ``loss_name="mse"``:
+    squared error (:func:`_mse_grad`), ``y`` float ``(B, K)``; accuracy is NaN (no classes).
     """
     m, k, b = logits.shape
+    if loss_name == "mse":
+        loss, grad = _mse_grad(logits, y)
+        return loss, grad, torch.full((m,), float("nan"), device=logits.device)
     if k == 1:
         z = logits[:, 0, :]  # (M, B)
         target = y.expand(m, b)
@@ -165,7 +184,8 @@ def _loss_grad_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     return loss, grad, correct
 
 
-def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tensor, count_out: torch.Tensor) -> torch.Tensor:
+def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tensor, count_out: torch.Tensor,
+                     loss_name: str = "auto") -> torch.Tensor:
     """dLoss/dlogits ``(M, K, B)`` of a training step; writes the per-model mean loss and the
     number of correct predictions (float) into ``loss_out`` and ``count_out`` ``(M,)``.
 
@@ -173,6 +193,11 @@ def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tens
     is a large share of a small network's step).
     """
     m, k, b = logits.shape
+    if loss_name == "mse":
+        loss, grad = _mse_grad(logits, y)
+        loss_out.copy_(loss)
+        count_out.fill_(float("nan"))
+        return grad
     if k == 1:
         z = logits[:, 0, :]  # (M, B)
         target = y.expand(m, b)
@@ -190,7 +215,7 @@ def _train_loss_grad(logits: torch.Tensor, y: torch.Tensor, loss_out: torch.Tens
 
 
 @torch.no_grad()
-def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor, loss_name: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy ``(M,)`` of every model on ``(X, y)``, in row chunks if large."""
     n = len(X)
     rows = max(1, _EVAL_ELEMENTS // max(1, net.m * max(net.sizes)))
@@ -198,13 +223,13 @@ def _evaluate(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.
         # Through the training forward's reused scratch tensors: fresh multi-MB outputs every
         # epoch cost page faults that made validating 20 rows dearer than a 32-row training step.
         logits = net.forward(X, ForwardCache([], []))
-        loss, _, correct = _loss_grad_correct(logits, y)
+        loss, _, correct = _loss_grad_correct(logits, y, loss_name)
         return loss.double(), correct.double()
     loss_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)
     correct_sum = torch.zeros(net.m, dtype=torch.float64, device=X.device)
     for start in range(0, n, rows):
         xb, yb = X[start:start + rows], y[start:start + rows]
-        loss, _, correct = _loss_grad_correct(net.forward(xb), yb)
+        loss, _, correct = _loss_grad_correct(net.forward(xb), yb, loss_name)
         loss_sum += loss.double() * len(xb)
         correct_sum += correct.double() * len(xb)
     return loss_sum / n, correct_sum / n
@@ -267,6 +292,11 @@ class BatchedTrainer:
     ``chunk_size`` models are stepped together (default: as many as keep one hidden activation
     tensor near ``2**21`` elements, bounding the scratch memory of a step); chunks share
     each minibatch and never change the numbers.
+
+    Extensions for the re-run papers: ``loss="mse"`` trains on squared error (Keras' ``"mse"``;
+    targets ``y`` float ``(N, K)``, use ``output="linear"``; accuracy is NaN), ``bias=False`` keeps
+    every bias at zero (bias-free layers), ``batch_size=None`` is full-batch gradient descent
+    (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
     """
 
     def __init__(
@@ -281,12 +311,14 @@ class BatchedTrainer:
         learning_rate: float | None = None,
         momentum: float = 0.0,
         epochs: int = 100,
-        batch_size: int = 32,
+        batch_size: int | None = 32,
         output: str = "sigmoid",
         callbacks: Sequence[Any] = (),
         device: str | torch.device = "cpu",
         init_data: Any = None,
         chunk_size: int | None = None,
+        loss: str = "auto",
+        bias: bool = True,
     ) -> None:
         self.sizes = list(sizes)
         self.activation = activation
@@ -299,21 +331,29 @@ class BatchedTrainer:
         self.order_seeds = _per_model(order_seeds, self.m, "order_seeds")
         self.optimizer = check_choice("optimizer", str(optimizer).lower(), OPTIMIZERS)
         self.learning_rate = learning_rate
+        if learning_rate is not None and not isinstance(learning_rate, (int, float)):
+            # one learning rate per model (SGD only): a learning-rate grid trains in one stack
+            self.learning_rate = [check_float(f"learning_rate[{i}]", v, 0.0, strict_minimum=True)
+                                  for i, v in enumerate(_per_model(learning_rate, self.m, "learning_rate"))]
+            if self.optimizer != "sgd":
+                raise ValidationError(f"one learning rate per model needs optimizer 'sgd', got {self.optimizer!r}")
         self.momentum = momentum
         self.epochs = check_int("epochs", epochs, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
+        self.loss = check_choice("loss", loss, LOSSES)
+        self.bias = bool(bias)
         self.output = output
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
         self.stop_training = False
         if chunk_size is None:  # as many as fit the element budget, then balanced across chunks
-            chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size, 256)))
+            chunk_size = max(64, _CHUNK_ELEMENTS // (max(self.sizes[1:]) * min(self.batch_size or 256, 256)))
             chunk_size = math.ceil(self.m / math.ceil(self.m / chunk_size))
         self.chunk_size = check_int("chunk_size", chunk_size, 1)
         self.stacks_ = [
             StackedMLP.initialized(
                 self.sizes, activation, self.inits[a:a + self.chunk_size], self.init_seeds[a:a + self.chunk_size],
-                self.bias_inits[a:a + self.chunk_size], output, self.device, init_data,
+                self.bias_inits[a:a + self.chunk_size], output, self.device, init_data, self.bias,
             )
             for a in range(0, self.m, self.chunk_size)
         ]
@@ -324,16 +364,14 @@ class BatchedTrainer:
         start_time = time.perf_counter()
         m, dev = self.m, self.device
         n_out = self.sizes[-1]
-        X, y = (t.to(dev) for t in as_tensors(X, y, n_out))
-        y = y.reshape(-1) if n_out == 1 else y
+        X, y = self._tensors(X, y)
         if len(X) == 0:
             raise ValidationError("no training rows")
         if X.shape[1] != self.sizes[0]:
             raise ValidationError(f"X has {X.shape[1]} features, the models expect {self.sizes[0]}")
         has_val = X_val is not None and len(X_val) > 0
         if has_val:
-            X_val, y_val = (t.to(dev) for t in as_tensors(X_val, y_val, n_out))
-            y_val = y_val.reshape(-1) if n_out == 1 else y_val
+            X_val, y_val = self._tensors(X_val, y_val)
         keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
         history = {k: np.full((m, self.epochs), np.nan) for k in keys}
         last = {k: np.full(m, np.nan) for k in keys}
@@ -346,10 +384,15 @@ class BatchedTrainer:
         shared = len(seeds) == 1
         chunks, first = [], 0
         for stack in self.stacks_:
-            opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
+            if isinstance(self.learning_rate, list):
+                opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), 1.0, self.momentum, dev)
+                opt.state["lr"] = stack.per_model_flat(torch.tensor(self.learning_rate[first:first + stack.m], device=dev))
+            else:
+                opt = make_flat_optimizer(self.optimizer, stack.flat.numel(), self.learning_rate, self.momentum, dev)
             chunks.append(_Chunk(stack, first, group[first:first + stack.m], opt))
             first += stack.m
         n = len(X)
+        batch_size = n if self.batch_size is None else self.batch_size
         self.stop_training = False
         for cb in self.callbacks:
             if hasattr(cb, "on_train_begin"):
@@ -360,22 +403,22 @@ class BatchedTrainer:
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
-            n_steps = math.ceil(n / self.batch_size)
-            sizes = torch.tensor([min(self.batch_size, n - a) for a in range(0, n, self.batch_size)],
+            n_steps = math.ceil(n / batch_size)
+            sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
                                  dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
             steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
                      for c in live]
-            for s, start in enumerate(range(0, n, self.batch_size)):
+            for s, start in enumerate(range(0, n, batch_size)):
                 if shared:  # common random numbers: one minibatch for every model
-                    idx = perms[0, start:start + self.batch_size]  # (B,)
+                    idx = perms[0, start:start + batch_size]  # (B,)
                     xb, yb = X[idx], y[idx]  # (B, in), (B,)
                 for chunk, (step_loss, step_count) in zip(live, steps):
                     if not shared:  # each model its own order: gathered per model
-                        idx = perms[chunk.group, start:start + self.batch_size]  # (m, B)
+                        idx = perms[chunk.group, start:start + batch_size]  # (m, B)
                         xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
                     cache = ForwardCache([], [])
                     logits = chunk.work.forward(xb, cache)  # (m, K, B)
-                    grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s])
+                    grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
                     chunk.work.backward(cache, logits, grad_logits, chunk.grad)
                     chunk.opt.step(chunk.work.flat, chunk.grad)
             for chunk, (step_loss, step_count) in zip(live, steps):
@@ -383,7 +426,7 @@ class BatchedTrainer:
                 logs = {"loss": (step_loss.double() * weight).sum(0) / n,
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
                 if has_val:
-                    logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val)
+                    logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val, self.loss)
                 for k, v in logs.items():
                     v = v.cpu().numpy()
                     history[k][chunk.models, epoch] = v
@@ -406,6 +449,17 @@ class BatchedTrainer:
         self.fit_time_ = time.perf_counter() - start_time
         return self
 
+    def _tensors(self, X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``X`` float32 ``(N, in)``; ``y`` as the loss reads it: float ``(N,)`` for one sigmoid
+        output, class indices ``(N,)`` for several, float ``(N, K)`` for ``loss="mse"``."""
+        n_out = self.sizes[-1]
+        if self.loss == "mse":
+            X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+            y = torch.as_tensor(np.asarray(y), dtype=torch.float32).reshape(len(X), n_out)
+            return X.to(self.device), y.to(self.device)
+        X, y = (t.to(self.device) for t in as_tensors(X, y, n_out))
+        return X, (y.reshape(-1) if n_out == 1 else y)
+
     # ------------------------------------------------------------------ results
     def _locate(self, i: int) -> tuple[StackedMLP, int]:
         i = check_int("model index", i, 0, self.m - 1)
@@ -422,10 +476,8 @@ class BatchedTrainer:
 
     def evaluate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Loss and accuracy ``(M,)`` of every model on ``(X, y)`` (as ``Trainer.evaluate``, per model)."""
-        n_out = self.sizes[-1]
-        X, y = (t.to(self.device) for t in as_tensors(X, y, n_out))
-        y = y.reshape(-1) if n_out == 1 else y
-        parts = [_evaluate(stack, X, y) for stack in self.stacks_]
+        X, y = self._tensors(X, y)
+        parts = [_evaluate(stack, X, y, self.loss) for stack in self.stacks_]
         return (torch.cat([p[0] for p in parts]).cpu().numpy(), torch.cat([p[1] for p in parts]).cpu().numpy())
 
     @torch.no_grad()

@@ -6,3 +6,5 @@ from . import doctor  # noqa: F401
 from . import sweep  # noqa: F401
 from . import theory  # noqa: F401
 from . import serve  # noqa: F401
+from . import coord_check  # noqa: F401
+from . import paper  # noqa: F401

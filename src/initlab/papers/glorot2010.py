@@ -1,0 +1,237 @@
+"""Glorot & Bengio 2010: saturation of the top sigmoid layer, and the normalized initialization.
+
+Two observations of "Understanding the difficulty of training deep feedforward neural networks":
+
+* Fig. 2: a deep sigmoid MLP with the then-standard init ``W ~ U(-1/sqrt(n), 1/sqrt(n))`` (``n`` the
+  fan-in, biases 0), trained by SGD on small minibatches: the top hidden layer's mean activation
+  drops towards 0 early in training (it saturates; the softmax first learns from its biases and
+  the top layer's constant ~0.5 output only adds noise), while the lower layers stay near 0.5.
+* Figs. 6-7: with tanh at init, the standard init's activations and back-propagated gradients
+  ``dCost/ds`` change scale from layer to layer (each layer multiplies their variance by
+  ``n Var W = 1/3``), while the normalized init ``U(+-sqrt(6/(n_in + n_out)))`` keeps
+  ``n Var W = 1`` both ways and so both about equal across layers (Eqs. 12-16).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Claim, Paper, PaperResult
+from ._common import clean, digits_split
+
+# the paper's two inits, as catalog specs
+INITS = {
+    "standard": {"name": "variance_scaling", "scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},  # U(+-1/sqrt(n))
+    "normalized": "glorot_uniform",  # U(+-sqrt(6 / (n_in + n_out)))
+}
+COLORS = {"standard": "variance_scaling", "normalized": "glorot_uniform"}
+HIDDEN_LAYERS = 4  # Fig. 2: hidden layers 1..4
+HIST_LAYERS = 5  # Figs. 6-7: five tanh hidden layers
+LR, BATCH = 0.1, 10
+MONITOR_ROWS = 300  # the paper monitors 300 fixed test examples
+
+
+def _settings(quick: bool) -> dict:
+    return {"width": 100, "epochs": 25, "hist_width": 256} if quick else {"width": 300, "epochs": 60, "hist_width": 1000}
+
+
+def run(quick: bool, seed: int) -> PaperResult:
+    cfg = _settings(quick)
+    X, y, X_val, y_val = digits_split(seed, standardize=False)  # pixels in [0, 1], as Shapeset's
+    monitor = X_val[:MONITOR_ROWS]
+    means, stds, losses = _train_sigmoid(X, y, monitor, cfg, seed)
+    act_hist, grad_hist, act_std, grad_std = _init_histograms(X[:MONITOR_ROWS], y[:MONITOR_ROWS], cfg, seed)
+
+    top_min = {n: clean(means[n][:, -1].min()) for n in INITS}
+    first_range = {n: clean([means[n][:, 0].min(), means[n][:, 0].max()]) for n in INITS}
+    grad_ratio = {n: clean(grad_std[n][0] / grad_std[n][-1]) for n in INITS}
+    act_ratio = {n: clean(act_std[n][-1] / act_std[n][0]) for n in INITS}
+    lower = {n: clean([means[n][:, :-1].min(), means[n][:, :-1].max()]) for n in INITS}
+    claims = [
+        Claim(
+            "top_layer_saturates",
+            "With the standard init, the top hidden layer's mean sigmoid activation drops towards 0 early in "
+            "training (Fig. 2).",
+            {"top_layer_min_mean": top_min},
+            bool(top_min["standard"] is not None and top_min["standard"] < 0.1),
+            f"top_layer_min_mean[standard] < 0.1 over {cfg['epochs']} epochs",
+        ),
+        Claim(
+            "lower_layers_stay",
+            "Meanwhile the lower hidden layers' mean activation stays near 0.5 (Fig. 2).",
+            {"first_layer_mean_range": first_range, "layers_below_top_mean_range": lower},
+            bool(first_range["standard"][0] >= 0.4 and first_range["standard"][1] <= 0.6),
+            "first_layer_mean_range[standard] within [0.4, 0.6]",
+        ),
+        Claim(
+            "gradients_by_layer",
+            "At init (tanh), the standard init's back-propagated gradients shrink from the top layer down, the "
+            "normalized init keeps them about equal across layers (Fig. 7).",
+            {"grad_std_ratio_first_last": grad_ratio},
+            bool(grad_ratio["standard"] < 0.5 and 0.5 <= grad_ratio["normalized"] <= 2.0),
+            "std(dCost/ds) first / last hidden layer: standard < 0.5, normalized in [0.5, 2]",
+        ),
+        Claim(
+            "activations_by_layer",
+            "At init (tanh), the standard init's activations shrink layer after layer (the peak at 0 grows in "
+            "higher layers), the normalized init keeps their spread (Fig. 6).",
+            {"activation_std_ratio_last_first": act_ratio},
+            bool(act_ratio["standard"] < 0.5 and 0.5 <= act_ratio["normalized"] <= 2.0),
+            "std(activation) last / first hidden layer: standard < 0.5, normalized in [0.5, 2]",
+        ),
+    ]
+    for claim in claims:
+        if claim.id == "top_layer_saturates" and not claim.holds:
+            claim.note = (f"The top layer's mean fell only to {top_min['standard']:.2f}: the paper's Fig. 2 "
+                          "needs tens of thousands of updates on 1000-unit layers; this run has "
+                          f"{cfg['epochs'] * (len(X) // BATCH)} updates on {cfg['width']} units.")
+    return PaperResult(
+        name="glorot2010", title=PAPER.title, citation=PAPER.citation, quick=quick, seed=seed, claims=claims,
+        measured={"top_layer_min_mean": top_min, "first_layer_mean_range": first_range,
+                  "grad_std_ratio_first_last": grad_ratio, "activation_std_ratio_last_first": act_ratio,
+                  "final_loss": {n: clean(losses[n][-1]) for n in INITS}},
+        setup=(f"Fig. 2: sigmoid MLP 64-{'-'.join([str(cfg['width'])] * HIDDEN_LAYERS)}-10 (softmax), standard "
+               f"init U(+-1/sqrt(n)) and normalized init, biases 0, plain SGD lr {LR} on minibatches of {BATCH} "
+               f"for {cfg['epochs']} epochs of sklearn's digits (1500 training rows, pixels in [0, 1]); the mean "
+               f"and std of each hidden layer's activations on {MONITOR_ROWS} fixed held-out rows after every "
+               f"epoch (and at init). Figs. 6-7: a tanh MLP with {HIST_LAYERS} hidden layers of "
+               f"{cfg['hist_width']} units at init; activations and dCost/ds (cross-entropy, softmax output) on "
+               f"{MONITOR_ROWS} training rows."),
+        differences=("The paper trains on Shapeset-3x2 (32x32 images, effectively unlimited data) with 1000-unit "
+                     "layers and records over millions of updates; here the data are sklearn's 8x8 digits (no "
+                     "download, one CPU core), the Fig. 2 layers are narrower and training is shorter, so "
+                     "the time axis is epochs of 150 updates rather than the paper's 20k-update ticks."),
+        data={"means": {n: clean(means[n]) for n in INITS}, "stds": {n: clean(stds[n]) for n in INITS},
+              "loss": {n: clean(losses[n]) for n in INITS},
+              "act_hist": act_hist, "grad_hist": grad_hist,
+              "act_std": {n: clean(act_std[n]) for n in INITS}, "grad_std": {n: clean(grad_std[n]) for n in INITS}},
+    )
+
+
+def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
+    """Train both inits in one stack; per epoch (and at init) the mean and std of each hidden layer on ``monitor``."""
+    import torch
+
+    from ..training.batched import BatchedTrainer
+
+    names = list(INITS)
+    sizes = [X.shape[1]] + [cfg["width"]] * HIDDEN_LAYERS + [10]
+    trainer = BatchedTrainer(sizes, "sigmoid", [INITS[n] for n in names], init_seeds=seed, order_seeds=seed,
+                             optimizer="sgd", learning_rate=LR, epochs=cfg["epochs"], batch_size=BATCH, output="softmax")
+    x_mon = torch.as_tensor(monitor)
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def record() -> None:
+        hidden = trainer.stacks_[0].hidden(x_mon)  # layers x (M, units, B)
+        rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
+                     np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each
+
+    class _Record:
+        def on_epoch_end(self, *_args) -> None:
+            record()
+
+    record()
+    trainer.callbacks = [_Record()]
+    trainer.fit(X, y)
+    mean = np.stack([r[0] for r in rows], 1)  # (M, epochs + 1, layers)
+    std = np.stack([r[1] for r in rows], 1)
+    return ({n: mean[i] for i, n in enumerate(names)}, {n: std[i] for i, n in enumerate(names)},
+            {n: trainer.history_["loss"][i] for i, n in enumerate(names)})
+
+
+def _init_histograms(X, y, cfg: dict, seed: int):
+    """Per tanh hidden layer at init: histograms and stds of activations and of dCost/ds, per init."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..initializers import apply_init
+    from ..models import MLP
+
+    act_edges = np.linspace(-1, 1, 41)
+    act_hist, grad_hist, act_std, grad_std = {}, {}, {}, {}
+    x, target = torch.as_tensor(X), torch.as_tensor(y)
+    for n, spec in INITS.items():
+        model = apply_init(MLP([X.shape[1]] + [cfg["hist_width"]] * HIST_LAYERS + [10], "tanh", "softmax"),
+                           spec, "zeros", generator=seed)
+        pre: list[torch.Tensor] = []
+        acts: list[torch.Tensor] = []
+        h = x
+        for name, module in model.named_children():
+            h = module(h)
+            if name.startswith("hidden"):
+                h.retain_grad()
+                pre.append(h)
+            elif name.startswith("act"):
+                acts.append(h)
+        F.cross_entropy(h, target).backward()
+        grads = [p.grad.detach().numpy().ravel() for p in pre]
+        values = [a.detach().numpy().ravel() for a in acts]
+        act_std[n] = np.array([v.std() for v in values])
+        grad_std[n] = np.array([g.std() for g in grads])
+        act_hist[n] = {"edges": clean(act_edges), "counts": [clean(np.histogram(v, act_edges)[0] / v.size) for v in values]}
+        grad_hist[n] = [clean(g) for g in grads]  # replaced below by a common binning
+    # one set of gradient bins for both inits, so the panels compare
+    bound = float(max(np.quantile(np.abs(np.array(g, dtype=float)), 0.995) for n in INITS for g in grad_hist[n]))
+    edges = np.linspace(-bound, bound, 41)
+    grad_hist = {n: {"edges": clean(edges), "counts": [clean(np.histogram(np.array(g, dtype=float), edges)[0] / len(g))
+                                                        for g in grad_hist[n]]} for n in INITS}
+    return act_hist, grad_hist, act_std, grad_std
+
+
+def figures(result: PaperResult) -> dict:
+    from matplotlib.figure import Figure
+
+    from ..plots.style import init_color, styled
+
+    layer_colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+
+    @styled
+    def fig2() -> Figure:
+        fig = Figure(figsize=(11, 4))
+        axes = fig.subplots(1, 2)
+        for ax, n in zip(axes, INITS):
+            mean = np.array(result.data["means"][n], dtype=float)
+            std = np.array(result.data["stds"][n], dtype=float)
+            epochs = np.arange(len(mean))
+            for l in range(mean.shape[1]):
+                every = max(1, len(epochs) // 12)  # a dozen bars per layer, staggered so they do not overlap
+                ax.errorbar(epochs, mean[:, l], yerr=std[:, l], color=layer_colors[l], lw=1.8, elinewidth=0.8,
+                            capsize=2, errorevery=(l * every // 4, every), label=f"layer {l + 1}")
+            ax.set(title=f"{n} init", xlabel="epoch (0: at init)", ylabel="activation value (mean ± std)", ylim=(-0.05, 1.15))
+            ax.legend(loc="upper center", ncol=4)
+        fig.suptitle("Glorot & Bengio 2010, Fig. 2: sigmoid activations per hidden layer during training")
+        fig.tight_layout()
+        return fig
+
+    @styled
+    def fig67() -> Figure:
+        fig = Figure(figsize=(11, 7))
+        axes = fig.subplots(2, 2)
+        for row, (key, label) in enumerate((("act_hist", "activation value (tanh)"), ("grad_hist", "back-propagated gradient dCost/ds"))):
+            for col, n in enumerate(INITS):
+                ax = axes[row, col]
+                hist = result.data[key][n]
+                edges = np.array(hist["edges"], dtype=float)
+                for l, counts in enumerate(hist["counts"]):
+                    ax.stairs(np.array(counts, dtype=float), edges, color=layer_colors[l], lw=1.5, label=f"layer {l + 1}")
+                ax.set(title=f"{n} init", xlabel=label, ylabel="fraction")
+                if key == "grad_hist":
+                    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+                ax.title.set_color(init_color(COLORS[n]))
+                ax.legend(fontsize=8)
+        fig.suptitle("Glorot & Bengio 2010, Figs. 6-7: activations (top) and gradients (bottom) per layer at init, tanh")
+        fig.tight_layout()
+        return fig
+
+    return {"glorot2010": fig2(), "glorot2010-histograms": fig67()}
+
+
+PAPER = Paper(
+    name="glorot2010",
+    title="Understanding the difficulty of training deep feedforward neural networks (Glorot & Bengio 2010)",
+    citation=("X. Glorot, Y. Bengio. Understanding the difficulty of training deep feedforward neural networks. "
+              "AISTATS 2010."),
+    summary="deep sigmoid MLP: the top layer saturates early; activations and gradients per layer, standard vs normalized init",
+    run=run,
+    figures=figures,
+)

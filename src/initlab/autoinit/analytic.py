@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,6 @@ from torch.utils._pytree import tree_flatten
 from . import moments as mom
 from .graph import module_stack_hooks, quiet_forward, run_forward
 from .moments import Stat
-from .report import ParamEntry
 
 __all__ = ["analytic_init", "Tracker"]
 

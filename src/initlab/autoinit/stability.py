@@ -21,7 +21,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from .moments import Stat, slopes
 

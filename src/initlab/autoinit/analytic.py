@@ -4,10 +4,14 @@ One forward pass on the example runs under a ``TorchFunctionMode`` that sees eve
 function the model calls. Each tensor carries a *predicted* (mean, variance) of its entries:
 
 * weight layers (linear, addmm/matmul with a parameter, conv, embedding): the weight is drawn
-  ``N(0, s^2)`` with ``s = gain * target / sqrt(fan_in * E[x^2])`` (E[x^2] the predicted second
-  moment of the input, mean included), the bias zeroed, so the output has variance
-  ``(gain * target)^2`` (LeCun et al. 1998; He et al. 2015 for the fan_in form; data-free, as
-  in Mishkin & Matas 2016's LSUV but predicted instead of measured);
+  with entry std ``s = gain * target / sqrt(fan_in * E[x^2])`` (E[x^2] the predicted second
+  moment of the input, mean included; a scaled orthogonal matrix, Saxe et al. 2014, so the draw
+  adds no finite-width noise), the bias zeroed, so the output has variance ``(gain * target)^2``
+  (LeCun et al. 1998; He et al. 2015 for the fan_in form; Mishkin & Matas 2016's LSUV target,
+  predicted instead of measured). Moments are kept per example sample (each input's own
+  length, as the mean-field length map acts on each input), and where an input's measured rms
+  parts from the prediction by more than x1.25 (finite width, a repelling length map) the
+  measured moments are used and the correction reported;
 * elementwise functions (any composition of torch ops on one pre-activation, so user activations
   work): the moment map by quadrature (``moments.py``), checked by Monte Carlo;
 * sums of independent terms (residual additions): means and variances add; products multiply;

@@ -366,3 +366,22 @@ def test_unknown_layer_is_left_and_named():
     # the layer after it is scaled from the measured moments of the einsum's output
     with torch.no_grad():
         assert float(model.fc(torch.einsum("bi,oi->bo", data(2), model.W)).std()) == pytest.approx(1.0, rel=0.2)
+
+
+class PosAndScale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.zeros(64))
+        self.fc = nn.Linear(64, 64)
+        self.gamma = nn.Parameter(torch.full((64,), 0.1))
+
+    def forward(self, x):
+        return self.gamma * self.fc(x + self.pos)
+
+
+def test_parameters_used_as_offsets_and_gains_are_left_with_the_reason():
+    report = autoinit(PosAndScale(), data(1), generator=0)
+    by_name = {e.name: e for e in report.entries}
+    assert by_name["pos"].reason == "added to the signal (an offset); left as built"
+    assert by_name["gamma"].reason == "multiplies the signal (a gain); left as built"
+    assert by_name["fc.weight"].action == "touched"

@@ -390,6 +390,10 @@ class Tracker(TorchFunctionMode):
             return out
         if len(sources) == 1 and len(others) == 1 and (name in PRODUCTS or name in SUMS):
             x = next(a for a, r in zip(args, recs) if r is not None)
+            if self.is_param(others[0]) and self.names[id(others[0])] not in self.uses:
+                n = self.names[id(others[0])]
+                why = "multiplies the signal (a gain)" if name in PRODUCTS else "added to the signal (an offset)"
+                self.uses[n] = _Use("other", self.module_of(n), touched=False, reason=f"{why}; left as built")
             p = others[0].detach().to(torch.float64)
             s = self.stat(x)
             out = func(*args, **kwargs)

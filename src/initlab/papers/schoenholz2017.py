@@ -28,7 +28,7 @@ INSIDE_MIN, OUTSIDE_MAX = 0.75, 0.25  # the claim: most cells inside the curve t
 
 def _settings(quick: bool) -> dict:
     if quick:
-        return {"sigma_w2": [1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0], "depths": [10, 40, 100], "epochs": 15}
+        return {"sigma_w2": [1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0], "depths": [10, 25, 60], "epochs": 15}
     return {"sigma_w2": [round(1.0 + 0.25 * i, 2) for i in range(13)], "depths": [10, 20, 30, 45, 60, 80, 100],
             "epochs": 20}
 
@@ -156,7 +156,10 @@ def figures(result: PaperResult) -> dict:
         ax.set(ylim=(edges(depths)[0], edges(depths)[-1]), xlim=(edges(sigmas)[0], edges(sigmas)[-1]),
                xlabel="sigma_w^2", ylabel="depth (hidden layers)",
                title=f"Schoenholz et al. 2017: tanh nets, sigma_b^2 = {SIGMA_B2}, width {WIDTH}")
-        ax.legend(loc="upper right", fontsize=8, facecolor="#444444", labelcolor="white", framealpha=0.8)
+        ax.plot([], [], "s", color="black", ms=0, label=f"numbers: accuracy; black text: trained (>= {result.data['trained_threshold']})")
+        fig.legend(loc="lower center", ncol=3, fontsize=8, facecolor="#555555", labelcolor="white", framealpha=1.0,
+                   bbox_to_anchor=(0.45, 0.0))
+        fig.subplots_adjust(bottom=0.19)
         return fig
 
     return {"heatmap": heatmap()}

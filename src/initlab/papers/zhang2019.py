@@ -131,6 +131,8 @@ def run(quick: bool, seed: int) -> PaperResult:
             bool(final_loss["fixup"] is not None and final_loss["fixup"] <= 0.5 * chance_loss and he_failed),
             f"final_loss[fixup] <= ln(10)/2 = {0.5 * chance_loss:.3f} and He's loss diverged (non-finite) or "
             f"ended >= ln(10) = {chance_loss:.3f}",
+            note=f"one learning rate ({LR}, a standard one for this net); He's logits at init are so large that only "
+                 "a learning rate many orders of magnitude smaller could step at all, which is not tried here.",
         ),
     ]
     return PaperResult(

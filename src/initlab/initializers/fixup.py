@@ -45,7 +45,9 @@ def fixup_init(model: nn.Module, num_blocks: int | None = None,
     """
     blocks = getattr(model, "blocks", None)
     if blocks is None or not hasattr(model, "stem") or not hasattr(model, "head"):
-        raise ValidationError("fixup_init needs a residual model with stem, blocks and head (initlab.models.residual.ResidualMLP)")
+        raise ValidationError(
+            "fixup_init needs a residual model with stem, blocks and head (initlab.models.residual.ResidualMLP)"
+        )
     n = len(blocks)
     if num_blocks is None:
         num_blocks = n

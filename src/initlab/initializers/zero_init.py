@@ -50,15 +50,18 @@ def zero_matrix(n_out: int, n_in: int) -> torch.Tensor:
 
 
 def hadamard_identity(tensor, *, generator=None, fans=None, batch_dims=0):
-    """ZerO (deterministic): W = I (out = in), I* partial identity (out < in), 2^(-(m-1)/2) H_m[:out, :in] with m = ceil(log2 out) (out > in).
+    """ZerO: W = I (out = in), I* (out < in), 2^(-(m-1)/2) H_m[:out, :in], m = ceil(log2 out) (out > in).
+
+    Deterministic. I* is the partial identity (I*_ij = 1 if i == j else 0).
 
     H_m is the 2^m x 2^m Sylvester-Hadamard matrix (entries +-1). Nothing is drawn (the
     generator is ignored): two seeds give the same weights. A conv weight ``(out, in, *kernel)``
     gets the matrix at the kernel centre and zeros elsewhere (a Dirac kernel, as ``identity``);
     a 1-D tensor (a bias) is zero, as in the paper. ``batch_dims`` leading dimensions (stacked
     models) each get the same matrix. Not to be confused with ``zeros``: ZerO is zeros *and
-    ones* (and a Hadamard block), full rank where the layer shape allows.
-    Reference: Zhao et al., 2022, "ZerO Initialization: Initializing Neural Networks with only Zeros and Ones" (TMLR), Algorithm 1.
+    ones* (and a Hadamard block), so signals pass through from the first step.
+    The construction is the paper's Algorithm 1.
+    Reference: Zhao et al., 2022, "ZerO Initialization: Initializing Neural Networks with only Zeros and Ones".
     """
     shape = tensor.shape[batch_dims:]
     with torch.no_grad():

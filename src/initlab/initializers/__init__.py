@@ -23,5 +23,6 @@ register("hadamard_identity", hadamard_identity, ("ZerO",), kind="constant")  # 
 
 __all__ = [
     "Initializer", "Scheme", "get", "names", "catalog", "Catalog", "table", "register", "canonical_name",
-    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", "hadamard_identity", "fixup_init", *_schemes,
+    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", "hadamard_identity", "fixup_init",
+    *_schemes,
 ]

@@ -113,6 +113,8 @@ def test_hanin_ratios_against_the_exact_law(hanin, tmp_path):
     dev = claims["mean_length_preserved"].measured["mean_ratio_max_abs_deviation"]
     assert claims["mean_length_preserved"].holds == (dev <= hanin2018.MEAN_TOL)
     assert all(c.holds for c in hanin.claims)  # robust: 8000 nets, predicted ratios <= 3.3
+    halving = claims["half_variance_halves_the_mean"].measured["log2_mean_ratio_at_depth_lecun"]
+    assert claims["half_variance_halves_the_mean"].holds == (abs(halving + 10) <= hanin2018.HALVING_TOL)
 
 
 def test_hanin_lengths_are_exactly_one_step_of_the_law():

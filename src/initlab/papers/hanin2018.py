@@ -39,6 +39,9 @@ SCHEDULES: dict[str, list[int]] = {
 CHUNK = 2000  # nets drawn at once (memory: CHUNK x 100 x 100 floats)
 MEAN_TOL = 0.10  # |E[M_d]/M_0 - 1|
 RATIO_TOL = 0.25  # |measured/predicted - 1|, and between the two equal-sum schedules
+CONTRAST = "constant 40"
+LECUN = {"name": "variance_scaling", "scale": 1.0, "mode": "fan_in", "distribution": "normal"}  # N(0, 1/fan_in)
+HALVING_TOL = 0.25  # |log2(E[M_D]/M_0) + D| with variance 1/fan_in
 
 
 def predicted_ratio(widths: list[int]) -> np.ndarray:
@@ -51,11 +54,12 @@ def paper_form(widths: list[int]) -> np.ndarray:
     return np.exp(5.0 * np.cumsum([1.0 / n for n in widths]))
 
 
-def lengths(widths: list[int], x: torch.Tensor, n_nets: int, generator: torch.Generator) -> np.ndarray:
-    """``M_d`` ``(n_nets, D)`` of ``n_nets`` independent He-normal ReLU nets (zero biases) on one input ``x``."""
+def lengths(widths: list[int], x: torch.Tensor, n_nets: int, generator: torch.Generator,
+            init: str | dict = "he_normal") -> np.ndarray:
+    """``M_d`` ``(n_nets, D)`` of ``n_nets`` independent ReLU nets (zero biases, weights ``init``) on one input ``x``."""
     from ..initializers import get
 
-    he = get("he_normal")
+    he = get(init)
     out = np.empty((n_nets, len(widths)))
     for start in range(0, n_nets, CHUNK):
         m = min(CHUNK, n_nets - start)
@@ -83,6 +87,9 @@ def run(quick: bool, seed: int) -> PaperResult:
         mean_ratio[name] = mean / m0
         mean_se[name] = M.std(0, ddof=1) / math.sqrt(n_nets) / m0
     sums = {name: float(sum(1.0 / n for n in w)) for name, w in SCHEDULES.items()}
+    # failure mode 1 for contrast: variance 1/fan_in (LeCun, untruncated) on the first schedule
+    lecun_mean = lengths(SCHEDULES[CONTRAST], x, n_nets // 4, gen, LECUN).mean(0) / m0  # (D,) E[M_d]/M_0
+    half_log2 = float(np.log2(lecun_mean[-1]))
 
     worst_mean = max(float(np.max(np.abs(mean_ratio[s] - 1.0))) for s in SCHEDULES)
     rel_err = {s: float(measured_ratio[s][-1] / predicted[s][-1] - 1.0) for s in SCHEDULES}
@@ -90,6 +97,15 @@ def run(quick: bool, seed: int) -> PaperResult:
     equal_a, equal_b, half = "constant 40", "alternating 25/100", "constant 80"
     equal_gap = final[equal_b] / final[equal_a] - 1.0
     claims = [
+        Claim(
+            "half_variance_halves_the_mean",
+            "With weights of variance 1/fan_in instead of 2/fan_in, the mean length halves at every ReLU layer: "
+            "E[M_d] = 2^-d M_0 (failure mode 1).",
+            clean({"log2_mean_ratio_at_depth_lecun": half_log2, "log2_mean_ratio_at_depth_he":
+                   float(np.log2(mean_ratio[CONTRAST][-1])), "depth": DEPTH}),
+            bool(abs(half_log2 + DEPTH) <= HALVING_TOL),
+            f"|log2(E[M_{DEPTH}]/M_0) + {DEPTH}| <= {HALVING_TOL} for N(0, 1/fan_in) weights ({CONTRAST})",
+        ),
         Claim(
             "mean_length_preserved",
             "With weights of variance 2/fan_in, the mean normalized length E[M_d] equals M_0 at every depth "
@@ -130,13 +146,15 @@ def run(quick: bool, seed: int) -> PaperResult:
         setup=(f"{n_nets} independent fully connected ReLU nets per width schedule ({', '.join(SCHEDULES)}; "
                f"{DEPTH} hidden layers, input width {N_IN}), weights he_normal N(0, 2/fan_in) from initlab's catalog, "
                "zero biases, one fixed random input scaled to M_0 = 1. For each depth d: E[M_d]/M_0 and "
-               "E[M_d^2]/E[M_d]^2 over the nets, against prod_{j<=d}(1 + 5/n_j)."),
+               "E[M_d^2]/E[M_d]^2 over the nets, against prod_{j<=d}(1 + 5/n_j). For contrast, a quarter as many nets of "
+               "the first schedule with N(0, 1/fan_in) weights."),
         differences=("The paper proves bounds for any symmetric weight distribution and checks them empirically by "
                      "training nets; here the law is checked directly at init with Gaussian weights, where it is "
                      "exact, on tens of thousands of nets. Depth 10 and widths 25-100 keep the predicted ratios "
                      "(at most ~3.3) small enough that a fourth moment can be estimated on 2 cores; the paper's "
                      "deeper, narrower nets have ratios in the thousands, which sampling cannot pin down."),
         data=clean({"depths": list(range(1, DEPTH + 1)), "widths": SCHEDULES, "mean_ratio": mean_ratio,
+                    "mean_ratio_lecun": lecun_mean, "contrast": CONTRAST,
                     "mean_se": mean_se, "paper_form": paper, "n_nets": n_nets}),
     )
 
@@ -144,14 +162,14 @@ def run(quick: bool, seed: int) -> PaperResult:
 def figures(result: PaperResult) -> dict:
     from matplotlib.figure import Figure
 
-    from ..plots.style import CLASS_COLORS, styled
+    from ..plots.style import CLASS_COLORS, init_color, styled
 
     @styled
     def spread() -> Figure:
         data, measured = result.data, result.measured
         depths = np.array(data["depths"])
-        fig = Figure(figsize=(11, 4.2))
-        ax, ax2 = fig.subplots(1, 2)
+        fig = Figure(figsize=(15.5, 4.2))
+        ax, ax2, ax3 = fig.subplots(1, 3)
         for i, name in enumerate(measured["measured_ratio"]):
             color = CLASS_COLORS[i]
             ax.plot(depths, measured["predicted_ratio"][name], "-", color=color, lw=1.8,
@@ -160,7 +178,7 @@ def figures(result: PaperResult) -> dict:
             ax.plot(depths, measured["measured_ratio"][name], "o", color=color, ms=5, label=f"{name}: measured")
             ax2.errorbar(depths, data["mean_ratio"][name], yerr=2 * np.array(data["mean_se"][name]), fmt="o-",
                          color=color, ms=4, capsize=2, label=name)
-        ax.set(title="Spread of the activation length grows with sum(1/n_j)", xlabel="depth d (hidden layer)",
+        ax.set(title="Spread grows with sum(1/n_j)", xlabel="depth d (hidden layer)",
                ylabel="E[M_d^2] / E[M_d]^2")
         ax.plot([], [], ":", color="grey", label="exp(5 sum 1/n_j) (paper's form)")
         ax.legend(fontsize=7.5)
@@ -168,7 +186,15 @@ def figures(result: PaperResult) -> dict:
         ax2.set(title="Mean length is preserved (He init)", xlabel="depth d (hidden layer)",
                 ylabel="E[M_d] / M_0  (+- 2 s.e.)", ylim=(0.8, 1.2))
         ax2.legend(fontsize=8)
-        fig.suptitle(f"Hanin & Rolnick 2018: {data['n_nets']} He-initialized ReLU nets per width schedule")
+        contrast = data["contrast"]
+        ax3.plot(depths, data["mean_ratio"][contrast], "o-", color=init_color("he_normal"),
+                 label="N(0, 2/fan_in) (he_normal)")
+        ax3.plot(depths, data["mean_ratio_lecun"], "o-", color=init_color("lecun_normal"), label="N(0, 1/fan_in)")
+        ax3.plot(depths, 2.0 ** -depths, ":", color="grey", label="2^-d")
+        ax3.set(yscale="log", title=f"1/fan_in halves the mean per layer ({contrast})",
+                xlabel="depth d (hidden layer)", ylabel="E[M_d] / M_0")
+        ax3.legend(fontsize=8)
+        fig.suptitle(f"Hanin & Rolnick 2018: {data['n_nets']} He-initialized ReLU nets per width schedule", y=1.01)
         return fig
 
     return {"spread": spread()}

@@ -87,7 +87,8 @@ def run(quick: bool, seed: int) -> PaperResult:
                 }
     seed_identical = all(v["zero_history_equal"] and v["zero_params_equal"] for v in identical.values())
     random_mean = {s: float(np.mean([final_accuracy[s][i] for i in RANDOM])) for s in final_accuracy}
-    gap = {s: round(final_accuracy[s]["hadamard_identity"] - random_mean[s], 6) + 0.0 for s in final_accuracy}  # +0: no -0
+    # rounded, and + 0.0 so that an exact tie prints as 0.0, not -0.0
+    gap = {s: round(final_accuracy[s]["hadamard_identity"] - random_mean[s], 6) + 0.0 for s in final_accuracy}
     zeros_excess = {s: final_accuracy[s]["zeros"] - chance[s] for s in final_accuracy}
     claims = [
         Claim(

@@ -56,7 +56,7 @@ def paper_form(widths: list[int]) -> np.ndarray:
 
 def lengths(widths: list[int], x: torch.Tensor, n_nets: int, generator: torch.Generator,
             init: str | dict = "he_normal") -> np.ndarray:
-    """``M_d`` ``(n_nets, D)`` of ``n_nets`` independent ReLU nets (zero biases, weights ``init``) on one input ``x``."""
+    """``M_d`` ``(n_nets, D)`` of ``n_nets`` independent ReLU nets (zero biases, weights ``init``), one input ``x``."""
     from ..initializers import get
 
     he = get(init)
@@ -146,8 +146,8 @@ def run(quick: bool, seed: int) -> PaperResult:
         setup=(f"{n_nets} independent fully connected ReLU nets per width schedule ({', '.join(SCHEDULES)}; "
                f"{DEPTH} hidden layers, input width {N_IN}), weights he_normal N(0, 2/fan_in) from initlab's catalog, "
                "zero biases, one fixed random input scaled to M_0 = 1. For each depth d: E[M_d]/M_0 and "
-               "E[M_d^2]/E[M_d]^2 over the nets, against prod_{j<=d}(1 + 5/n_j). For contrast, a quarter as many nets of "
-               "the first schedule with N(0, 1/fan_in) weights."),
+               "E[M_d^2]/E[M_d]^2 over the nets, against prod_{j<=d}(1 + 5/n_j). For contrast, a quarter as many "
+               "nets of the first schedule with N(0, 1/fan_in) weights."),
         differences=("The paper proves bounds for any symmetric weight distribution and checks them empirically by "
                      "training nets; here the law is checked directly at init with Gaussian weights, where it is "
                      "exact, on tens of thousands of nets. Depth 10 and widths 25-100 keep the predicted ratios "

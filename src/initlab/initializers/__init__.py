@@ -14,11 +14,15 @@ from .lsuv import lsuv
 from .registry import Catalog, Initializer, Scheme, canonical_name, catalog, get, names, register, table
 from .schemes import *  # noqa: F403  (the scheme functions)
 from .schemes import __all__ as _schemes
+from .fixup import fixup_init
+from .zero_init import hadamard_identity
 
 register("lsuv", lsuv, kind="data-dependent")
 register("critical", critical, ("edge_of_chaos",), kind="random")
+register("hadamard_identity", hadamard_identity, ("ZerO",), kind="constant")  # Zhao et al. 2022
 
 __all__ = [
     "Initializer", "Scheme", "get", "names", "catalog", "Catalog", "table", "register", "canonical_name",
-    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", *_schemes,
+    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", "hadamard_identity", "fixup_init",
+    *_schemes,
 ]

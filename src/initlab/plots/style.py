@@ -52,6 +52,7 @@ INIT_COLORS: dict[str, str] = {
     "sparse": "#aec7e8",
     "lsuv": "#393b79",
     "critical": "#000000",
+    "hadamard_identity": "#f0027f",  # ZerO
 }
 ACTIVATION_COLORS: dict[str, str] = {
     "relu": "#2ca02c", "leaky_relu": "#98df8a", "elu": "#17becf", "selu": "#9467bd",

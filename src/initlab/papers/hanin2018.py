@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
-from ._numbers import clean
+from ._common import clean
 
 DEPTH = 10
 N_IN = 16

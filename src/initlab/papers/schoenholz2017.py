@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
-from ._numbers import clean
+from ._common import clean
 
 SIGMA_B2 = 0.05
 WIDTH = 32

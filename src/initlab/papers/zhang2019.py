@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
-from ._numbers import clean
+from ._common import clean
 
 WIDTH, BRANCH_LAYERS = 64, 2
 LR, MOMENTUM, BATCH = 0.01, 0.9, 32

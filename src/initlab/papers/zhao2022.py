@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
-from ._numbers import clean
+from ._common import clean
 
 INITS = ("zeros", "hadamard_identity", "he_normal", "glorot_uniform")
 RANDOM = ("he_normal", "glorot_uniform")

@@ -13,6 +13,7 @@ from torch import nn
 
 from .._validation import ValidationError
 from . import thresholds as T
+from .io import Inputs, as_inputs, batch_shape, call_model, pick_output
 from .recorder import ACTIVATION_MODULES, PASS_THROUGH, WEIGHTED, Record, record_forward
 from .slopes import profile, slope
 from .symmetry import distinct_units, outgoing_rows
@@ -148,9 +149,11 @@ def _surrogate_loss(outputs: torch.Tensor) -> torch.Tensor:
 
 def diagnose(
     model: nn.Module,
-    inputs: torch.Tensor,
+    inputs: Inputs | np.ndarray,
     targets: torch.Tensor | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    output: str | int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Diagnosis:
     """Measure ``model``'s initialization on a batch: one forward and one backward pass.
 
@@ -160,15 +163,18 @@ def diagnose(
     every output receives a unit-scale gradient. The model is left as it was: parameter
     ``.grad`` fields are untouched (gradients come from ``torch.autograd.grad``) and buffers
     (BatchNorm running statistics) are restored; the train/eval mode is used as it is.
+
+    ``inputs``: a tensor (``model(x)``), a tuple (``model(*x)``) or a dict of keyword inputs
+    (``model(**x)``); integer arrays stay integer (token ids). The measured output is picked by
+    :func:`initlab.diagnostics.io.pick_output`: a tensor, else ``logits`` / the first tensor of a
+    dict, dataclass (``ModelOutput``) or tuple, or the field / index ``output``. ``progress(done,
+    total)`` is called after each layer's measurements.
     """
-    if not isinstance(inputs, torch.Tensor):
-        inputs = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    inputs = as_inputs(inputs)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         with torch.enable_grad(), record_forward(model) as records:
-            outputs = model(inputs)
-        if not isinstance(outputs, torch.Tensor):
-            raise ValidationError(f"the model must return a tensor, got {type(outputs).__name__}")
+            outputs = pick_output(call_model(model, inputs), output)
         if not any(r.weighted for r in records):
             raise ValidationError("the model has no Linear or Conv layer to diagnose")
         with torch.enable_grad():
@@ -183,14 +189,18 @@ def diagnose(
             for name, b in model.named_buffers():
                 if name in buffers:
                     b.copy_(buffers[name])
-    layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
+    layers = []
+    for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads):
+        layers.append(layer_stats(r, wg, og, bias_grad=bg))
+        if progress is not None:
+            progress(len(layers), len(records))
     _changes(layers)
     samples = {r.name: _samples(r, og) for r, og in zip(records, out_grads)}
     std_rate, grad_rate = _rates(layers)
     from .verdicts import verdicts
 
     return Diagnosis(layers, verdicts(layers), float(loss.detach()), std_rate, grad_rate,
-                     tuple(inputs.shape), samples)
+                     batch_shape(inputs), samples)
 
 
 def _gradients(loss: torch.Tensor, records: list[Record]):

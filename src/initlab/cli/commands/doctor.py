@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from ...diagnostics.doctor import run_doctor
-from ..main import app, console
+from ..main import app, console, err_console
+
+
+@contextmanager
+def _progress(quiet: bool = False, after_s: float = 1.0) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A per-layer progress bar on stderr, shown only once diagnosing has taken ``after_s``
+    seconds (a small model prints nothing extra); redrawn per layer, without a refresh thread."""
+    if quiet:
+        yield None
+        return
+    bar = Progress(TextColumn("[bold]diagnosing {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("layers"), TimeElapsedColumn(), console=err_console, auto_refresh=False, transient=True)
+    start = time.perf_counter()
+    tasks: dict[str, int] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        if not bar.live.is_started:
+            if time.perf_counter() - start < after_s:
+                return
+            bar.start()
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total)
+        bar.update(tasks[label], completed=done)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 @app.command("doctor")
@@ -18,7 +51,10 @@ def doctor_command(
     target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
     batch: int = typer.Option(64, "--batch", help="Rows in the standard-normal batch."),
-    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows)."),
+    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."),
+    dtype: str = typer.Option("float", "--dtype", help="Random inputs: float (standard normal) or long (token ids in [0, --vocab)); with --data, long casts whole-number floats to ids."),
+    vocab: int = typer.Option(None, "--vocab", help="Number of token ids for --dtype long (the embedding's size)."),
+    output: str = typer.Option(None, "--output", help="The output to measure when the model returns a dict, dataclass or tuple: a field name (default: logits, else the first tensor) or an index."),
     init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer and compare (see `initlab inits`)."),
     out: Path = typer.Option(Path("initlab-out/doctor"), "--out", help="Folder for report.html and report.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random batch and of --init."),
@@ -27,8 +63,11 @@ def doctor_command(
     """Diagnose a model's initialization: per-layer statistics, verdicts and fixes.
 
     Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal
+
+    Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
     """
-    result = run_doctor(target, input_shape, batch, data, init, seed)
+    with _progress(quiet=as_json) as progress:
+        result = run_doctor(target, input_shape, batch, data, init, seed, dtype, vocab, output, progress)
     from ...report.doctor import write_report  # matplotlib: loaded when a report is written
 
     paths = write_report(result, out)

@@ -263,7 +263,7 @@ def test_rich_table_has_a_row_per_layer():
 def test_a_model_without_weighted_layers_is_rejected():
     from initlab import ValidationError
 
-    with pytest.raises(ValidationError, match="no Linear or Conv"):
+    with pytest.raises(ValidationError, match="no weighted layer to diagnose"):
         diagnose(nn.Sequential(nn.ReLU()), _batch(4, 3))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import thresholds as T
-from .diagnose import LayerStats, Verdict, hidden_weighted
+from .diagnose import Coverage, LayerStats, Verdict, depth_chains, output_layer
 
 __all__ = ["verdicts", "suggest_init"]
 
@@ -20,24 +20,36 @@ def _names(layers: list[LayerStats]) -> list[str]:
     return [s.name for s in layers]
 
 
+def _relu_like(s: LayerStats) -> bool:
+    """He's gain sqrt(2) applies: a ReLU-family activation by name, or measured ReLU-like (see diagnose.activation_gain)."""
+    return (s.activation or "linear") in RELU_FAMILY or abs(s.gain - math.sqrt(2)) < 1e-9
+
+
 def suggest_init(layers: list[LayerStats]) -> str:
     """The variance-preserving init for these layers' activations, with the weight std it gives."""
     acts = {s.activation or "linear" for s in layers}
     now = _median([s.weight_std for s in layers])
     healthy = _median([s.healthy_weight_std for s in layers])
     numbers = f" (weight std now {now:.3g}; it would give {healthy:.3g})" if healthy > 0 else ""
-    if acts <= RELU_FAMILY:
+    if layers and all(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use he_normal for these {names} layers{numbers}"
-    if not acts & RELU_FAMILY:
+    if not any(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use glorot_normal or lecun_normal for these {names} layers{numbers}"
     return "use a variance-preserving init per activation: he_normal before ReLU-like units, glorot_normal before tanh/sigmoid/linear"
 
 
+def _layer_ratio(s: LayerStats) -> float:
+    """weight std / the variance-preserving std, fan_in mode or fan_out mode, whichever is closer
+    (both preserve a signal: forward with fan_in, backward with fan_out; He et al., 2015)."""
+    ratios = [s.weight_std / h for h in (s.healthy_weight_std, s.healthy_weight_std_fan_out) if h > 0]
+    return min(ratios, key=lambda r: abs(math.log(r)) if r > 0 else float("inf"))
+
+
 def scale_ratio(layers: list[LayerStats]) -> float:
     """Median over ``layers`` of weight std / the variance-preserving std (1: already that scale)."""
-    ratios = [s.weight_std / s.healthy_weight_std for s in layers if s.weighted and s.healthy_weight_std > 0]
+    ratios = [_layer_ratio(s) for s in layers if s.weighted and s.healthy_weight_std > 0]
     return _median(ratios) if ratios else float("nan")
 
 
@@ -70,13 +82,21 @@ def _trend(word_down: str, word_up: str, rate: float) -> str:
     return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per layer"
 
 
-def verdicts(layers: list[LayerStats]) -> list[Verdict]:
-    """The findings for one pass: causes first (dead units, symmetry, saturation), then depth."""
-    weighted = [s for s in layers if s.weighted]
-    output = weighted[-1] if len(weighted) > 1 else None
-    hidden = [s for s in layers if s is not output]
-    chain = hidden_weighted(layers)
+def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
+             blocks: list[dict] | None = None) -> list[Verdict]:
+    """The findings for one pass: a non-finite pass first, then causes (dead units, symmetry,
+    saturation), then depth. Only measured rows are judged; ``coverage`` is stated in the
+    healthy verdict (and a partial one keeps it from reading as a verdict on the whole model)."""
     found: list[Verdict] = []
+    broken = [s for s in layers if not s.finite]
+    if broken or (loss is not None and not math.isfinite(loss)):
+        found.append(_non_finite(layers, broken, loss))
+    layers = [s for s in layers if s.finite]
+    weighted = [s for s in layers if s.weighted]
+    output = output_layer(layers)
+    hidden = [s for s in layers if s is not output]
+    chains = depth_chains(layers)
+    chain = max(chains, key=len) if chains else []
 
     dead = [s for s in hidden if s.dead_fraction >= T.DEAD_FRACTION]
     if dead:
@@ -108,12 +128,41 @@ def verdicts(layers: list[LayerStats]) -> list[Verdict]:
             _saturation_fix([s for s in saturated if s.weighted] or chain),
         ))
 
-    if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
-        found.extend(_depth_verdicts(chain))
+    if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS:
+        found.extend(_worst_depth_verdict(chains))
 
     if not found:
-        found.append(Verdict("healthy", "no verdict threshold crossed: " + _healthy_numbers(hidden, chain, len(weighted)), []))
+        scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
+                 "no verdict threshold crossed in the measured layers (the others are not judged): ")
+        text = scope + _healthy_numbers(hidden, chains, len(weighted), blocks or [])
+        if coverage is not None:
+            text += f"; {coverage.sentence()}"
+        found.append(Verdict("healthy", text, []))
     return found
+
+
+def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float | None) -> Verdict:
+    """Where the pass stopped being finite, and how the signal grew up to there."""
+    if not broken:
+        return Verdict("non_finite", f"the loss is {loss} although every measured layer's values are finite",
+                       [], "look at the loss function and the model's output")
+    first = broken[0]
+    before = [s for s in layers[: layers.index(first)] if s.weighted and s.finite and s.std > 0]
+    growth = ""
+    fix = ("an operation produced inf/NaN from finite values: look at divisions, logs, square roots and "
+           "powers in the model's forward")
+    if len(before) >= 2:
+        rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
+        growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
+                  f"{before[-1].std:.3g} in {before[-1].name} (x{rate:.2f} per layer)")
+        if rate > 1.5:
+            fix = ("the values grow layer after layer until they overflow float32: use smaller weights ("
+                   + suggest_init(before) + ") or normalization (LayerNorm, BatchNorm)")
+    where = "forward" if not math.isfinite(first.std) or not math.isfinite(first.pre_std) else "backward"
+    return Verdict("non_finite",
+                   f"the {where} pass is not finite: {len(broken)} row(s) hold inf or NaN, the first at {first.name}"
+                   f"{growth}; no other verdict is given about those rows",
+                   _names(broken), fix)
 
 
 def _symmetry_message(worst: LayerStats) -> str:
@@ -162,14 +211,16 @@ def _saturation_fix(layers: list[LayerStats]) -> str:
             "or normalize before the activation (LayerNorm, BatchNorm)")
 
 
-def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weighted: int) -> str:
+def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n_weighted: int,
+                     blocks: list[dict]) -> str:
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
     parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
     unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
     if unread:
-        parts[0] += (f" (by incoming weights and bias only in {', '.join(unread)}: no layer reading "
+        where = ", ".join(unread) if len(unread) <= 3 else f"{len(unread)} layers"
+        parts[0] += (f" (by incoming weights and bias only in {where}: no layer reading "
                      f"{'its' if len(unread) == 1 else 'their'} output was found)")
     worst = max(hidden, key=lambda s: s.dead_fraction)
     if worst.dead_fraction == 0:
@@ -187,16 +238,62 @@ def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weight
         parts.append(f"saturation not checked ({'/'.join(acts)} {'is' if len(acts) == 1 else 'are'} not bounded on "
                       "both sides)" if acts else "saturation not checked (no activation)")
     text = ", ".join(parts)
-    if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
-        steps = len(chain) - 1
-        std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
-        grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
-        span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
-                f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
-        text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
-                 f"back-propagated gradient by x{grad_rate:.2f} per layer (the verdicts need a total change "
-                 f"below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})")
+    if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and chains:
+        spans = []
+        for chain in chains:
+            steps = len(chain) - 1
+            std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
+            grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
+            spans.append((chain, steps, std_rate, grad_rate))
+        if len(spans) == 1:
+            chain, steps, std_rate, grad_rate = spans[0]
+            span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
+                    f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
+            text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
+                     f"back-propagated gradient by x{grad_rate:.2f} per layer")
+        else:
+            far = max(spans, key=lambda t: max(abs(math.log(r)) if r > 0 and math.isfinite(r) else 0 for r in t[2:]))
+            chain, steps, std_rate, grad_rate = far
+            text += (f"; per layer role across blocks ({len(spans)} roles, each compared only with itself), the "
+                     f"largest change is in {chain[0].role}: activation std x{std_rate:.2f} and back-propagated "
+                     f"gradient x{grad_rate:.2f} per block over {steps} steps")
+        text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
+    text += _stream_words(blocks)
     return text
+
+
+def _stream_words(blocks: list[dict]) -> str:
+    """The residual stream's std into the first block and after each block, per group of blocks."""
+    groups: dict[str, list[dict]] = {}
+    for b in blocks:
+        groups.setdefault(b["group"], []).append(b)
+    words = []
+    for group, items in groups.items():
+        if len(items) < 2:
+            continue
+        first, last = items[0], items[-1]
+        words.append(f"residual stream std across {group}.0-{last['index']}: {first['input_std']:.3g} in, "
+                     f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
+                     f"(x{_ratio(last['output_std'], first['output_std']):.2f})")
+    return "; " + "; ".join(words) if words else ""
+
+
+def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:
+    """The depth verdict of the chain whose signal changes the most (one verdict at most)."""
+    found = []
+    for chain in chains:
+        if len(chain) < 2:
+            continue
+        for v in _depth_verdicts(chain):
+            if len(chains) > 1 or "*" in chain[0].role:
+                v.message = f"in {chain[0].role} across {len(chain)} blocks, " + v.message
+            extreme = max(abs(math.log(r)) for r in (_ratio(chain[-1].std, chain[0].std),
+                                                    _ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm))
+                          if math.isfinite(r) and r > 0)
+            found.append((extreme, v))
+    if not found:
+        return []
+    return [max(found, key=lambda t: t[0])[1]]
 
 
 def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:

@@ -250,9 +250,10 @@ def diagnose(
     from .verdicts import verdicts
 
     loss_value = float(loss.detach())
-    return Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=blocks), loss_value,
-                     std_rate, grad_rate, batch_shape(inputs), samples, coverage,
-                     [asdict(n) for n in recorder.norms], [asdict(a) for a in recorder.attention], blocks)
+    attention = [asdict(a) for a in recorder.attention]
+    return Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=blocks, attention=attention),
+                     loss_value, std_rate, grad_rate, batch_shape(inputs), samples, coverage,
+                     [asdict(n) for n in recorder.norms], attention, blocks)
 
 
 @dataclass

@@ -693,7 +693,9 @@ class Recorder:
 def _op_name(func) -> str:
     name = getattr(func, "__name__", str(func))
     owner = getattr(func, "__qualname__", name)
-    return owner if "." in owner and owner.startswith("Tensor") else f"torch.{name}"
+    if "." in owner and owner.startswith(("Tensor", "_TensorBase", "TensorBase")):
+        return "Tensor." + owner.rpartition(".")[2]
+    return f"torch.{name}"
 
 
 def _first_tensor(obj) -> torch.Tensor | None:
@@ -717,6 +719,8 @@ def _repeated_blocks(root: nn.Module) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, module in root.named_modules():
         if not isinstance(module, (nn.ModuleList, nn.Sequential)):
+            continue
+        if any(name.startswith(block + ".") for block in found):  # the layers inside a block are its roles
             continue
         children = [(n, c) for n, c in module.named_children() if n.isdigit() and any(True for _ in c.children())]
         counts: dict[tuple, int] = defaultdict(int)

@@ -83,7 +83,7 @@ def _trend(word_down: str, word_up: str, rate: float) -> str:
 
 
 def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
-             blocks: list[dict] | None = None) -> list[Verdict]:
+             blocks: list[dict] | None = None, attention: list[dict] | None = None) -> list[Verdict]:
     """The findings for one pass: a non-finite pass first, then causes (dead units, symmetry,
     saturation), then depth. Only measured rows are judged; ``coverage`` is stated in the
     healthy verdict (and a partial one keeps it from reading as a verdict on the whole model)."""
@@ -134,11 +134,15 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
     if not found:
         scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
                  "no verdict threshold crossed in the measured layers (the others are not judged): ")
-        text = scope + _healthy_numbers(hidden, chains, len(weighted), blocks or [])
+        text = scope + _healthy_numbers(hidden, chains, len(weighted), blocks or []) + _attention_words(attention or [])
         if coverage is not None:
             text += f"; {coverage.sentence()}"
         found.append(Verdict("healthy", text, []))
     return found
+
+
+def _forward_finite(s: LayerStats) -> bool:
+    return all(math.isfinite(x) for x in (s.mean, s.std, s.pre_std))
 
 
 def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float | None) -> Verdict:
@@ -146,23 +150,31 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
     if not broken:
         return Verdict("non_finite", f"the loss is {loss} although every measured layer's values are finite",
                        [], "look at the loss function and the model's output")
-    first = broken[0]
-    before = [s for s in layers[: layers.index(first)] if s.weighted and s.finite and s.std > 0]
+    forward = [s for s in broken if not _forward_finite(s)]
+    if not forward:
+        deepest = broken[-1]
+        return Verdict("non_finite",
+                       f"the backward pass is not finite: the gradient holds inf or NaN in {len(broken)} row(s), "
+                       f"from {deepest.name} down, while the forward values are finite; no other verdict is given "
+                       "about those rows", _names(broken),
+                       "look for operations whose derivative is infinite where they are applied (sqrt or pow at 0, "
+                       "division by values near 0)")
+    first = forward[0]
+    before = [s for s in layers[: layers.index(first)] if s.weighted and _forward_finite(s) and s.std > 0]
     growth = ""
     fix = ("an operation produced inf/NaN from finite values: look at divisions, logs, square roots and "
            "powers in the model's forward")
     if len(before) >= 2:
         rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
         growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
-                  f"{before[-1].std:.3g} in {before[-1].name} (x{rate:.2f} per layer)")
+                  f"{before[-1].std:.3g} in {before[-1].name} (x{rate:.3g} per layer)")
         if rate > 1.5:
-            fix = ("the values grow layer after layer until they overflow float32: use smaller weights ("
-                   + suggest_init(before) + ") or normalization (LayerNorm, BatchNorm)")
-    where = "forward" if not math.isfinite(first.std) or not math.isfinite(first.pre_std) else "backward"
+            fix = ("the values grow layer after layer until they overflow float32: use smaller weights or "
+                   "normalization (LayerNorm, BatchNorm) before the activation")
     return Verdict("non_finite",
-                   f"the {where} pass is not finite: {len(broken)} row(s) hold inf or NaN, the first at {first.name}"
-                   f"{growth}; no other verdict is given about those rows",
-                   _names(broken), fix)
+                   f"the forward pass is not finite: {len(forward)} row(s) hold inf or NaN, the first at {first.name}"
+                   f"{growth}; no other verdict is given about the {len(broken)} row(s) with inf or NaN values or "
+                   "gradients", _names(broken), fix)
 
 
 def _symmetry_message(worst: LayerStats) -> str:
@@ -256,7 +268,7 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
             chain, steps, std_rate, grad_rate = far
             text += (f"; per layer role across blocks ({len(spans)} roles, each compared only with itself), the "
                      f"largest change is in {chain[0].role}: activation std x{std_rate:.2f} and back-propagated "
-                     f"gradient x{grad_rate:.2f} per block over {steps} steps")
+                     f"gradient x{grad_rate:.2f} per block over {steps} step{'s' if steps > 1 else ''}")
         text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
     text += _stream_words(blocks)
     return text
@@ -272,10 +284,23 @@ def _stream_words(blocks: list[dict]) -> str:
         if len(items) < 2:
             continue
         first, last = items[0], items[-1]
-        words.append(f"residual stream std across {group}.0-{last['index']}: {first['input_std']:.3g} in, "
+        words.append(f"block output std (the residual stream) across {group}.{first['index']}-{last['index']}: "
+                     f"{first['input_std']:.3g} into the first, "
                      f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
                      f"(x{_ratio(last['output_std'], first['output_std']):.2f})")
     return "; " + "; ".join(words) if words else ""
+
+
+def _attention_words(attention: list[dict]) -> str:
+    """Softmax entropy (1 = uniform) and logit scale over the attention layers measured."""
+    if not attention:
+        return ""
+    ent = [a["entropy"] for a in attention if math.isfinite(a["entropy"])]
+    std = [a["logit_std"] for a in attention]
+    collapsed = max(a["collapsed_fraction"] for a in attention)
+    ent_words = f"softmax entropy {min(ent):.2f}-{max(ent):.2f} of uniform, " if ent else ""
+    return (f"; attention in {len(attention)} layer(s): {ent_words}logit std {min(std):.3g}-{max(std):.3g}, at most "
+            f"{collapsed:.0%} of queries with one key taking >= 90% of the weight")
 
 
 def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:

@@ -171,10 +171,12 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
         if rate > 1.5:
             fix = ("the values grow layer after layer until they overflow float32: use smaller weights or "
                    "normalization (LayerNorm, BatchNorm) before the activation")
+    inside = (f" (in the output of its {first.activation}; its own output is finite)"
+              if first.activation and math.isfinite(first.pre_std) else "")
     return Verdict("non_finite",
                    f"the forward pass is not finite: {len(forward)} row(s) hold inf or NaN, the first at {first.name}"
-                   f"{growth}; no other verdict is given about the {len(broken)} row(s) with inf or NaN values or "
-                   "gradients", _names(broken), fix)
+                   f"{inside}{growth}; no other verdict is given about the {len(broken)} row(s) with inf or NaN "
+                   "values or gradients", _names(broken), fix)
 
 
 def _symmetry_message(worst: LayerStats) -> str:

@@ -184,6 +184,11 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
     after = None
     if init_spec is not None:
         twin = copy.deepcopy(model)
-        apply_init(twin, init_spec, generator=generator, data=inputs)
+        try:
+            apply_init(twin, init_spec, generator=generator, data=inputs)
+        except InitlabError:
+            raise
+        except Exception as err:  # a data-dependent init (lsuv) runs the model on one tensor
+            raise ValidationError(f"--init {init_spec} could not run on input {describe(inputs)}: {_first_line(err)}") from err
         after = _diagnose(twin, inputs, output, _labelled(progress, str(init_spec)))
     return DoctorResult(target, batch_shape(inputs), before, after, str(init_spec) if init_spec else None)

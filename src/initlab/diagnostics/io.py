@@ -96,13 +96,15 @@ def describe(inputs: Inputs) -> str:
     return _describe_one(inputs)
 
 
+def _tensors(inputs: Inputs) -> list[torch.Tensor]:
+    values = inputs.values() if isinstance(inputs, Mapping) else inputs if isinstance(inputs, tuple) else [inputs]
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
 def batch_shape(inputs: Inputs) -> tuple[int, ...]:
     """The shape of the first tensor among ``inputs`` (the batch's shape in reports)."""
-    values = inputs.values() if isinstance(inputs, Mapping) else inputs if isinstance(inputs, tuple) else [inputs]
-    for value in values:
-        if isinstance(value, torch.Tensor):
-            return tuple(value.shape)
-    return ()
+    tensors = _tensors(inputs)
+    return tuple(tensors[0].shape) if tensors else ()
 
 
 def _first_line(err: BaseException) -> str:
@@ -113,11 +115,12 @@ def _first_line(err: BaseException) -> str:
 def _hint(err: BaseException, inputs: Inputs) -> str:
     """What to try, from the error the model raised (matched on torch's own messages)."""
     text = str(err)
-    floats = [v for v in (inputs.values() if isinstance(inputs, Mapping) else inputs if isinstance(inputs, tuple)
-                          else [inputs]) if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    floats = [t for t in _tensors(inputs) if t.is_floating_point()]
     if "'indices'" in text or ("Long" in text and "Int" in text and floats):
         return ("the model starts with an embedding and needs integer token ids: "
                 "try --dtype long --vocab N (N = the embedding's size), or give a LongTensor")
+    if len(floats) < len(_tensors(inputs)) and not floats and ("same dtype" in text or "Long" in text):
+        return "the model takes float inputs: drop --dtype long (or give a float tensor)"
     if "index out of range" in text:
         return "some input ids are not below the embedding's size: try a smaller --vocab"
     if "unexpected keyword argument" in text or "positional argument" in text:

@@ -21,7 +21,7 @@ from ..main import app, console, err_console
 def _progress(quiet: bool = False, after_s: float = 1.0) -> Iterator[Callable[[str, int, int], None] | None]:
     """A per-layer progress bar on stderr, shown only once diagnosing has taken ``after_s``
     seconds (a small model prints nothing extra); redrawn per layer, without a refresh thread."""
-    if quiet:
+    if quiet or not err_console.is_terminal:  # no bar in logs and pipes
         yield None
         return
     bar = Progress(TextColumn("[bold]diagnosing {task.description}"), BarColumn(), MofNCompleteColumn(),

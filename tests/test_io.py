@@ -184,7 +184,7 @@ def test_diagnose_takes_keyword_inputs_and_a_dict_output():
     full = diagnose(model, {"input_ids": ids})
     masked = diagnose(model, {"input_ids": ids, "attention_mask": mask})
     assert full.input_shape == (4, 16)
-    assert [s.name for s in full.layers if s.weighted] == ["hidden", "head"]
+    assert [s.name for s in full.layers if s.weighted] == ["embed", "hidden", "head"]  # the embedding is measured too
     assert full.layer("head").units == 50  # the logits were measured, not the "hidden" entry
     # the mask reached the forward: half the positions feed zeros into the head
     assert masked.layer("hidden").std == pytest.approx(full.layer("hidden").std, rel=1e-6)

@@ -216,6 +216,8 @@ def test_a_forward_that_overflows_is_non_finite_never_healthy():
     assert f"the first at {row}" in diag.verdicts[0].message
     assert ("in the output of its _ReluSquared;" in diag.verdicts[0].message) == (first % 2 == 1)
     assert "overflow" in diag.verdicts[0].fix
+    # relu(x)**2 grows like x^2: no weight scale keeps the signal level, so the fix is not "another init"
+    assert "grows like x^2 (measured)" in diag.verdicts[0].fix and "he_normal" not in diag.verdicts[0].fix
 
 
 def test_a_custom_activation_module_is_named_by_its_class_and_gets_the_right_fix():

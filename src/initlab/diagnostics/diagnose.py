@@ -62,7 +62,8 @@ class LayerStats:
     outgoing_compared: bool = False  # distinct_units also compared the weights of the layers reading this one
     role: str = ""  # the name with repeated-block indices replaced by "*": depth trends compare one role across blocks
     fan_in: int = 0  # inputs per unit (0 for an embedding lookup: no fan-in rule applies)
-    gain: float = 1.0  # the variance-preserving gain of the following activation (HEALTHY_GAIN, or measured)
+    gain: float = 1.0  # the variance-preserving gain of the following activation (HEALTHY_GAIN, or measured; 0: none exists)
+    activation_degree: float | None = None  # k where the activation grows like x**k (measured; None when not measured)
     healthy_weight_std_fan_out: float = 0.0  # gain / sqrt(fan_out): the backward-preserving std (He et al., 2015)
     finite: bool = True  # every output, activation and gradient value of this row is finite
     params: list[str] = field(default_factory=list)  # the model's parameters this row measured
@@ -396,11 +397,29 @@ def resembles(fn: Callable[[torch.Tensor], torch.Tensor], key: object = None) ->
     return found
 
 
+def growth_degree(fn: Callable[[torch.Tensor], torch.Tensor], key: object = None) -> float:
+    """``k`` where ``fn(x)`` grows like ``x**k`` for large positive ``x`` (measured at 4, 8, 16;
+    nan when ``fn`` is not positive there). ReLU, GELU, SiLU: 1; relu(x)**2: 2."""
+    cache_key = ("degree", key)
+    if key is not None and cache_key in _RESEMBLES:
+        return _RESEMBLES[cache_key]
+    try:
+        with torch.no_grad():
+            y = fn(torch.tensor([4.0, 8.0, 16.0])).double()
+        k = float(torch.log2(y[2] / y[1])) if bool((y > 0).all()) else float("nan")
+    except Exception:  # measuring is best effort
+        k = float("nan")
+    if key is not None:
+        _RESEMBLES[cache_key] = k
+    return k
+
+
 def activation_gain(rec: Record) -> float:
     """The variance-preserving gain for the activation after ``rec``: :data:`HEALTHY_GAIN` by
     name; for an activation initlab does not know by name, that of the known activation it
-    matches on a grid, else sqrt(2) when it is bounded below only (ReLU-like, as He et al., 2015
-    derive for ReLU) and 1 otherwise (LeCun et al., 1998)."""
+    matches on a grid; else, for one bounded below only (ReLU-like), sqrt(2) when it grows
+    linearly (as He et al., 2015 derive for ReLU) and 0 when it grows like x**k with k != 1
+    (relu(x)**2: no weight scale keeps the signal's scale through it); 1 otherwise (LeCun et al., 1998)."""
     name = rec.activation or "linear"
     if name in HEALTHY_GAIN or name in ("tanh", "sigmoid", "linear", "selu", "hardtanh", "hardsigmoid", "softsign"):
         return HEALTHY_GAIN.get(name, 1.0)
@@ -410,7 +429,10 @@ def activation_gain(rec: Record) -> float:
     if like is not None:
         return HEALTHY_GAIN.get(like, 1.0)
     shape = profile(rec.act_fn, rec.act_key)
-    return math.sqrt(2) if shape.low is not None and shape.high is None else 1.0
+    if shape.low is not None and shape.high is None:
+        k = growth_degree(rec.act_fn, rec.act_key)
+        return math.sqrt(2) if abs(k - 1) < 0.1 else 0.0
+    return 1.0
 
 
 def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
@@ -461,6 +483,7 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
         fan_in=rec.fan_in,
         gain=gain,
         healthy_weight_std_fan_out=gain / math.sqrt(rec.fan_out) if rec.fan_out > 0 and rec.fan_in > 0 else 0.0,
+        activation_degree=growth_degree(rec.act_fn, rec.act_key) if gain == 0 and rec.act_fn is not None else None,
         finite=finite and _finite(*(weight_grad if isinstance(weight_grad, list) else [weight_grad])),
         params=list(rec.params),
     )

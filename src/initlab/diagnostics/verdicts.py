@@ -31,6 +31,12 @@ def suggest_init(layers: list[LayerStats]) -> str:
     now = _median([s.weight_std for s in layers])
     healthy = _median([s.healthy_weight_std for s in layers])
     numbers = f" (weight std now {now:.3g}; it would give {healthy:.3g})" if healthy > 0 else ""
+    superlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None]
+    if superlinear:
+        s = superlinear[0]
+        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{s.activation_degree:.2g} "
+                "(measured), so any weight scale makes the activations shrink or blow up with depth; normalize "
+                "after each layer (LayerNorm, BatchNorm) or use an activation that grows linearly (relu, gelu)")
     if layers and all(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use he_normal for these {names} layers{numbers}"
@@ -169,8 +175,10 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
         growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
                   f"{before[-1].std:.3g} in {before[-1].name} (x{rate:.3g} per layer)")
         if rate > 1.5:
-            fix = ("the values grow layer after layer until they overflow float32: use smaller weights or "
-                   "normalization (LayerNorm, BatchNorm) before the activation")
+            superlinear = [s for s in before if s.gain == 0 and s.activation_degree is not None]
+            fix = ("the values grow layer after layer until they overflow float32: "
+                   + (suggest_init(superlinear) if superlinear else
+                      "use smaller weights (" + suggest_init(before) + ") or normalization (LayerNorm, BatchNorm)"))
     inside = (f" (in the output of its {first.activation}; its own output is finite)"
               if first.activation and math.isfinite(first.pre_std) else "")
     return Verdict("non_finite",
@@ -273,6 +281,10 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
                      f"gradient x{grad_rate:.2f} per block over {steps} step{'s' if steps > 1 else ''}")
         text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
     text += _stream_words(blocks)
+    embeddings = [s for s in hidden if s.kind == "Embedding"]
+    if embeddings and blocks:
+        text += ("; embedding output std " + ", ".join(f"{s.name} {s.std:.3g}" for s in embeddings)
+                 + f" against the stream's {blocks[0]['input_std']:.3g} into {blocks[0]['name']}")
     return text
 
 

@@ -152,6 +152,26 @@ def test_transformer_encoder_sees_the_attention_projections_called_through_f_lin
     logits = q @ k.transpose(-1, -2) / 4.0
     assert diag.attention[0]["entropy"] == pytest.approx(_entropy(logits), abs=1e-4)
     assert diag.attention[0]["logit_std"] == pytest.approx(float(logits.std()), rel=1e-3)
+    assert "attention_collapse" not in diag.codes
+
+
+def test_attention_scaled_up_at_init_collapses_onto_one_key():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True), 2,
+                                  enable_nested_tensor=False)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.self_attn.in_proj_weight[:128].mul_(8)  # queries and keys x8: logits x64
+    x = torch.randn(4, 16, 64, generator=_gen())
+    diag = diagnose(model, x)
+    attn = model.layers[0].self_attn
+    q, k, _ = nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias).detach().chunk(3, dim=-1)
+    q, k = (t.reshape(4, 16, 4, 16).transpose(1, 2) for t in (q, k))
+    top = torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1).amax(-1)
+    collapsed = float((top >= 0.9).float().mean())  # measured here
+    assert diag.attention[0]["collapsed_fraction"] == pytest.approx(collapsed, abs=1e-6)
+    assert collapsed >= 0.5 and diag.codes[0] == "attention_collapse"
+    assert "layers.0.self_attn" in diag.verdicts[0].layers
 
 
 # -- LSTM -------------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ __all__ = ["VERDICT_TONE", "VERDICT_LABEL", "verdict_badges", "verdicts_html", "
 
 # as lab.js's VERDICT_CLASS and VERDICT_LABEL
 VERDICT_TONE = {"healthy": "ok", "symmetry": "bad", "dead_units": "bad", "vanishing_gradients": "warn",
-                "exploding_gradients": "warn", "saturation": "warn", "non_finite": "bad"}
+                "exploding_gradients": "warn", "saturation": "warn", "non_finite": "bad",
+                "attention_collapse": "warn"}
 VERDICT_LABEL = {"healthy": "healthy", "symmetry": "symmetry", "dead_units": "dead units", "non_finite": "not finite",
+                 "attention_collapse": "attention collapse",
                  "vanishing_gradients": "vanishing gradients", "exploding_gradients": "exploding gradients",
                  "saturation": "saturation"}
 LAYER_HEADER = ("layer", "kind", "units", "activation", "distinct units", "dead", "saturated", "activation std",

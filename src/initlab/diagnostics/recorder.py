@@ -57,6 +57,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from .thresholds import COLLAPSED_WEIGHT
+
 __all__ = ["ACTIVATION_MODULES", "FUNCTIONAL", "PASS_THROUGH", "WEIGHTED", "Record", "NormRecord",
            "AttentionRecord", "BlockRecord", "Recorder", "record_forward"]
 
@@ -158,7 +160,6 @@ class AttentionRecord:
     keys: int
 
 
-COLLAPSED_WEIGHT = 0.9  # a query "collapsed onto one token": one key takes at least this much weight
 
 
 @dataclass

@@ -22,6 +22,13 @@ and its outputs far out on both sides.
   hidden layer over the first's, or the back-propagated gradient norm reaching the first over
   the one reaching the last, is below ``VANISH_RATIO``.
 - ``exploding_gradients``: one of those two ratios is above ``EXPLODE_RATIO``.
+- ``attention_collapse``: in some attention layer at least ``COLLAPSED_FRACTION`` of the queries
+  (over batch and heads) give one key at least ``COLLAPSED_WEIGHT`` of their attention: the
+  softmax is saturated at init, so almost no gradient reaches the other keys (attention entropy
+  collapse; Zhai et al., 2023, "Stabilizing Transformer Training by Preventing Attention Entropy
+  Collapse").
+- ``non_finite``: some row's values or gradients hold inf or NaN (or the loss does): no other
+  verdict is given about those rows.
 - ``healthy``: none of the above.
 
 Fixes: when the weights already have the variance-preserving scale (median weight std within a
@@ -36,3 +43,5 @@ EXPLODE_RATIO = 1e2  # ... or above this
 MIN_LAYERS_FOR_DEPTH_VERDICTS = 3  # vanishing/exploding need at least this many weighted layers
 SYMMETRY_TOL = 1e-6  # two units agree when every weight differs by <= this times the pair's largest |weight|
 SCALE_MATCH = 1.1  # weight std within this factor of the variance-preserving std counts as "already that scale"
+COLLAPSED_WEIGHT = 0.9  # a query has collapsed onto one key when that key takes at least this share of its attention
+COLLAPSED_FRACTION = 0.5  # an attention layer is flagged when at least this fraction of its queries collapsed

@@ -134,6 +134,10 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
             _saturation_fix([s for s in saturated if s.weighted] or chain),
         ))
 
+    collapsed = [a for a in attention or [] if a["collapsed_fraction"] >= T.COLLAPSED_FRACTION]
+    if collapsed:
+        found.append(_collapse(collapsed, layers))
+
     if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS:
         found.extend(_worst_depth_verdict(chains))
 
@@ -145,6 +149,23 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
             text += f"; {coverage.sentence()}"
         found.append(Verdict("healthy", text, []))
     return found
+
+
+def _collapse(collapsed: list[dict], layers: list[LayerStats]) -> Verdict:
+    worst = max(collapsed, key=lambda a: a["collapsed_fraction"])
+    inside = [s for s in layers if s.weighted and s.name.startswith(worst["name"] + ".")]
+    weights = (f" (the projections in {worst['name']} have weight std "
+               + ", ".join(f"{s.name.rpartition('.')[2]} {s.weight_std:.3g}" for s in inside[:4]) + ")") if inside else ""
+    return Verdict(
+        "attention_collapse",
+        f"attention collapsed onto one key in {len(collapsed)} layer(s): in {worst['name']}, "
+        f"{worst['collapsed_fraction']:.0%} of the queries give one key at least {T.COLLAPSED_WEIGHT:.0%} of their "
+        f"attention (softmax entropy {worst['entropy']:.2f} of uniform; attention logits q·k/sqrt(d) with std "
+        f"{worst['logit_std']:.3g}), so the softmax passes almost no gradient to the other keys",
+        [a["name"] for a in collapsed],
+        f"shrink the query and key projections so the logits' std is near 1 (what unit-variance queries and keys "
+        f"give after the 1/sqrt(d) scaling of Vaswani et al., 2017){weights}, or normalize queries and keys "
+        "(QK-LayerNorm; Zhai et al., 2023)")
 
 
 def _forward_finite(s: LayerStats) -> bool:

@@ -275,3 +275,70 @@ def test_zero_output_tanh_units_are_symmetric_not_dead():
     hidden = diag.layer("hidden1")
     assert hidden.std == 0.0 and hidden.dead_fraction == 0.0 and hidden.distinct_units == 1
     assert diag.codes == ["symmetry"]
+
+
+# -- coverage: every parameterized computation is seen, or listed with why ------------------------
+
+class _Functional(nn.Module):
+    """Weights used through functional calls, a parameter added directly, one never used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(16, 8, generator=g) / 8 ** 0.5)
+        self.b1 = nn.Parameter(torch.zeros(16))
+        self.w2 = nn.Parameter(torch.randn(16, 4, generator=g) / 4)  # (in, out), used as x @ w2
+        self.offset = nn.Parameter(torch.zeros(4))
+        self.unused = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.linear(x, self.w1, self.b1)) @ self.w2 + self.offset
+
+
+def test_functional_weights_are_rows_and_the_rest_is_listed_with_why():
+    model = _Functional()
+    x = _batch(32, 8)
+    diag = diagnose(model, x)
+    assert [(s.name, s.kind, s.units, s.activation) for s in diag.layers] == [
+        ("w1", "linear()", 16, "relu"), ("w2", "matmul()", 4, None)]
+    h = F.relu(F.linear(x, model.w1, model.b1)).detach()
+    assert diag.layer("w1").std == pytest.approx(float(h.std()), rel=1e-6)
+    assert diag.layer("w2").healthy_weight_std == pytest.approx(1 / 4)  # fan_in 16 of the (in, out) weight
+    cov = diag.coverage
+    assert (cov.tensors, cov.measured_tensors) == (5, 3)
+    assert cov.parameters == 16 * 8 + 16 + 16 * 4 + 4 + 3 and cov.measured_parameters == 16 * 8 + 16 + 16 * 4
+    reasons = {u["name"]: u["reason"] for u in cov.unattributed}
+    assert reasons == {"offset": "used directly by Tensor.add, not by a layer initlab measures",
+                       "unused": "not used in this forward pass (no gradient reaches it)"}
+    assert "measured 3 of 5 parameter tensors" in diag.table().caption
+    assert diag.to_dict()["coverage"]["unattributed"][0]["name"] == "offset"
+
+
+def test_an_mlp_is_fully_covered_and_says_so():
+    diag = diagnose(_mlp([8, 16, 16, 1], "relu", "he_normal"), _batch(32, 8))
+    assert diag.coverage.complete and diag.coverage.tensors == 6
+    assert diag.verdicts[0].message.endswith("measured 6 of 6 parameter tensors (433 of 433 parameters, 100%)")
+
+
+@pytest.mark.parametrize("act, name, gain", [
+    (nn.Hardswish, "hardswish", math.sqrt(2)), (nn.Hardsigmoid, "hardsigmoid", 1.0), (nn.Mish, "mish", math.sqrt(2)),
+    (nn.SiLU, "silu", math.sqrt(2)),
+])
+def test_activation_modules_are_named_and_gain_follows(act, name, gain):
+    model = nn.Sequential(nn.Linear(8, 16), act(), nn.Linear(16, 1))
+    diag = diagnose(model, _batch(32, 8))
+    assert diag.layer("0").activation == name and diag.layer("0").gain == pytest.approx(gain)
+
+
+def test_a_fan_out_he_conv_counts_as_variance_preserving():
+    from initlab.diagnostics.verdicts import scale_ratio
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 64, 3)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # std sqrt(2 / (64 * 9))
+    model = nn.Sequential(conv, nn.ReLU())
+    diag = diagnose(model, torch.randn(4, 16, 8, 8, generator=torch.Generator().manual_seed(0)))
+    row = diag.layer("0")
+    assert row.healthy_weight_std == pytest.approx(math.sqrt(2 / (16 * 9)))
+    assert row.healthy_weight_std_fan_out == pytest.approx(math.sqrt(2 / (64 * 9)))
+    assert scale_ratio([row]) == pytest.approx(1.0, abs=0.05)  # judged against fan_out, the mode it was drawn in

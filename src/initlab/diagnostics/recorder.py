@@ -360,13 +360,18 @@ class Recorder:
         weight = module.weight
         if _is_hf_conv1d(module):  # weight (in, out)
             rows, unit_dim, fan_in, fan_out = weight.t(), -1, weight.shape[0], weight.shape[1]
+        elif isinstance(module, nn.modules.conv._ConvTransposeNd):  # weight (in, out / groups, *kernel)
+            rows, unit_dim = weight.transpose(0, 1), 1
+            receptive = math.prod(weight.shape[2:])
+            fan_in, fan_out = weight.shape[0] * receptive, weight.shape[1] * receptive
         else:
             rows = weight
             unit_dim = -1 if isinstance(module, nn.Linear) else 1
             receptive = math.prod(weight.shape[2:]) if weight.ndim > 2 else 1
             fan_in, fan_out = math.prod(weight.shape[1:]), weight.shape[0] * receptive
+        groups = getattr(module, "groups", 1) if not isinstance(module, nn.modules.conv._ConvTransposeNd) else 0
         self._weighted_row(name, module, weight, [weight], biases, rows, x, output, unit_dim, fan_in, fan_out, kind,
-                           groups=getattr(module, "groups", 1))
+                           groups=groups)  # groups 0: never a reader (its columns are not the source's units)
 
     def _weighted_row(self, name: str, module: nn.Module | None, main: torch.Tensor, weights: list[torch.Tensor],
                       biases: list[torch.Tensor], rows: torch.Tensor, x: torch.Tensor | None, output: torch.Tensor,

@@ -76,7 +76,8 @@ class LayerStats:
 class Verdict:
     """A finding: a code from the fixed set, the layers involved, plain words, a fix."""
 
-    code: str  # non_finite, symmetry, dead_units, vanishing_gradients, exploding_gradients, saturation, healthy
+    code: str  # non_finite, symmetry, dead_units, saturation, attention_collapse, vanishing_gradients,
+    # exploding_gradients, healthy
     message: str
     layers: list[str] = field(default_factory=list)
     fix: str = ""
@@ -107,7 +108,7 @@ class Coverage:
         text = (f"measured {self.measured_tensors} of {self.tensors} parameter tensors "
                 f"({self.measured_parameters:,} of {self.parameters:,} parameters, {pct})")
         if self.unattributed:
-            text += f"; not measured: " + "; ".join(f"{u['name']} ({u['reason']})" for u in self.unattributed[:8])
+            text += "; not measured: " + "; ".join(f"{u['name']} ({u['reason']})" for u in self.unattributed[:8])
             if len(self.unattributed) > 8:
                 text += f"; and {len(self.unattributed) - 8} more"
         return text

@@ -448,31 +448,32 @@ class Recorder:
         if not (self._recording() and inputs and isinstance(inputs[0], torch.Tensor)
                 and isinstance(output, torch.Tensor) and output.shape == inputs[0].shape):
             return
-        if not self._is_custom_activation(module):
+        if not self._is_custom_activation(module, inputs[0].device):
             return
         name = self._names.get(id(module), type(module).__name__)
         key = (type(module), repr(module))
         self._activation(type(module).__name__, inputs[0], output, name, type(module).__name__, _module_fn(module), key)
 
-    def _is_custom_activation(self, module: nn.Module) -> bool:
+    def _is_custom_activation(self, module: nn.Module, device: torch.device | None = None) -> bool:
         key = (type(module), repr(module))
         if key not in self._custom:
             self._probing = True
             try:
-                self._custom[key] = _acts_elementwise(_module_fn(module))
+                self._custom[key] = _acts_elementwise(_module_fn(module), device)
             finally:
                 self._probing = False
         return self._custom[key]
 
-    def _in_activation_module(self) -> bool:
+    def _in_activation_module(self, device: torch.device | None = None) -> bool:
         if not self._stack:
             return False
         module = self._stack[-1][1]
-        return type(module) in ACTIVATION_MODULES or (_may_be_activation(module) and self._is_custom_activation(module))
+        return type(module) in ACTIVATION_MODULES or (_may_be_activation(module)
+                                                      and self._is_custom_activation(module, device))
 
     def _functional(self, kind: str, func, args, kwargs, output) -> None:
         # Activation modules report themselves; their internal F.relu/torch.tanh call does not.
-        if self._in_activation_module():
+        if self._in_activation_module(args[0].device if isinstance(args[0], torch.Tensor) else None):
             return
         func_name = getattr(func, "__name__", kind)
         where = self._stack[-1][0] if self._stack else ""
@@ -587,7 +588,10 @@ class Recorder:
                                "Embedding")
             return True
         if func in _ADDMM or func in _MATMUL:
-            a, w = (args[1], args[2]) if func in _ADDMM else (args[0], args[1]) if len(args) > 1 else (None, None)
+            first = 1 if func in _ADDMM else 0  # addmm(bias, x, W); matmul(x, W)
+            if len(args) < first + 2:
+                return False
+            a, w = args[first], args[first + 1]
             if not self._is_param(w) or w.ndim != 2 or self._is_param(a):
                 return False
             b = args[0] if func in _ADDMM and self._is_param(args[0]) else None
@@ -770,22 +774,23 @@ def _may_be_activation(module: nn.Module) -> bool:
 _PROBE = torch.linspace(-4.0, 4.0, 9)
 
 
-def _acts_elementwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def _acts_elementwise(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device | None = None) -> bool:
     """``fn`` gives each value the same output whatever its neighbours: as a row, a column, reversed."""
+    probe = _PROBE.to(device) if device is not None else _PROBE
     try:
         with torch.no_grad():
-            a = fn(_PROBE.clone())
-            b = fn(_PROBE.reshape(-1, 1).clone())
-            c = fn(_PROBE.reshape(1, -1).clone())
-            d = fn(_PROBE.flip(0).clone())
+            a = fn(probe.clone())
+            b = fn(probe.reshape(-1, 1).clone())
+            c = fn(probe.reshape(1, -1).clone())
+            d = fn(probe.flip(0).clone())
     except Exception:  # not callable on one tensor: not an activation
         return False
     if not all(isinstance(t, torch.Tensor) and t.numel() == _PROBE.numel() for t in (a, b, c, d)):
         return False
-    a = a.reshape(-1).float()
-    return bool(torch.allclose(a, b.reshape(-1).float(), equal_nan=True)
-                and torch.allclose(a, c.reshape(-1).float(), equal_nan=True)
-                and torch.allclose(a, d.reshape(-1).float().flip(0), equal_nan=True)
+    a = a.reshape(-1).float().cpu()
+    return bool(torch.allclose(a, b.reshape(-1).float().cpu(), equal_nan=True)
+                and torch.allclose(a, c.reshape(-1).float().cpu(), equal_nan=True)
+                and torch.allclose(a, d.reshape(-1).float().cpu().flip(0), equal_nan=True)
                 and not torch.allclose(a, _PROBE))  # an identity measures nothing new
 
 

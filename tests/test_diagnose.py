@@ -342,3 +342,28 @@ def test_a_fan_out_he_conv_counts_as_variance_preserving():
     assert row.healthy_weight_std == pytest.approx(math.sqrt(2 / (16 * 9)))
     assert row.healthy_weight_std_fan_out == pytest.approx(math.sqrt(2 / (64 * 9)))
     assert scale_ratio([row]) == pytest.approx(1.0, abs=0.05)  # judged against fan_out, the mode it was drawn in
+
+
+class _Attend(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x, x, x)[0])  # need_weights=True: the softmax path, not SDPA
+
+
+def test_multihead_attention_projections_and_entropy_are_measured():
+    torch.manual_seed(0)
+    model = _Attend()
+    x = torch.randn(3, 10, 32, generator=torch.Generator().manual_seed(0))
+    diag = diagnose(model, x)
+    assert [s.name for s in diag.layers] == ["attn.in_proj", "attn.out_proj", "head"]
+    assert diag.coverage.complete
+    q, k, _ = F.linear(x, model.attn.in_proj_weight, model.attn.in_proj_bias).detach().chunk(3, dim=-1)
+    q, k = (t.reshape(3, 10, 4, 8).transpose(1, 2) for t in (q, k))
+    p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
+    entropy = float((-(p * p.log()).sum(-1) / math.log(10)).mean())
+    assert diag.attention[0]["entropy"] == pytest.approx(entropy, abs=1e-5)
+    assert diag.attention[0]["heads"] == 4 and diag.attention[0]["keys"] == 10

@@ -645,9 +645,13 @@ class Recorder:
     def _softmax(self, args, kwargs, out) -> None:
         x = args[0] if args else kwargs.get("input")
         dim = self._arg(args, kwargs, 1, "dim")
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or dim not in (-1, 3) or not x.is_floating_point():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or dim not in (-1, x.ndim - 1):
             return
-        self._attention(x.detach().float())
+        module = self._stack[-1][1] if self._stack else None
+        if x.ndim == 3 and isinstance(module, nn.MultiheadAttention) and x.shape[0] % module.num_heads == 0:
+            x = x.reshape(-1, module.num_heads, *x.shape[1:])  # (batch * heads, T, S) with need_weights=True
+        if x.ndim == 4:
+            self._attention(x.detach().float())
 
     def _sdpa(self, args, kwargs) -> None:
         q, k = self._arg(args, kwargs, 0, "query"), self._arg(args, kwargs, 1, "key")

@@ -331,3 +331,23 @@ def test_hf_vit_attention_and_the_parameters_added_directly():
     assert len(diag.attention) == 3
     assert all(0 < a["entropy"] <= 1 for a in diag.attention)
     assert diag.attention[0]["keys"] == 17  # 16 patches and the class token
+
+
+def test_llama_custom_rmsnorm_and_grouped_query_attention_are_measured():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, vocab_size=200,
+                                         max_position_embeddings=64))
+    norms = {f"n{i}": model.model.layers[i].input_layernorm for i in range(2)}
+    seen, handles = _outputs(norms)
+    diag = diagnose(model, {"input_ids": torch.randint(0, 200, (2, 16), generator=_gen())})
+    for h in handles:
+        h.remove()
+    _assert_coverage(model, diag)  # LlamaRMSNorm multiplies by its weight itself: measured by its own hooks
+    ours = [n for n in diag.norms if n["kind"] == "LlamaRMSNorm"]
+    assert len(ours) == 5  # 2 per layer and the final one
+    assert [n["output_std"] for n in ours[:3:2]] == pytest.approx([float(seen[f"n{i}"].std()) for i in range(2)], rel=1e-4)
+    assert [(a["heads"], a["keys"]) for a in diag.attention] == [(4, 16), (4, 16)]  # 2 key heads shared by 4
+    assert 0 < diag.attention[0]["entropy"] <= 1

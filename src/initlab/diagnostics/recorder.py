@@ -12,7 +12,8 @@ What is covered:
   ``F.embedding`` (so ``nn.Embedding``), ``torch.addmm`` / ``x @ W`` with a parameter ``W``, and the
   projections inside ``nn.MultiheadAttention``; each gets a row named after the parameter's owner;
 - normalisation layers (``F.layer_norm``, ``F.group_norm``, ``F.batch_norm``, ``F.instance_norm``,
-  ``F.rms_norm`` with the model's parameters): :class:`NormRecord` (output std, gain);
+  ``F.rms_norm`` with the model's parameters), and leaf modules named ``...Norm`` with only 1-d
+  parameters (Hugging Face's ``LlamaRMSNorm``): :class:`NormRecord` (input and output std, gain);
 - attention: every softmax over a 4-d ``(batch, heads, queries, keys)`` tensor and every
   ``F.scaled_dot_product_attention`` (whose logits ``q k^T * scale`` are recomputed):
   :class:`AttentionRecord` (logit std, softmax entropy, largest weight);
@@ -243,6 +244,9 @@ class Recorder:
                 if getattr(module, "inplace", False):
                     self._handles.append(module.register_forward_pre_hook(self._copy_input))
                 self._handles.append(module.register_forward_hook(self._on_activation))
+            elif _is_custom_norm(module):
+                self._handles.append(module.register_forward_pre_hook(self._norm_in))
+                self._handles.append(module.register_forward_hook(self._on_custom_norm))
             elif _may_be_activation(module):
                 self._handles.append(module.register_forward_hook(self._on_custom))
             if name in self._block_index:
@@ -506,6 +510,27 @@ class Recorder:
         lone.act_input = self._pristine.get(id(x), x)
         self._add(lone)
 
+    def _norm_in(self, module, inputs):
+        if self._recording() and inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].numel() > 1:
+            self._block_inputs[id(module)] = float(inputs[0].detach().float().std())
+
+    def _on_custom_norm(self, module, inputs, output):
+        """A normalisation module of the user's or a library's (Llama's RMSNorm): its gain is measured here."""
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        if not self._recording() or not isinstance(output, torch.Tensor) or x is None or output.shape != x.shape:
+            return
+        weight = getattr(module, "weight", None)
+        params = [self.param_name(p) for p in module.parameters(recurse=False) if self.param_name(p)]
+        with torch.no_grad():
+            self.norms.append(NormRecord(
+                self._names.get(id(module), type(module).__name__), type(module).__name__,
+                self._block_inputs.pop(id(module), float("nan")),
+                float(output.detach().float().std()) if output.numel() > 1 else 0.0,
+                float(weight.detach().float().mean()) if isinstance(weight, torch.Tensor) else 1.0, params))
+        if id(x) in self._owner:  # a norm keeps the layer's units
+            self._owner[id(output)] = self._owner[id(x)]
+            self._keep.append(output)
+
     # -- blocks -----------------------------------------------------------------------------
     def _block_in(self, module, inputs, kwargs):
         if self._recording():
@@ -761,6 +786,15 @@ def _recurrent_rows(module: nn.RNNBase) -> torch.Tensor:
         gates = w.shape[0] // h
         parts.append(w.reshape(gates, h, -1).transpose(0, 1).reshape(h, -1))
     return torch.cat(parts, dim=1)
+
+
+def _is_custom_norm(module: nn.Module) -> bool:
+    """A leaf module, not one of torch's, named ``...Norm`` whose parameters are all 1-d gains or
+    biases (Hugging Face's ``LlamaRMSNorm``, ``T5LayerNorm``): its own hooks measure it."""
+    if isinstance(module, PASS_THROUGH) or module._modules or not module._parameters:
+        return False
+    return ("norm" in type(module).__name__.lower()
+            and all(p is None or p.ndim == 1 for p in module._parameters.values()))
 
 
 def _may_call_functional(module: nn.Module) -> bool:

@@ -17,10 +17,13 @@ and its outputs far out on both sides.
   sigmoid, hardtanh, ReLU6) sit where its slope is below ``SATURATION_SLOPE`` times the
   activation's largest slope. (tanh: |a| > 0.98; sigmoid: a < 0.0101 or a > 0.9899; hardtanh
   and ReLU6: at either limit.) Activations unbounded on a side (ReLU, ELU, GELU) are not checked.
-- ``vanishing_gradients``: over the hidden weighted layers (at least
-  ``MIN_LAYERS_FOR_DEPTH_VERDICTS`` weighted layers in all), the activation std of the last
-  hidden layer over the first's, or the back-propagated gradient norm reaching the first over
-  the one reaching the last, is below ``VANISH_RATIO``.
+- ``vanishing_gradients``: over a depth chain (at least ``MIN_LAYERS_FOR_DEPTH_VERDICTS``
+  weighted layers in the model), the activation std of the chain's last layer over its first's,
+  or the back-propagated gradient norm reaching the first over the one reaching the last, is
+  below ``VANISH_RATIO``. A plain stack has one chain, its hidden weighted layers; a model of
+  repeated blocks has one chain per layer role (``h.*.attn.c_attn`` across the blocks), so a
+  layer is only ever compared with the same layer of another block. The chain whose ratio is
+  the most extreme gives the verdict.
 - ``exploding_gradients``: one of those two ratios is above ``EXPLODE_RATIO``.
 - ``attention_collapse``: in some attention layer at least ``COLLAPSED_FRACTION`` of the queries
   (over batch and heads) give one key at least ``COLLAPSED_WEIGHT`` of their attention: the

@@ -262,19 +262,19 @@ def test_token_models_bad_input_one_line(hf_folder, tmp_path, capsys, factory, e
     assert not (tmp_path / "r").exists()
 
 
-def test_progress_bar_follows_the_layers_on_a_terminal(model_file, tmp_path, capsys, monkeypatch):
+def test_progress_bar_follows_the_passes_and_layers_on_a_terminal(model_file, tmp_path, monkeypatch):
     from rich.console import Console
 
     from initlab.cli.commands import doctor as command
 
     screen = io.StringIO()
-    monkeypatch.setattr(command, "err_console", Console(file=screen, force_terminal=True, width=100))
-    with command._progress(after_s=0.0) as progress:
-        progress("as built", 4, 11)
-        progress("he_normal", 11, 11)
+    monkeypatch.setattr(command, "err_console", Console(file=screen, force_terminal=True, width=120))
+    assert main(["doctor", f"{model_file}:deep_tanh", "--input-shape", "32", "--init", "he_normal",
+                 "--out", str(tmp_path / "r")]) == 0
     shown = screen.getvalue()
-    assert "diagnosing as built" in shown and "4/11" in shown and "11/11" in shown
-    screen.truncate(0)
-    with command._progress(after_s=60.0) as progress:  # a quick diagnosis shows no bar
-        progress("as built", 11, 11)
-    assert screen.getvalue() == ""
+    for text in ("diagnosing as built", "diagnosing he_normal", "forward and backward pass", "11/11", "report"):
+        assert text in shown, text
+    # not a terminal (a log, a pipe): no bar at all
+    monkeypatch.setattr(command, "err_console", Console(file=io.StringIO(), force_terminal=False))
+    with command._progress() as progress:
+        assert progress is None

@@ -112,3 +112,12 @@ def test_float32_float16_and_float64_weights():
     base = torch.randn(5, 33, generator=g)[torch.tensor([0, 1, 2, 3, 4, 4, 3, 2])]
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         assert distinct_units(base.to(dtype)) == distinct_units_all_pairs(base.to(dtype)) == 5
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-25, 1e25, 0.0])
+def test_norms_of_big_layers_match_float64(scale):
+    """diagnose's fast norm (float32 blocks, combined in float64) against the float64 norm."""
+    from initlab.diagnostics.diagnose import _norm
+
+    x = torch.randn(300, 1000, generator=_gen(10)) * scale
+    assert _norm(x) == pytest.approx(float(torch.linalg.vector_norm(x, dtype=torch.float64)), rel=1e-7, abs=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,31 +17,30 @@ from ..main import app, console, err_console
 
 
 @contextmanager
-def _progress(quiet: bool = False, after_s: float = 1.0) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A per-layer progress bar on stderr, shown only once diagnosing has taken ``after_s``
-    seconds (a small model prints nothing extra); redrawn per layer, without a refresh thread."""
-    if quiet or not err_console.is_terminal:  # no bar in logs and pipes
+def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A progress bar on stderr (a terminal only; it vanishes when done): the forward and backward
+    pass, then the layers measured, of each diagnosis, then the report. Two redraws a second at
+    most: a thread waking often stalls torch's spinning OpenMP workers (see ``sweep``)."""
+    if not err_console.is_terminal:  # no bar in logs and pipes
         yield None
         return
-    bar = Progress(TextColumn("[bold]diagnosing {task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("layers"), TimeElapsedColumn(), console=err_console, auto_refresh=False, transient=True)
-    start = time.perf_counter()
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err_console,
+                   refresh_per_second=refresh_per_second, transient=True)
     tasks: dict[str, int] = {}
 
-    def update(label: str, done: int, total: int) -> None:
-        if not bar.live.is_started:
-            if time.perf_counter() - start < after_s:
-                return
+    def update(label: str, done: int, total: int | None) -> None:
+        if not tasks:
             bar.start()
+        step = "layers measured" if total else "forward and backward pass" if label != "report" else "writing"
         if label not in tasks:
-            tasks[label] = bar.add_task(label, total=total)
-        bar.update(tasks[label], completed=done)
-        bar.refresh()
+            tasks[label] = bar.add_task("report" if label == "report" else f"diagnosing {label}", total=total, step=step)
+        bar.update(tasks[label], completed=done, total=total, step=step)
 
     try:
         yield update
     finally:
-        if bar.live.is_started:
+        if tasks:
             bar.stop()
 
 
@@ -66,11 +64,13 @@ def doctor_command(
 
     Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
     """
-    with _progress(quiet=as_json) as progress:
+    with _progress() as progress:
         result = run_doctor(target, input_shape, batch, data, init, seed, dtype, vocab, output, progress)
-    from ...report.doctor import write_report  # matplotlib: loaded when a report is written
+        if progress is not None:
+            progress("report", 0, None)
+        from ...report.doctor import write_report  # matplotlib: loaded when a report is written
 
-    paths = write_report(result, out)
+        paths = write_report(result, out)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return

@@ -63,6 +63,8 @@ def test_as_inputs_keeps_integer_ids_and_makes_floats_float32():
     assert as_inputs([[1.5, 2.0], [0.0, 1.0]]).shape == (2, 2)  # a nested list of numbers is one batch
     both = as_inputs((np.ones((2, 3)), np.zeros((2, 2), dtype=np.int32)))
     assert isinstance(both, tuple) and [t.dtype for t in both] == [torch.float32, torch.int64]
+    same = as_inputs([torch.ones(2, 3), np.zeros((2, 3))])  # two arguments of one shape, not one stacked batch
+    assert isinstance(same, tuple) and len(same) == 2 and same[0].shape == (2, 3)
     kw = as_inputs({"input_ids": np.ones((2, 4), dtype=np.int64), "attention_mask": np.ones((2, 4), dtype=bool)})
     assert describe(kw) == "{input_ids: int64 (2, 4), attention_mask: bool (2, 4)}"
     assert batch_shape(kw) == (2, 4)
@@ -112,6 +114,15 @@ def test_pick_output_errors_say_what_came_back_and_what_to_try(output, key, expe
     with pytest.raises(ValidationError) as err:
         pick_output(output, key)
     assert str(err.value) == expected
+
+
+def test_out_of_memory_inside_the_model_is_not_called_a_bad_input():
+    class Hungry(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        call_model(Hungry(), torch.zeros(1))
 
 
 def test_an_embedding_model_given_floats_is_told_to_use_long_ids():

@@ -53,6 +53,8 @@ def _tensor(value: Any) -> Any:
 
 def _numeric(value: Sequence) -> bool:
     """True for a (nested) list of plain numbers, which is one array rather than several arguments."""
+    if any(isinstance(v, (torch.Tensor, np.ndarray, Mapping)) for v in value):
+        return False
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
@@ -130,6 +132,11 @@ def _hint(err: BaseException, inputs: Inputs) -> str:
     return ""
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def call_model(model: nn.Module, inputs: Inputs) -> Any:
     """``model(x)`` for a tensor, ``model(*x)`` for a tuple, ``model(**x)`` for a dict.
 
@@ -142,11 +149,11 @@ def call_model(model: nn.Module, inputs: Inputs) -> Any:
         if isinstance(inputs, tuple):
             return model(*inputs)
         return model(inputs)
-    except InitlabError:
-        raise
-    except torch.OutOfMemoryError:
+    except (InitlabError, MemoryError):
         raise
     except Exception as err:  # raised inside the user's forward: the input does not fit
+        if _out_of_memory(err):  # a size problem, reported as such by the CLI
+            raise
         hint = _hint(err, inputs)
         raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}"
                               + (f"; {hint}" if hint else "")) from err

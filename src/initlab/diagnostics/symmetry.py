@@ -87,7 +87,7 @@ def _row_chunks(block: torch.Tensor):
 
 def _scale(part: list[torch.Tensor]) -> torch.Tensor:
     """``(units,)`` float64: each row's largest |value| (exact: no arithmetic)."""
-    scale = torch.zeros(part[0].shape[0], dtype=torch.float64)
+    scale = torch.zeros(part[0].shape[0], dtype=torch.float64, device=part[0].device)
     for block in part:
         for start, chunk in _row_chunks(block):
             if chunk.shape[1]:
@@ -101,8 +101,8 @@ def _project(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tens
     ``|key_i - key_j| <= max|row_i - row_j|``."""
     widths = [block.shape[1] for block in part]
     p = torch.randn(sum(widths), generator=generator, dtype=torch.float64)
-    p /= p.abs().sum()
-    key = torch.zeros(part[0].shape[0], dtype=torch.float64)
+    p = (p / p.abs().sum()).to(part[0].device)
+    key = torch.zeros(part[0].shape[0], dtype=torch.float64, device=part[0].device)
     offset = 0
     for block, width in zip(part, widths):
         for start, chunk in _row_chunks(block):
@@ -115,20 +115,20 @@ def _columns(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tens
     """``(units, <= _SAMPLE_COLUMNS)`` float64: the same random columns of every row."""
     widths = [block.shape[1] for block in part]
     total = sum(widths)
-    picked = torch.randperm(total, generator=generator)[:_SAMPLE_COLUMNS].sort().values
+    picked = torch.randperm(total, generator=generator)[:_SAMPLE_COLUMNS].sort().values.to(part[0].device)
     out, offset = [], 0
     for block, width in zip(part, widths):
         mine = picked[(picked >= offset) & (picked < offset + width)] - offset
         if mine.numel():
             out.append(block[:, mine].double())
         offset += width
-    return torch.cat(out, dim=1) if out else torch.zeros(part[0].shape[0], 0, dtype=torch.float64)
+    return torch.cat(out, dim=1).cpu() if out else torch.zeros(part[0].shape[0], 0, dtype=torch.float64)
 
 
-def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> torch.Tensor:
+def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> np.ndarray:
     """``(len(others),)`` float64: ``max|row_unit - row_j|`` for each j of ``others``."""
-    index = torch.as_tensor(others, dtype=torch.long)
-    out = torch.zeros(len(others), dtype=torch.float64)
+    index = torch.as_tensor(others, dtype=torch.long, device=part[0].device)
+    out = torch.zeros(len(others), dtype=torch.float64, device=part[0].device)
     for block in part:
         if not block.shape[1]:
             continue
@@ -137,7 +137,7 @@ def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> 
         for start in range(0, len(others), step):
             chunk = block.index_select(0, index[start:start + step]).double()
             out[start:start + step] = torch.maximum(out[start:start + step], (chunk - row).abs().amax(dim=1))
-    return out
+    return out.cpu().numpy()
 
 
 def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -177,11 +177,11 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
     reach = scales[0] * (tol + 4 * (width + 8) * _EPS) / (1 - tol)
     order = torch.argsort(key)
     ordered = key[order]
-    low = torch.searchsorted(ordered, key - reach, side="left").numpy()
-    high = torch.searchsorted(ordered, key + reach, side="right").numpy()
-    order = order.numpy()
+    low = torch.searchsorted(ordered, key - reach, side="left").cpu().numpy()
+    high = torch.searchsorted(ordered, key + reach, side="right").cpu().numpy()
+    order = order.cpu().numpy()
     columns = [_columns(part, generator).numpy() for part in parts]
-    scales_np = [s.numpy() for s in scales]
+    scales = [s.cpu().numpy() for s in scales]
     grouped = np.zeros(units, dtype=bool)
     groups = 0
     for i in range(units):
@@ -193,7 +193,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
             continue
         others = order[low[i]:high[i]]
         others = others[~grouped[others]]
-        for scale, sample in zip(scales_np, columns):  # necessary conditions, on a few numbers per row
+        for scale, sample in zip(scales, columns):  # necessary conditions, on a few numbers per row
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])
@@ -204,7 +204,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
         for part, scale in zip(parts, scales):  # the full comparison
             if not others.size:
                 break
-            limit = tol * torch.maximum(scale[i], scale[torch.as_tensor(others)])
-            others = others[(_max_difference(part, i, others) <= limit).numpy()]
+            limit = tol * np.maximum(scale[i], scale[others])
+            others = others[_max_difference(part, i, others) <= limit]
         grouped[others] = True
     return groups

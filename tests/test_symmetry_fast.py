@@ -76,6 +76,15 @@ def test_zero_rows_sparse_rows_and_tiny_rows():
     assert _both(torch.zeros(50, 7), torch.zeros(50), [torch.zeros(50, 3)]) == 1
 
 
+def test_one_hot_rows_whose_keys_crowd_together():
+    """One weight per unit, all of one size: the projections of different units differ by ~1/fan_in."""
+    g = _gen(11)
+    w = torch.zeros(400, 3000)
+    k = torch.randint(0, 3000, (400,), generator=g)
+    w[torch.arange(400), k] = 0.5
+    assert _both(w) == len(torch.unique(k))
+
+
 def test_conv_and_outgoing_parts_of_any_width():
     g = _gen(6)
     w = torch.randn(4, 3, 3, 3, generator=g)[torch.tensor([0, 1, 1, 2, 3, 3, 3, 0])]  # (8, 3, 3, 3)

@@ -32,9 +32,12 @@ def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, i
     def update(label: str, done: int, total: int | None) -> None:
         if not tasks:
             bar.start()
-        step = "layers measured" if total else "forward and backward pass" if label != "report" else "writing"
+        if label == "report":
+            description, step = "report", "writing"
+        else:
+            description, step = f"diagnosing {label}", "layers measured" if total else "forward and backward pass"
         if label not in tasks:
-            tasks[label] = bar.add_task("report" if label == "report" else f"diagnosing {label}", total=total, step=step)
+            tasks[label] = bar.add_task(description, total=total, step=step)
         bar.update(tasks[label], completed=done, total=total, step=step)
 
     try:
@@ -48,7 +51,7 @@ def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, i
 def doctor_command(
     target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
-    batch: int = typer.Option(64, "--batch", help="Rows in the standard-normal batch."),
+    batch: int = typer.Option(64, "--batch", help="Rows in the random batch (or the first rows of --data)."),
     data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."),
     dtype: str = typer.Option("float", "--dtype", help="Random inputs: float (standard normal) or long (token ids in [0, --vocab)); with --data, long casts whole-number floats to ids."),
     vocab: int = typer.Option(None, "--vocab", help="Number of token ids for --dtype long (the embedding's size)."),

@@ -137,6 +137,14 @@ def test_an_embedding_model_given_floats_is_told_to_use_long_ids():
         call_model(model, torch.full((2, 3), 50))
 
 
+def test_keyword_inputs_with_wrong_names_are_told_the_forward_parameters():
+    with pytest.raises(ValidationError) as err:
+        call_model(TinyLM(), {"ids": torch.zeros(2, 3, dtype=torch.long)})
+    assert str(err.value) == ("the model rejected input {ids: int64 (2, 3)}: TypeError: TinyLM.forward() got an "
+                              "unexpected keyword argument 'ids'; the inputs are passed as keyword arguments by name "
+                              "(ids); name them as the forward's parameters (input_ids, attention_mask)")
+
+
 def test_make_inputs_long_ids_are_uniform_below_vocab_and_seeded():
     ids = make_inputs((64, 32), "long", vocab=7, generator=3)
     assert ids.dtype == torch.int64 and ids.shape == (64, 32)

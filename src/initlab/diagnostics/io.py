@@ -16,6 +16,7 @@ what to try.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -114,7 +115,16 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-def _hint(err: BaseException, inputs: Inputs) -> str:
+def _parameters(model: nn.Module) -> list[str]:
+    """The names the model's forward takes (empty when it cannot be read)."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return []
+    return [name for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _hint(err: BaseException, inputs: Inputs, model: nn.Module) -> str:
     """What to try, from the error the model raised (matched on torch's own messages)."""
     text = str(err)
     floats = [t for t in _tensors(inputs) if t.is_floating_point()]
@@ -125,8 +135,15 @@ def _hint(err: BaseException, inputs: Inputs) -> str:
         return "the model takes float inputs: drop --dtype long (or give a float tensor)"
     if "index out of range" in text:
         return "some input ids are not below the embedding's size: try a smaller --vocab"
-    if "unexpected keyword argument" in text or "positional argument" in text:
-        return "the inputs must match the forward's parameters (a dict's keys are passed as keyword inputs)"
+    if isinstance(inputs, Mapping) and isinstance(err, (TypeError, ValueError)):
+        names = _parameters(model)
+        unknown = [k for k in inputs if names and k not in names]
+        if unknown or "keyword" in text or "specify" in text:
+            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            return (f"the inputs are passed as keyword arguments by name ({', '.join(inputs)}); name them as the "
+                    f"forward's parameters" + (f" ({listed})" if names else ""))
+    if "positional argument" in text:
+        return "the inputs must match the forward's parameters (a tuple is passed as positional arguments)"
     if "shape" in text or "size" in text:
         return "check --input-shape (one sample's shape, without the batch dimension)"
     return ""
@@ -154,7 +171,7 @@ def call_model(model: nn.Module, inputs: Inputs) -> Any:
     except Exception as err:  # raised inside the user's forward: the input does not fit
         if _out_of_memory(err):  # a size problem, reported as such by the CLI
             raise
-        hint = _hint(err, inputs)
+        hint = _hint(err, inputs, model)
         raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}"
                               + (f"; {hint}" if hint else "")) from err
 

@@ -241,6 +241,21 @@ def test_keyword_inputs_from_npz_and_output_field_for_bert(hf_folder, tmp_path, 
     assert masked.layer("pooler.dense").grad_norm == 0.0  # last_hidden_state (the default) does not reach it
 
 
+def test_integer_data_for_a_float_model_needs_dtype_float(model_file, tmp_path, capsys):
+    """Integer arrays stay integer (token ids); a model of float features says so and --dtype float casts."""
+    pixels = np.random.default_rng(1).integers(0, 256, (10, 1024)).astype(np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    code, out, err = _run(capsys, f"{model_file}:wide", "--data", str(tmp_path / "pixels.npy"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == ("error: the model rejected input int64 (10, 1024): RuntimeError: mat1 and mat2 must have the "
+                           "same dtype, but got Long and Float; the model takes float inputs: use --dtype float (it also "
+                           "casts --data arrays to float32), or give a float tensor")
+    result = run_doctor(f"{model_file}:wide", data=tmp_path / "pixels.npy", dtype="float")
+    assert result.input_shape == (10, 1024)
+    first = result.before.layers[0]
+    assert first.input_rms == pytest.approx(float(np.sqrt((pixels.astype(np.float64) ** 2).mean())), rel=1e-5)
+
+
 @pytest.mark.parametrize("factory, extra, expected", [
     ("gpt2", ["--input-shape", "16"], "the model rejected input float32 (64, 16): RuntimeError: Expected tensor for "
      "argument #1 'indices'"),

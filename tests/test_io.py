@@ -186,8 +186,10 @@ def test_load_data_keeps_ids_and_reads_several_arrays_as_keywords(tmp_path):
         load_data(tmp_path / "bad.npz", 8)
 
 
-def test_with_dtype_long_casts_whole_numbers_only():
+def test_with_dtype_long_casts_whole_numbers_only_and_float_casts_everything():
     assert torch.equal(with_dtype(torch.tensor([[1.0, 2.0]]), "long"), torch.tensor([[1, 2]]))
+    pixels = with_dtype((torch.tensor([[0, 255]], dtype=torch.uint8), torch.tensor([True])), "float")
+    assert [t.dtype for t in pixels] == [torch.float32, torch.float32] and pixels[0].tolist() == [[0.0, 255.0]]
     kw = with_dtype({"input_ids": torch.tensor([[3.0]]), "mask": torch.tensor([[1]])}, "long")
     assert kw["input_ids"].dtype == torch.int64
     with pytest.raises(DataError, match=r"data \[input_ids\] holds values that are not whole numbers"):

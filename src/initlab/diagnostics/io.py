@@ -132,7 +132,8 @@ def _hint(err: BaseException, inputs: Inputs, model: nn.Module) -> str:
         return ("the model starts with an embedding and needs integer token ids: "
                 "try --dtype long --vocab N (N = the embedding's size), or give a LongTensor")
     if len(floats) < len(_tensors(inputs)) and not floats and ("same dtype" in text or "Long" in text):
-        return "the model takes float inputs: drop --dtype long (or give a float tensor)"
+        return ("the model takes float inputs: use --dtype float (it also casts --data arrays to float32), "
+                "or give a float tensor")
     if "index out of range" in text:
         return "some input ids are not below the embedding's size: try a smaller --vocab"
     if isinstance(inputs, Mapping) and isinstance(err, (TypeError, ValueError)):
@@ -252,13 +253,15 @@ def _tuple_item(output: tuple | list, key: str | int) -> torch.Tensor:
     return value
 
 
-def check_dtype(dtype: str, vocab: int | None = None, random: bool = True) -> str:
-    """``dtype`` if it is one of :data:`DTYPES` and ``vocab`` fits it (random long ids need a
-    vocabulary size; floats take none); checked before any work."""
-    dtype = check_choice("dtype", dtype, DTYPES)
+def check_dtype(dtype: str | None, vocab: int | None = None, random: bool = True) -> str | None:
+    """``dtype`` if it is None (random inputs: float; data: kept as it is) or one of
+    :data:`DTYPES`, and ``vocab`` fits it (random long ids need a vocabulary size; floats take
+    none); checked before any work."""
+    if dtype is not None:
+        dtype = check_choice("dtype", dtype, DTYPES)
     if dtype == "long" and random and vocab is None:
         raise ValidationError("--dtype long needs --vocab N: the number of token ids the model's embedding accepts")
-    if dtype == "float" and vocab is not None:
+    if dtype != "long" and vocab is not None:
         raise ValidationError("--vocab is only used with --dtype long (integer token ids)")
     if vocab is not None:
         check_int("vocab", vocab, 1)
@@ -277,15 +280,18 @@ def make_inputs(shape: Sequence[int], dtype: str = "float", vocab: int | None = 
 
 
 def with_dtype(inputs: Inputs, dtype: str) -> Inputs:
-    """``inputs`` with every floating tensor cast to ``dtype`` (``"long"``: only when its values
-    are whole numbers, else a DataError); integer and boolean tensors stay as they are."""
+    """``inputs`` cast to ``dtype``: ``"float"`` makes every tensor float32; ``"long"`` makes
+    floating tensors int64 when their values are whole numbers (else a DataError) and leaves
+    integer and boolean tensors as they are."""
     dtype = check_choice("dtype", dtype, DTYPES)
 
     def cast(name: str, value: Any) -> Any:
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        if not isinstance(value, torch.Tensor):
             return value
         if dtype == "float":
             return value.float()
+        if not value.is_floating_point():
+            return value
         if not bool((value == value.round()).all()):
             raise DataError(f"--dtype long: the data{name} holds values that are not whole numbers, so they are not token ids")
         return value.long()

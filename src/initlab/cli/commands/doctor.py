@@ -53,7 +53,7 @@ def doctor_command(
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
     batch: int = typer.Option(64, "--batch", help="Rows in the random batch (or the first rows of --data)."),
     data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."),
-    dtype: str = typer.Option("float", "--dtype", help="Random inputs: float (standard normal) or long (token ids in [0, --vocab)); with --data, long casts whole-number floats to ids."),
+    dtype: str = typer.Option(None, "--dtype", help="float or long. Random inputs: float (standard normal, the default) or long (token ids in [0, --vocab)). With --data: cast the arrays (default: kept as they are, integer arrays stay ids)."),
     vocab: int = typer.Option(None, "--vocab", help="Number of token ids for --dtype long (the embedding's size)."),
     output: str = typer.Option(None, "--output", help="The output to measure when the model returns a dict, dataclass or tuple: a field name (default: logits, else the first tensor) or an index."),
     init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer and compare (see `initlab inits`)."),

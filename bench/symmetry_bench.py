@@ -4,7 +4,8 @@ Prints, for Gaussian weights (float32, as a layer holds them):
 
 * the all-pairs reference and the fast count on a 1024 x 4608 layer (the same count; their time ratio),
 * the fast count on VGG-11's first classifier layer, 4096 x 25088 with its 4096 x 4096 outgoing
-  weights, random and with all-zero weights (every unit equal: one group of 4096),
+  weights, random and with all-zero weights (every unit equal: one group of 4096), and with one
+  non-zero weight per unit (the projections crowd together: many candidate pairs),
 * ``initlab doctor``'s library call (``run_doctor``) on a VGG-11-size CNN (8 convs, classifier
   25088 -> 4096 -> 4096 -> 10) on a batch of 2 images 3 x 224 x 224.
 
@@ -71,6 +72,11 @@ def main() -> None:
     print(f"4096 x 25088 (+ 4096 x 4096 outgoing), Gaussian: {count} distinct in {t_big:.2f} s")
     count, t_zero = _timed(distinct_units, torch.zeros_like(w), b, [torch.zeros_like(out[0])])
     print(f"4096 x 25088 (+ 4096 x 4096 outgoing), all zeros: {count} distinct in {t_zero:.2f} s")
+
+    one_hot = torch.zeros_like(w)
+    one_hot[torch.arange(4096), torch.randint(0, 25088, (4096,), generator=gen)] = 0.5
+    count, t_hot = _timed(distinct_units, one_hot, b)
+    print(f"4096 x 25088, one weight 0.5 per unit (keys crowded): {count} distinct in {t_hot:.2f} s")
 
     if args.skip_doctor:
         return

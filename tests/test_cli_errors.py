@@ -64,7 +64,7 @@ CASES = [
      "output 'logits' was given, but the model returns a plain tensor; drop --output"),
     (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "long", "--vocab", "9", "--out", "{T}/o"],
      "the model rejected input int64 (64, 4): RuntimeError: mat1 and mat2 must have the same dtype, but got Long "
-     "and Float; the model takes float inputs: drop --dtype long"),
+     "and Float; the model takes float inputs: use --dtype float"),
     # out of memory from a size the user asked for: one line, not torch's traceback
     (["doctor", "{T}/model.py:make", "--input-shape", "4", "--batch", "100000000000000", "--out", "{T}/o"], "out of memory"),
 ]

@@ -241,6 +241,21 @@ def test_keyword_inputs_from_npz_and_output_field_for_bert(hf_folder, tmp_path, 
     assert masked.layer("pooler.dense").grad_norm == 0.0  # last_hidden_state (the default) does not reach it
 
 
+def test_integer_data_for_a_float_model_needs_dtype_float(model_file, tmp_path, capsys):
+    """Integer arrays stay integer (token ids); a model of float features says so and --dtype float casts."""
+    pixels = np.random.default_rng(1).integers(0, 256, (10, 1024)).astype(np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    code, out, err = _run(capsys, f"{model_file}:wide", "--data", str(tmp_path / "pixels.npy"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == ("error: the model rejected input int64 (10, 1024): RuntimeError: mat1 and mat2 must have the "
+                           "same dtype, but got Long and Float; the model takes float inputs: use --dtype float (it also "
+                           "casts --data arrays to float32), or give a float tensor")
+    result = run_doctor(f"{model_file}:wide", data=tmp_path / "pixels.npy", dtype="float")
+    assert result.input_shape == (10, 1024)
+    first = result.before.layers[0]
+    assert first.input_rms == pytest.approx(float(np.sqrt((pixels.astype(np.float64) ** 2).mean())), rel=1e-5)
+
+
 @pytest.mark.parametrize("factory, extra, expected", [
     ("gpt2", ["--input-shape", "16"], "the model rejected input float32 (64, 16): RuntimeError: Expected tensor for "
      "argument #1 'indices'"),
@@ -262,19 +277,19 @@ def test_token_models_bad_input_one_line(hf_folder, tmp_path, capsys, factory, e
     assert not (tmp_path / "r").exists()
 
 
-def test_progress_bar_follows_the_layers_on_a_terminal(model_file, tmp_path, capsys, monkeypatch):
+def test_progress_bar_follows_the_passes_and_layers_on_a_terminal(model_file, tmp_path, monkeypatch):
     from rich.console import Console
 
     from initlab.cli.commands import doctor as command
 
     screen = io.StringIO()
-    monkeypatch.setattr(command, "err_console", Console(file=screen, force_terminal=True, width=100))
-    with command._progress(after_s=0.0) as progress:
-        progress("as built", 4, 11)
-        progress("he_normal", 11, 11)
+    monkeypatch.setattr(command, "err_console", Console(file=screen, force_terminal=True, width=120))
+    assert main(["doctor", f"{model_file}:deep_tanh", "--input-shape", "32", "--init", "he_normal",
+                 "--out", str(tmp_path / "r")]) == 0
     shown = screen.getvalue()
-    assert "diagnosing as built" in shown and "4/11" in shown and "11/11" in shown
-    screen.truncate(0)
-    with command._progress(after_s=60.0) as progress:  # a quick diagnosis shows no bar
-        progress("as built", 11, 11)
-    assert screen.getvalue() == ""
+    for text in ("diagnosing as built", "diagnosing he_normal", "forward and backward pass", "11/11", "report"):
+        assert text in shown, text
+    # not a terminal (a log, a pipe): no bar at all
+    monkeypatch.setattr(command, "err_console", Console(file=io.StringIO(), force_terminal=False))
+    with command._progress() as progress:
+        assert progress is None

@@ -63,6 +63,8 @@ def test_as_inputs_keeps_integer_ids_and_makes_floats_float32():
     assert as_inputs([[1.5, 2.0], [0.0, 1.0]]).shape == (2, 2)  # a nested list of numbers is one batch
     both = as_inputs((np.ones((2, 3)), np.zeros((2, 2), dtype=np.int32)))
     assert isinstance(both, tuple) and [t.dtype for t in both] == [torch.float32, torch.int64]
+    same = as_inputs([torch.ones(2, 3), np.zeros((2, 3))])  # two arguments of one shape, not one stacked batch
+    assert isinstance(same, tuple) and len(same) == 2 and same[0].shape == (2, 3)
     kw = as_inputs({"input_ids": np.ones((2, 4), dtype=np.int64), "attention_mask": np.ones((2, 4), dtype=bool)})
     assert describe(kw) == "{input_ids: int64 (2, 4), attention_mask: bool (2, 4)}"
     assert batch_shape(kw) == (2, 4)
@@ -114,6 +116,15 @@ def test_pick_output_errors_say_what_came_back_and_what_to_try(output, key, expe
     assert str(err.value) == expected
 
 
+def test_out_of_memory_inside_the_model_is_not_called_a_bad_input():
+    class Hungry(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        call_model(Hungry(), torch.zeros(1))
+
+
 def test_an_embedding_model_given_floats_is_told_to_use_long_ids():
     model = TinyLM()
     with pytest.raises(ValidationError) as err:
@@ -124,6 +135,14 @@ def test_an_embedding_model_given_floats_is_told_to_use_long_ids():
     assert "\n" not in text
     with pytest.raises(ValidationError, match=r"int64 \(2, 3\): IndexError: index out of range .*smaller --vocab"):
         call_model(model, torch.full((2, 3), 50))
+
+
+def test_keyword_inputs_with_wrong_names_are_told_the_forward_parameters():
+    with pytest.raises(ValidationError) as err:
+        call_model(TinyLM(), {"ids": torch.zeros(2, 3, dtype=torch.long)})
+    assert str(err.value) == ("the model rejected input {ids: int64 (2, 3)}: TypeError: TinyLM.forward() got an "
+                              "unexpected keyword argument 'ids'; the inputs are passed as keyword arguments by name "
+                              "(ids); name them as the forward's parameters (input_ids, attention_mask)")
 
 
 def test_make_inputs_long_ids_are_uniform_below_vocab_and_seeded():
@@ -167,8 +186,10 @@ def test_load_data_keeps_ids_and_reads_several_arrays_as_keywords(tmp_path):
         load_data(tmp_path / "bad.npz", 8)
 
 
-def test_with_dtype_long_casts_whole_numbers_only():
+def test_with_dtype_long_casts_whole_numbers_only_and_float_casts_everything():
     assert torch.equal(with_dtype(torch.tensor([[1.0, 2.0]]), "long"), torch.tensor([[1, 2]]))
+    pixels = with_dtype((torch.tensor([[0, 255]], dtype=torch.uint8), torch.tensor([True])), "float")
+    assert [t.dtype for t in pixels] == [torch.float32, torch.float32] and pixels[0].tolist() == [[0.0, 255.0]]
     kw = with_dtype({"input_ids": torch.tensor([[3.0]]), "mask": torch.tensor([[1]])}, "long")
     assert kw["input_ids"].dtype == torch.int64
     with pytest.raises(DataError, match=r"data \[input_ids\] holds values that are not whole numbers"):

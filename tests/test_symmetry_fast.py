@@ -76,6 +76,15 @@ def test_zero_rows_sparse_rows_and_tiny_rows():
     assert _both(torch.zeros(50, 7), torch.zeros(50), [torch.zeros(50, 3)]) == 1
 
 
+def test_one_hot_rows_whose_keys_crowd_together():
+    """One weight per unit, all of one size: the projections of different units differ by ~1/fan_in."""
+    g = _gen(11)
+    w = torch.zeros(400, 3000)
+    k = torch.randint(0, 3000, (400,), generator=g)
+    w[torch.arange(400), k] = 0.5
+    assert _both(w) == len(torch.unique(k))
+
+
 def test_conv_and_outgoing_parts_of_any_width():
     g = _gen(6)
     w = torch.randn(4, 3, 3, 3, generator=g)[torch.tensor([0, 1, 1, 2, 3, 3, 3, 0])]  # (8, 3, 3, 3)
@@ -112,3 +121,12 @@ def test_float32_float16_and_float64_weights():
     base = torch.randn(5, 33, generator=g)[torch.tensor([0, 1, 2, 3, 4, 4, 3, 2])]
     for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         assert distinct_units(base.to(dtype)) == distinct_units_all_pairs(base.to(dtype)) == 5
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-25, 1e25, 0.0])
+def test_norms_of_big_layers_match_float64(scale):
+    """diagnose's fast norm (float32 blocks, combined in float64) against the float64 norm."""
+    from initlab.diagnostics.diagnose import _norm
+
+    x = torch.randn(300, 1000, generator=_gen(10)) * scale
+    assert _norm(x) == pytest.approx(float(torch.linalg.vector_norm(x, dtype=torch.float64)), rel=1e-7, abs=0.0)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -129,18 +128,19 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 
 def load_inputs(input_shape: str | Sequence[int] | None = None, batch: int = 64, data: str | Path | None = None,
-                seed: int | torch.Generator = 0, dtype: str = "float", vocab: int | None = None) -> Inputs:
+                seed: int | torch.Generator = 0, dtype: str | None = None, vocab: int | None = None) -> Inputs:
     """A random batch ``(batch, *input_shape)`` drawn from ``seed`` (standard normal, or with
     ``dtype="long"`` integer ids in ``[0, vocab)``), or the first ``batch`` rows of the file
-    ``data`` (see :func:`initlab.diagnostics.io.load_data`; rows must have ``input_shape`` if given)."""
+    ``data`` (see :func:`initlab.diagnostics.io.load_data`; rows must have ``input_shape`` if given),
+    cast to ``dtype`` when one is given (see :func:`initlab.diagnostics.io.with_dtype`)."""
     batch = check_int("batch", batch, 1)
     shape = parse_shape(input_shape) if input_shape is not None else None
     if data is None:
         if shape is None:
             raise ValidationError("give --input-shape (one sample's shape, like 3,32,32) or --data FILE.npy")
-        return make_inputs((batch, *shape), dtype, vocab, make_generator(seed))
+        return make_inputs((batch, *shape), dtype or "float", vocab, make_generator(seed))
     inputs = load_data(data, batch)
-    if dtype != "float":  # --dtype float leaves the file's integers (token ids) as they are
+    if dtype is not None:  # else the file's kind is kept: integer arrays stay token ids
         inputs = with_dtype(inputs, dtype)
     rows = batch_shape(inputs)[1:]
     if shape is not None and rows != shape:
@@ -158,21 +158,26 @@ def _diagnose(model: nn.Module, inputs: Inputs, output: str | None = None,
         raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}") from err
 
 
-def _labelled(progress: Callable[[str, int, int], None] | None, label: str) -> Callable[[int, int], None] | None:
-    return None if progress is None else (lambda done, total: progress(label, done, total))
+def _labelled(progress: Callable[[str, int, int | None], None] | None, label: str) -> Callable[[int, int], None] | None:
+    """``progress`` for one diagnosis: told ``(label, 0, None)`` now (the forward and backward pass
+    begins), then ``(label, done, total)`` after each layer."""
+    if progress is None:
+        return None
+    progress(label, 0, None)
+    return lambda done, total: progress(label, done, total)
 
 
 def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batch: int = 64,
                data: str | Path | None = None, init: str | None = None, seed: int = 0,
-               dtype: str = "float", vocab: int | None = None, output: str | None = None,
-               progress: Callable[[str, int, int], None] | None = None) -> DoctorResult:
+               dtype: str | None = None, vocab: int | None = None, output: str | None = None,
+               progress: Callable[[str, int, int | None], None] | None = None) -> DoctorResult:
     """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
 
     The batch and then the re-initialized copy (``apply_init(copy, init, bias="zeros")``) are
     drawn, in that order, from one generator seeded with ``seed``: drawing both from two
     generators with the same seed would make the first layer's weights a scaled copy of the
-    inputs. ``progress(label, done, total)`` follows the layers of each diagnosis
-    (``label``: "as built", then the initializer's name).
+    inputs. ``progress(label, done, total)`` follows each diagnosis (``label``: "as built", then
+    the initializer's name): ``total`` None while the forward and backward pass runs, then layers.
     """
     init_spec = get(init) if init is not None else None  # a bad name fails before any work
     check_dtype(dtype, vocab, random=data is None)

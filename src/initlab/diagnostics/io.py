@@ -16,6 +16,7 @@ what to try.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -53,6 +54,8 @@ def _tensor(value: Any) -> Any:
 
 def _numeric(value: Sequence) -> bool:
     """True for a (nested) list of plain numbers, which is one array rather than several arguments."""
+    if any(isinstance(v, (torch.Tensor, np.ndarray, Mapping)) for v in value):
+        return False
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
@@ -112,7 +115,16 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-def _hint(err: BaseException, inputs: Inputs) -> str:
+def _parameters(model: nn.Module) -> list[str]:
+    """The names the model's forward takes (empty when it cannot be read)."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return []
+    return [name for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _hint(err: BaseException, inputs: Inputs, model: nn.Module) -> str:
     """What to try, from the error the model raised (matched on torch's own messages)."""
     text = str(err)
     floats = [t for t in _tensors(inputs) if t.is_floating_point()]
@@ -120,14 +132,27 @@ def _hint(err: BaseException, inputs: Inputs) -> str:
         return ("the model starts with an embedding and needs integer token ids: "
                 "try --dtype long --vocab N (N = the embedding's size), or give a LongTensor")
     if len(floats) < len(_tensors(inputs)) and not floats and ("same dtype" in text or "Long" in text):
-        return "the model takes float inputs: drop --dtype long (or give a float tensor)"
+        return ("the model takes float inputs: use --dtype float (it also casts --data arrays to float32), "
+                "or give a float tensor")
     if "index out of range" in text:
         return "some input ids are not below the embedding's size: try a smaller --vocab"
-    if "unexpected keyword argument" in text or "positional argument" in text:
-        return "the inputs must match the forward's parameters (a dict's keys are passed as keyword inputs)"
+    if isinstance(inputs, Mapping) and isinstance(err, (TypeError, ValueError)):
+        names = _parameters(model)
+        unknown = [k for k in inputs if names and k not in names]
+        if unknown or "keyword" in text or "specify" in text:
+            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            return (f"the inputs are passed as keyword arguments by name ({', '.join(inputs)}); name them as the "
+                    f"forward's parameters" + (f" ({listed})" if names else ""))
+    if "positional argument" in text:
+        return "the inputs must match the forward's parameters (a tuple is passed as positional arguments)"
     if "shape" in text or "size" in text:
         return "check --input-shape (one sample's shape, without the batch dimension)"
     return ""
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def call_model(model: nn.Module, inputs: Inputs) -> Any:
@@ -142,12 +167,12 @@ def call_model(model: nn.Module, inputs: Inputs) -> Any:
         if isinstance(inputs, tuple):
             return model(*inputs)
         return model(inputs)
-    except InitlabError:
-        raise
-    except torch.OutOfMemoryError:
+    except (InitlabError, MemoryError):
         raise
     except Exception as err:  # raised inside the user's forward: the input does not fit
-        hint = _hint(err, inputs)
+        if _out_of_memory(err):  # a size problem, reported as such by the CLI
+            raise
+        hint = _hint(err, inputs, model)
         raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}"
                               + (f"; {hint}" if hint else "")) from err
 
@@ -228,13 +253,15 @@ def _tuple_item(output: tuple | list, key: str | int) -> torch.Tensor:
     return value
 
 
-def check_dtype(dtype: str, vocab: int | None = None, random: bool = True) -> str:
-    """``dtype`` if it is one of :data:`DTYPES` and ``vocab`` fits it (random long ids need a
-    vocabulary size; floats take none); checked before any work."""
-    dtype = check_choice("dtype", dtype, DTYPES)
+def check_dtype(dtype: str | None, vocab: int | None = None, random: bool = True) -> str | None:
+    """``dtype`` if it is None (random inputs: float; data: kept as it is) or one of
+    :data:`DTYPES`, and ``vocab`` fits it (random long ids need a vocabulary size; floats take
+    none); checked before any work."""
+    if dtype is not None:
+        dtype = check_choice("dtype", dtype, DTYPES)
     if dtype == "long" and random and vocab is None:
         raise ValidationError("--dtype long needs --vocab N: the number of token ids the model's embedding accepts")
-    if dtype == "float" and vocab is not None:
+    if dtype != "long" and vocab is not None:
         raise ValidationError("--vocab is only used with --dtype long (integer token ids)")
     if vocab is not None:
         check_int("vocab", vocab, 1)
@@ -253,15 +280,18 @@ def make_inputs(shape: Sequence[int], dtype: str = "float", vocab: int | None = 
 
 
 def with_dtype(inputs: Inputs, dtype: str) -> Inputs:
-    """``inputs`` with every floating tensor cast to ``dtype`` (``"long"``: only when its values
-    are whole numbers, else a DataError); integer and boolean tensors stay as they are."""
+    """``inputs`` cast to ``dtype``: ``"float"`` makes every tensor float32; ``"long"`` makes
+    floating tensors int64 when their values are whole numbers (else a DataError) and leaves
+    integer and boolean tensors as they are."""
     dtype = check_choice("dtype", dtype, DTYPES)
 
     def cast(name: str, value: Any) -> Any:
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        if not isinstance(value, torch.Tensor):
             return value
         if dtype == "float":
             return value.float()
+        if not value.is_floating_point():
+            return value
         if not bool((value == value.round()).all()):
             raise DataError(f"--dtype long: the data{name} holds values that are not whole numbers, so they are not token ids")
         return value.long()

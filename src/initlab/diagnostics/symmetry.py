@@ -10,8 +10,8 @@ Speed: comparing every pair of units costs ``units^2 x fan_in`` (a 4096 x 25088 
 :func:`distinct_units` gives exactly the all-pairs count (:func:`distinct_units_all_pairs`, kept
 as the reference) from a few passes over the weights: it sorts the units by a random projection
 of their incoming weights, and compares a unit only with those whose projection is within what
-the tolerance allows; cheap necessary conditions (the rows' largest |weight|, a sample of
-columns) discard most of those before the full comparison.
+the tolerance allows; cheap necessary conditions (7 more projections, the rows' largest
+|weight|, a sample of columns) discard most of those before the full comparison.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = ["distinct_units", "distinct_units_all_pairs", "unit_rows", "outgoing_
 
 _CHUNK = 1 << 22  # values per chunk converted to float64 at once (32 MB)
 _SAMPLE_COLUMNS = 32  # columns compared before the full rows
+_PROJECTIONS = 8  # random projections: the first sorts the units, all of them filter candidates
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -87,7 +88,7 @@ def _row_chunks(block: torch.Tensor):
 
 def _scale(part: list[torch.Tensor]) -> torch.Tensor:
     """``(units,)`` float64: each row's largest |value| (exact: no arithmetic)."""
-    scale = torch.zeros(part[0].shape[0], dtype=torch.float64)
+    scale = torch.zeros(part[0].shape[0], dtype=torch.float64, device=part[0].device)
     for block in part:
         for start, chunk in _row_chunks(block):
             if chunk.shape[1]:
@@ -97,38 +98,38 @@ def _scale(part: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _project(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
-    """``(units,)`` float64: ``rows @ p`` for a random ``p`` with ``sum|p| = 1``, so that
-    ``|key_i - key_j| <= max|row_i - row_j|``."""
+    """``(units, _PROJECTIONS)`` float64: ``rows @ P`` for random columns ``p`` of ``P`` with
+    ``sum|p| = 1``, so that ``|key_i - key_j| <= max|row_i - row_j|`` in every column."""
     widths = [block.shape[1] for block in part]
-    p = torch.randn(sum(widths), generator=generator, dtype=torch.float64)
-    p /= p.abs().sum()
-    key = torch.zeros(part[0].shape[0], dtype=torch.float64)
+    p = torch.randn(sum(widths), _PROJECTIONS, generator=generator, dtype=torch.float64)
+    p = (p / p.abs().sum(dim=0)).to(part[0].device)
+    keys = torch.zeros(part[0].shape[0], _PROJECTIONS, dtype=torch.float64, device=part[0].device)
     offset = 0
     for block, width in zip(part, widths):
         for start, chunk in _row_chunks(block):
-            key[start:start + chunk.shape[0]] += chunk.double() @ p[offset:offset + width]
+            keys[start:start + chunk.shape[0]] += chunk.double() @ p[offset:offset + width]
         offset += width
-    return key
+    return keys
 
 
 def _columns(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
     """``(units, <= _SAMPLE_COLUMNS)`` float64: the same random columns of every row."""
     widths = [block.shape[1] for block in part]
     total = sum(widths)
-    picked = torch.randperm(total, generator=generator)[:_SAMPLE_COLUMNS].sort().values
+    picked = torch.randperm(total, generator=generator)[:_SAMPLE_COLUMNS].sort().values.to(part[0].device)
     out, offset = [], 0
     for block, width in zip(part, widths):
         mine = picked[(picked >= offset) & (picked < offset + width)] - offset
         if mine.numel():
             out.append(block[:, mine].double())
         offset += width
-    return torch.cat(out, dim=1) if out else torch.zeros(part[0].shape[0], 0, dtype=torch.float64)
+    return torch.cat(out, dim=1).cpu() if out else torch.zeros(part[0].shape[0], 0, dtype=torch.float64)
 
 
-def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> torch.Tensor:
+def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> np.ndarray:
     """``(len(others),)`` float64: ``max|row_unit - row_j|`` for each j of ``others``."""
-    index = torch.as_tensor(others, dtype=torch.long)
-    out = torch.zeros(len(others), dtype=torch.float64)
+    index = torch.as_tensor(others, dtype=torch.long, device=part[0].device)
+    out = torch.zeros(len(others), dtype=torch.float64, device=part[0].device)
     for block in part:
         if not block.shape[1]:
             continue
@@ -137,7 +138,7 @@ def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> 
         for start in range(0, len(others), step):
             chunk = block.index_select(0, index[start:start + step]).double()
             out[start:start + step] = torch.maximum(out[start:start + step], (chunk - row).abs().amax(dim=1))
-    return out
+    return out.cpu().numpy()
 
 
 def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -155,10 +156,11 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
 
     The result equals :func:`distinct_units_all_pairs`; only the pairs that can agree are compared.
     If units i and j agree, ``|s_i - s_j| <= tol * max(s_i, s_j)`` (``s`` = max|row|), so
-    ``max(s_i, s_j) <= s_i / (1 - tol)``, and for the projection key (``sum|p| = 1``)
+    ``max(s_i, s_j) <= s_i / (1 - tol)``, and for each projection key (``sum|p| = 1``)
     ``|key_i - key_j| <= max|row_i - row_j| <= tol * s_i / (1 - tol)``: j lies in i's window of
-    the sorted keys. The largest |value| and a column sample are exact lower bounds of the row
-    difference, so they only discard pairs that cannot agree; the rest are compared in full.
+    the keys sorted by the first projection, and within that reach in the others. The largest
+    |value| and a column sample are exact lower bounds of the row difference too. These only
+    discard pairs that cannot agree; the rest are compared in full.
     """
     units = int(weight.shape[0])
     if units == 0:
@@ -171,17 +173,19 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
     parts = [incoming] + [[part.detach().reshape(units, -1)] for part in outgoing or ()]
     generator = torch.Generator().manual_seed(0)  # the count does not depend on it, only the speed
     scales = [_scale(part) for part in parts]
-    key = _project(incoming, generator)
+    keys = _project(incoming, generator)  # (units, _PROJECTIONS)
+    key = keys[:, 0].contiguous()
     width = sum(block.shape[1] for block in incoming)
     # the window, plus the rounding of the float64 dot products (<= (width + 2) eps s each)
     reach = scales[0] * (tol + 4 * (width + 8) * _EPS) / (1 - tol)
     order = torch.argsort(key)
     ordered = key[order]
-    low = torch.searchsorted(ordered, key - reach, side="left").numpy()
-    high = torch.searchsorted(ordered, key + reach, side="right").numpy()
-    order = order.numpy()
+    low = torch.searchsorted(ordered, key - reach, side="left").cpu().numpy()
+    high = torch.searchsorted(ordered, key + reach, side="right").cpu().numpy()
+    order = order.cpu().numpy()
     columns = [_columns(part, generator).numpy() for part in parts]
-    scales_np = [s.numpy() for s in scales]
+    keys, reach = keys.cpu().numpy(), reach.cpu().numpy()
+    scales = [s.cpu().numpy() for s in scales]
     grouped = np.zeros(units, dtype=bool)
     groups = 0
     for i in range(units):
@@ -193,7 +197,8 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
             continue
         others = order[low[i]:high[i]]
         others = others[~grouped[others]]
-        for scale, sample in zip(scales_np, columns):  # necessary conditions, on a few numbers per row
+        others = others[(np.abs(keys[others] - keys[i]) <= reach[i]).all(axis=1)]
+        for scale, sample in zip(scales, columns):  # necessary conditions, on a few numbers per row
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])
@@ -204,7 +209,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
         for part, scale in zip(parts, scales):  # the full comparison
             if not others.size:
                 break
-            limit = tol * torch.maximum(scale[i], scale[torch.as_tensor(others)])
-            others = others[(_max_difference(part, i, others) <= limit).numpy()]
+            limit = tol * np.maximum(scale[i], scale[others])
+            others = others[_max_difference(part, i, others) <= limit]
         grouped[others] = True
     return groups

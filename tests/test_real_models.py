@@ -331,6 +331,14 @@ def test_hf_vit_attention_and_the_parameters_added_directly():
     assert len(diag.attention) == 3
     assert all(0 < a["entropy"] <= 1 for a in diag.attention)
     assert diag.attention[0]["keys"] == 17  # 16 patches and the class token
+    # the doctor report says it: a Coverage section listing both, and the attention table
+    from initlab.diagnostics.doctor import DoctorResult
+    from initlab.report.doctor import render_html
+
+    page = render_html(DoctorResult("vit.py:make", (4, 3, 32, 32), diag))
+    assert "<h2>Coverage</h2>" in page and "measured 54 of 56 parameter tensors" in page
+    assert "embeddings.cls_token" in page and "used directly by Tensor.expand" in page
+    assert "<h2>Attention</h2>" in page and "layers.2.attention" in page
 
 
 def test_llama_custom_rmsnorm_and_grouped_query_attention_are_measured():

@@ -215,20 +215,22 @@ def _role_profile(diagnoses: Mapping[str, Diagnosis], title: str | None) -> Figu
     roles: dict[str, int] = {}
     for i, (label, diag) in enumerate(diagnoses.items()):
         style = LINESTYLES[i % len(LINESTYLES)]
-        tag = f" ({label})" if len(diagnoses) > 1 else ""
         for chain in depth_chains(diag.layers):
             role = chain[0].role
+            first = role not in roles
             color = cmap(roles.setdefault(role, len(roles)) % 10)
             depth = np.arange(len(chain))
             for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain])):
                 ax.plot(depth, np.where(np.asarray(values) > 0, values, np.nan), style, marker="o", ms=3,
-                        color=color, label=role + tag)
+                        color=color, label=role if first else None)
         if diag.blocks:
             depth = np.arange(len(diag.blocks))
-            axes[0].plot(depth, [b["output_std"] for b in diag.blocks], style, color="black", lw=2,
-                         label=f"residual stream after the block{tag}")
+            stream = "residual stream after the block" if i == 0 else None
+            axes[0].plot(depth, [b["output_std"] for b in diag.blocks], style, color="black", lw=2, label=stream)
             axes[1].plot(depth, [b["output_grad_norm"] or np.nan for b in diag.blocks], style, color="black", lw=2,
-                         label=f"residual stream after the block{tag}")
+                         label=stream)
+        if len(diagnoses) > 1:  # one legend entry per line style
+            axes[1].plot([], [], style, color="gray", label=f"{label}: {', '.join(diag.codes)}")
     for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|")):
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

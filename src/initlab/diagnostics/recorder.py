@@ -778,14 +778,19 @@ def _is_hf_conv1d(module: nn.Module) -> bool:
 
 
 def _recurrent_rows(module: nn.RNNBase) -> torch.Tensor:
-    """``(hidden, gates * (input + hidden))`` of the first layer: each hidden unit's incoming weights
-    over all its gates (LSTM: 4, GRU: 3, RNN: 1), input then recurrent."""
+    """``(units, gates * (input + hidden))`` of the first layer: each hidden unit's incoming weights
+    over all its gates (LSTM: 4, GRU: 3, RNN: 1), input then recurrent; a bidirectional layer's
+    reverse units follow its forward units, as in its output."""
     h = module.hidden_size
-    parts = []
-    for w in (module.weight_ih_l0, module.weight_hh_l0):
-        gates = w.shape[0] // h
-        parts.append(w.reshape(gates, h, -1).transpose(0, 1).reshape(h, -1))
-    return torch.cat(parts, dim=1)
+    directions = ["", "_reverse"] if module.bidirectional else [""]
+    rows = []
+    for suffix in directions:
+        parts = []
+        for w in (getattr(module, f"weight_ih_l0{suffix}"), getattr(module, f"weight_hh_l0{suffix}")):
+            gates = w.shape[0] // h
+            parts.append(w.reshape(gates, h, -1).transpose(0, 1).reshape(h, -1))
+        rows.append(torch.cat(parts, dim=1))
+    return torch.cat(rows, dim=0)
 
 
 def _is_custom_norm(module: nn.Module) -> bool:

@@ -367,3 +367,33 @@ def test_multihead_attention_projections_and_entropy_are_measured():
     entropy = float((-(p * p.log()).sum(-1) / math.log(10)).mean())
     assert diag.attention[0]["entropy"] == pytest.approx(entropy, abs=1e-5)
     assert diag.attention[0]["heads"] == 4 and diag.attention[0]["keys"] == 10
+
+
+def _new_gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh form written inline, as nanoGPT does."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class _InlineGelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.proj = nn.Linear(64, 256), nn.Linear(256, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(_new_gelu(self.fc(x)))
+
+
+def test_a_tanh_inside_an_inline_gelu_is_not_judged_as_a_saturated_layer():
+    torch.manual_seed(0)
+    model = apply_init(_InlineGelu(), {"name": "normal", "std": 0.5}, generator=0)
+    x = _batch(32, 64)
+    diag = diagnose(model, x)
+    inner = diag.layer("tanh()")
+    assert inner.composite and not diag.layer("fc").composite
+    # measured here: most of the inner tanh's outputs are beyond |0.98| (the saturation rule's tanh bound) ...
+    z = model.fc(x).detach()
+    t = torch.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3))
+    assert float((t.abs() > 0.98).float().mean()) >= 0.5
+    assert inner.saturated_fraction >= 0.5
+    # ... yet GELU passes gradient there (slope ~1 for large x): no saturation verdict
+    assert diag.codes == ["healthy"] and "inside expressions not judged (tanh()" in diag.verdicts[0].message

@@ -67,6 +67,7 @@ class LayerStats:
     healthy_weight_std_fan_out: float = 0.0  # gain / sqrt(fan_out): the backward-preserving std (He et al., 2015)
     finite: bool = True  # every output, activation and gradient value of this row is finite
     params: list[str] = field(default_factory=list)  # the model's parameters this row measured
+    composite: bool = False  # a lone activation that is one part of an expression (see Record.composite): not judged
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -464,7 +465,7 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
             name=rec.name, kind=rec.kind, units=units, activation=rec.activation, mean=float(values.float().mean()),
             std=std, pre_std=rec.pre_std, dead_fraction=dead, saturated_fraction=saturated, grad_norm=0.0,
             output_grad_norm=_norm(out_grad), weight_std=0.0, healthy_weight_std=0.0, distinct_units=units,
-            weighted=False, saturable=saturable, finite=finite, params=list(rec.params),
+            weighted=False, saturable=saturable, finite=finite, params=list(rec.params), composite=rec.composite,
         )
     weight = rec.weight  # (units, fan_in...)
     bias = rec.bias

@@ -96,6 +96,10 @@ _NORMS = {F.layer_norm: (2, 3), F.group_norm: (2, 3), F.batch_norm: (3, 4), F.in
           F.rms_norm: (2, None)}
 _SOFTMAX = {F.softmax, torch.softmax, torch.Tensor.softmax}
 _VIEWS = {torch.Tensor.view, torch.Tensor.reshape, torch.reshape}
+_PRODUCT = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.div, torch.Tensor.div,
+            torch.Tensor.__truediv__, torch.Tensor.__rtruediv__}
+_ARITHMETIC = _PRODUCT | {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__, torch.sub,
+                          torch.Tensor.sub, torch.Tensor.__sub__, torch.Tensor.__rsub__}
 
 
 @dataclass
@@ -126,6 +130,9 @@ class Record:
     fan_out: int = 0  # outputs each input feeds (torch's convention: out x receptive field)
     role: str = ""  # the name with repeated-block indices replaced by "*"
     params: list[str] = field(default_factory=list)  # qualified names of the parameters measured by this row
+    # a lone activation whose output (shifted or scaled by numbers) was multiplied by another tensor:
+    # one part of an expression (tanh inside an inline GELU, sigmoid in x * sigmoid(x)), not a layer's activation
+    composite: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -214,6 +221,7 @@ class Recorder:
         self._block_index: dict[str, str] = {}  # "h.3" -> "h.*" for repeated blocks
         self._block_inputs: dict[int, float] = {}
         self._custom: dict[object, bool] = {}  # (class, repr) -> acts elementwise
+        self._lone_out: dict[int, Record] = {}  # a lone activation's output (or it shifted/scaled by a number) -> its row
         self._probing = False
         self._mode: _FunctionalMode | None = None
         self.done = False
@@ -509,6 +517,8 @@ class Recorder:
                       act_key=key, params=names)
         lone.act_input = self._pristine.get(id(x), x)
         self._add(lone)
+        self._lone_out[id(output)] = lone
+        self._keep.append(output)
 
     def _norm_in(self, module, inputs):
         if self._recording() and inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].numel() > 1:
@@ -568,6 +578,8 @@ class Recorder:
                 return  # a Linear/Conv/LSTM module measures its own weights
             if self._functional_weighted(func, args, kwargs, out) or self._norm(func, args, kwargs, out):
                 return
+        if func in _ARITHMETIC and self._lone_out:
+            self._arithmetic(func, args, out)
         if func in _SOFTMAX:
             self._softmax(args, kwargs, out)
         elif func is F.scaled_dot_product_attention:
@@ -578,6 +590,21 @@ class Recorder:
             kind = FUNCTIONAL.get(func) if _hashable(func) else None
             if kind is not None and args:
                 self._functional(kind, func, args, kwargs, out)
+
+    def _arithmetic(self, func, args, out) -> None:
+        """Follow a lone activation's output through ``+ - * /`` with numbers; a product with
+        another tensor makes it part of an expression (``Record.composite``)."""
+        if not isinstance(out, torch.Tensor) or len(args) < 2:
+            return
+        for mine, other in ((args[0], args[1]), (args[1], args[0])):
+            rec = self._lone_out.get(id(mine)) if isinstance(mine, torch.Tensor) else None
+            if rec is None:
+                continue
+            if not isinstance(other, torch.Tensor) or other.numel() == 1:
+                self._lone_out[id(out)] = rec
+                self._keep.append(out)
+            elif func in _PRODUCT:
+                rec.composite = True
 
     def _arg(self, args, kwargs, i: int, name: str):
         return args[i] if len(args) > i else kwargs.get(name)

@@ -100,7 +100,9 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
     layers = [s for s in layers if s.finite]
     weighted = [s for s in layers if s.weighted]
     output = output_layer(layers)
-    hidden = [s for s in layers if s is not output]
+    # a lone activation that is one part of an expression (the tanh of an inline GELU) does not
+    # block the gradient by itself: its dead or saturated share is not a layer's
+    hidden = [s for s in layers if s is not output and not s.composite]
     chains = depth_chains(layers)
     chain = max(chains, key=len) if chains else []
 
@@ -144,7 +146,8 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
     if not found:
         scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
                  "no verdict threshold crossed in the measured layers (the others are not judged): ")
-        text = scope + _healthy_numbers(hidden, chains, len(weighted), blocks or []) + _attention_words(attention or [])
+        text = (scope + _healthy_numbers(hidden, chains, len(weighted), blocks or [], [s for s in layers if s.composite])
+                + _attention_words(attention or []))
         if coverage is not None:
             text += f"; {coverage.sentence()}"
         found.append(Verdict("healthy", text, []))
@@ -255,7 +258,7 @@ def _saturation_fix(layers: list[LayerStats]) -> str:
 
 
 def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n_weighted: int,
-                     blocks: list[dict]) -> str:
+                     blocks: list[dict], parts_of_expressions: list[LayerStats] = ()) -> str:
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
@@ -302,6 +305,10 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
                      f"gradient x{grad_rate:.2f} per block over {steps} step{'s' if steps > 1 else ''}")
         text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
     text += _stream_words(blocks)
+    if parts_of_expressions:
+        names = ", ".join(s.name for s in parts_of_expressions[:3]) + (", ..." if len(parts_of_expressions) > 3 else "")
+        text += (f"; {len(parts_of_expressions)} activation call(s) inside expressions not judged ({names}: their "
+                 "output is multiplied by another tensor, as the tanh of an inline GELU)")
     embeddings = [s for s in hidden if s.kind == "Embedding"]
     if embeddings and blocks:
         text += ("; embedding output std " + ", ".join(f"{s.name} {s.std:.3g}" for s in embeddings)

@@ -397,3 +397,13 @@ def test_a_tanh_inside_an_inline_gelu_is_not_judged_as_a_saturated_layer():
     assert inner.saturated_fraction >= 0.5
     # ... yet GELU passes gradient there (slope ~1 for large x): no saturation verdict
     assert diag.codes == ["healthy"] and "inside expressions not judged (tanh()" in diag.verdicts[0].message
+
+
+def test_attention_over_one_key_is_neither_collapsed_nor_uniform():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2, enable_nested_tensor=False)
+    diag = diagnose(model, torch.randn(2, 1, 16, generator=torch.Generator().manual_seed(0)))  # sequences of 1
+    assert [a["keys"] for a in diag.attention] == [1, 1]
+    assert all(math.isnan(a["collapsed_fraction"]) and math.isnan(a["entropy"]) for a in diag.attention)
+    assert diag.codes == ["healthy"] and "entropy not measured" in diag.verdicts[0].message
+    assert json.loads(json.dumps(diag.to_dict(), allow_nan=False))["attention"][0]["entropy"] is None

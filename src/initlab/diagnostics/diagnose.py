@@ -154,9 +154,9 @@ class Diagnosis:
             "layers": [s.to_dict() for s in self.layers],
             "verdicts": [v.to_dict() for v in self.verdicts],
             "coverage": self.coverage.to_dict() if self.coverage is not None else None,
-            "norms": self.norms,
-            "attention": self.attention,
-            "blocks": self.blocks,
+            "norms": _clean(self.norms),
+            "attention": _clean(self.attention),
+            "blocks": _clean(self.blocks),
         }
 
     def table(self, after: Diagnosis | None = None, title: str | None = None):
@@ -177,6 +177,11 @@ class Diagnosis:
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Non-finite floats as None (strict JSON has no NaN)."""
+    return [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
 def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

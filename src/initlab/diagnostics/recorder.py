@@ -161,9 +161,10 @@ class AttentionRecord:
 
     name: str
     logit_std: float  # std of the unmasked logits (q k^T * scale, plus an additive mask)
-    entropy: float  # mean over (batch, head, query) of H(p) / log(keys it may attend to); 1 = uniform
-    max_weight: float  # mean over (batch, head, query) of the largest attention weight
-    collapsed_fraction: float  # (batch, head, query) rows whose largest weight is >= COLLAPSED_WEIGHT
+    # over the (batch, head, query) rows with at least 2 keys to attend to (nan when there are none):
+    entropy: float  # mean of H(p) / log(keys it may attend to); 1 = uniform
+    max_weight: float  # mean of the largest attention weight
+    collapsed_fraction: float  # share of rows whose largest weight is >= COLLAPSED_WEIGHT
     heads: int
     keys: int
 
@@ -735,13 +736,18 @@ class Recorder:
                 return
             p = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
             h = -(p * p.clamp_min(1e-30).log()).sum(-1)  # (B, H, T)
-            several = n >= 2
-            entropy = float((h[several] / n[several].float().log()).mean()) if bool(several.any()) else float("nan")
-            top = p.amax(-1)[several] if bool(several.any()) else p.amax(-1)
+            several = n >= 2  # a query with one key to attend to has no choice: neither uniform nor collapsed
+            nan = float("nan")
+            if bool(several.any()):
+                entropy = float((h[several] / n[several].float().log()).mean())
+                top = p.amax(-1)[several]
+                largest, collapsed = float(top.mean()), float((top >= COLLAPSED_WEIGHT).float().mean())
+            else:
+                entropy = largest = collapsed = nan
             values = logits[allowed]
             self.attention.append(AttentionRecord(
-                self._where(), float(values.std()) if values.numel() > 1 else 0.0, entropy, float(top.mean()),
-                float((top >= COLLAPSED_WEIGHT).float().mean()), int(logits.shape[1]), int(logits.shape[-1])))
+                self._where(), float(values.std()) if values.numel() > 1 else 0.0, entropy, largest, collapsed,
+                int(logits.shape[1]), int(logits.shape[-1])))
 
     def run_composite(self, func, args, kwargs, mode: TorchFunctionMode):
         """Run a composite torch function (``F.multi_head_attention_forward``) with the mode active

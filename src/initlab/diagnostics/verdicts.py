@@ -136,7 +136,7 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
             _saturation_fix([s for s in saturated if s.weighted] or chain),
         ))
 
-    collapsed = [a for a in attention or [] if a["collapsed_fraction"] >= T.COLLAPSED_FRACTION]
+    collapsed = [a for a in attention or [] if a["collapsed_fraction"] >= T.COLLAPSED_FRACTION]  # nan: not measured
     if collapsed:
         found.append(_collapse(collapsed, layers))
 
@@ -339,10 +339,13 @@ def _attention_words(attention: list[dict]) -> str:
         return ""
     ent = [a["entropy"] for a in attention if math.isfinite(a["entropy"])]
     std = [a["logit_std"] for a in attention]
-    collapsed = max(a["collapsed_fraction"] for a in attention)
-    ent_words = f"softmax entropy {min(ent):.2f}-{max(ent):.2f} of uniform, " if ent else ""
-    return (f"; attention in {len(attention)} layer(s): {ent_words}logit std {min(std):.3g}-{max(std):.3g}, at most "
-            f"{collapsed:.0%} of queries with one key taking >= 90% of the weight")
+    collapsed = [a["collapsed_fraction"] for a in attention if math.isfinite(a["collapsed_fraction"])]
+    if not ent:
+        return (f"; attention in {len(attention)} layer(s): logit std {min(std):.3g}-{max(std):.3g}, entropy not "
+                "measured (no query had 2 keys or more to attend to)")
+    return (f"; attention in {len(attention)} layer(s): softmax entropy {min(ent):.2f}-{max(ent):.2f} of uniform, "
+            f"logit std {min(std):.3g}-{max(std):.3g}, at most {max(collapsed):.0%} of queries with one key taking "
+            f">= {T.COLLAPSED_WEIGHT:.0%} of the weight")
 
 
 def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:

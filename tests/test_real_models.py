@@ -294,7 +294,9 @@ def test_hf_resnet_blocks_and_batchnorms_are_measured():
     torch.manual_seed(0)
     model = ResNetModel(ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[2, 2], layer_type="basic"))
     stage = model.encoder.stages[0].layers
-    seen, handles = _outputs({f"b{i}": stage[i] for i in range(2)})
+    # each conv layer (conv -> BatchNorm -> ReLU or Identity) of stage 0, and each block's output
+    convs = {f"{i}.{j}": stage[i].layer[j] for i in range(2) for j in range(2)}
+    seen, handles = _outputs({**{f"b{i}": stage[i] for i in range(2)}, **convs})
     diag = diagnose(model, _image())
     for h in handles:
         h.remove()
@@ -302,6 +304,13 @@ def test_hf_resnet_blocks_and_batchnorms_are_measured():
     assert sum(n["kind"] == "batch_norm" for n in diag.norms) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     ours = [b for b in diag.blocks if b["group"] == "encoder.stages.0.layers"]
     assert [b["output_std"] for b in ours] == pytest.approx([float(seen[f"b{i}"].std()) for i in range(2)], rel=1e-4)
+    # like with like: conv j of block 0 against conv j of block 1, measured by the hooks here
+    for j in range(2):
+        rows = [diag.layer(f"encoder.stages.0.layers.{i}.layer.{j}.convolution") for i in range(2)]
+        assert [r.std for r in rows] == pytest.approx([float(seen[f"{i}.{j}"].std()) for i in range(2)], rel=1e-4)
+        assert rows[0].role == rows[1].role == f"encoder.stages.0.layers.*.layer.{j}.convolution"
+        assert 1e-2 < float(seen[f"1.{j}"].std()) / float(seen[f"0.{j}"].std()) < 1e2
+    assert diag.codes == ["healthy"]
 
 
 def test_hf_convnext_lists_its_layer_scale_with_the_operation_that_uses_it():
@@ -309,7 +318,15 @@ def test_hf_convnext_lists_its_layer_scale_with_the_operation_that_uses_it():
 
     torch.manual_seed(0)
     model = ConvNextModel(ConvNextConfig(hidden_sizes=[16, 32], depths=[2, 2], num_stages=2))
+    dw = {f"{s}.{i}": model.encoder.stages[s].layers[i].dwconv for s in range(2) for i in range(2)}
+    seen, handles = _outputs(dw)
     diag = diagnose(model, _image())
+    for h in handles:
+        h.remove()
+    for key in dw:  # the depthwise convs' std, measured here, and their change across blocks within a stage
+        s_, i = key.split(".")
+        assert diag.layer(f"encoder.stages.{s_}.layers.{i}.dwconv").std == pytest.approx(float(seen[key].std()), rel=1e-4)
+    assert all(1e-2 < float(seen[f"{s_}.1"].std()) / float(seen[f"{s_}.0"].std()) < 1e2 for s_ in "01")
     scales = {n for n, _ in model.named_parameters() if n.endswith("layer_scale_parameter")}
     assert len(scales) == 4
     _assert_coverage(model, diag, unattributed=scales)

@@ -222,6 +222,10 @@ def diagnose(
     :func:`initlab.diagnostics.io.pick_output`: a tensor, else ``logits`` / the first tensor of a
     dict, dataclass (``ModelOutput``) or tuple, or the field / index ``output``. ``progress(done,
     total)`` is called after each layer's measurements.
+
+    What the pass reaches is listed in ``recorder.py`` (modules, functional calls on the model's
+    parameters, norms, attention, repeated blocks). ``Diagnosis.coverage`` counts the parameter
+    tensors measured and lists every other one with why; verdicts are about measured rows only.
     """
     inputs = as_inputs(inputs)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}

@@ -466,14 +466,17 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
     out = rec.act_output if rec.act_output is not None else rec.output
     values = _per_unit(out, rec.unit_dim)  # (units, N * spatial)
     units = int(values.shape[0])
-    finite = _finite(rec.output, out, out_grad)
-    dead, saturated, saturable = _dead_and_saturated(rec, values) if finite else (0.0, 0.0, False)
     std = float(values.float().std()) if values.numel() > 1 else 0.0
+    mean = float(values.float().mean())
+    # the statistics are finite when the values are (the common case, no extra pass); else look
+    out_grad_norm = _norm(out_grad)
+    finite = all(math.isfinite(v) for v in (std, mean, rec.pre_std, out_grad_norm)) or _finite(rec.output, out, out_grad)
+    dead, saturated, saturable = _dead_and_saturated(rec, values) if finite else (0.0, 0.0, False)
     if not rec.weighted:
         return LayerStats(
-            name=rec.name, kind=rec.kind, units=units, activation=rec.activation, mean=float(values.float().mean()),
+            name=rec.name, kind=rec.kind, units=units, activation=rec.activation, mean=mean,
             std=std, pre_std=rec.pre_std, dead_fraction=dead, saturated_fraction=saturated, grad_norm=0.0,
-            output_grad_norm=_norm(out_grad), weight_std=0.0, healthy_weight_std=0.0, distinct_units=units,
+            output_grad_norm=out_grad_norm, weight_std=0.0, healthy_weight_std=0.0, distinct_units=units,
             weighted=False, saturable=saturable, finite=finite, params=list(rec.params), composite=rec.composite,
         )
     weight = rec.weight  # (units, fan_in...)
@@ -481,18 +484,19 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
     gain = activation_gain(rec)
     outgoing = _outgoing(rec) if symmetry and finite else []
     all_weights = torch.cat([w.detach().reshape(-1) for w in rec.weights]) if len(rec.weights) > 1 else weight.detach()
+    grad_norm = _norm_all(weight_grad)
     return LayerStats(
         name=rec.name,
         kind=rec.kind or type(rec.module).__name__,
         units=int(weight.shape[0]),
         activation=rec.activation,
-        mean=float(values.float().mean()),
+        mean=mean,
         std=std,
         pre_std=rec.pre_std,
         dead_fraction=dead,
         saturated_fraction=saturated,
-        grad_norm=_norm_all(weight_grad),
-        output_grad_norm=_norm(out_grad),
+        grad_norm=grad_norm,
+        output_grad_norm=out_grad_norm,
         weight_std=float(all_weights.float().std()) if all_weights.numel() > 1 else 0.0,
         healthy_weight_std=gain / math.sqrt(rec.fan_in) if rec.fan_in > 0 else 0.0,
         distinct_units=distinct_units(weight, bias, outgoing) if symmetry and finite else int(weight.shape[0]),
@@ -507,7 +511,7 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
         gain=gain,
         healthy_weight_std_fan_out=gain / math.sqrt(rec.fan_out) if rec.fan_out > 0 and rec.fan_in > 0 else 0.0,
         activation_degree=growth_degree(rec.act_fn, rec.act_key) if gain == 0 and rec.act_fn is not None else None,
-        finite=finite and _finite(*(weight_grad if isinstance(weight_grad, list) else [weight_grad])),
+        finite=finite and math.isfinite(grad_norm),
         params=list(rec.params),
     )
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._adapters import adapter
 from .._validation import ValidationError
 from . import thresholds as T
 from .io import Inputs, as_inputs, batch_shape, call_model, pick_output
@@ -227,10 +228,9 @@ def diagnose(
     parameters, norms, attention, repeated blocks). ``Diagnosis.coverage`` counts the parameter
     tensors measured and lists every other one with why; verdicts are about measured rows only.
     """
-    if any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__):  # Keras 3 (torch backend)
-        from ..integrations.keras import diagnose_keras
-
-        return diagnose_keras(model, inputs, targets, loss_fn)
+    foreign = adapter(model, "diagnose")  # a Keras 3 model (torch backend): initlab.integrations.keras
+    if foreign is not None:
+        return foreign(model, inputs, targets, loss_fn)
     inputs = as_inputs(inputs)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:

@@ -70,6 +70,8 @@ def test_as_inputs_keeps_integer_ids_and_makes_floats_float32():
     assert batch_shape(kw) == (2, 4)
     with pytest.raises(ValidationError, match="got str"):
         as_inputs("tokens")
+    with pytest.raises(ValidationError, match="inputs is an empty tuple"):
+        as_inputs([])
 
 
 def test_pick_output_from_dicts_dataclasses_and_tuples():

@@ -130,3 +130,12 @@ def test_norms_of_big_layers_match_float64(scale):
 
     x = torch.randn(300, 1000, generator=_gen(10)) * scale
     assert _norm(x) == pytest.approx(float(torch.linalg.vector_norm(x, dtype=torch.float64)), rel=1e-7, abs=0.0)
+
+
+def test_a_nan_unit_of_a_diverged_layer_counts_as_its_own_unit():
+    """NaN is not close to anything, itself included (the all-pairs loop would never end on it)."""
+    w = torch.randn(5, 10, generator=_gen(12))[torch.tensor([0, 1, 1, 2, 3, 4, 4, 0])]
+    w[3, 2] = float("nan")
+    assert distinct_units(w) == 5  # {0, 7}, {1, 2}, {3}, {4}, {5, 6}
+    w[1, 0] = float("nan")
+    assert distinct_units(w) == 6  # 1 and 2 are no longer equal

@@ -54,7 +54,7 @@ def _tensor(value: Any) -> Any:
 
 def _numeric(value: Sequence) -> bool:
     """True for a (nested) list of plain numbers, which is one array rather than several arguments."""
-    if any(isinstance(v, (torch.Tensor, np.ndarray, Mapping)) for v in value):
+    if not len(value) or any(isinstance(v, (torch.Tensor, np.ndarray, Mapping)) for v in value):
         return False
     try:
         array = np.asarray(value)

@@ -133,11 +133,15 @@ def _max_difference(part: list[torch.Tensor], unit: int, others: np.ndarray) -> 
     for block in part:
         if not block.shape[1]:
             continue
-        row = block[unit].double()
+        row = block[unit]
         step = max(1, _CHUNK // block.shape[1])
         for start in range(0, len(others), step):
-            chunk = block.index_select(0, index[start:start + step]).double()
-            out[start:start + step] = torch.maximum(out[start:start + step], (chunk - row).abs().amax(dim=1))
+            chunk = block.index_select(0, index[start:start + step])
+            differ = ~(chunk == row).all(dim=1)  # equal rows (zeros, copies) differ by exactly 0: no float64 pass
+            if bool(differ.any()):
+                diff = torch.zeros(chunk.shape[0], dtype=torch.float64, device=chunk.device)
+                diff[differ] = (chunk[differ].double() - row.double()).abs().amax(dim=1)
+                out[start:start + step] = torch.maximum(out[start:start + step], diff)
     return out.cpu().numpy()
 
 

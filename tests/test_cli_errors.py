@@ -50,6 +50,21 @@ CASES = [
     (["theory", "accuracy-map", "--results", "{T}/x.npy", "--out", "{T}/o.png"], "is not a readable CSV"),
     # serve: a host that does not resolve (no uvicorn log, no exit 3)
     (["serve", "--host", "999.1.1.1", "--port", "8765"], "host '999.1.1.1' is not an address"),
+    # doctor's input kinds: --dtype, --vocab, --output (issue 9)
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "int", "--out", "{T}/o"],
+     "unknown dtype 'int' (allowed: float, long)"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "lon", "--out", "{T}/o"], "did you mean 'long'?"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "long", "--out", "{T}/o"],
+     "--dtype long needs --vocab N: the number of token ids the model's embedding accepts"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "long", "--vocab", "0", "--out", "{T}/o"],
+     "vocab must be an integer in [1, inf], got 0"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--vocab", "9", "--out", "{T}/o"],
+     "--vocab is only used with --dtype long"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--output", "logits", "--out", "{T}/o"],
+     "output 'logits' was given, but the model returns a plain tensor; drop --output"),
+    (["doctor", "{T}/model.py:make", "--input-shape", "4", "--dtype", "long", "--vocab", "9", "--out", "{T}/o"],
+     "the model rejected input int64 (64, 4): RuntimeError: mat1 and mat2 must have the same dtype, but got Long "
+     "and Float; the model takes float inputs: use --dtype float"),
     # out of memory from a size the user asked for: one line, not torch's traceback
     (["doctor", "{T}/model.py:make", "--input-shape", "4", "--batch", "100000000000000", "--out", "{T}/o"], "out of memory"),
 ]

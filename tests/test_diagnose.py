@@ -263,7 +263,7 @@ def test_rich_table_has_a_row_per_layer():
 def test_a_model_without_weighted_layers_is_rejected():
     from initlab import ValidationError
 
-    with pytest.raises(ValidationError, match="no Linear or Conv"):
+    with pytest.raises(ValidationError, match="no weighted layer to diagnose"):
         diagnose(nn.Sequential(nn.ReLU()), _batch(4, 3))
 
 
@@ -275,3 +275,135 @@ def test_zero_output_tanh_units_are_symmetric_not_dead():
     hidden = diag.layer("hidden1")
     assert hidden.std == 0.0 and hidden.dead_fraction == 0.0 and hidden.distinct_units == 1
     assert diag.codes == ["symmetry"]
+
+
+# -- coverage: every parameterized computation is seen, or listed with why ------------------------
+
+class _Functional(nn.Module):
+    """Weights used through functional calls, a parameter added directly, one never used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(16, 8, generator=g) / 8 ** 0.5)
+        self.b1 = nn.Parameter(torch.zeros(16))
+        self.w2 = nn.Parameter(torch.randn(16, 4, generator=g) / 4)  # (in, out), used as x @ w2
+        self.offset = nn.Parameter(torch.zeros(4))
+        self.unused = nn.Parameter(torch.ones(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.linear(x, self.w1, self.b1)) @ self.w2 + self.offset
+
+
+def test_functional_weights_are_rows_and_the_rest_is_listed_with_why():
+    model = _Functional()
+    x = _batch(32, 8)
+    diag = diagnose(model, x)
+    assert [(s.name, s.kind, s.units, s.activation) for s in diag.layers] == [
+        ("w1", "linear()", 16, "relu"), ("w2", "matmul()", 4, None)]
+    h = F.relu(F.linear(x, model.w1, model.b1)).detach()
+    assert diag.layer("w1").std == pytest.approx(float(h.std()), rel=1e-6)
+    assert diag.layer("w2").healthy_weight_std == pytest.approx(1 / 4)  # fan_in 16 of the (in, out) weight
+    cov = diag.coverage
+    assert (cov.tensors, cov.measured_tensors) == (5, 3)
+    assert cov.parameters == 16 * 8 + 16 + 16 * 4 + 4 + 3 and cov.measured_parameters == 16 * 8 + 16 + 16 * 4
+    reasons = {u["name"]: u["reason"] for u in cov.unattributed}
+    assert reasons == {"offset": "used directly by Tensor.add, not by a layer initlab measures",
+                       "unused": "not used in this forward pass (no gradient reaches it)"}
+    assert "measured 3 of 5 parameter tensors" in diag.table().caption
+    assert diag.to_dict()["coverage"]["unattributed"][0]["name"] == "offset"
+
+
+def test_an_mlp_is_fully_covered_and_says_so():
+    diag = diagnose(_mlp([8, 16, 16, 1], "relu", "he_normal"), _batch(32, 8))
+    assert diag.coverage.complete and diag.coverage.tensors == 6
+    assert diag.verdicts[0].message.endswith("measured 6 of 6 parameter tensors (433 of 433 parameters, 100%)")
+
+
+@pytest.mark.parametrize("act, name, gain", [
+    (nn.Hardswish, "hardswish", math.sqrt(2)), (nn.Hardsigmoid, "hardsigmoid", 1.0), (nn.Mish, "mish", math.sqrt(2)),
+    (nn.SiLU, "silu", math.sqrt(2)),
+])
+def test_activation_modules_are_named_and_gain_follows(act, name, gain):
+    model = nn.Sequential(nn.Linear(8, 16), act(), nn.Linear(16, 1))
+    diag = diagnose(model, _batch(32, 8))
+    assert diag.layer("0").activation == name and diag.layer("0").gain == pytest.approx(gain)
+
+
+def test_a_fan_out_he_conv_counts_as_variance_preserving():
+    from initlab.diagnostics.verdicts import scale_ratio
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 64, 3)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # std sqrt(2 / (64 * 9))
+    model = nn.Sequential(conv, nn.ReLU())
+    diag = diagnose(model, torch.randn(4, 16, 8, 8, generator=torch.Generator().manual_seed(0)))
+    row = diag.layer("0")
+    assert row.healthy_weight_std == pytest.approx(math.sqrt(2 / (16 * 9)))
+    assert row.healthy_weight_std_fan_out == pytest.approx(math.sqrt(2 / (64 * 9)))
+    assert scale_ratio([row]) == pytest.approx(1.0, abs=0.05)  # judged against fan_out, the mode it was drawn in
+
+
+class _Attend(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.head = nn.Linear(32, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attn(x, x, x)[0])  # need_weights=True: the softmax path, not SDPA
+
+
+def test_multihead_attention_projections_and_entropy_are_measured():
+    torch.manual_seed(0)
+    model = _Attend()
+    x = torch.randn(3, 10, 32, generator=torch.Generator().manual_seed(0))
+    diag = diagnose(model, x)
+    assert [s.name for s in diag.layers] == ["attn.in_proj", "attn.out_proj", "head"]
+    assert diag.coverage.complete
+    q, k, _ = F.linear(x, model.attn.in_proj_weight, model.attn.in_proj_bias).detach().chunk(3, dim=-1)
+    q, k = (t.reshape(3, 10, 4, 8).transpose(1, 2) for t in (q, k))
+    p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
+    entropy = float((-(p * p.log()).sum(-1) / math.log(10)).mean())
+    assert diag.attention[0]["entropy"] == pytest.approx(entropy, abs=1e-5)
+    assert diag.attention[0]["heads"] == 4 and diag.attention[0]["keys"] == 10
+
+
+def _new_gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh form written inline, as nanoGPT does."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class _InlineGelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.proj = nn.Linear(64, 256), nn.Linear(256, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(_new_gelu(self.fc(x)))
+
+
+def test_a_tanh_inside_an_inline_gelu_is_not_judged_as_a_saturated_layer():
+    torch.manual_seed(0)
+    model = apply_init(_InlineGelu(), {"name": "normal", "std": 0.5}, generator=0)
+    x = _batch(32, 64)
+    diag = diagnose(model, x)
+    inner = diag.layer("tanh()")
+    assert inner.composite and not diag.layer("fc").composite
+    # measured here: most of the inner tanh's outputs are beyond |0.98| (the saturation rule's tanh bound) ...
+    z = model.fc(x).detach()
+    t = torch.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3))
+    assert float((t.abs() > 0.98).float().mean()) >= 0.5
+    assert inner.saturated_fraction >= 0.5
+    # ... yet GELU passes gradient there (slope ~1 for large x): no saturation verdict
+    assert diag.codes == ["healthy"] and "inside expressions not judged (tanh()" in diag.verdicts[0].message
+
+
+def test_attention_over_one_key_is_neither_collapsed_nor_uniform():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2, enable_nested_tensor=False)
+    diag = diagnose(model, torch.randn(2, 1, 16, generator=torch.Generator().manual_seed(0)))  # sequences of 1
+    assert [a["keys"] for a in diag.attention] == [1, 1]
+    assert all(math.isnan(a["collapsed_fraction"]) and math.isnan(a["entropy"]) for a in diag.attention)
+    assert diag.codes == ["healthy"] and "entropy not measured" in diag.verdicts[0].message
+    assert json.loads(json.dumps(diag.to_dict(), allow_nan=False))["attention"][0]["entropy"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shlex
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from initlab.cli.main import main
+from initlab.diagnostics.doctor import load_factory, run_doctor
 
 MODELS = textwrap.dedent('''
     import torch
@@ -132,7 +135,7 @@ def test_conv3d_and_data_file(model_file, tmp_path, capsys):
         ("mymodels.py:mak", ["--input-shape", "3"], "factory 'mak' not found in '{dir}/mymodels.py'; did you mean 'make'?"),
         ("mymodels.py:boom", ["--input-shape", "3"], "factory 'boom' raised ValueError: width must be positive"),
         ("mymodels.py:not_a_model", ["--input-shape", "3"], "factory 'not_a_model' returned int, expected a torch.nn.Module"),
-        ("mymodels.py:make", ["--input-shape", "5"], "the model rejected input of shape (64, 5): RuntimeError:"),
+        ("mymodels.py:make", ["--input-shape", "5"], "the model rejected input float32 (64, 5): RuntimeError:"),
         ("mymodels.py:make", ["--input-shape", "3,x"], "input-shape must be positive integers separated by commas"),
         ("mymodels.py:make", ["--input-shape", "3,8,8", "--init", "he_norml"], "did you mean 'he_normal'?"),
         ("mymodels.py:make", ["--data", "nothing.npy"], "data file 'nothing.npy' not found"),
@@ -170,3 +173,123 @@ def test_init_is_not_drawn_from_the_inputs_stream(model_file):
     # (with the same seed twice, unit i's weights would be input row i scaled: pre-activations ~ 45)
     result = run_doctor(f"{model_file}:wide", "1024", batch=64, init="he_normal", seed=0)
     assert result.after.layers[0].pre_std == pytest.approx(2 ** 0.5, rel=0.15)
+
+
+HF_MODELS = textwrap.dedent('''
+    import torch
+
+
+    def gpt2():
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=200, n_positions=32,
+                                          bos_token_id=0, eos_token_id=0))
+
+
+    def bert():
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(0)
+        return BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, vocab_size=200, max_position_embeddings=32))
+''')
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory) -> Path:
+    """hf.py (gpt2, bert factories), ids.npy (8 x 16 token ids) and batch.npz (input_ids + attention_mask)."""
+    folder = tmp_path_factory.mktemp("hf")
+    (folder / "hf.py").write_text(HF_MODELS)
+    ids = np.random.default_rng(0).integers(0, 200, (8, 16))
+    mask = np.ones((8, 16), dtype=np.int64)
+    mask[:, 10:] = 0
+    np.save(folder / "ids.npy", ids)
+    np.savez(folder / "batch.npz", input_ids=ids, attention_mask=mask)
+    return folder
+
+
+def _report(capsys, *args: str) -> dict:
+    code, out, err = _run(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_token_ids_for_a_gpt2(hf_folder, tmp_path, capsys):
+    """Issue 9: a Hugging Face causal LM returns a ModelOutput and needs integer ids."""
+    report = _report(capsys, f"{hf_folder}/hf.py:gpt2", "--dtype", "long", "--vocab", "200", "--input-shape", "16",
+                     "--batch", "4", "--out", str(tmp_path / "r"))
+    assert report["input_shape"] == [4, 16]
+    head = [layer for layer in report["layers"] if layer["name"] == "lm_head"][0]
+    assert head["units"] == 200 and head["grad_norm"] > 0  # the logits were measured
+    # --data ids.npy keeps the ids integer: the same numbers as diagnose() on those ids in Python
+    from initlab import diagnose
+
+    from_file = run_doctor(f"{hf_folder}/hf.py:gpt2", data=hf_folder / "ids.npy", batch=4)
+    ids = torch.as_tensor(np.load(hf_folder / "ids.npy")[:4])
+    assert from_file.before.loss == diagnose(load_factory(f"{hf_folder}/hf.py:gpt2")(), ids).loss
+
+
+def test_keyword_inputs_from_npz_and_output_field_for_bert(hf_folder, tmp_path, capsys):
+    pooled = _report(capsys, f"{hf_folder}/hf.py:bert", "--data", str(hf_folder / "batch.npz"), "--output",
+                     "pooler_output", "--out", str(tmp_path / "c"))
+    ids_only = run_doctor(f"{hf_folder}/hf.py:bert", data=hf_folder / "ids.npy").before
+    masked = run_doctor(f"{hf_folder}/hf.py:bert", data=hf_folder / "batch.npz").before
+    assert ids_only.input_shape == masked.input_shape == (8, 16) and pooled["input_shape"] == [8, 16]
+    assert masked.loss != ids_only.loss  # the attention_mask reached the forward
+    assert {r["name"]: r for r in pooled["layers"]}["pooler.dense"]["grad_norm"] > 0  # measured through pooler_output
+    assert masked.layer("pooler.dense").grad_norm == 0.0  # last_hidden_state (the default) does not reach it
+
+
+def test_integer_data_for_a_float_model_needs_dtype_float(model_file, tmp_path, capsys):
+    """Integer arrays stay integer (token ids); a model of float features says so and --dtype float casts."""
+    pixels = np.random.default_rng(1).integers(0, 256, (10, 1024)).astype(np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    code, out, err = _run(capsys, f"{model_file}:wide", "--data", str(tmp_path / "pixels.npy"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip() == ("error: the model rejected input int64 (10, 1024): RuntimeError: mat1 and mat2 must have the "
+                           "same dtype, but got Long and Float; the model takes float inputs: use --dtype float (it also "
+                           "casts --data arrays to float32), or give a float tensor")
+    result = run_doctor(f"{model_file}:wide", data=tmp_path / "pixels.npy", dtype="float")
+    assert result.input_shape == (10, 1024)
+    first = result.before.layers[0]
+    assert first.input_rms == pytest.approx(float(np.sqrt((pixels.astype(np.float64) ** 2).mean())), rel=1e-5)
+
+
+@pytest.mark.parametrize("factory, extra, expected", [
+    ("gpt2", ["--input-shape", "16"], "the model rejected input float32 (64, 16): RuntimeError: Expected tensor for "
+     "argument #1 'indices'"),
+    ("gpt2", ["--input-shape", "16"], "try --dtype long --vocab N (N = the embedding's size)"),
+    ("gpt2", ["--input-shape", "16", "--dtype", "long", "--vocab", "500"], "index out of range in self; some input ids "
+     "are not below the embedding's size: try a smaller --vocab"),
+    ("bert", ["--data", "{hf}/ids.npy", "--output", "pooled"], "output 'pooled' is not a field of the model's "
+     "BaseModelOutputWithPoolingAndCrossAttentions (tensor fields: last_hidden_state, pooler_output)"),
+    ("bert", ["--data", "{hf}/ids.npy", "--output", "pooler_outpt"], "did you mean 'pooler_output'?"),
+    ("bert", ["--input-shape", "16", "--dtype", "lng"], "unknown dtype 'lng'; did you mean 'long'? (allowed: float, long)"),
+    ("bert", ["--input-shape", "16", "--dtype", "long"], "--dtype long needs --vocab N"),
+])
+def test_token_models_bad_input_one_line(hf_folder, tmp_path, capsys, factory, extra, expected):
+    extra = [a.replace("{hf}", str(hf_folder)) for a in extra]
+    code, out, err = _run(capsys, f"{hf_folder}/hf.py:{factory}", *extra, "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert expected in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err + out
+    assert not (tmp_path / "r").exists()
+
+
+def test_progress_bar_follows_the_passes_and_layers_on_a_terminal(model_file, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from initlab.cli.commands import doctor as command
+
+    screen = io.StringIO()
+    monkeypatch.setattr(command, "err_console", Console(file=screen, force_terminal=True, width=120))
+    assert main(["doctor", f"{model_file}:deep_tanh", "--input-shape", "32", "--init", "he_normal",
+                 "--out", str(tmp_path / "r")]) == 0
+    shown = screen.getvalue()
+    for text in ("diagnosing as built", "diagnosing he_normal", "forward and backward pass", "11/11", "report"):
+        assert text in shown, text
+    # not a terminal (a log, a pipe): no bar at all
+    monkeypatch.setattr(command, "err_console", Console(file=io.StringIO(), force_terminal=False))
+    with command._progress() as progress:
+        assert progress is None

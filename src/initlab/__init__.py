@@ -4,10 +4,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import datasets, diagnostics, initializers, models, training
+from . import _adapters, datasets, diagnostics, initializers, models, training
 from ._validation import DataError, InitlabError, ValidationError
 from .diagnostics import Diagnosis, Monitor, diagnose
 from .initializers import apply_init
+
+# Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
+_adapters.register("keras", "diagnose", "initlab.integrations.keras:diagnose_keras")
+_adapters.register("keras", "apply_init", "initlab.integrations.keras:apply_init_keras")
 
 __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +25,7 @@ from .._rng import make_generator
 from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
 from ..initializers import apply_init, get
 from .diagnose import Diagnosis, diagnose
+from .io import Inputs, batch_shape, check_dtype, describe, load_data, make_inputs, with_dtype
 
 __all__ = ["DoctorResult", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor"]
 
@@ -128,61 +128,78 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
 
 
 def load_inputs(input_shape: str | Sequence[int] | None = None, batch: int = 64, data: str | Path | None = None,
-                seed: int | torch.Generator = 0) -> torch.Tensor:
-    """A standard-normal batch ``(batch, *input_shape)`` drawn from ``seed``, or the first
-    ``batch`` rows of the ``.npy`` file ``data`` (whose rows must have ``input_shape`` if given)."""
+                seed: int | torch.Generator = 0, dtype: str | None = None, vocab: int | None = None) -> Inputs:
+    """A random batch ``(batch, *input_shape)`` drawn from ``seed`` (standard normal, or with
+    ``dtype="long"`` integer ids in ``[0, vocab)``), or the first ``batch`` rows of the file
+    ``data`` (see :func:`initlab.diagnostics.io.load_data`; rows must have ``input_shape`` if given),
+    cast to ``dtype`` when one is given (see :func:`initlab.diagnostics.io.with_dtype`)."""
     batch = check_int("batch", batch, 1)
     shape = parse_shape(input_shape) if input_shape is not None else None
     if data is None:
         if shape is None:
             raise ValidationError("give --input-shape (one sample's shape, like 3,32,32) or --data FILE.npy")
-        return torch.randn((batch, *shape), generator=make_generator(seed))
-    path = Path(data)
-    if not path.is_file():
-        raise DataError(f"data file '{data}' not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as err:
-        raise DataError(f"cannot read '{data}' as a .npy array: {_first_line(err)}") from err
-    if array.ndim < 2 or not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"data '{data}' must be a numeric array of shape (rows, ...), got {array.dtype} {array.shape}")
-    if shape is not None and tuple(array.shape[1:]) != shape:
-        raise DataError(f"data '{data}' has rows of shape {tuple(array.shape[1:])}, but --input-shape is {shape}")
-    return torch.as_tensor(np.ascontiguousarray(array[:batch]), dtype=torch.float32)
+        return make_inputs((batch, *shape), dtype or "float", vocab, make_generator(seed))
+    inputs = load_data(data, batch)
+    if dtype is not None:  # else the file's kind is kept: integer arrays stay token ids
+        inputs = with_dtype(inputs, dtype)
+    rows = batch_shape(inputs)[1:]
+    if shape is not None and rows != shape:
+        raise DataError(f"data '{data}' has rows of shape {rows}, but --input-shape is {shape}")
+    return inputs
 
 
-def _diagnose(model: nn.Module, inputs: torch.Tensor) -> Diagnosis:
+def _diagnose(model: nn.Module, inputs: Inputs, output: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> Diagnosis:
     try:
-        return diagnose(model, inputs)
+        return diagnose(model, inputs, output=output, progress=progress)
     except InitlabError:
         raise
-    except Exception as err:  # raised inside the user's forward: the input does not fit
-        raise ValidationError(f"the model rejected input of shape {tuple(inputs.shape)}: {_first_line(err)}") from err
+    except Exception as err:  # raised inside the user's forward or backward: the input does not fit
+        raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}") from err
+
+
+def _labelled(progress: Callable[[str, int, int | None], None] | None, label: str) -> Callable[[int, int], None] | None:
+    """``progress`` for one diagnosis: told ``(label, 0, None)`` now (the forward and backward pass
+    begins), then ``(label, done, total)`` after each layer."""
+    if progress is None:
+        return None
+    progress(label, 0, None)
+    return lambda done, total: progress(label, done, total)
 
 
 def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batch: int = 64,
-               data: str | Path | None = None, init: str | Callable | None = None, seed: int = 0) -> DoctorResult:
+               data: str | Path | None = None, init: str | Callable | None = None, seed: int = 0,
+               dtype: str | None = None, vocab: int | None = None, output: str | None = None,
+               progress: Callable[[str, int, int | None], None] | None = None) -> DoctorResult:
     """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
 
     The batch and then the re-initialized copy (``apply_init(copy, init, bias="zeros")``) are
     drawn, in that order, from one generator seeded with ``seed``: drawing both from two
     generators with the same seed would make the first layer's weights a scaled copy of the
-    inputs.
+    inputs. ``progress(label, done, total)`` follows each diagnosis (``label``: "as built", then
+    the initializer's name): ``total`` None while the forward and backward pass runs, then layers.
     """
     reinit = init if callable(init) else None  # e.g. the CLI's ``--init auto`` (initlab.autoinit), a layer above
     init_spec = get(init) if init is not None and reinit is None else None  # a bad name fails before any work
+    check_dtype(dtype, vocab, random=data is None)
     factory = load_factory(target)
     model = build_model(factory, _split_target(target)[1])
     generator = make_generator(seed)
-    inputs = load_inputs(input_shape, batch, data, generator)
-    before = _diagnose(model, inputs)
+    inputs = load_inputs(input_shape, batch, data, generator, dtype, vocab)
+    before = _diagnose(model, inputs, output, _labelled(progress, "as built"))
     after = None
     if init_spec is not None or reinit is not None:
         twin = copy.deepcopy(model)
-        if reinit is not None:
-            reinit(twin, inputs, generator)
-        else:
-            apply_init(twin, init_spec, generator=generator, data=inputs)
-        after = _diagnose(twin, inputs)
+        label = getattr(reinit, "label", "auto") if reinit is not None else str(init_spec)
+        try:
+            if reinit is not None:
+                reinit(twin, inputs, generator)
+            else:
+                apply_init(twin, init_spec, generator=generator, data=inputs)
+        except InitlabError:
+            raise
+        except Exception as err:  # a data-dependent init (lsuv) runs the model on one tensor
+            raise ValidationError(f"--init {label} could not run on input {describe(inputs)}: {_first_line(err)}") from err
+        after = _diagnose(twin, inputs, output, _labelled(progress, label))
     label = getattr(reinit, "label", "auto") if reinit is not None else (str(init_spec) if init_spec else None)
-    return DoctorResult(target, tuple(inputs.shape), before, after, label)
+    return DoctorResult(target, batch_shape(inputs), before, after, label)

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..plots.style import init_color, styled
-from .diagnose import Diagnosis, hidden_weighted
+from .diagnose import Diagnosis, depth_chains, hidden_weighted
 from .monitor import Monitor
 
 __all__ = ["layer_histograms", "heatmap_figure", "depth_profile"]
@@ -172,10 +172,14 @@ def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
 def depth_profile(diagnoses: Mapping[str, Diagnosis] | Diagnosis, title: str | None = None) -> Figure:
     """Activation std and back-propagated gradient norm against depth, a line per diagnosis.
 
-    Labels that name an initializer (``"he_normal"``) take its colour from ``plots.style``.
+    Labels that name an initializer (``"he_normal"``) take its colour from ``plots.style``. A
+    model with repeated blocks (a transformer) gets one line per layer role against the block
+    index, plus the residual stream after each block, so that like is drawn with like.
     """
     if isinstance(diagnoses, Diagnosis):
         diagnoses = {"model": diagnoses}
+    if any(any("*" in c[0].role for c in depth_chains(d.layers)) for d in diagnoses.values()):
+        return _role_profile(diagnoses, title)
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     axes = fig.subplots(1, 2)
     used: set[str] = set()
@@ -197,4 +201,42 @@ def depth_profile(diagnoses: Mapping[str, Diagnosis] | Diagnosis, title: str | N
         ax.set_title(f"{what} across depth")
         ax.legend(frameon=False, fontsize=8)
     fig.suptitle(title or "Signal across depth, forward and backward")
+    return fig
+
+
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _role_profile(diagnoses: Mapping[str, Diagnosis], title: str | None) -> Figure:
+    """Per layer role across blocks (colour: role; line style: diagnosis), and the residual stream (black)."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    cmap = colormaps["tab10"]
+    roles: dict[str, int] = {}
+    for i, (label, diag) in enumerate(diagnoses.items()):
+        style = LINESTYLES[i % len(LINESTYLES)]
+        for chain in depth_chains(diag.layers):
+            role = chain[0].role
+            first = role not in roles
+            color = cmap(roles.setdefault(role, len(roles)) % 10)
+            depth = np.arange(len(chain))
+            for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain])):
+                ax.plot(depth, np.where(np.asarray(values) > 0, values, np.nan), style, marker="o", ms=3,
+                        color=color, label=role if first else None)
+        if diag.blocks:
+            depth = np.arange(len(diag.blocks))
+            stream = "residual stream after the block" if i == 0 else None
+            axes[0].plot(depth, [b["output_std"] for b in diag.blocks], style, color="black", lw=2, label=stream)
+            axes[1].plot(depth, [b["output_grad_norm"] or np.nan for b in diag.blocks], style, color="black", lw=2,
+                         label=stream)
+        if len(diagnoses) > 1:  # one legend entry per line style
+            axes[1].plot([], [], style, color="gray", label=f"{label}: {', '.join(diag.codes)}")
+    for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|")):
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("block")
+        ax.set_ylabel(what)
+        ax.set_title(f"{what} per layer role across blocks")
+    axes[1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title or "Signal across blocks, one line per layer role (like with like)")
     return fig

@@ -17,8 +17,10 @@ __all__ = ["VERDICT_TONE", "VERDICT_LABEL", "verdict_badges", "verdicts_html", "
 
 # as lab.js's VERDICT_CLASS and VERDICT_LABEL
 VERDICT_TONE = {"healthy": "ok", "symmetry": "bad", "dead_units": "bad", "vanishing_gradients": "warn",
-                "exploding_gradients": "warn", "saturation": "warn"}
-VERDICT_LABEL = {"healthy": "healthy", "symmetry": "symmetry", "dead_units": "dead units",
+                "exploding_gradients": "warn", "saturation": "warn", "non_finite": "bad",
+                "attention_collapse": "warn"}
+VERDICT_LABEL = {"healthy": "healthy", "symmetry": "symmetry", "dead_units": "dead units", "non_finite": "not finite",
+                 "attention_collapse": "attention collapse",
                  "vanishing_gradients": "vanishing gradients", "exploding_gradients": "exploding gradients",
                  "saturation": "saturation"}
 LAYER_HEADER = ("layer", "kind", "units", "activation", "distinct units", "dead", "saturated", "activation std",
@@ -90,6 +92,9 @@ def diagnosis_html(diag: Any, title: str = "Diagnosis") -> Raw:
     rates += [(label, f"x{number(rate)}") for label, rate in (
         ("activation std per layer (geometric mean)", diag.activation_std_rate),
         ("gradient norm per layer, backwards", diag.gradient_rate)) if math.isfinite(rate)]  # nan below 2 hidden layers
+    coverage = getattr(diag, "coverage", None)
+    if coverage is not None:
+        rates.append(("coverage", coverage.sentence()))
     return box(title, verdicts_html([v.to_dict() for v in diag.verdicts]), fields(rates),
                layers_html([s.to_dict() for s in diag.layers]),
                subtitle=f"{len(diag.layers)} layers")

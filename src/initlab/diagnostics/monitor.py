@@ -35,7 +35,7 @@ from torch import nn
 
 from .._validation import ValidationError, check_choice, check_int
 from .diagnose import _samples, layer_stats
-from .recorder import WEIGHTED, Recorder
+from .recorder import Recorder
 
 __all__ = ["Monitor", "STATS"]
 
@@ -107,7 +107,7 @@ class Monitor:
     def _arm(self) -> None:
         if not self._recorder.attached:
             self._recorder.attach()
-            self._before = {id(m): m.weight.detach().clone() for m in self.model.modules() if isinstance(m, WEIGHTED)}
+            self._before = {id(p): p.detach().clone() for p in self.model.parameters()}
 
     def _after_step(self, step: int) -> None:
         if self._recorder.attached and self._recorder.done:
@@ -125,10 +125,10 @@ class Monitor:
         with torch.no_grad():
             for i, rec in enumerate(recorder.records):
                 out_grad = recorder.grads.get(i)
-                weight_grad = rec.module.weight.grad if rec.weighted else None
+                weight_grad = [w.grad for w in rec.weights] if rec.weighted else None
                 stats = layer_stats(rec, weight_grad, out_grad, symmetry=False)
                 row = {key: getattr(stats, key) for key in STATS if key != "update_ratio"}
-                row["update_ratio"] = self._update_ratio(rec.module)
+                row["update_ratio"] = self._update_ratio(rec.weights[0] if rec.weighted else None)
                 layers[rec.name] = row
                 self.layer_info.setdefault(rec.name, {"kind": stats.kind, "units": stats.units,
                                                       "activation": stats.activation, "weighted": stats.weighted})
@@ -138,12 +138,12 @@ class Monitor:
         if keep_samples:
             self.snapshots.append({"step": step, "layers": samples})
 
-    def _update_ratio(self, module: nn.Module | None) -> float:
-        before = self._before.get(id(module)) if module is not None else None
+    def _update_ratio(self, weight: torch.Tensor | None) -> float:
+        before = self._before.get(id(weight)) if weight is not None else None
         if before is None:
             return 0.0
         norm = float(before.norm())
-        return float((module.weight.detach() - before).norm()) / norm if norm > 0 else 0.0
+        return float((weight.detach() - before).norm()) / norm if norm > 0 else 0.0
 
     # -- reading ----------------------------------------------------------------------------
     @property

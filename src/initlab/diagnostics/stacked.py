@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..models.activations import make_activation
 from ..models.stacked import StackedMLP
 from . import thresholds as T
-from .diagnose import Diagnosis, LayerStats, _changes, _rates, diagnose
+from .diagnose import Coverage, Diagnosis, LayerStats, _changes, _rates, diagnose
 from .slopes import profile, slope
 from .symmetry import SYMMETRY_TOL
 
@@ -64,17 +64,19 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y.long().expand(m, b), reduction="none").mean(1)
 
 
-_TEMPLATES: dict[tuple, list[LayerStats]] = {}
+_TEMPLATES: dict[tuple, tuple[list[LayerStats], Coverage]] = {}
 
 
-def _template(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> list[LayerStats]:
-    """The rows' names, kinds and labels (which depend on the architecture only), from one
-    ``diagnose`` of model 0, cached per architecture; every number is replaced per model."""
+def _template(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[list[LayerStats], Coverage]:
+    """The rows' names, kinds and labels and the coverage (which depend on the architecture
+    only), from one ``diagnose`` of model 0, cached per architecture; every number is replaced
+    per model."""
     key = (tuple(net.sizes), net.activation, net.output, str(net.device))
     if key not in _TEMPLATES:
-        rows = diagnose(net.to_model(0).to(net.device), X, y).layers
-        assert len(rows) == net.n_layers, "one diagnosis row per Linear layer of an MLP"
-        _TEMPLATES[key] = rows
+        diag = diagnose(net.to_model(0).to(net.device), X, y)
+        assert len(diag.layers) == net.n_layers, "one diagnosis row per Linear layer of an MLP"
+        assert diag.coverage is not None and diag.coverage.complete, "every weight and bias of an MLP is measured"
+        _TEMPLATES[key] = (diag.layers, diag.coverage)
     return _TEMPLATES[key]
 
 
@@ -82,7 +84,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
     """One :class:`Diagnosis` per model of ``net`` on ``(inputs (B, in), targets (B,))`` class indices."""
     X = torch.as_tensor(inputs, dtype=torch.float32, device=net.device)
     y = torch.as_tensor(targets, device=net.device).reshape(-1)
-    template = _template(net, X, y)
+    template, coverage = _template(net, X, y)
     m, n_layers = net.m, net.n_layers
     act = make_activation(net.activation)
     weights = [w.detach().clone().requires_grad_(True) for w in net.weights]  # (M, out, in)
@@ -137,6 +139,8 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
         std_rate, grad_rate = _rates(layers)
         from .verdicts import verdicts
 
-        out.append(Diagnosis(layers, verdicts(layers), float(losses[i].detach()), std_rate, grad_rate, tuple(X.shape), {}))
+        loss = float(losses[i].detach())
+        out.append(Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss), loss, std_rate, grad_rate,
+                             tuple(X.shape), {}, coverage))
     return out
 

@@ -34,7 +34,7 @@ COLUMNS: dict[str, Callable[[LayerStats], str]] = {
     "|dL/dW|": _weighted(lambda s: _num(s.grad_norm)),
     "|dL/dy|": lambda s: _num(s.output_grad_norm),
     "w std": _weighted(lambda s: _num(s.weight_std)),
-    "healthy": _weighted(lambda s: _num(s.healthy_weight_std)),
+    "healthy": _weighted(lambda s: _num(s.healthy_weight_std) if s.healthy_weight_std > 0 else "-"),  # "-": no fan-in rule
     "distinct": _weighted(lambda s: f"{s.distinct_units}/{s.units}"),
 }
 # the narrower set shown as "before -> after"
@@ -53,7 +53,9 @@ TERMINAL_COLUMNS: dict[str, Callable[[LayerStats], str]] = {
 
 def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: str | None = None) -> Table:
     """One row per layer; with ``after``, the columns of ``COMPARE_COLUMNS`` read ``before -> after``."""
-    table = Table(title=title or ("initlab doctor: before -> after" if after else "initlab doctor"))
+    coverage = before.coverage.sentence() if before.coverage is not None else None
+    table = Table(title=title or ("initlab doctor: before -> after" if after else "initlab doctor"),
+                  caption=coverage, caption_justify="left")
     table.add_column("layer", overflow="fold")
     table.add_column("act", no_wrap=True, min_width=4)
     columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else TERMINAL_COLUMNS

@@ -17,11 +17,21 @@ and its outputs far out on both sides.
   sigmoid, hardtanh, ReLU6) sit where its slope is below ``SATURATION_SLOPE`` times the
   activation's largest slope. (tanh: |a| > 0.98; sigmoid: a < 0.0101 or a > 0.9899; hardtanh
   and ReLU6: at either limit.) Activations unbounded on a side (ReLU, ELU, GELU) are not checked.
-- ``vanishing_gradients``: over the hidden weighted layers (at least
-  ``MIN_LAYERS_FOR_DEPTH_VERDICTS`` weighted layers in all), the activation std of the last
-  hidden layer over the first's, or the back-propagated gradient norm reaching the first over
-  the one reaching the last, is below ``VANISH_RATIO``.
+- ``vanishing_gradients``: over a depth chain (at least ``MIN_LAYERS_FOR_DEPTH_VERDICTS``
+  weighted layers in the model), the activation std of the chain's last layer over its first's,
+  or the back-propagated gradient norm reaching the first over the one reaching the last, is
+  below ``VANISH_RATIO``. A plain stack has one chain, its hidden weighted layers; a model of
+  repeated blocks has one chain per layer role (``h.*.attn.c_attn`` across the blocks), so a
+  layer is only ever compared with the same layer of another block. The chain whose ratio is
+  the most extreme gives the verdict.
 - ``exploding_gradients``: one of those two ratios is above ``EXPLODE_RATIO``.
+- ``attention_collapse``: in some attention layer at least ``COLLAPSED_FRACTION`` of the queries
+  (over batch and heads) give one key at least ``COLLAPSED_WEIGHT`` of their attention: the
+  softmax is saturated at init, so almost no gradient reaches the other keys (attention entropy
+  collapse; Zhai et al., 2023, "Stabilizing Transformer Training by Preventing Attention Entropy
+  Collapse").
+- ``non_finite``: some row's values or gradients hold inf or NaN (or the loss does): no other
+  verdict is given about those rows.
 - ``healthy``: none of the above.
 
 Fixes: when the weights already have the variance-preserving scale (median weight std within a
@@ -36,3 +46,5 @@ EXPLODE_RATIO = 1e2  # ... or above this
 MIN_LAYERS_FOR_DEPTH_VERDICTS = 3  # vanishing/exploding need at least this many weighted layers
 SYMMETRY_TOL = 1e-6  # two units agree when every weight differs by <= this times the pair's largest |weight|
 SCALE_MATCH = 1.1  # weight std within this factor of the variance-preserving std counts as "already that scale"
+COLLAPSED_WEIGHT = 0.9  # a query has collapsed onto one key when that key takes at least this share of its attention
+COLLAPSED_FRACTION = 0.5  # an attention layer is flagged when at least this fraction of its queries collapsed

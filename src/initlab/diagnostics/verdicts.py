@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from . import thresholds as T
-from .diagnose import LayerStats, Verdict, hidden_weighted
+from .diagnose import Coverage, LayerStats, Verdict, depth_chains, output_layer
 
 __all__ = ["verdicts", "suggest_init"]
 
@@ -20,24 +20,42 @@ def _names(layers: list[LayerStats]) -> list[str]:
     return [s.name for s in layers]
 
 
+def _relu_like(s: LayerStats) -> bool:
+    """He's gain sqrt(2) applies: a ReLU-family activation by name, or measured ReLU-like (see diagnose.activation_gain)."""
+    return (s.activation or "linear") in RELU_FAMILY or abs(s.gain - math.sqrt(2)) < 1e-9
+
+
 def suggest_init(layers: list[LayerStats]) -> str:
     """The variance-preserving init for these layers' activations, with the weight std it gives."""
     acts = {s.activation or "linear" for s in layers}
     now = _median([s.weight_std for s in layers])
     healthy = _median([s.healthy_weight_std for s in layers])
     numbers = f" (weight std now {now:.3g}; it would give {healthy:.3g})" if healthy > 0 else ""
-    if acts <= RELU_FAMILY:
+    superlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None]
+    if superlinear:
+        s = superlinear[0]
+        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{s.activation_degree:.2g} "
+                "(measured), so any weight scale makes the activations shrink or blow up with depth; normalize "
+                "after each layer (LayerNorm, BatchNorm) or use an activation that grows linearly (relu, gelu)")
+    if layers and all(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use he_normal for these {names} layers{numbers}"
-    if not acts & RELU_FAMILY:
+    if not any(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use glorot_normal or lecun_normal for these {names} layers{numbers}"
     return "use a variance-preserving init per activation: he_normal before ReLU-like units, glorot_normal before tanh/sigmoid/linear"
 
 
+def _layer_ratio(s: LayerStats) -> float:
+    """weight std / the variance-preserving std, fan_in mode or fan_out mode, whichever is closer
+    (both preserve a signal: forward with fan_in, backward with fan_out; He et al., 2015)."""
+    ratios = [s.weight_std / h for h in (s.healthy_weight_std, s.healthy_weight_std_fan_out) if h > 0]
+    return min(ratios, key=lambda r: abs(math.log(r)) if r > 0 else float("inf"))
+
+
 def scale_ratio(layers: list[LayerStats]) -> float:
     """Median over ``layers`` of weight std / the variance-preserving std (1: already that scale)."""
-    ratios = [s.weight_std / s.healthy_weight_std for s in layers if s.weighted and s.healthy_weight_std > 0]
+    ratios = [_layer_ratio(s) for s in layers if s.weighted and s.healthy_weight_std > 0]
     return _median(ratios) if ratios else float("nan")
 
 
@@ -70,13 +88,23 @@ def _trend(word_down: str, word_up: str, rate: float) -> str:
     return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per layer"
 
 
-def verdicts(layers: list[LayerStats]) -> list[Verdict]:
-    """The findings for one pass: causes first (dead units, symmetry, saturation), then depth."""
-    weighted = [s for s in layers if s.weighted]
-    output = weighted[-1] if len(weighted) > 1 else None
-    hidden = [s for s in layers if s is not output]
-    chain = hidden_weighted(layers)
+def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
+             blocks: list[dict] | None = None, attention: list[dict] | None = None) -> list[Verdict]:
+    """The findings for one pass: a non-finite pass first, then causes (dead units, symmetry,
+    saturation), then depth. Only measured rows are judged; ``coverage`` is stated in the
+    healthy verdict (and a partial one keeps it from reading as a verdict on the whole model)."""
     found: list[Verdict] = []
+    broken = [s for s in layers if not s.finite]
+    if broken or (loss is not None and not math.isfinite(loss)):
+        found.append(_non_finite(layers, broken, loss))
+    layers = [s for s in layers if s.finite]
+    weighted = [s for s in layers if s.weighted]
+    output = output_layer(layers)
+    # a lone activation that is one part of an expression (the tanh of an inline GELU) does not
+    # block the gradient by itself: its dead or saturated share is not a layer's
+    hidden = [s for s in layers if s is not output and not s.composite]
+    chains = depth_chains(layers)
+    chain = max(chains, key=len) if chains else []
 
     dead = [s for s in hidden if s.dead_fraction >= T.DEAD_FRACTION]
     if dead:
@@ -108,12 +136,79 @@ def verdicts(layers: list[LayerStats]) -> list[Verdict]:
             _saturation_fix([s for s in saturated if s.weighted] or chain),
         ))
 
-    if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
-        found.extend(_depth_verdicts(chain))
+    collapsed = [a for a in attention or [] if a["collapsed_fraction"] >= T.COLLAPSED_FRACTION]  # nan: not measured
+    if collapsed:
+        found.append(_collapse(collapsed, layers))
+
+    if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS:
+        found.extend(_worst_depth_verdict(chains))
 
     if not found:
-        found.append(Verdict("healthy", "no verdict threshold crossed: " + _healthy_numbers(hidden, chain, len(weighted)), []))
+        scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
+                 "no verdict threshold crossed in the measured layers (the others are not judged): ")
+        text = (scope + _healthy_numbers(hidden, chains, len(weighted), blocks or [], [s for s in layers if s.composite])
+                + _attention_words(attention or []))
+        if coverage is not None:
+            text += f"; {coverage.sentence()}"
+        found.append(Verdict("healthy", text, []))
     return found
+
+
+def _collapse(collapsed: list[dict], layers: list[LayerStats]) -> Verdict:
+    worst = max(collapsed, key=lambda a: a["collapsed_fraction"])
+    inside = [s for s in layers if s.weighted and s.name.startswith(worst["name"] + ".")]
+    weights = (f" (the projections in {worst['name']} have weight std "
+               + ", ".join(f"{s.name.rpartition('.')[2]} {s.weight_std:.3g}" for s in inside[:4]) + ")") if inside else ""
+    return Verdict(
+        "attention_collapse",
+        f"attention collapsed onto one key in {len(collapsed)} layer(s): in {worst['name']}, "
+        f"{worst['collapsed_fraction']:.0%} of the queries give one key at least {T.COLLAPSED_WEIGHT:.0%} of their "
+        f"attention (softmax entropy {worst['entropy']:.2f} of uniform; attention logits q·k/sqrt(d) with std "
+        f"{worst['logit_std']:.3g}), so the softmax passes almost no gradient to the other keys",
+        [a["name"] for a in collapsed],
+        f"shrink the query and key projections so the logits' std is near 1 (what unit-variance queries and keys "
+        f"give after the 1/sqrt(d) scaling of Vaswani et al., 2017){weights}, or normalize queries and keys "
+        "(QK-LayerNorm; Zhai et al., 2023)")
+
+
+def _forward_finite(s: LayerStats) -> bool:
+    return all(math.isfinite(x) for x in (s.mean, s.std, s.pre_std))
+
+
+def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float | None) -> Verdict:
+    """Where the pass stopped being finite, and how the signal grew up to there."""
+    if not broken:
+        return Verdict("non_finite", f"the loss is {loss} although every measured layer's values are finite",
+                       [], "look at the loss function and the model's output")
+    forward = [s for s in broken if not _forward_finite(s)]
+    if not forward:
+        deepest = broken[-1]
+        return Verdict("non_finite",
+                       f"the backward pass is not finite: the gradient holds inf or NaN in {len(broken)} row(s), "
+                       f"from {deepest.name} down, while the forward values are finite; no other verdict is given "
+                       "about those rows", _names(broken),
+                       "look for operations whose derivative is infinite where they are applied (sqrt or pow at 0, "
+                       "division by values near 0)")
+    first = forward[0]
+    before = [s for s in layers[: layers.index(first)] if s.weighted and _forward_finite(s) and s.std > 0]
+    growth = ""
+    fix = ("an operation produced inf/NaN from finite values: look at divisions, logs, square roots and "
+           "powers in the model's forward")
+    if len(before) >= 2:
+        rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
+        growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
+                  f"{before[-1].std:.3g} in {before[-1].name} (x{rate:.3g} per layer)")
+        if rate > 1.5:
+            superlinear = [s for s in before if s.gain == 0 and s.activation_degree is not None]
+            fix = ("the values grow layer after layer until they overflow float32: "
+                   + (suggest_init(superlinear) if superlinear else
+                      "use smaller weights (" + suggest_init(before) + ") or normalization (LayerNorm, BatchNorm)"))
+    inside = (f" (in the output of its {first.activation}; its own output is finite)"
+              if first.activation and math.isfinite(first.pre_std) else "")
+    return Verdict("non_finite",
+                   f"the forward pass is not finite: {len(forward)} row(s) hold inf or NaN, the first at {first.name}"
+                   f"{inside}{growth}; no other verdict is given about the {len(broken)} row(s) with inf or NaN "
+                   "values or gradients", _names(broken), fix)
 
 
 def _symmetry_message(worst: LayerStats) -> str:
@@ -162,14 +257,16 @@ def _saturation_fix(layers: list[LayerStats]) -> str:
             "or normalize before the activation (LayerNorm, BatchNorm)")
 
 
-def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weighted: int) -> str:
+def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n_weighted: int,
+                     blocks: list[dict], parts_of_expressions: list[LayerStats] = ()) -> str:
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
     parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
     unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
     if unread:
-        parts[0] += (f" (by incoming weights and bias only in {', '.join(unread)}: no layer reading "
+        where = ", ".join(unread) if len(unread) <= 3 else f"{len(unread)} layers"
+        parts[0] += (f" (by incoming weights and bias only in {where}: no layer reading "
                      f"{'its' if len(unread) == 1 else 'their'} output was found)")
     worst = max(hidden, key=lambda s: s.dead_fraction)
     if worst.dead_fraction == 0:
@@ -187,16 +284,86 @@ def _healthy_numbers(hidden: list[LayerStats], chain: list[LayerStats], n_weight
         parts.append(f"saturation not checked ({'/'.join(acts)} {'is' if len(acts) == 1 else 'are'} not bounded on "
                       "both sides)" if acts else "saturation not checked (no activation)")
     text = ", ".join(parts)
-    if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and len(chain) >= 2:
-        steps = len(chain) - 1
-        std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
-        grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
-        span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
-                f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
-        text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
-                 f"back-propagated gradient by x{grad_rate:.2f} per layer (the verdicts need a total change "
-                 f"below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})")
+    if n_weighted >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS and chains:
+        spans = []
+        for chain in chains:
+            steps = len(chain) - 1
+            std_rate = _per_layer(_ratio(chain[-1].std, chain[0].std), steps)
+            grad_rate = _per_layer(_ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm), steps)
+            spans.append((chain, steps, std_rate, grad_rate))
+        if len(spans) == 1:
+            chain, steps, std_rate, grad_rate = spans[0]
+            span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
+                    f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
+            text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
+                     f"back-propagated gradient by x{grad_rate:.2f} per layer")
+        else:
+            far = max(spans, key=lambda t: max(abs(math.log(r)) if r > 0 and math.isfinite(r) else 0 for r in t[2:]))
+            chain, steps, std_rate, grad_rate = far
+            text += (f"; per layer role across blocks ({len(spans)} roles, each compared only with itself), the "
+                     f"largest change is in {chain[0].role}: activation std x{std_rate:.2f} and back-propagated "
+                     f"gradient x{grad_rate:.2f} per block over {steps} step{'s' if steps > 1 else ''}")
+        text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
+    text += _stream_words(blocks)
+    if parts_of_expressions:
+        names = ", ".join(s.name for s in parts_of_expressions[:3]) + (", ..." if len(parts_of_expressions) > 3 else "")
+        text += (f"; {len(parts_of_expressions)} activation call(s) inside expressions not judged ({names}: their "
+                 "output is multiplied by another tensor, as the tanh of an inline GELU)")
+    embeddings = [s for s in hidden if s.kind == "Embedding"]
+    if embeddings and blocks:
+        text += ("; embedding output std " + ", ".join(f"{s.name} {s.std:.3g}" for s in embeddings)
+                 + f" against the stream's {blocks[0]['input_std']:.3g} into {blocks[0]['name']}")
     return text
+
+
+def _stream_words(blocks: list[dict]) -> str:
+    """The residual stream's std into the first block and after each block, per group of blocks."""
+    groups: dict[str, list[dict]] = {}
+    for b in blocks:
+        groups.setdefault(b["group"], []).append(b)
+    words = []
+    for group, items in groups.items():
+        if len(items) < 2:
+            continue
+        first, last = items[0], items[-1]
+        words.append(f"block output std (the residual stream) across {group}.{first['index']}-{last['index']}: "
+                     f"{first['input_std']:.3g} into the first, "
+                     f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
+                     f"(x{_ratio(last['output_std'], first['output_std']):.2f})")
+    return "; " + "; ".join(words) if words else ""
+
+
+def _attention_words(attention: list[dict]) -> str:
+    """Softmax entropy (1 = uniform) and logit scale over the attention layers measured."""
+    if not attention:
+        return ""
+    ent = [a["entropy"] for a in attention if math.isfinite(a["entropy"])]
+    std = [a["logit_std"] for a in attention]
+    collapsed = [a["collapsed_fraction"] for a in attention if math.isfinite(a["collapsed_fraction"])]
+    if not ent:
+        return (f"; attention in {len(attention)} layer(s): logit std {min(std):.3g}-{max(std):.3g}, entropy not "
+                "measured (no query had 2 keys or more to attend to)")
+    return (f"; attention in {len(attention)} layer(s): softmax entropy {min(ent):.2f}-{max(ent):.2f} of uniform, "
+            f"logit std {min(std):.3g}-{max(std):.3g}, at most {max(collapsed):.0%} of queries with one key taking "
+            f">= {T.COLLAPSED_WEIGHT:.0%} of the weight")
+
+
+def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:
+    """The depth verdict of the chain whose signal changes the most (one verdict at most)."""
+    found = []
+    for chain in chains:
+        if len(chain) < 2:
+            continue
+        for v in _depth_verdicts(chain):
+            if len(chains) > 1 or "*" in chain[0].role:
+                v.message = f"in {chain[0].role} across {len(chain)} blocks, " + v.message
+            extreme = max(abs(math.log(r)) for r in (_ratio(chain[-1].std, chain[0].std),
+                                                    _ratio(chain[0].output_grad_norm, chain[-1].output_grad_norm))
+                          if math.isfinite(r) and r > 0)
+            found.append((extreme, v))
+    if not found:
+        return []
+    return [max(found, key=lambda t: t[0])[1]]
 
 
 def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._adapters import adapter
 from .._rng import make_generator
 from ._fans import compute_fans
 from .lsuv import lsuv_rescale
@@ -42,10 +43,9 @@ def apply_init(
     the one generator the whole model draws from, in order (so layers differ). ``data`` is a
     batch of inputs, needed by ``"lsuv"`` only.
     """
-    if any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__):  # Keras 3 (torch backend)
-        from ..integrations.keras import apply_init_keras
-
-        return apply_init_keras(model, weight, bias, generator, data)
+    foreign = adapter(model, "apply_init")  # a Keras 3 model (torch backend): initlab.integrations.keras
+    if foreign is not None:
+        return foreign(model, weight, bias, generator, data)
     weight_init = get(weight)
     bias_init = get(bias) if bias is not None else None
     gen = make_generator(generator if generator is not None else weight_init.params.get("seed"))

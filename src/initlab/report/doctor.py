@@ -41,6 +41,39 @@ def _table(before: Diagnosis, after: Diagnosis | None) -> Table:
     return Table(["layer", "kind", "units", "act", *COLUMNS], rows)
 
 
+def _coverage(diag: Diagnosis) -> list:
+    """What was measured, and each parameter that was not, with why."""
+    if diag.coverage is None:
+        return []
+    blocks: list = [Heading("Coverage"), Paragraph(
+        f"Diagnose {diag.coverage.sentence().split('; not measured')[0]}. A verdict is only given about measured "
+        "layers.")]
+    if diag.coverage.unattributed:
+        rows = [[u["name"], "x".join(map(str, u["shape"])) or "scalar", f"{u['numel']:,}", u["reason"],
+                 "-" if u["grad_norm"] is None else f"{u['grad_norm']:.3g}"] for u in diag.coverage.unattributed]
+        blocks.append(Table(["parameter", "shape", "values", "why not measured", "|dL/dp|"], rows))
+    return blocks
+
+
+def _transformer(diag: Diagnosis) -> list:
+    """The residual stream after each block, and attention's logit scale and entropy, per layer."""
+    out: list = []
+    if diag.blocks:
+        rows = [[b["name"], f"{b['input_std']:.3g}", f"{b['output_std']:.3g}", f"{b['output_grad_norm']:.3g}"]
+                for b in diag.blocks]
+        out += [Heading("Blocks (the residual stream)"), Table(["block", "std in", "std out", "|dL/dout|"], rows)]
+    if diag.attention:
+        rows = [[a["name"], str(a["heads"]), str(a["keys"]), f"{a['logit_std']:.3g}", f"{a['entropy']:.3f}",
+                 f"{a['max_weight']:.3f}", f"{a['collapsed_fraction']:.0%}"] for a in diag.attention]
+        out += [Heading("Attention"), Table(["layer", "heads", "keys", "logit std", "entropy", "largest weight",
+                                             "collapsed"], rows),
+                Paragraph("**logit std**: std of q·k/sqrt(d) over the keys each query may attend to; **entropy**: of "
+                          "the softmax over those keys, divided by log(keys): 1 is uniform, 0 one key; **largest "
+                          "weight**: mean over queries of the largest attention weight; **collapsed**: queries whose "
+                          "largest weight is at least 0.9.")]
+    return out
+
+
 def doctor_document(result: DoctorResult) -> Document:
     """The doctor report as plain blocks: verdicts, the per-layer table, the figures."""
     diags = {"as built": result.before}
@@ -53,6 +86,8 @@ def doctor_document(result: DoctorResult) -> Document:
         + (f" Re-initialized with `{result.init}` for comparison." if result.init else "")))
     for label, diag in diags.items():
         doc.add(Heading(f"Verdicts, {label}", 3), _verdicts(diag))
+    doc.add(*_coverage(result.before))
+    doc.add(*_transformer(result.before))
     doc.add(Heading("Per layer"))
     if result.after is not None:
         doc.add(Paragraph("Each cell reads: as built → re-initialized."))

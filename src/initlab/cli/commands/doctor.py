@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from ...diagnostics.doctor import run_doctor
-from ..main import app, console
+from ..main import app, console, err_console
+
+
+@contextmanager
+def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A progress bar on stderr (a terminal only; it vanishes when done): the forward and backward
+    pass, then the layers measured, of each diagnosis, then the report. Two redraws a second at
+    most: a thread waking often stalls torch's spinning OpenMP workers (see ``sweep``)."""
+    if not err_console.is_terminal:  # no bar in logs and pipes
+        yield None
+        return
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err_console,
+                   refresh_per_second=refresh_per_second, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(label: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()
+        if label == "report":
+            description, step = "report", "writing"
+        else:
+            description, step = f"diagnosing {label}", "layers measured" if total else "forward and backward pass"
+        if label not in tasks:
+            tasks[label] = bar.add_task(description, total=total, step=step)
+        bar.update(tasks[label], completed=done, total=total, step=step)
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def _auto_init(model, inputs, generator) -> None:
@@ -27,8 +61,11 @@ _auto_init.label = "auto"
 def doctor_command(
     target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
-    batch: int = typer.Option(64, "--batch", help="Rows in the standard-normal batch."),
-    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows)."),
+    batch: int = typer.Option(64, "--batch", help="Rows in the random batch (or the first rows of --data)."),
+    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."),
+    dtype: str = typer.Option(None, "--dtype", help="float or long. Random inputs: float (standard normal, the default) or long (token ids in [0, --vocab)). With --data: cast the arrays (default: kept as they are, integer arrays stay ids)."),
+    vocab: int = typer.Option(None, "--vocab", help="Number of token ids for --dtype long (the embedding's size)."),
+    output: str = typer.Option(None, "--output", help="The output to measure when the model returns a dict, dataclass or tuple: a field name (default: logits, else the first tensor) or an index."),
     init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer, or 'auto' (initlab.autoinit), and compare (see `initlab inits`)."),
     out: Path = typer.Option(Path("initlab-out/doctor"), "--out", help="Folder for report.html and report.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random batch and of --init."),
@@ -37,11 +74,16 @@ def doctor_command(
     """Diagnose a model's initialization: per-layer statistics, verdicts and fixes.
 
     Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal (or --init auto)
-    """
-    result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed)
-    from ...report.doctor import write_report  # matplotlib: loaded when a report is written
 
-    paths = write_report(result, out)
+    Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
+    """
+    with _progress() as progress:
+        result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed, dtype, vocab, output, progress)
+        if progress is not None:
+            progress("report", 0, None)
+        from ...report.doctor import write_report  # matplotlib: loaded when a report is written
+
+        paths = write_report(result, out)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return

@@ -15,7 +15,11 @@ Measured: ``Dense`` and ``Conv1D/2D/3D`` layers (their kernel, seen in torch's l
 ``(out, in, *kernel)`` so fans and symmetry are read as for ``nn.Linear``/``nn.Conv``), the
 activation inside them or in a following ``Activation``/``ReLU``/``LeakyReLU``/``ELU``/``Softmax``
 layer (through ``Dropout`` and normalisation layers), and the outgoing weights of a layer read
-directly by the next one. Any other layer with weights (``Embedding``, ``LSTM``, ``EinsumDense``,
+directly by the next one; ``BatchNormalization``/``LayerNormalization``/``GroupNormalization`` calls
+(input and output std, mean gain: ``Diagnosis.norms``, as the torch path records ``F.batch_norm``).
+``Diagnosis.coverage`` counts the model's parameter tensors (every layer's trainable-kind variables,
+named by their Keras paths, ``sequential/dense/kernel``) a row measured, and lists each other one
+with why. Any other layer with weights (``Embedding``, ``LSTM``, ``EinsumDense``,
 ``DepthwiseConv2D``, ``Conv2DTranspose``, a LoRA-enabled or quantized ``Dense``, custom layers...)
 is listed in :attr:`KerasDiagnosis.not_measured` with the reason, never measured wrongly.
 
@@ -440,8 +444,8 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
     ``binary_crossentropy``/``sparse_categorical_crossentropy`` on the probabilities, and what
     initlab's own models, which return logits, are measured with); without targets, the surrogate
     loss on those logits. Parameter ``.grad`` fields are untouched. Layers with weights initlab
-    cannot measure are listed in ``not_measured`` with the reason.
-    """
+    cannot measure are listed in ``not_measured`` with the reason; ``coverage`` counts the parameter
+    tensors measured and lists each other one (Keras path, shape, reason, gradient norm)."""
     inputs = _to_tensor(inputs, model)
     recorder = KerasRecorder(model)
     recorder.attach()

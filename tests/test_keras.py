@@ -84,6 +84,12 @@ def test_zero_init_notebook_model_gets_initlabs_own_verdict(moons, hidden):
     assert hidden_k.grad_norm == hidden_t.grad_norm == 0.0
     assert diag.loss == pytest.approx(own.loss, rel=1e-6) and diag.loss == pytest.approx(np.log(2), rel=1e-6)
     assert diag.layers[1].output_grad_norm == pytest.approx(own.layers[1].output_grad_norm, rel=1e-6)
+    # coverage counted as for the torch twin: 4 tensors (2 kernels, 2 biases), 2*10+10+10+1 = 41 parameters
+    assert (diag.coverage.tensors, diag.coverage.measured_tensors, diag.coverage.parameters,
+            diag.coverage.measured_parameters) == (own.coverage.tensors, own.coverage.measured_tensors,
+                                                   own.coverage.parameters, own.coverage.measured_parameters) == (4, 4, 41, 41)
+    for stats, layer in zip(diag.layers, model.layers):  # each row measured its layer's kernel and bias, by Keras path
+        assert stats.params == [layer.kernel.path, layer.bias.path] and layer.kernel.path.endswith(f"{stats.name}/kernel")
 
 
 def test_random_weights_measure_as_the_equivalent_torch_mlp(moons):
@@ -121,6 +127,11 @@ def test_activation_layers_pair_through_norm_and_dropout():
     assert [(s.name, s.activation) for s in diag.layers] == [("a", "tanh"), ("b", "relu"), ("c", "softmax")]
     assert [s.outgoing_compared for s in diag.layers] == [True, True, False]
     assert diag.layers[0].saturable and not diag.layers[1].saturable
+    # the BatchNormalization is measured as the torch path measures F.batch_norm: gamma and beta are covered
+    (norm,) = diag.norms
+    assert norm["kind"] == "batch_norm" and norm["gain_mean"] == 1.0 and norm["output_std"] > 0
+    assert [p.rsplit("/", 1)[1] for p in norm["params"]] == ["gamma", "beta"]
+    assert diag.coverage.complete and (diag.coverage.tensors, diag.coverage.parameters) == (8, 8 * 16 + 16 + 2 * 16 + 16 * 16 + 16 + 16 * 3 + 3)
     # the default loss is cross-entropy on the logits = Keras' sparse CE on the softmax output
     probs = model(torch.as_tensor(x))
     expected = float(keras.losses.sparse_categorical_crossentropy(torch.as_tensor(y), probs).mean().detach())
@@ -191,6 +202,13 @@ def test_layers_initlab_does_not_know_are_listed_never_a_traceback():
     assert [s.name for s in diag.layers] == ["out"]
     assert [d["kind"] for d in diag.not_measured] == ["Embedding", "LSTMCell"]
     assert all("cannot map to units" in d["reason"] for d in diag.not_measured)
+    # coverage: the Dense's kernel and bias of 1 + 6 + 4 * 6 * (4 + 6 + 1) + 20 * 4 parameters, the rest listed with why
+    cov = diag.coverage
+    assert (cov.tensors, cov.measured_tensors, cov.parameters, cov.measured_parameters) == (6, 2, 351, 7)
+    assert [u["name"].split("/")[-1] for u in cov.unattributed] == ["embeddings", "kernel", "recurrent_kernel", "bias"]
+    assert all("cannot map to units" in u["reason"] and u["grad_norm"] > 0 for u in cov.unattributed)
+    assert "measured 2 of 6 parameter tensors (7 of 351 parameters, 2%)" in cov.sentence()
+    assert diag.to_dict()["coverage"]["unattributed"][0]["shape"] == [20, 4]
     lora = keras.Sequential([keras.Input((3,)), layers.Dense(4, activation="relu", name="lo"), layers.Dense(1, name="h")])
     lora.layers[0].enable_lora(2)
     diag = initlab.diagnose(lora, np.ones((4, 3), np.float32))

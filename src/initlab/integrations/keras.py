@@ -15,7 +15,11 @@ Measured: ``Dense`` and ``Conv1D/2D/3D`` layers (their kernel, seen in torch's l
 ``(out, in, *kernel)`` so fans and symmetry are read as for ``nn.Linear``/``nn.Conv``), the
 activation inside them or in a following ``Activation``/``ReLU``/``LeakyReLU``/``ELU``/``Softmax``
 layer (through ``Dropout`` and normalisation layers), and the outgoing weights of a layer read
-directly by the next one. Any other layer with weights (``Embedding``, ``LSTM``, ``EinsumDense``,
+directly by the next one; ``BatchNormalization``/``LayerNormalization``/``GroupNormalization`` calls
+(input and output std, mean gain: ``Diagnosis.norms``, as the torch path records ``F.batch_norm``).
+``Diagnosis.coverage`` counts the model's parameter tensors (every layer's trainable-kind variables,
+named by their Keras paths, ``sequential/dense/kernel``) a row measured, and lists each other one
+with why. Any other layer with weights (``Embedding``, ``LSTM``, ``EinsumDense``,
 ``DepthwiseConv2D``, ``Conv2DTranspose``, a LoRA-enabled or quantized ``Dense``, custom layers...)
 is listed in :attr:`KerasDiagnosis.not_measured` with the reason, never measured wrongly.
 
@@ -26,8 +30,9 @@ one line saying what to install or set (:class:`KerasUnavailable`).
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +76,17 @@ keras = require_keras()
 from keras import layers as _kl  # noqa: E402  (after the check above, on purpose)
 
 from ..diagnostics.diagnose import (  # noqa: E402
-    SAMPLE_SIZE, Diagnosis, _changes, _default_loss, _rates, _samples, _surrogate_loss, layer_stats,
+    SAMPLE_SIZE, Coverage, Diagnosis, _changes, _default_loss, _norm, _rates, _samples, _surrogate_loss, layer_stats,
 )
-from ..diagnostics.monitor import STATS, _is_geometric  # noqa: E402
 from ..diagnostics.monitor import Monitor as _TorchMonitor  # noqa: E402
-from ..diagnostics.recorder import Record  # noqa: E402
+from ..diagnostics.recorder import NormRecord, Record  # noqa: E402
 
 WEIGHTED = (_kl.Dense, _kl.Conv1D, _kl.Conv2D, _kl.Conv3D)
 ACTIVATION_LAYERS = (_kl.Activation, _kl.ReLU, _kl.LeakyReLU, _kl.ELU, _kl.Softmax)
-PASS_THROUGH = (_kl.Dropout, _kl.BatchNormalization, _kl.LayerNormalization, _kl.GroupNormalization,
-                _kl.GaussianNoise, _kl.GaussianDropout, _kl.AlphaDropout, _kl.SpatialDropout1D,
+# normalisation layers: passed through (they keep the units) and measured as initlab's torch path
+# measures F.batch_norm/F.layer_norm/F.group_norm (input and output std, mean gain): a NormRecord
+NORMS = {_kl.BatchNormalization: "batch_norm", _kl.LayerNormalization: "layer_norm", _kl.GroupNormalization: "group_norm"}
+PASS_THROUGH = (_kl.Dropout, *NORMS, _kl.GaussianNoise, _kl.GaussianDropout, _kl.AlphaDropout, _kl.SpatialDropout1D,
                 _kl.SpatialDropout2D, _kl.SpatialDropout3D, _kl.ActivityRegularization, _kl.Identity)
 # Keras activation functions that act elementwise (their slope is then measured, as initlab does
 # for torch activations); any other (softmax, custom callables) keeps its statistics but no slope.
@@ -141,6 +147,20 @@ class KerasWeights:
         grad = self.kernel.grad
         return None if grad is None else to_torch_layout(grad)
 
+    @property
+    def fans(self) -> tuple[int, int]:
+        """``(fan_in, fan_out)`` as torch counts them for ``nn.Linear``/``nn.Conv``: in x receptive
+        field (per group) and out x receptive field."""
+        shape = self.weight.shape  # (out, in / groups, *kernel)
+        receptive = math.prod(shape[2:])
+        return int(shape[1] * receptive), int(shape[0] * receptive)
+
+    @property
+    def params(self) -> list[str]:
+        """The Keras paths of the kernel and the bias (``sequential/dense/kernel``): the row's parameter names."""
+        variables = [self.layer.kernel, getattr(self.layer, "bias", None)]
+        return [v.path for v in variables if v is not None]
+
     def __repr__(self) -> str:
         return f"KerasWeights({self.layer.name!r})"
 
@@ -193,6 +213,7 @@ class KerasRecorder:
     records: list[Record] = field(default_factory=list)
     grads: dict[int, torch.Tensor] = field(default_factory=dict)  # row index -> d loss / d pre-activation
     not_measured: list[dict[str, str]] = field(default_factory=list)  # {"name", "kind", "reason"}
+    norms: list[NormRecord] = field(default_factory=list)  # one per call of a normalisation layer with weights
 
     def __post_init__(self) -> None:
         self._handles: list = []
@@ -218,7 +239,7 @@ class KerasRecorder:
         """Register the hooks (idempotent); clears previous records."""
         if self._handles:
             return self
-        self.records, self.grads, self.not_measured, self.done = [], {}, [], False
+        self.records, self.grads, self.not_measured, self.norms, self.done = [], {}, [], [], False
         self._owner, self._feeds, self._keep = {}, {}, []
         for layer in _layers(self.model):
             kind = type(layer).__name__
@@ -281,8 +302,14 @@ class KerasRecorder:
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         rms = float(x.detach().double().pow(2).mean().sqrt()) if x is not None and x.numel() else 0.0
         out = output.detach()
+        bias = weights.bias
+        fan_in, fan_out = weights.fans
+        # the rows are the kernel in torch's layout (out, in, *kernel), one per unit; the gradients are
+        # taken against the kernel parameter itself (Keras' layout: the same values, so the same norms)
         rec = Record(self._unique(layer.name), weights, output, _unit_dim(layer),
-                     pre_std=float(out.std()) if out.numel() > 1 else 0.0, kind=type(layer).__name__, input_rms=rms)
+                     pre_std=float(out.std()) if out.numel() > 1 else 0.0, kind=type(layer).__name__, input_rms=rms,
+                     weight=weights.weight, weights=[weights.kernel], biases=[] if bias is None else [bias],
+                     fan_in=fan_in, fan_out=fan_out, role=layer.name, params=weights.params)
         if not linear:
             name = _act_name(act)
             rec.activation, rec.act_output, rec.act_input = name, y, output
@@ -300,9 +327,10 @@ class KerasRecorder:
     def _add_reader(self, source: Record, weights: KerasWeights, x: torch.Tensor, layer: Any) -> None:
         """Note ``layer`` (reading ``x``) as a reader of ``source``'s units when its weight columns are those units."""
         units = source.output.shape[source.unit_dim]
-        if weights.groups != 1 or weights.weight.shape[1] != units or x.shape[_unit_dim(layer)] != units:
+        reader = weights.weight  # (out, in, *kernel): column j reads unit j
+        if weights.groups != 1 or reader.shape[1] != units or x.shape[_unit_dim(layer)] != units:
             return
-        source.readers.append((weights, 1))
+        source.readers.append((reader, 1))
 
     def _on_pass_through(self, layer, inputs, output):
         if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
@@ -313,6 +341,26 @@ class KerasRecorder:
         if key in self._feeds:
             self._feeds[id(output)] = self._feeds[key]
         self._keep.append(output)
+        if isinstance(layer, tuple(NORMS)) and isinstance(inputs[0], torch.Tensor):
+            self._norm(layer, inputs[0], output)
+
+    def _norm(self, layer, x: torch.Tensor, output: torch.Tensor) -> None:
+        """A normalisation layer's call: input and output std and its mean gain, as the torch path
+        records ``F.batch_norm``/``F.layer_norm``/``F.group_norm``; its gamma and beta are its parameters."""
+        gamma, beta = getattr(layer, "gamma", None), getattr(layer, "beta", None)
+        params = [v.path for v in (gamma, beta) if v is not None]
+        if not params:
+            return
+        with torch.no_grad():
+            self.norms.append(NormRecord(
+                self._unique_norm(layer.name), next(kind for cls, kind in NORMS.items() if isinstance(layer, cls)),
+                float(x.detach().float().std()) if x.numel() > 1 else 0.0,
+                float(output.detach().float().std()) if output.numel() > 1 else 0.0,
+                float(gamma.value.detach().float().mean()) if gamma is not None else 1.0, params))
+
+    def _unique_norm(self, name: str) -> str:
+        taken = sum(1 for n in self.norms if n.name == name or n.name.startswith(name + "#"))
+        return name if taken == 0 else f"{name}#{taken + 1}"
 
     def _on_activation(self, layer, inputs, output):
         if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
@@ -396,8 +444,8 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
     ``binary_crossentropy``/``sparse_categorical_crossentropy`` on the probabilities, and what
     initlab's own models, which return logits, are measured with); without targets, the surrogate
     loss on those logits. Parameter ``.grad`` fields are untouched. Layers with weights initlab
-    cannot measure are listed in ``not_measured`` with the reason.
-    """
+    cannot measure are listed in ``not_measured`` with the reason; ``coverage`` counts the parameter
+    tensors measured and lists each other one (Keras path, shape, reason, gradient norm)."""
     inputs = _to_tensor(inputs, model)
     recorder = KerasRecorder(model)
     recorder.attach()
@@ -417,6 +465,7 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
         listed = ", ".join(f"{d['name']} ({d['kind']})" for d in not_measured) or "none"
         raise ValidationError(f"the Keras model has no Dense or Conv layer initlab can measure (not measured: {listed})")
     head = _logits(records, outputs)
+    parameters = _parameters(model)
     with torch.enable_grad():
         if targets is not None:
             targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
@@ -424,16 +473,18 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
             loss = loss_fn(outputs, targets) if loss_fn is not None else _default_loss(head, targets)
         else:
             loss = _surrogate_loss(head)
-        kernel_grads, bias_grads, out_grads = _gradients(loss, records)
-    layers = [layer_stats(r, None if kg is None else to_torch_layout(kg), og, bias_grad=bg)
-              for r, kg, bg, og in zip(records, kernel_grads, bias_grads, out_grads)]
+        weight_grads, bias_grads, out_grads, param_grads = _gradients(loss, records, parameters)
+    layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
     _changes(layers)
     samples = {r.name: _samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)}
     std_rate, grad_rate = _rates(layers)
+    coverage = _coverage(parameters, param_grads, records, recorder.norms, not_measured)
     from ..diagnostics.verdicts import verdicts
 
-    return KerasDiagnosis(layers, verdicts(layers), float(loss.detach()), std_rate, grad_rate, _first_shape(inputs),
-                          samples, not_measured=not_measured)
+    loss_value = float(loss.detach())
+    return KerasDiagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=[], attention=[]),
+                          loss_value, std_rate, grad_rate, _first_shape(inputs), samples, coverage,
+                          [asdict(n) for n in recorder.norms], not_measured=not_measured)
 
 
 def _logits(records: list[Record], outputs: torch.Tensor) -> torch.Tensor:
@@ -444,19 +495,75 @@ def _logits(records: list[Record], outputs: torch.Tensor) -> torch.Tensor:
     return outputs
 
 
-def _gradients(loss: torch.Tensor, records: list[Record]):
-    """``(kernel grads in Keras' layout, bias grads, output grads)`` per row; None where unused."""
-    n = len(records)
-    tensors = ([r.module.kernel if r.weighted else None for r in records]
-               + [r.module.bias if r.weighted else None for r in records]
-               + [r.output for r in records])
-    wanted = [i for i, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad]
+def _parameters(model: Any) -> list[tuple[str, torch.Tensor, Any]]:
+    """``(path, tensor, owning layer)`` of every trainable-kind variable of the model's layers (a frozen
+    layer's included, shared ones once): what torch's ``named_parameters`` lists. Keras' non-trainable
+    variables (BatchNormalization's moving statistics, seed states) are torch's buffers: not counted."""
+    found: list[tuple[str, torch.Tensor, Any]] = []
+    seen: set[int] = set()
+    for layer in _layers(model):
+        for variable in getattr(layer, "_trainable_variables", []):
+            tensor = variable.value
+            if isinstance(tensor, torch.Tensor) and id(tensor) not in seen:
+                seen.add(id(tensor))
+                found.append((variable.path, tensor, layer))
+    return found
+
+
+def _gradients(loss: torch.Tensor, records: list[Record], parameters: list[tuple[str, torch.Tensor, Any]]):
+    """``(weight grads, bias grads, output grads, {path: grad})``: per row a list for its weights
+    (the kernel, Keras' layout) and one for its biases, d loss / d its output, and every parameter's
+    gradient, from one ``torch.autograd.grad`` call (None where a tensor takes no part in the loss)."""
+    tensors: list[torch.Tensor] = []
+    index: dict[int, int] = {}
+
+    def slot(t) -> int | None:
+        if not isinstance(t, torch.Tensor) or not t.requires_grad:
+            return None
+        if id(t) not in index:
+            index[id(t)] = len(tensors)
+            tensors.append(t)
+        return index[id(t)]
+
+    w_slots = [[slot(w) for w in r.weights] for r in records]
+    b_slots = [[slot(b) for b in r.biases] for r in records]
+    o_slots = [slot(r.output) for r in records]
+    p_slots = {path: slot(t) for path, t, _ in parameters}
     full: list[torch.Tensor | None] = [None] * len(tensors)
-    if wanted and loss.requires_grad:
-        grads = torch.autograd.grad(loss, [tensors[i] for i in wanted], allow_unused=True)
-        for i, g in zip(wanted, grads):
-            full[i] = g
-    return full[:n], full[n:2 * n], full[2 * n:]
+    if tensors and loss.requires_grad:
+        full = list(torch.autograd.grad(loss, tensors, allow_unused=True))
+
+    def get(i):
+        return None if i is None else full[i]
+
+    return ([[get(i) for i in row] for row in w_slots], [[get(i) for i in row] for row in b_slots],
+            [get(i) for i in o_slots], {path: get(i) for path, i in p_slots.items()})
+
+
+def _coverage(parameters: list[tuple[str, torch.Tensor, Any]], grads: dict[str, torch.Tensor | None],
+              records: list[Record], norms: list[NormRecord], not_measured: list[dict[str, str]]) -> Coverage:
+    """Which of the model's parameter tensors a row (or a normalisation record) measured, and why each
+    other one was not: its layer's ``not_measured`` reason, frozen, or no gradient reached it."""
+    measured = {n for r in records for n in r.params} | {n for norm in norms for n in norm.params}
+    reasons = {d["name"]: d["reason"] for d in not_measured}
+    unattributed = []
+    for path, tensor, layer in parameters:
+        if path in measured:
+            continue
+        grad = grads.get(path)
+        if layer.name in reasons:
+            reason = reasons[layer.name]
+        elif not tensor.requires_grad:
+            reason = f"frozen (trainable=False) and in {layer.name} ({type(layer).__name__}), not measured"
+        elif grad is not None:
+            reason = f"reaches the loss through {layer.name} ({type(layer).__name__}), a layer initlab does not measure"
+        else:
+            reason = "not used in this forward pass (no gradient reaches it)"
+        unattributed.append({"name": path, "shape": list(tensor.shape), "numel": tensor.numel(), "reason": reason,
+                             "grad_norm": _norm(grad) if grad is not None else None})
+    total = sum(t.numel() for _, t, _ in parameters)
+    missing = sum(u["numel"] for u in unattributed)
+    return Coverage(len(parameters), len(parameters) - len(unattributed), total, total - missing, unattributed)
 
 
 def apply_init_keras(model: Any, weight: Any, bias: Any = "zeros", generator: torch.Generator | int | None = None,
@@ -563,7 +670,7 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._recorder is not None and self._steps % self.every == 0:  # the next step is 1, every + 1, ...
             self._recorder.attach()
-            self._before = {id(w): w.weight.detach().clone() for w in self._recorder._weights.values()
+            self._before = {id(w.kernel): w.kernel.detach().clone() for w in self._recorder._weights.values()
                             if getattr(w.layer, "built", False)}
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -597,27 +704,6 @@ class Monitor(_TorchMonitor, keras.callbacks.Callback):
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("_model", "_recorder")}
         return {**state, "_recorder": None, "_before": {}}
-
-    def _collect(self, step: int) -> None:
-        recorder = self._recorder
-        layers: dict[str, dict[str, float]] = {}
-        samples: dict[str, dict[str, np.ndarray]] = {}
-        keep_samples = self.histograms and _is_geometric(len(self.records))
-        with torch.no_grad():
-            for i, rec in enumerate(recorder.records):
-                out_grad = recorder.grads.get(i)
-                weight_grad = rec.module.weight_grad if rec.weighted else None
-                stats = layer_stats(rec, weight_grad, out_grad, symmetry=False)
-                row = {key: getattr(stats, key) for key in STATS if key != "update_ratio"}
-                row["update_ratio"] = self._update_ratio(rec.module)
-                layers[rec.name] = row
-                self.layer_info.setdefault(rec.name, {"kind": stats.kind, "units": stats.units,
-                                                      "activation": stats.activation, "weighted": stats.weighted})
-                if keep_samples:
-                    samples[rec.name] = _samples(rec, out_grad, self.sample_size)
-        self.records.append({"step": step, "layers": layers})
-        if keep_samples:
-            self.snapshots.append({"step": step, "layers": samples})
 
     # outputs ---------------------------------------------------------------------------------
     def save(self, folder: str | Path, title: str = "Keras model") -> dict[str, Path]:

@@ -1,0 +1,160 @@
+"""The account ``initlab.autoinit`` returns: what it did to each parameter, and whether it worked.
+
+One :class:`ParamEntry` per parameter of the model (touched or left, and why), the scale chosen,
+the predicted and the measured output std of its module on the example; plus a stability
+analysis across depth (mean-field chi_1 per activation, Poole et al. 2016; Schoenholz et al.
+2017) and warnings. :meth:`AutoInitReport.assert_healthy` raises for use in tests and CI.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .. import _html
+from .._validation import InitlabError
+
+__all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS"]
+
+KINDS = ("linear", "conv", "embedding", "attention", "recurrent", "norm", "bias", "other")
+
+
+class UnhealthyInitError(InitlabError, AssertionError):
+    """Raised by :meth:`AutoInitReport.assert_healthy` when a measured scale is out of bounds."""
+
+
+@dataclass
+class ParamEntry:
+    """One parameter of the model and what autoinit did to it."""
+
+    name: str                            # qualified parameter name, e.g. "blocks.0.fc.weight"
+    module: str                          # qualified module name
+    kind: str                            # one of KINDS
+    action: str                          # "touched" | "left"
+    reason: str = ""                     # why left: "tied to <name>", "norm scale", "unknown layer <Class>", ...
+    std: float | None = None             # the std chosen for the weight
+    predicted_std: float | None = None   # predicted output std of the module on the example
+    measured_std: float | None = None    # measured output std of the module on the example
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (non-finite floats as strings)."""
+        return {k: _clean(v) for k, v in asdict(self).items()}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+@dataclass
+class AutoInitReport:
+    """What ``initlab.autoinit`` did, per parameter, and the depth-stability analysis.
+
+    ``stability``: one dict per activation kind met in the model, with at least ``activation``,
+    ``chi_1`` (mean-field slope at the chosen scale), ``stable`` (bool) and ``message``.
+    """
+
+    mode: str                                    # "analytic" | "empirical"
+    target_std: float                            # the output std each layer was scaled to
+    entries: list[ParamEntry] = field(default_factory=list)
+    stability: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # extras: iterations (empirical), graph method, ...
+
+    # ---- views -------------------------------------------------------------------------
+    def touched(self) -> list[ParamEntry]:
+        """Entries of the parameters autoinit set."""
+        return [e for e in self.entries if e.action == "touched"]
+
+    def left(self) -> list[ParamEntry]:
+        """Entries of the parameters autoinit left as they were (with the reason)."""
+        return [e for e in self.entries if e.action == "left"]
+
+    def measured(self) -> dict[str, float]:
+        """Module name -> measured output std on the example (one value per module)."""
+        out: dict[str, float] = {}
+        for e in self.entries:
+            if e.measured_std is not None and e.module not in out:
+                out[e.module] = e.measured_std
+        return out
+
+    def unstable(self) -> list[dict]:
+        """Stability rows where no scalar init keeps the signal stable across depth."""
+        return [s for s in self.stability if not s.get("stable", True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form: mode, target_std, entries, stability, warnings, info."""
+        return {
+            "mode": self.mode, "target_std": self.target_std,
+            "entries": [e.to_dict() for e in self.entries],
+            "stability": [{k: _clean(v) for k, v in s.items()} for s in self.stability],
+            "warnings": list(self.warnings), "info": {k: _clean(v) for k, v in self.info.items()},
+        }
+
+    def table(self):
+        """The entries as a pandas DataFrame, one row per parameter."""
+        import pandas as pd
+
+        cols = ["name", "module", "kind", "action", "reason", "std", "predicted_std", "measured_std"]
+        return pd.DataFrame([asdict(e) for e in self.entries], columns=cols)
+
+    # ---- checks ------------------------------------------------------------------------
+    def problems(self, tol: tuple[float, float] = (0.5, 2.0)) -> list[str]:
+        """One line per issue: a touched module's measured std outside ``tol`` x target, or an unstable activation."""
+        lo, hi = float(tol[0]) * self.target_std, float(tol[1]) * self.target_std
+        out: list[str] = []
+        seen: set[str] = set()
+        for e in self.touched():
+            if e.measured_std is None or e.module in seen or e.kind in ("bias", "norm"):
+                continue
+            seen.add(e.module)
+            m = e.measured_std
+            if not (math.isfinite(m) and lo <= m <= hi):
+                out.append(f"{e.module}: measured output std {m:.3g} outside [{lo:.3g}, {hi:.3g}]")
+        for s in self.unstable():
+            out.append(str(s.get("message", f"{s.get('activation')}: unstable across depth")))
+        return out
+
+    def assert_healthy(self, tol: tuple[float, float] = (0.5, 2.0)) -> None:
+        """Raise :class:`UnhealthyInitError` listing every problem (see :meth:`problems`); None if healthy."""
+        probs = self.problems(tol)
+        if probs:
+            shown = "; ".join(probs[:5]) + (f"; ... ({len(probs) - 5} more)" if len(probs) > 5 else "")
+            raise UnhealthyInitError(f"autoinit ({self.mode}) not healthy: {shown}")
+
+    # ---- display -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        n_t, n_l = len(self.touched()), len(self.left())
+        flag = "healthy" if not self.problems() else f"{len(self.problems())} problem(s)"
+        return (f"AutoInitReport(mode={self.mode!r}, target_std={self.target_std:g}, "
+                f"touched={n_t}, left={n_l}, {flag})")
+
+    def summary(self) -> str:
+        """Plain-text account: one line per parameter, then stability and warnings."""
+        lines = [repr(self)]
+        for e in self.entries:
+            what = "touched" if e.action == "touched" else f"left ({e.reason})"
+            lines.append(f"  {e.name:<40} {e.kind:<10} {what:<28} std={_html.number(e.std)} "
+                         f"pred={_html.number(e.predicted_std)} meas={_html.number(e.measured_std)}")
+        for s in self.stability:
+            lines.append(f"  stability: {s.get('message', '')}")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        probs = self.problems()
+        badge = _html.badge("healthy" if not probs else f"{len(probs)} problem(s)", "ok" if not probs else "bad")
+        rows = [(e.name, e.kind, e.action, e.reason, _html.number(e.std), _html.number(e.predicted_std),
+                 _html.number(e.measured_std)) for e in self.entries]
+        parts: list[Any] = [badge, _html.table(("parameter", "kind", "action", "reason", "std", "predicted", "measured"),
+                                               rows, right=(4, 5, 6))]
+        if self.stability:
+            parts.append(_html.table(("activation", "chi_1", "stable", "message"),
+                                     [(s.get("activation"), _html.number(s.get("chi_1")), s.get("stable"),
+                                       s.get("message", "")) for s in self.stability], right=(1,)))
+        for w in self.warnings:
+            parts.append(_html.badge(w, "warn"))
+        return _html.box(f"autoinit ({self.mode}), target std {self.target_std:g}", *parts)

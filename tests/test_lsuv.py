@@ -206,3 +206,24 @@ def test_bad_settings_are_one_line_errors():
         empirical_init(model, torch.randn(4, 3), tol=0)
     with pytest.raises(ValidationError, match="no Linear, Conv or attention"):
         lsuv_model(nn.Sequential(nn.ReLU()), torch.randn(4, 3))
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(32, 32), nn.Linear(32, 32)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def test_what_lsuv_cannot_fix_is_said_a_residual_stream_growing_with_depth():
+    torch.manual_seed(0)
+    x = torch.randn(256, 32, generator=_gen(9))
+    _, info = empirical_init(nn.Sequential(*[_Residual() for _ in range(16)]), x, generator=0)
+    # each block adds a unit-variance branch: block 16's input has variance ~16, std ~4
+    ratio = info["modules"]["15.fc1"]["input_std"] / info["modules"]["0.fc1"]["input_std"]
+    assert 3.0 < ratio < 5.0
+    assert len(info["warnings"]) == 1 and "from 0.fc1 to 15.fc1" in info["warnings"][0]
+    plain = nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(32, 32), nn.ReLU())])
+    assert empirical_init(plain, x, generator=0)[1]["warnings"] == []

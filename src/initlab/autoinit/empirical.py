@@ -57,7 +57,7 @@ def empirical_init(
     gen = make_generator(generator)
     units = scalable_units(model)
     slots = list(param_slots(model))
-    result = LSUVResult([], 0, True)
+    result = LSUVResult([], 0, True, [], target_std**2, tol)
     with preserved(model):
         snapshot = {id(u.param): u.param.detach().clone() for u in units}
         snapshot.update({id(u.bias_param): u.bias_param.detach().clone() for u in units if u.bias_param is not None})

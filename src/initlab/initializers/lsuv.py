@@ -66,6 +66,7 @@ class LSUVUnit:
     scale: bool = True             # False: measured only (its weight is scaled by another unit)
     iterations: int = 0            # passes in which it was rescaled
     variance: float = math.nan     # output variance at the last measurement
+    input_std: float = math.nan    # std of the signal entering it, at the last measurement
     calls: int = 0                 # calls in the last pass
 
     @property
@@ -81,11 +82,48 @@ class LSUVResult:
     passes: int
     converged: bool
     uncalled: list[LSUVUnit] = field(default_factory=list)  # never called on the example
+    target_var: float = 1.0
+    tol: float = 0.1
+
+    def input_drift(self) -> tuple[float, str, str]:
+        """(ratio, first, last): the largest drift of the signal entering a repeated layer across depth.
+
+        Repeated layers share a name but for their indices (``h.0.attn.c_proj``, ``h.1.attn.c_proj``,
+        ...; ``1``, ``3``, ``5`` in a Sequential); the ratio is the input std of the last over the
+        first, the one farthest from 1 over all such groups (of 3 or more). LSUV fixes every layer's
+        output; what it cannot fix shows here: a residual stream without normalization adds each
+        block's unit-variance output to what it carries, so the 50th block's input is ~sqrt(50) times
+        the first's.
+        """
+        groups: dict[str, list[LSUVUnit]] = {}
+        for u in self.units:
+            if math.isfinite(u.input_std) and u.input_std > 0:
+                groups.setdefault(".".join("#" if part.isdigit() else part for part in u.name.split(".")), []).append(u)
+        worst = (1.0, "", "")
+        for units in groups.values():
+            if len(units) >= 3:
+                ratio = units[-1].input_std / units[0].input_std
+                if abs(math.log(ratio)) > abs(math.log(worst[0])):
+                    worst = (ratio, units[0].name, units[-1].name)
+        return worst
+
+    def warnings(self, limit: float = 2.0) -> list[str]:
+        """One line per finding: a layer left off target, the input of repeated layers drifting with depth."""
+        out = [f"{u.name}: output variance {u.variance:.3g}, not within tol {self.tol:g} of {self.target_var:.3g} "
+               f"after {self.passes} passes" for u in self.units
+               if u.scale and u.variance > 0 and abs(u.variance / self.target_var - 1.0) >= self.tol]
+        ratio, first, last = self.input_drift()
+        if not (1.0 / limit <= ratio <= limit):
+            out.append(f"the signal entering the layers changes {ratio:.3g}x from {first} to {last}: every layer's "
+                       "output is on target, but what lies between them (a residual addition without "
+                       "normalization, a fixed scale) moves it")
+        return out
 
     def info(self) -> dict[str, Any]:
-        """``{"passes", "converged", "modules": {unit: {"iterations", "variance"}}}``."""
-        return {"passes": self.passes, "converged": self.converged,
-                "modules": {u.name: {"iterations": u.iterations, "variance": u.variance} for u in self.units}}
+        """``{"passes", "converged", "warnings", "modules": {unit: {"iterations", "variance", "input_std"}}}``."""
+        return {"passes": self.passes, "converged": self.converged, "warnings": self.warnings(),
+                "modules": {u.name: {"iterations": u.iterations, "variance": u.variance, "input_std": u.input_std}
+                            for u in self.units}}
 
 
 def _mha_blocks(m: nn.MultiheadAttention) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
@@ -227,11 +265,13 @@ class _Pass:
     def off(self, var: float) -> bool:
         return abs(var / self.target_var - 1.0) >= self.tol
 
-    def _measure(self, unit: LSUVUnit, out: torch.Tensor, bias_dim: int) -> torch.Tensor | None:
+    def _measure(self, unit: LSUVUnit, out: torch.Tensor, bias_dim: int, x: Any = None) -> torch.Tensor | None:
         unit.calls += 1
         if unit.calls > 1:  # a layer called twice per forward: calibrated at its first call
             return None
         self.order.append(unit)
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() > 1:
+            unit.input_std = float(x.detach().std())
         var = float(out.detach().var()) if out.numel() > 1 else 0.0
         if not math.isfinite(var):
             raise _HookError(f"{unit.name}: output is not finite on the example (variance {var})")
@@ -267,8 +307,8 @@ class _Pass:
         m = unit.module
         dim_from_end = 1 + len(m.kernel_size) if isinstance(m, nn.modules.conv._ConvNd) else 1
 
-        def hook(_m, _inputs, out):
-            return self._measure(unit, out, out.dim() - dim_from_end)
+        def hook(_m, inputs, out):
+            return self._measure(unit, out, out.dim() - dim_from_end, inputs[0] if inputs else None)
         return hook
 
     def _mha_pre(self, m: nn.MultiheadAttention, qkv: dict[str, LSUVUnit]):
@@ -282,14 +322,14 @@ class _Pass:
                     continue
                 # q = x W_q^T + b_q, computed here as the attention computes it, before it runs
                 # (so a rescaled block is what the attention uses in this very pass).
-                self._measure(unit, F.linear(x, unit.weight, unit.bias), -1)
+                self._measure(unit, F.linear(x, unit.weight, unit.bias), -1, x)
             return None
         return hook
 
     def _mha_post(self, unit: LSUVUnit):
-        def hook(_m, _inputs, output):
+        def hook(_m, inputs, output):
             out, weights = output
-            new = self._measure(unit, out, -1)
+            new = self._measure(unit, out, -1)  # its input, the attention's mix of values, is not exposed
             return None if new is None else (new, weights)
         return hook
 
@@ -328,7 +368,7 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
     called = [u for u in state.order]
     uncalled = [u for u in units if u.calls == 0 and u not in called]
     converged = all(not state.off(u.variance) for u in called if u.scale and u.variance > 0)
-    return LSUVResult(called, passes, converged, uncalled)
+    return LSUVResult(called, passes, converged, uncalled, target_std**2, tol)
 
 
 def lsuv_model(model: nn.Module, example: Any, *, target_std: float = 1.0, tol: float = 0.1, max_iter: int = 10,

@@ -114,3 +114,16 @@ def test_lsuv_without_data_touches_nothing():
     with pytest.raises(ValidationError, match="data-dependent"):
         apply_init(model, "lsuv")
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_lsuv_account_holds_each_layers_measured_output_std():
+    model = MLP([8, 64, 64, 3], "tanh", generator=0)
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(0))
+    account = apply_init(model, "lsuv", data=x, generator=0, account=True)
+    for name, layer in (("hidden1", model.hidden1), ("hidden2", model.hidden2), ("output", model.output)):
+        entry = account[f"{name}.weight"]
+        with torch.no_grad():
+            out = layer(x if name == "hidden1" else torch.tanh(model.hidden1(x)) if name == "hidden2"
+                        else torch.tanh(model.hidden2(torch.tanh(model.hidden1(x)))))
+        assert entry.measured_std == pytest.approx(float(out.std()), rel=1e-4)
+        assert abs(entry.measured_std - 1.0) < 0.05 and entry.std == pytest.approx(float(layer.weight.detach().std()))

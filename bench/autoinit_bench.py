@@ -20,7 +20,8 @@ flags a problem (it should on every row that is not flat: max/min > 2 or last/fi
 [0.5, 2]).
 
 Run: ``PYTHONPATH=src python bench/autoinit_bench.py`` (``--quick``: three rows, depth 20;
-``--rows mlp-tanh,cnn``; ``--out table.md``). anyinit comes from bench/requirements.txt.
+``--rows mlp-tanh,cnn``; ``--out table.md``; ``--figure docs/img/lsuv-depth.png``: the
+depth profile of the tanh MLP and the residual MLP only). anyinit comes from bench/requirements.txt.
 """
 
 from __future__ import annotations
@@ -184,6 +185,10 @@ def _act_probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, _ACT_TYPES) or type(m).__name__.endswith(("GELUActivation", "GELU"))]
 
 
+def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, Block)]
+
+
 def _probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
     out = []
     for name, m in model.named_modules():
@@ -195,8 +200,8 @@ def _probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 @torch.no_grad()
-def spread(row: Row, model: nn.Module, probes=_probes) -> tuple[float, float]:
-    """(last/first, max/min) of the output std of the probed layers on the held-out batch, in eval mode."""
+def profile(row: Row, model: nn.Module, probes=_probes) -> list[float]:
+    """Output std of the probed layers on the held-out batch, in forward order, in eval mode."""
     stds: dict[str, float] = {}
     order: list[str] = []
 
@@ -218,7 +223,12 @@ def spread(row: Row, model: nn.Module, probes=_probes) -> tuple[float, float]:
         model.train(training)
         for h in handles:
             h.remove()
-    values = [stds[n] for n in order]
+    return [stds[n] for n in order]
+
+
+def spread(row: Row, model: nn.Module, probes=_probes) -> tuple[float, float]:
+    """(last/first, max/min) of :func:`profile`."""
+    values = profile(row, model, probes)
     if not values or min(values) <= 0 or not all(map(math.isfinite, values)):
         return math.nan, math.nan
     return values[-1] / values[0], max(values) / min(values)
@@ -344,14 +354,63 @@ def table(all_results: list[tuple[Row, list[tuple[str, dict[str, Any]]]]]) -> st
     return "\n".join(lines)
 
 
+FIGURE_METHODS = (("torch default", _default, "#8c8c8c"), ("best named: he_normal", _named("he_normal"), None),
+                  ("initlab analytic", _initlab("analytic"), "#3b6fb6"),
+                  ("initlab empirical (graph LSUV)", _initlab("empirical"), "#c44e52"),
+                  ("anyinit analytic", _anyinit("analytic"), "#e0802c"),
+                  ("anyinit empirical", _anyinit("empirical"), "#8172b2"))
+
+
+def figure(path: str, depth: int) -> None:
+    """Output std of every weight layer (and residual block) across depth: the tanh MLP and the residual MLP."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a script, not the library: no display needed
+    from matplotlib.figure import Figure
+
+    from initlab.plots.style import init_color, save, style
+
+    panels = [(Row(f"{depth}-layer tanh MLP", lambda: mlp("tanh", depth)), _probes,
+               "layer (Linear outputs, pre-activation)"),
+              (Row(f"residual MLP, {depth} blocks, no normalization", lambda: resmlp(depth)), _blocks,
+               "block (its output: the residual stream)")]
+    with style():
+        fig = Figure(figsize=(11, 4.2))
+        axes = fig.subplots(1, 2)
+        for ax, (row, probes, xlabel) in zip(axes, panels):
+            for label, init, color in FIGURE_METHODS:
+                torch.manual_seed(SEED)
+                model = row.build()
+                try:
+                    init(row, model)
+                except Exception as err:
+                    print(f"figure: {label} on {row.name}: {type(err).__name__}: {err}")
+                    continue
+                stds = profile(row, model, probes)
+                ax.plot(range(1, len(stds) + 1), stds, label=label, color=color or init_color("he_normal"), lw=1.6)
+            ax.set_yscale("log")
+            ax.set_title(row.name)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("output std on held-out digits")
+            ax.axhline(1.0, color="black", lw=0.6, ls=":")
+        axes[0].legend(fontsize=8)
+        fig.suptitle("Signal across depth after each initializer")
+        save(fig, path)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three rows, depth 20")
     parser.add_argument("--rows", default="", help="comma-separated row names (prefixes) to run")
     parser.add_argument("--row-seconds", type=float, default=300.0, help="time limit per row")
     parser.add_argument("--out", default="", help="also write the markdown table here")
+    parser.add_argument("--figure", default="", help="only draw the depth figure (PNG) and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.figure:
+        figure(args.figure, 20 if args.quick else 50)
+        return
     selected = rows(args.quick)
     if args.rows:
         wanted = [w.strip() for w in args.rows.split(",")]

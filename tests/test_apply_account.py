@@ -127,3 +127,11 @@ def test_lsuv_account_holds_each_layers_measured_output_std():
                         else torch.tanh(model.hidden2(torch.tanh(model.hidden1(x)))))
         assert entry.measured_std == pytest.approx(float(out.std()), rel=1e-4)
         assert abs(entry.measured_std - 1.0) < 0.05 and entry.std == pytest.approx(float(layer.weight.detach().std()))
+
+
+def test_a_scheme_refusing_a_layer_leaves_the_whole_model_as_it_was():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Conv1d(4, 4, 3))  # sparse is 2-D only
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValidationError, match="sparse"):
+        apply_init(model, "sparse", generator=0)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))

@@ -164,7 +164,7 @@ def _classify(module: nn.Module, attr: str, param: torch.Tensor) -> tuple[str, l
         if attr == "bias":
             return "bias", [], [(module.weight.shape[0], module.weight.shape[1])], ""
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return "embedding", [], [], "an embedding (a lookup table, no input to scale for): kept as it is"
+        return "embedding", [], [], "an embedding (a lookup table, no fan-in): kept as it is"
     if isinstance(module, _NORMS):
         return "norm", [], [], "normalization scale/shift: kept as it is"
     return "other", [], [], f"{type(module).__name__}.{attr}: not a layer initlab knows how to draw"

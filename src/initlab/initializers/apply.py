@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +54,7 @@ def apply_init(
     differ). ``"critical"`` takes its activation from the model's activation modules, or refuses
     (see :func:`~initlab.initializers.critical.bind_critical`). ``data`` is a batch of inputs,
     needed by ``"lsuv"`` only: orthonormal draws, then every layer rescaled on the model's graph
-    (see :mod:`initlab.initializers.lsuv`); on any error there the model is left as it was.
+    (see :mod:`initlab.initializers.lsuv`). On any error the model is left exactly as it was.
 
     ``account=True`` returns an :class:`~initlab.initializers.account.Account`: one
     ``ParamEntry`` per parameter name, ``touched`` or ``left`` with the reason.
@@ -69,7 +68,7 @@ def apply_init(
     slots = list(param_slots(model))
     plan = _plan(slots, bias_init is not None)
     entries = Account()
-    with preserved(model) if weight_init.name == "lsuv" else contextlib.nullcontext():
+    with preserved(model):  # any error (a scheme refusing a shape, lsuv's example) leaves the model as it was
         drawn: list[nn.Module] = []
         with torch.no_grad():
             for slot in slots:

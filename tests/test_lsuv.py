@@ -204,6 +204,10 @@ def test_bad_settings_are_one_line_errors():
     model = nn.Sequential(nn.Linear(3, 3))
     with pytest.raises(ValidationError, match="tol"):
         empirical_init(model, torch.randn(4, 3), tol=0)
+    with pytest.raises(ValidationError, match="^example: the empirical mode measures on data"):
+        empirical_init(model, None)
+    with pytest.raises(ValidationError, match="must be a torch.nn.Module"):
+        empirical_init("resnet", torch.randn(4, 3))
     with pytest.raises(ValidationError, match="no Linear, Conv or attention"):
         lsuv_model(nn.Sequential(nn.ReLU()), torch.randn(4, 3))
 

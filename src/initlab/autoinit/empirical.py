@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .._rng import make_generator
-from .._validation import check_float, check_int
+from .._validation import ValidationError, check_float, check_int
 from ..initializers import schemes
 from ..initializers.account import Account, ParamEntry, ParamSlot, is_conv1d, param_slots
 from ..initializers.lsuv import LSUVResult, LSUVUnit, _rescale, preserved, scalable_units
@@ -51,6 +51,10 @@ def empirical_init(
     and one :class:`~initlab.DataError` line is raised. BatchNorm running statistics and all other
     buffers are left exactly as they were.
     """
+    if not isinstance(model, nn.Module):
+        raise ValidationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if example is None:
+        raise ValidationError("example: the empirical mode measures on data; pass a batch the model accepts")
     target_std = check_float("target_std", target_std, 0.0, strict_minimum=True)
     tol = check_float("tol", tol, 0.0, strict_minimum=True)
     max_iter = check_int("max_iter", max_iter, 1)

@@ -14,6 +14,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
+    "autoinit",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -29,6 +30,10 @@ def __getattr__(name: str):
         from .server.notebook import lab
 
         return lab
+    if name == "autoinit":  # issue 10: the subpackage, callable as the function (see autoinit/__init__.py)
+        import importlib
+
+        return importlib.import_module(".autoinit", __name__)
     if name in _LAZY:
         from . import experiments
 

@@ -84,17 +84,25 @@ class AutoInitReport:
 
     # ---- checks ------------------------------------------------------------------------
     def problems(self, tol: tuple[float, float] = (0.5, 2.0)) -> list[str]:
-        """One line per issue: a touched module's measured std outside ``tol`` x target, or an unstable activation."""
-        lo, hi = float(tol[0]) * self.target_std, float(tol[1]) * self.target_std
+        """One line per issue: a module whose measured output std is off, or an unstable activation.
+
+        A module is checked against its predicted output std (residual branches are scaled to
+        target/sqrt(R) on purpose), or against ``target_std`` where nothing was predicted
+        (empirical mode): the ratio measured/expected must lie in ``tol``.
+        """
+        lo, hi = float(tol[0]), float(tol[1])
         out: list[str] = []
         seen: set[str] = set()
         for e in self.touched():
             if e.measured_std is None or e.module in seen or e.kind in ("bias", "norm"):
                 continue
+            ref = e.predicted_std if e.predicted_std is not None else (self.target_std if self.mode != "analytic" else None)
+            if ref is None or ref <= 0:
+                continue
             seen.add(e.module)
             m = e.measured_std
-            if not (math.isfinite(m) and lo <= m <= hi):
-                out.append(f"{e.module}: measured output std {m:.3g} outside [{lo:.3g}, {hi:.3g}]")
+            if not (math.isfinite(m) and lo * ref <= m <= hi * ref):
+                out.append(f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})")
         for s in self.unstable():
             out.append(str(s.get("message", f"{s.get('activation')}: unstable across depth")))
         return out

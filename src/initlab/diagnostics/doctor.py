@@ -161,7 +161,7 @@ def _diagnose(model: nn.Module, inputs: torch.Tensor) -> Diagnosis:
 
 
 def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batch: int = 64,
-               data: str | Path | None = None, init: str | None = None, seed: int = 0) -> DoctorResult:
+               data: str | Path | None = None, init: str | Callable | None = None, seed: int = 0) -> DoctorResult:
     """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
 
     The batch and then the re-initialized copy (``apply_init(copy, init, bias="zeros")``) are
@@ -169,15 +169,20 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
     generators with the same seed would make the first layer's weights a scaled copy of the
     inputs.
     """
-    init_spec = get(init) if init is not None else None  # a bad name fails before any work
+    reinit = init if callable(init) else None  # e.g. the CLI's ``--init auto`` (initlab.autoinit), a layer above
+    init_spec = get(init) if init is not None and reinit is None else None  # a bad name fails before any work
     factory = load_factory(target)
     model = build_model(factory, _split_target(target)[1])
     generator = make_generator(seed)
     inputs = load_inputs(input_shape, batch, data, generator)
     before = _diagnose(model, inputs)
     after = None
-    if init_spec is not None:
+    if init_spec is not None or reinit is not None:
         twin = copy.deepcopy(model)
-        apply_init(twin, init_spec, generator=generator, data=inputs)
+        if reinit is not None:
+            reinit(twin, inputs, generator)
+        else:
+            apply_init(twin, init_spec, generator=generator, data=inputs)
         after = _diagnose(twin, inputs)
-    return DoctorResult(target, tuple(inputs.shape), before, after, str(init_spec) if init_spec else None)
+    label = getattr(reinit, "label", "auto") if reinit is not None else (str(init_spec) if init_spec else None)
+    return DoctorResult(target, tuple(inputs.shape), before, after, label)

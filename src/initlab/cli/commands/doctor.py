@@ -13,22 +13,32 @@ from ...diagnostics.doctor import run_doctor
 from ..main import app, console
 
 
+def _auto_init(model, inputs, generator) -> None:
+    """``--init auto``: initlab.autoinit on the doctor's batch (analytic mode)."""
+    from ...autoinit import autoinit
+
+    autoinit(model, inputs, generator=generator)
+
+
+_auto_init.label = "auto"
+
+
 @app.command("doctor")
 def doctor_command(
     target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
     batch: int = typer.Option(64, "--batch", help="Rows in the standard-normal batch."),
     data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows)."),
-    init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer and compare (see `initlab inits`)."),
+    init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer, or 'auto' (initlab.autoinit), and compare (see `initlab inits`)."),
     out: Path = typer.Option(Path("initlab-out/doctor"), "--out", help="Folder for report.html and report.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random batch and of --init."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the table."),
 ) -> None:
     """Diagnose a model's initialization: per-layer statistics, verdicts and fixes.
 
-    Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal
+    Example: initlab doctor mymodel.py:deep --input-shape 3,32,32 --init he_normal (or --init auto)
     """
-    result = run_doctor(target, input_shape, batch, data, init, seed)
+    result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed)
     from ...report.doctor import write_report  # matplotlib: loaded when a report is written
 
     paths = write_report(result, out)

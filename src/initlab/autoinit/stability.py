@@ -1,0 +1,117 @@
+"""Stability across depth of each activation at the scale autoinit chose (mean-field theory).
+
+For pre-activations u ~ N(0, q) and weights scaled so that q is a fixed point of the length map
+(sigma_w2 = q / E[phi(u)^2]), Poole et al. 2016 and Schoenholz et al. 2017 give:
+
+* chi_1 = sigma_w2 E[phi'(u)^2]: the mean squared singular value of one layer's Jacobian;
+  over n layers gradients scale by about chi_1^n;
+* the slope of the length map at q, sigma_w2 d/dq E[phi(sqrt(q) z)^2]: below 1 the fixed
+  point attracts (a perturbed input scale returns), above 1 it repels (inputs of a slightly
+  different scale explode or collapse with depth).
+
+A scalar init can only choose q (the target std). If no q in [1e-4, 1e4] gives |chi_1 - 1| <=
+0.05 with an attracting (or marginal) fixed point, no scalar init keeps the signal stable: for
+phi = relu(x)^k the map is homogeneous, chi_1 = k^2/(2k-1) at every scale (4/3 for k = 2,
+9/5 for k = 3) and the slope is k.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .moments import Stat, slopes
+
+__all__ = ["stability_rows"]
+
+_GRID = np.logspace(-4, 4, 33)
+_SLOPE_TOL = 1.01          # a length-map slope up to this counts as marginal (relu: exactly 1)
+_CHI_TOL = 0.05            # |chi_1 - 1| within this is near-critical
+_GAIN_RANGE = (1e-6, 1e6)  # chi_1^n outside this over the model's depth: gradients vanish or explode
+
+
+def _at(fn: Callable, q: float) -> tuple[float, float] | None:
+    s = slopes(fn, q)
+    if s is None or s[0] <= 0:
+        return None
+    e_phi2, e_dphi2, dq = s
+    sigma_w2 = q / e_phi2
+    return sigma_w2 * e_dphi2, sigma_w2 * dq
+
+
+def _critical_scales(fn: Callable) -> list[tuple[float, float, float]]:
+    """(q, chi_1, slope) where chi_1 is within 0.05 of 1 and the length map's fixed point does not repel.
+
+    Grid points first, then Brent-free bisection in log q between grid points where chi_1 - 1
+    changes sign (a grid step is a factor 1.8 in q, which can jump over the band).
+    """
+    vals = [(float(g), _at(fn, float(g))) for g in _GRID]
+    out = [(g, v[0], v[1]) for g, v in vals if v is not None and abs(v[0] - 1) <= _CHI_TOL and v[1] <= _SLOPE_TOL]
+    for (g0, v0), (g1, v1) in zip(vals[:-1], vals[1:]):
+        if v0 is None or v1 is None or (v0[0] - 1) * (v1[0] - 1) > 0:
+            continue
+        lo, hi, flo = math.log(g0), math.log(g1), v0[0] - 1
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            v = _at(fn, math.exp(mid))
+            if v is None:
+                break
+            if (v[0] - 1) * flo > 0:
+                lo, flo = mid, v[0] - 1
+            else:
+                hi = mid
+        v = _at(fn, math.exp(lo))
+        if v is not None and abs(v[0] - 1) <= _CHI_TOL and v[1] <= _SLOPE_TOL:
+            out.append((math.exp(lo), v[0], v[1]))
+    return out
+
+
+def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float) -> list[dict]:
+    """One dict per activation label: chi_1, slope, depth count, gains over depth, stable, message."""
+    groups: dict[str, list[tuple[Callable, Stat]]] = {}
+    for label, fn, st in activations:
+        groups.setdefault(label, []).append((fn, st))
+    rows = []
+    for label, items in groups.items():
+        fn, st = items[0]
+        n = len(items)
+        q = max(st.var, 1e-12)
+        here = _at(fn, q)
+        if here is None:
+            rows.append({"activation": label, "layers": n, "q": q, "chi_1": None, "length_slope": None, "stable": True,
+                         "message": f"{label} (x{n}): no autograd derivative, chi_1 not computed"})
+            continue
+        chi, slope = here
+        good = _critical_scales(fn)
+        fixable = bool(good)
+        grad_gain = chi**n
+        ok_here = _GAIN_RANGE[0] <= grad_gain <= _GAIN_RANGE[1]
+        stable = ok_here and fixable
+        head = (f"{label} (x{n}) at pre-activation std {math.sqrt(q):.3g}: chi_1 = {chi:.3g} "
+                f"(gradients x{grad_gain:.3g} over {n} layers), length-map slope {slope:.3g}")
+        best = min(good, key=lambda g: abs(math.log(g[0] / q))) if good else None
+        fix = (f"target_std = {math.sqrt(best[0]):.3g} gives chi_1 = {best[1]:.3g}, slope {best[2]:.3g}"
+               if best else "")
+        if stable:
+            msg = head + " - stable" + (f" (critical scale: {fix})" if abs(chi - 1) > _CHI_TOL else "")
+            if slope > _SLOPE_TOL:
+                msg += (f"; the length map's fixed point repels (x{slope:.3g} per layer), so inputs whose scale "
+                        "differs from the example's drift with depth")
+        elif fixable:
+            what = "vanish" if grad_gain < 1 else "explode"
+            msg = head + f" - UNSTABLE at this scale: gradients {what}; a scalar fixes it: {fix}"
+        else:
+            grid = [_at(fn, float(g)) for g in _GRID]
+            chis = [v[0] for v in grid if v is not None]
+            rng = f"{min(chis):.3g}..{max(chis):.3g}" if chis else "n/a"
+            msg = (head + f" - UNSTABLE: no scalar init keeps the signal stable (chi_1 stays in {rng} for every "
+                   "scale from 1e-2 to 1e2 std, and the fixed point of the length map repels: inputs of another "
+                   "scale explode or vanish with depth). Put a normalization (LayerNorm) before each such layer, "
+                   "or use an activation with chi_1 -> 1 (relu, gelu, tanh at small scale)")
+        rows.append({"activation": label, "layers": n, "q": q, "chi_1": chi, "length_slope": slope,
+                     "gradient_gain": grad_gain, "fixable_by_scale": fixable,
+                     "critical_std": math.sqrt(best[0]) if best else None, "stable": stable, "message": msg})
+    return rows

@@ -268,8 +268,11 @@ def _initlab(mode: str):
             empirical_init(model, row.feed(row.example), generator=SEED)
             return ""
         report = autoinit(model, row.feed(row.example), mode=mode, generator=SEED)
-        problems = report.problems()
-        return f"flagged ({len(problems)})" if problems else "healthy"
+        problems, warnings = report.problems(), report.warnings
+        if not problems and not warnings:
+            return "healthy"
+        said = [f"{len(problems)} problem(s)"] * bool(problems) + [f"{len(warnings)} warning(s)"] * bool(warnings)
+        return "flags: " + ", ".join(said)
     return run
 
 

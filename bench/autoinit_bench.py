@@ -357,11 +357,11 @@ def table(all_results: list[tuple[Row, list[tuple[str, dict[str, Any]]]]]) -> st
     return "\n".join(lines)
 
 
-FIGURE_METHODS = (("torch default", _default, "#8c8c8c"), ("best named: he_normal", _named("he_normal"), None),
-                  ("initlab analytic", _initlab("analytic"), "#3b6fb6"),
-                  ("initlab empirical (graph LSUV)", _initlab("empirical"), "#c44e52"),
-                  ("anyinit analytic", _anyinit("analytic"), "#e0802c"),
-                  ("anyinit empirical", _anyinit("empirical"), "#8172b2"))
+FIGURE_METHODS = (("torch default", _default, "#8c8c8c", "-"), ("best named: he_normal", _named("he_normal"), None, "-"),
+                  ("anyinit analytic", _anyinit("analytic"), "#e0802c", "-"),
+                  ("anyinit empirical", _anyinit("empirical"), "#8172b2", "--"),
+                  ("initlab analytic", _initlab("analytic"), "#3b6fb6", "-"),
+                  ("initlab empirical (graph LSUV)", _initlab("empirical"), "#c44e52", "--"))
 
 
 def figure(path: str, depth: int) -> None:
@@ -381,7 +381,7 @@ def figure(path: str, depth: int) -> None:
         fig = Figure(figsize=(11, 4.2))
         axes = fig.subplots(1, 2)
         for ax, (row, probes, xlabel) in zip(axes, panels):
-            for label, init, color in FIGURE_METHODS:
+            for label, init, color, dash in FIGURE_METHODS:
                 torch.manual_seed(SEED)
                 model = row.build()
                 try:
@@ -390,13 +390,17 @@ def figure(path: str, depth: int) -> None:
                     print(f"figure: {label} on {row.name}: {type(err).__name__}: {err}")
                     continue
                 stds = profile(row, model, probes)
-                ax.plot(range(1, len(stds) + 1), stds, label=label, color=color or init_color("he_normal"), lw=1.6)
+                if max(stds) > 100:
+                    label += f" (leaves the plot: {max(stds):.0e})"
+                ax.plot(range(1, len(stds) + 1), stds, dash, label=label, color=color or init_color("he_normal"), lw=1.8)
             ax.set_yscale("log")
+            ax.set_ylim(0.03, 30)
             ax.set_title(row.name)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("output std on held-out digits")
             ax.axhline(1.0, color="black", lw=0.6, ls=":")
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8, loc="lower right")
+        axes[1].legend(fontsize=8, loc="lower right")
         fig.suptitle("Signal across depth after each initializer")
         save(fig, path)
     print(f"wrote {path}")

@@ -11,8 +11,8 @@ empirical; the best named scheme of initlab's catalog (lowest loss among he_norm
 glorot_normal, lecun_normal, orthogonal through ``apply_init``).
 
 Columns, all measured here, on a held-out batch the initializers never see: the output std of
-every weight layer (Linear, Conv, GPT-2's Conv1D, attention) and, in the residual MLP, of every
-block (the residual stream), in forward order: last/first and max/min; the time the
+every weight layer (Linear, Conv, GPT-2's Conv1D, attention) in forward order or, in the residual
+MLP, of its stem, every block (the residual stream) and its head: last/first and max/min; the time the
 initializer took; the training loss (whole training set) after 50 Adam steps (lr 1e-3, batch 64).
 The same two ratios are also given after the activation modules (where the model has them;
 anyinit aims its scales there, LSUV at the weight layers' outputs). Chance: ln 10 = 2.30 (ln 17 = 2.83 for GPT-2). ``flag``: for initlab's rows, whether its report
@@ -190,11 +190,21 @@ def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every weight layer; in a residual net, the stem, each block's output (the stream) and the head.
+
+    A residual block's inner layers are not on the path the signal takes through depth (the
+    stream is), and a branch may rightly end small (GPT-2's 1/sqrt(N) residual scaling).
+    """
+    blocks = _blocks(model)
+    if blocks:
+        inside = {id(m) for _, b in blocks for m in b.modules()}
+        layers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) not in inside]
+        return layers[:1] + blocks + layers[1:]
     out = []
     for name, m in model.named_modules():
         if name.endswith("out_proj"):
             continue  # measured at its attention's output
-        if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention, Block)) or type(m).__name__ == "Conv1D":
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.MultiheadAttention)) or type(m).__name__ == "Conv1D":
             out.append((name, m))
     return out
 
@@ -376,7 +386,7 @@ def figure(path: str, depth: int) -> None:
     panels = [(Row(f"{depth}-layer tanh MLP", lambda: mlp("tanh", depth)), _probes,
                "layer (Linear outputs, pre-activation)"),
               (Row(f"residual MLP, {depth} blocks, no normalization", lambda: resmlp(depth)), _blocks,
-               "block (its output: the residual stream)")]
+               "block (its output: the residual stream)")]  # what _probes measures there, minus stem and head
     with style():
         fig = Figure(figsize=(11, 4.2))
         axes = fig.subplots(1, 2)

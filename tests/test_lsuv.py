@@ -95,14 +95,17 @@ def test_inplace_relu_cnn_lands_within_tol_measured_without_inplace():
 
 
 def test_one_forward_fixes_every_layer_of_a_deep_chain():
-    # 20 tanh layers: each layer's fix is handed on inside the same pass, so the second pass only confirms.
+    # 20 tanh layers: the first pass measures, the second fixes every layer (each fix is handed on inside
+    # the pass), the third only confirms.
     torch.manual_seed(0)
     layers = [m for _ in range(20) for m in (nn.Linear(64, 64), nn.Tanh())]
     model, x = nn.Sequential(*layers), torch.randn(256, 64, generator=_gen(3))
     calls = []
     model.register_forward_hook(lambda *a: calls.append(1))
     result = lsuv_model(model, x, tol=0.01)
-    assert result.passes == 2 and len(calls) == 2 and result.converged
+    assert result.passes == 3 and len(calls) == 3 and result.converged
+    assert all(u.iterations == 1 for u in result.units)
+    assert result.units[-1].initial_variance < 0.5  # orthogonal-free default init: tanh shrinks the signal
     for var in _output_variances(model, x).values():
         assert abs(var - 1.0) < 0.01
 

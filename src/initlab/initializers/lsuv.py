@@ -11,8 +11,9 @@ One forward pass fixes every layer: the hook of a layer reads its output std (as
 once: an in-place activation after the layer would overwrite the tensor), rescales the weight and
 hands the rescaled output on, so that every later layer in the same pass sees exactly what the
 rescaled earlier layers give (with a bias, the factor solves ``Var(a*(y - b) + b) = target^2``).
-A second pass measures everything again; a layer still off by more than ``tol`` (a weight used
-outside its module, a tied weight) is fixed again, up to ``max_iter`` passes.
+A first pass only measures (each layer's variance as drawn); the next fixes every layer; a third
+measures everything again, and a layer still off by more than ``tol`` (a weight used outside its
+module, a tied weight) is fixed again, up to ``max_iter`` fixing passes.
 
 The pass runs with Dropout off and BatchNorm on batch statistics (as in training); every buffer
 (running means, variances, counters) is restored afterwards. On any error the model's parameters
@@ -44,7 +45,7 @@ def lsuv(tensor, tol: float = 0.1, max_iter: int = 10, *, generator=None, fans=N
 
     On a bare tensor only the orthonormal step runs; ``apply_init(model, "lsuv", data=X)``
     runs the data-driven rescaling on the model's graph (until |Var - 1| < tol, at most
-    max_iter forward passes in all).
+    max_iter rescaling passes).
     Reference: Mishkin & Matas, 2016, "All you need is a good init".
     """
     check_float("tol", tol, 0.0, strict_minimum=True)
@@ -66,6 +67,7 @@ class LSUVUnit:
     scale: bool = True             # False: measured only (its weight is scaled by another unit)
     iterations: int = 0            # passes in which it was rescaled
     variance: float = math.nan     # output variance at the last measurement
+    initial_variance: float = math.nan  # output variance before any rescaling (the first pass)
     input_std: float = math.nan    # std of the signal entering it, at the last measurement
     calls: int = 0                 # calls in the last pass
 
@@ -120,9 +122,11 @@ class LSUVResult:
         return out
 
     def info(self) -> dict[str, Any]:
-        """``{"passes", "converged", "warnings", "modules": {unit: {"iterations", "variance", "input_std"}}}``."""
+        """``{"passes", "converged", "warnings", "modules": {unit: {"iterations", "variance", "initial_variance",
+        "input_std"}}}``."""
         return {"passes": self.passes, "converged": self.converged, "warnings": self.warnings(),
-                "modules": {u.name: {"iterations": u.iterations, "variance": u.variance, "input_std": u.input_std}
+                "modules": {u.name: {"iterations": u.iterations, "variance": u.variance,
+                                     "initial_variance": u.initial_variance, "input_std": u.input_std}
                             for u in self.units}}
 
 
@@ -348,7 +352,13 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
     passes, corrected = 0, True
     try:
         with _measuring_mode(model):
-            while passes < max_iter and corrected:
+            state.reset()  # a first pass only measures: each layer's variance as it was given
+            run_example(model, example)
+            passes += 1
+            for u in units:
+                u.initial_variance = u.variance
+            corrected = any(u.scale and u.variance > 0 and state.off(u.variance) for u in state.order)
+            while passes <= max_iter and corrected:
                 state.reset()
                 state.correct = True
                 before = sum(u.iterations for u in units)

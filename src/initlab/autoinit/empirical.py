@@ -45,8 +45,10 @@ def empirical_init(
     ``example``: a batch the model accepts: a tensor (``model(x)``), a tuple of positional inputs
     or a dict of keyword inputs (``{"input_ids": ids}``). ``tol``: the relative tolerance on each
     layer's output variance, ``|Var / target_std^2 - 1| < tol``; ``max_iter``: forward passes that
-    may rescale (one usually does: every layer is fixed in one pass, the next confirms).
-    ``info``: ``{"passes", "converged", "modules": {unit: {"iterations", "variance"}}}``.
+    may rescale (one usually suffices: a first pass measures, one fixes every layer, a last one
+    confirms). ``info``: ``{"passes", "converged", "warnings", "modules": {unit: {"iterations",
+    "variance", "initial_variance", "input_std"}}}``; ``warnings`` are what LSUV cannot fix (the
+    input of repeated layers drifting with depth, as a residual stream without normalization does).
     If the model rejects the example (or anything else fails) the model is restored bit for bit
     and one :class:`~initlab.DataError` line is raised. BatchNorm running statistics and all other
     buffers are left exactly as they were.

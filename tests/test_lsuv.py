@@ -194,7 +194,8 @@ def test_gpt2_tied_head_is_set_once_for_the_logits():
     by_name = {e.name: e for e in entries}
     assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
     assert by_name["lm_head.weight"].action == "left" and "tied to transformer.wte.weight" in by_name["lm_head.weight"].reason
-    assert by_name["transformer.wte.weight"].action == "touched" and "lm_head" in by_name["transformer.wte.weight"].reason
+    wte = by_name["transformer.wte.weight"]
+    assert wte.action == "touched" and "lm_head" in wte.reason and wte.module == "lm_head"
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     assert abs(float(logits.var()) - 1.0) < TOL

@@ -113,7 +113,8 @@ def _entries(slots: list[ParamSlot], result: LSUVResult, target_std: float, tol:
             entry.action, entry.measured_std = "touched", var**0.5
             owner = units[0].module_name
             if owner != s.module_name and not s.name.startswith(owner + "."):
-                entry.reason = f"tied to {owner}: set for that layer's output"
+                # set for another holder's output (GPT-2's wte, for lm_head's logits): measured there
+                entry.module, entry.reason = owner, f"tied to {owner}: set for that layer's output"
             if var == 0:
                 entry.reason = "output std 0 on the example: nothing to rescale"
             elif abs(var / target_std**2 - 1.0) >= tol:

@@ -11,8 +11,9 @@ empirical; the best named scheme of initlab's catalog (lowest loss among he_norm
 glorot_normal, lecun_normal, orthogonal through ``apply_init``).
 
 Columns, all measured here, on a held-out batch the initializers never see: the output std of
-every weight layer (Linear, Conv, GPT-2's Conv1D, attention) in forward order or, in the residual
-MLP, of its stem, every block (the residual stream) and its head: last/first and max/min; the time the
+every weight layer (Linear, Conv, GPT-2's Conv1D, attention) in forward order or, where a residual
+stream runs without normalization (the residual MLP, GPT-2's pre-LN blocks), of the weight layers
+outside the blocks and every block's output (the stream): last/first and max/min; the time the
 initializer took; the training loss (whole training set) after 50 Adam steps (lr 1e-3, batch 64).
 The same two ratios are also given after the activation modules (where the model has them;
 anyinit aims its scales there, LSUV at the weight layers' outputs). Chance: ln 10 = 2.30 (ln 17 = 2.83 for GPT-2). ``flag``: for initlab's rows, whether its report
@@ -186,20 +187,23 @@ def _act_probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, Block)]
+    """Blocks whose output is a residual stream no normalization follows (the residual MLP; GPT-2, pre-LN)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, Block) or type(m).__name__ == "GPT2Block"]
 
 
 def _probes(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every weight layer; in a residual net, the stem, each block's output (the stream) and the head.
+    """Every weight layer; in a net with an unnormalized residual stream, the weight layers outside
+    the blocks (stem, head) and each block's output (the stream).
 
     A residual block's inner layers are not on the path the signal takes through depth (the
     stream is), and a branch may rightly end small (GPT-2's 1/sqrt(N) residual scaling).
+    The order in the table is the order of the forward calls.
     """
     blocks = _blocks(model)
     if blocks:
         inside = {id(m) for _, b in blocks for m in b.modules()}
         layers = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) not in inside]
-        return layers[:1] + blocks + layers[1:]
+        return layers + blocks
     out = []
     for name, m in model.named_modules():
         if name.endswith("out_proj"):

@@ -200,6 +200,10 @@ def test_gpt2_tied_head_is_set_once_for_the_logits():
         logits = model(input_ids=ids).logits
     assert abs(float(logits.var()) - 1.0) < TOL
     assert info["modules"]["lm_head"]["iterations"] >= 1 and info["converged"]
+    # pre-LN blocks: 2 x 2 branch additions + the embeddings' sum, no normalization on the stream
+    assert info["residual_additions"] == 5
+    proj = by_name["transformer.h.1.mlp.c_proj.weight"]
+    assert proj.predicted_std == pytest.approx(5**-0.5) and proj.measured_std == pytest.approx(5**-0.5, rel=TOL)
 
 
 def test_bad_settings_are_one_line_errors():
@@ -225,10 +229,28 @@ class _Residual(nn.Module):
         return x + self.fc2(torch.relu(self.fc1(x)))
 
 
-def test_what_lsuv_cannot_fix_is_said_a_residual_stream_growing_with_depth():
+def test_residual_branches_end_at_one_over_sqrt_r_so_the_stream_stays_near_target():
     torch.manual_seed(0)
     x = torch.randn(256, 32, generator=_gen(9))
-    _, info = empirical_init(nn.Sequential(*[_Residual() for _ in range(16)]), x, generator=0)
+    model = nn.Sequential(*[_Residual() for _ in range(16)])
+    entries, info = empirical_init(model, x, generator=0)
+    assert info["residual_additions"] == 16 and info["warnings"] == []
+    stream = []
+    hooks = [b.register_forward_hook(lambda m, i, o: stream.append(float(o.std()))) for b in model]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert stream[-1] / float(x.std()) < 1.6  # sqrt(1 + 16 / 16) = 1.41
+    fc2 = {e.name: e for e in entries}["15.fc2.weight"]
+    assert "ends a residual branch" in fc2.reason and fc2.predicted_std == pytest.approx(0.25)
+    assert fc2.measured_std == pytest.approx(0.25, rel=TOL)
+
+
+def test_plain_lsuv_on_a_residual_stream_says_what_it_cannot_fix():
+    torch.manual_seed(0)
+    x = torch.randn(256, 32, generator=_gen(9))
+    _, info = empirical_init(nn.Sequential(*[_Residual() for _ in range(16)]), x, generator=0, residual=False)
     # each block adds a unit-variance branch: block 16's input has variance ~16, std ~4
     ratio = info["modules"]["15.fc1"]["input_std"] / info["modules"]["0.fc1"]["input_std"]
     assert 3.0 < ratio < 5.0

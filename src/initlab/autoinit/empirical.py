@@ -14,6 +14,7 @@ embedding's scale only feeds a LayerNorm.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ def empirical_init(
     tol: float = 0.1,
     max_iter: int = 10,
     generator: torch.Generator | int | None = None,
+    residual: bool = True,
 ) -> tuple[list[ParamEntry], dict[str, Any]]:
     """Initialize ``model`` in place from measurements on ``example``; return (entries, info).
 
@@ -49,6 +51,10 @@ def empirical_init(
     confirms). ``info``: ``{"passes", "converged", "warnings", "modules": {unit: {"iterations",
     "variance", "initial_variance", "input_std"}}}``; ``warnings`` are what LSUV cannot fix (the
     input of repeated layers drifting with depth, as a residual stream without normalization does).
+    ``residual``: aim the weight that ends each residual branch at ``target_std / sqrt(R)``, R the
+    residual additions between normalizations (found by the analytic mode's tracer), so the stream
+    grows to at most sqrt(2) x instead of sqrt(R + 1) x (GPT-2's residual scaling, Radford et al.
+    2019; Fixup, Zhang et al. 2019); ``False`` is plain LSUV, every layer at ``target_std``.
     If the model rejects the example (or anything else fails) the model is restored bit for bit
     and one :class:`~initlab.DataError` line is raised. BatchNorm running statistics and all other
     buffers are left exactly as they were.
@@ -65,6 +71,11 @@ def empirical_init(
     slots = list(param_slots(model))
     result = LSUVResult([], 0, True, [], target_std**2, tol)
     with preserved(model):
+        branch_ends, chain, notes = _residual_branches(model, example, target_std) if residual else (set(), 1, [])
+        names = {id(s.param): s.name for s in reversed(slots)}  # first name of each parameter
+        for u in units:
+            if chain > 1 and names.get(id(u.param)) in branch_ends:
+                u.target_scale = 1.0 / math.sqrt(chain)
         snapshot = {id(u.param): u.param.detach().clone() for u in units}
         snapshot.update({id(u.bias_param): u.bias_param.detach().clone() for u in units if u.bias_param is not None})
         with torch.no_grad():
@@ -80,7 +91,28 @@ def empirical_init(
             for key, saved in snapshot.items():  # a layer the example never reaches keeps what it had
                 if key not in called:
                     _param(units, key).copy_(saved)
-    return _entries(slots, result, target_std, tol, max_iter), result.info()
+    info = result.info()
+    info["residual_additions"] = chain
+    info["warnings"] = notes + info["warnings"]
+    return _entries(slots, result, target_std, tol, max_iter, chain), info
+
+
+def _residual_branches(model: nn.Module, example: Any, target_std: float) -> tuple[set[str], int, list[str]]:
+    """(names of the weights that end a residual branch, R, notes): two tracking passes that change nothing."""
+    from .analytic import Tracker, run_tracker
+
+    gen = torch.Generator().manual_seed(0)  # the trackers draw nothing with apply=False
+    try:
+        probe = Tracker(model, target=target_std, generator=gen, apply=False)
+        run_tracker(model, example, probe)
+        if probe.max_chain <= 1:
+            return set(), 1, []
+        tracker = Tracker(model, target=target_std, generator=gen, apply=False, residual_r=probe.max_chain)
+        run_tracker(model, example, tracker)
+        return set(tracker.branch_scaled), probe.max_chain, []
+    except Exception as err:  # the tracer cannot follow this model: plain LSUV, and say so
+        first = (str(err).splitlines() or [""])[0]
+        return set(), 1, [f"residual branches not found ({type(err).__name__}: {first}); every layer aimed at target_std"]
 
 
 def _param(units: list[LSUVUnit], key: int) -> nn.Parameter:
@@ -92,7 +124,7 @@ def _param(units: list[LSUVUnit], key: int) -> nn.Parameter:
 
 
 def _entries(slots: list[ParamSlot], result: LSUVResult, target_std: float, tol: float,
-             max_iter: int) -> Account:
+             max_iter: int, chain: int = 1) -> Account:
     """One entry per parameter name: what empirical mode did to it and why."""
     weights: dict[int, list[LSUVUnit]] = {}
     for u in result.units:
@@ -111,15 +143,20 @@ def _entries(slots: list[ParamSlot], result: LSUVResult, target_std: float, tol:
             units = [u for u in weights[key] if u.scale] or weights[key]
             var = sum(u.variance for u in units) / len(units)
             entry.action, entry.measured_std = "touched", var**0.5
+            aim = target_std * units[0].target_scale
+            if units[0].target_scale != 1.0:
+                entry.predicted_std = aim
+                entry.reason = (f"ends a residual branch: output std {target_std:g}/sqrt({chain}) = {aim:.3g}, "
+                                "so the stream grows at most sqrt(2)x (GPT-2's residual scaling)")
             owner = units[0].module_name
             if owner != s.module_name and not s.name.startswith(owner + "."):
                 # set for another holder's output (GPT-2's wte, for lm_head's logits): measured there
                 entry.module, entry.reason = owner, f"tied to {owner}: set for that layer's output"
             if var == 0:
                 entry.reason = "output std 0 on the example: nothing to rescale"
-            elif abs(var / target_std**2 - 1.0) >= tol:
+            elif abs(var / aim**2 - 1.0) >= tol:
                 entry.reason = (f"output std {var**0.5:.3g} after {result.passes} passes: not within tol "
-                                f"{tol:g} of {target_std:g} (max_iter={max_iter})")
+                                f"{tol:g} of {aim:.3g} (max_iter={max_iter})")
         elif key in biases:
             entry.action, entry.reason = "touched", "zeros"
         elif key in uncalled:

@@ -68,6 +68,7 @@ class LSUVUnit:
     iterations: int = 0            # passes in which it was rescaled
     variance: float = math.nan     # output variance at the last measurement
     initial_variance: float = math.nan  # output variance before any rescaling (the first pass)
+    target_scale: float = 1.0      # its target std is target_std * target_scale (a residual branch's end: 1/sqrt(R))
     input_std: float = math.nan    # std of the signal entering it, at the last measurement
     calls: int = 0                 # calls in the last pass
 
@@ -111,9 +112,9 @@ class LSUVResult:
 
     def warnings(self, limit: float = 2.0) -> list[str]:
         """One line per finding: a layer left off target, the input of repeated layers drifting with depth."""
-        out = [f"{u.name}: output variance {u.variance:.3g}, not within tol {self.tol:g} of {self.target_var:.3g} "
-               f"after {self.passes} passes" for u in self.units
-               if u.scale and u.variance > 0 and abs(u.variance / self.target_var - 1.0) >= self.tol]
+        out = [f"{u.name}: output variance {u.variance:.3g}, not within tol {self.tol:g} of "
+               f"{self.target_var * u.target_scale**2:.3g} after {self.passes} passes" for u in self.units
+               if u.scale and u.variance > 0 and abs(u.variance / (self.target_var * u.target_scale**2) - 1.0) >= self.tol]
         ratio, first, last = self.input_drift()
         if not (1.0 / limit <= ratio <= limit):
             out.append(f"the signal entering the layers changes {ratio:.3g}x from {first} to {last}: every layer's "
@@ -266,8 +267,8 @@ class _Pass:
         self.correct = False
         self.order: list[LSUVUnit] = []
 
-    def off(self, var: float) -> bool:
-        return abs(var / self.target_var - 1.0) >= self.tol
+    def off(self, unit: LSUVUnit, var: float) -> bool:
+        return abs(var / (self.target_var * unit.target_scale**2) - 1.0) >= self.tol
 
     def _measure(self, unit: LSUVUnit, out: torch.Tensor, bias_dim: int, x: Any = None) -> torch.Tensor | None:
         unit.calls += 1
@@ -280,10 +281,10 @@ class _Pass:
         if not math.isfinite(var):
             raise _HookError(f"{unit.name}: output is not finite on the example (variance {var})")
         unit.variance = var
-        if not (self.correct and unit.scale and var > 0 and self.off(var)):
+        if not (self.correct and unit.scale and var > 0 and self.off(unit, var)):
             return None
         b = _bias_view(unit.bias, out, bias_dim) if unit.bias is not None else None
-        a = _factor(out.detach(), b, self.target_var)
+        a = _factor(out.detach(), b, self.target_var * unit.target_scale**2)
         unit.weight.mul_(a)
         unit.iterations += 1
         new = out * a if b is None else (out - b) * a + b
@@ -357,7 +358,7 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
             passes += 1
             for u in units:
                 u.initial_variance = u.variance
-            corrected = any(u.scale and u.variance > 0 and state.off(u.variance) for u in state.order)
+            corrected = any(u.scale and u.variance > 0 and state.off(u, u.variance) for u in state.order)
             while passes <= max_iter and corrected:
                 state.reset()
                 state.correct = True
@@ -377,7 +378,7 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
             remove()
     called = [u for u in state.order]
     uncalled = [u for u in units if u.calls == 0 and u not in called]
-    converged = all(not state.off(u.variance) for u in called if u.scale and u.variance > 0)
+    converged = all(not state.off(u, u.variance) for u in called if u.scale and u.variance > 0)
     return LSUVResult(called, passes, converged, uncalled, target_std**2, tol)
 
 

@@ -53,7 +53,7 @@ def lsuv(tensor, tol: float = 0.1, max_iter: int = 10, *, generator=None, fans=N
     return schemes.orthogonal(tensor, 1.0, generator=generator, batch_dims=batch_dims)
 
 
-@dataclass
+@dataclass(eq=False)
 class LSUVUnit:
     """One scalable matrix: a layer's weight, or one of attention's q/k/v blocks."""
 
@@ -376,8 +376,8 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
     finally:
         for remove in removers:
             remove()
-    called = [u for u in state.order]
-    uncalled = [u for u in units if u.calls == 0 and u not in called]
+    called = list(state.order)
+    uncalled = [u for u in units if u.calls == 0]
     converged = all(not state.off(u, u.variance) for u in called if u.scale and u.variance > 0)
     return LSUVResult(called, passes, converged, uncalled, target_std**2, tol)
 

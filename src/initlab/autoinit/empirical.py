@@ -9,7 +9,12 @@ computed inside one fused kernel, where no hook can read them), layers the examp
 
 A weight shared by an embedding and an output layer (GPT-2's ``lm_head`` is the token embedding)
 is set once, deliberately, for the output layer: the logits get the target variance; the
-embedding's scale only feeds a LayerNorm.
+embedding's scale reaches the blocks only through LayerNorms.
+
+Residual streams: LSUV fixes each layer's output, not the sum a skip connection forms, so a
+stream without normalization grows as sqrt(R + 1) over R additions. The weight that ends each
+residual branch (found by the analytic mode's tracer) is aimed at ``target_std / sqrt(R)``
+instead, so the stream grows at most sqrt(2)x (GPT-2's residual scaling, Radford et al. 2019).
 """
 
 from __future__ import annotations

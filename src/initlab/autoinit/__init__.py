@@ -201,6 +201,7 @@ def _run_empirical(model, example, target, gen, tol, max_iter) -> AutoInitReport
     entries, info = (res if isinstance(res, tuple) else (res, {}))
     info = dict(info) if isinstance(info, dict) else {"iterations": info}
     stability, warnings = _probe_stability(model, example, target, gen)
+    warnings = [*info.pop("warnings", []), *warnings]  # what LSUV cannot fix (a residual stream growing, ...)
     return AutoInitReport("empirical", target, list(entries), stability, warnings, info)
 
 

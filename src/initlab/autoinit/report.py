@@ -14,32 +14,14 @@ from typing import Any
 
 from .. import _html
 from .._validation import InitlabError
+from ..initializers.account import KINDS, ParamEntry  # one row type for apply_init and autoinit
 
 __all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS"]
 
-KINDS = ("linear", "conv", "embedding", "attention", "recurrent", "norm", "bias", "other")
 
 
 class UnhealthyInitError(InitlabError, AssertionError):
     """Raised by :meth:`AutoInitReport.assert_healthy` when a measured scale is out of bounds."""
-
-
-@dataclass
-class ParamEntry:
-    """One parameter of the model and what autoinit did to it."""
-
-    name: str                            # qualified parameter name, e.g. "blocks.0.fc.weight"
-    module: str                          # qualified module name
-    kind: str                            # one of KINDS
-    action: str                          # "touched" | "left"
-    reason: str = ""                     # why left: "tied to <name>", "norm scale", "unknown layer <Class>", ...
-    std: float | None = None             # the std chosen for the weight
-    predicted_std: float | None = None   # predicted output std of the module on the example
-    measured_std: float | None = None    # measured output std of the module on the example
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly (non-finite floats as strings)."""
-        return {k: _clean(v) for k, v in asdict(self).items()}
 
 
 def _clean(v: Any) -> Any:

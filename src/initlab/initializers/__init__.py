@@ -8,6 +8,7 @@
 """
 
 from ._fans import calculate_gain, compute_fans
+from .account import Account, ParamEntry
 from .apply import apply_init, init_layers
 from .critical import critical
 from .lsuv import lsuv
@@ -23,6 +24,6 @@ register("hadamard_identity", hadamard_identity, ("ZerO",), kind="constant")  # 
 
 __all__ = [
     "Initializer", "Scheme", "get", "names", "catalog", "Catalog", "table", "register", "canonical_name",
-    "apply_init", "init_layers", "compute_fans", "calculate_gain", "lsuv", "hadamard_identity", "fixup_init",
-    *_schemes,
+    "apply_init", "init_layers", "Account", "ParamEntry", "compute_fans", "calculate_gain", "lsuv",
+    "hadamard_identity", "fixup_init", *_schemes,
 ]

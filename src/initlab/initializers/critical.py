@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
+from .._validation import ValidationError
 from ._critical_point import _variance, critical_sigma_w2
+from .registry import Initializer
 from .schemes import _normal_, variance_scaling
 
-__all__ = ["critical"]
+__all__ = ["critical", "bind_critical", "model_activations"]
 
 
 def critical(tensor, activation: str = "tanh", sigma_b2: float = 0.0, *, generator=None, fans=None, batch_dims=0):
@@ -33,3 +36,65 @@ def critical(tensor, activation: str = "tanh", sigma_b2: float = 0.0, *, generat
                 return tensor.zero_()
         return _normal_(tensor, 0.0, math.sqrt(sigma_b2), generator)
     return variance_scaling(tensor, scale, "fan_in", "normal", generator=generator, fans=fans, batch_dims=batch_dims)
+
+
+# Activation modules -> the activation names ``critical`` knows (initlab.activations).
+_MODULE_ACTIVATIONS = {
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.SELU: "selu", nn.GELU: "gelu",
+    nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+}
+
+
+def model_activations(model: nn.Module) -> dict[str, list[str]]:
+    """Activation name -> the qualified names of the modules of ``model`` that apply it.
+
+    Only activation *modules* are seen; a forward that calls ``torch.relu`` directly has none.
+    """
+    found: dict[str, list[str]] = {}
+    for name, m in model.named_modules():
+        act = _MODULE_ACTIVATIONS.get(type(m))
+        if act is not None:
+            found.setdefault(act, []).append(name)
+    return found
+
+
+def bind_critical(model: nn.Module, weight_init: Initializer, bias_init: Initializer | None):
+    """Give a ``critical`` spec the model's activation, or refuse in one line.
+
+    Without an ``activation`` in the spec, the model's one activation is used (``critical`` on a
+    ReLU net is ReLU's critical point, He's sigma_w2 = 2, never tanh's). A model with no
+    activation module, or with several kinds, needs the spec to say which; a spec naming an
+    activation the model does not use is refused. Other initializers pass through unchanged.
+    """
+    if weight_init.name != "critical" and (bias_init is None or bias_init.name != "critical"):
+        return weight_init, bias_init
+    found = model_activations(model)
+    shown = ", ".join(f"{a} ({', '.join(mods[:2])}{', ...' if len(mods) > 2 else ''})" for a, mods in found.items())
+
+    def bind(init: Initializer | None) -> Initializer | None:
+        if init is None or init.name != "critical":
+            return init
+        given = init.params.get("activation")
+        if given is not None:
+            if found and resolve_name(given) not in found:
+                raise ValidationError(
+                    f"critical: activation {given!r} given, but the model applies {shown}; "
+                    f"give one of {sorted(found)} or leave 'activation' out to take the model's")
+            return init
+        if len(found) == 1:
+            return Initializer(init.name, {**init.params, "activation": next(iter(found))})
+        if not found:
+            raise ValidationError(
+                "critical: no activation module in the model to take the activation from "
+                "(its forward may call torch functions); give it: {'name': 'critical', 'activation': 'relu'}")
+        raise ValidationError(
+            f"critical: the model applies several activations, {shown}; "
+            "give the one to be critical for: {'name': 'critical', 'activation': ...}")
+    return bind(weight_init), bind(bias_init)
+
+
+def resolve_name(activation: str) -> str:
+    """Canonical activation name ('swish' -> 'silu'); a callable passes through as its repr."""
+    from ..activations import _canonical
+
+    return _canonical(activation) if isinstance(activation, str) else repr(activation)

@@ -4,9 +4,10 @@
 
 const $ = (id) => document.getElementById(id);
 const VERDICT_CLASS = { healthy: "ok", symmetry: "bad", dead_units: "bad", vanishing_gradients: "warn",
-  exploding_gradients: "warn", saturation: "warn" };
+  exploding_gradients: "warn", saturation: "warn", non_finite: "bad", attention_collapse: "warn" };
 const VERDICT_LABEL = { healthy: "healthy", symmetry: "symmetry", dead_units: "dead units",
-  vanishing_gradients: "vanishing gradients", exploding_gradients: "exploding gradients", saturation: "saturation" };
+  vanishing_gradients: "vanishing gradients", exploding_gradients: "exploding gradients", saturation: "saturation",
+  non_finite: "not finite", attention_collapse: "attention collapse" };
 const DEFAULT_COMPARE = ["zeros", "normal", "he_normal"];
 
 const lab = {

@@ -281,11 +281,13 @@ class _Grads:
     params: dict[str, torch.Tensor | None]  # parameter name -> d loss / d it
 
 
-def _gradients(loss: torch.Tensor, recorder: Recorder, model: nn.Module) -> _Grads:
-    """Every gradient diagnose reports, from one ``torch.autograd.grad`` call (None where a
-    tensor takes no part in the loss)."""
-    records = recorder.records
-    named = dict(model.named_parameters())
+def row_gradients(loss: torch.Tensor, records: list[Record], extra: dict[str, dict[Any, Any]]
+                  ) -> tuple[list[list[torch.Tensor | None]], list[list[torch.Tensor | None]],
+                             list[torch.Tensor | None], dict[str, dict[Any, torch.Tensor | None]]]:
+    """``(weight grads, bias grads, output grads, extra grads)`` per row from one
+    ``torch.autograd.grad`` call, each tensor differentiated once however often it appears (None
+    where a tensor takes no part in the loss). ``extra``: more named groups of tensors ({key: tensor}),
+    returned as {group: {key: grad}} (the model's parameters, the blocks' outputs)."""
     tensors: list[torch.Tensor] = []
     index: dict[int, int] = {}
 
@@ -300,8 +302,7 @@ def _gradients(loss: torch.Tensor, recorder: Recorder, model: nn.Module) -> _Gra
     w_slots = [[slot(w) for w in r.weights] for r in records]
     b_slots = [[slot(b) for b in r.biases] for r in records]
     o_slots = [slot(r.output) for r in records]
-    k_slots = [slot(b.output) for b in recorder.blocks]
-    p_slots = {name: slot(p) for name, p in named.items()}
+    e_slots = {group: {key: slot(t) for key, t in items.items()} for group, items in extra.items()}
     full: list[torch.Tensor | None] = [None] * len(tensors)
     if tensors and loss.requires_grad:
         full = list(torch.autograd.grad(loss, tensors, allow_unused=True))
@@ -309,8 +310,16 @@ def _gradients(loss: torch.Tensor, recorder: Recorder, model: nn.Module) -> _Gra
     def get(i):
         return None if i is None else full[i]
 
-    return _Grads([[get(i) for i in row] for row in w_slots], [[get(i) for i in row] for row in b_slots],
-                  [get(i) for i in o_slots], [get(i) for i in k_slots], {n: get(i) for n, i in p_slots.items()})
+    return ([[get(i) for i in row] for row in w_slots], [[get(i) for i in row] for row in b_slots],
+            [get(i) for i in o_slots], {g: {k: get(i) for k, i in items.items()} for g, items in e_slots.items()})
+
+
+def _gradients(loss: torch.Tensor, recorder: Recorder, model: nn.Module) -> _Grads:
+    """Every gradient diagnose reports, from one ``torch.autograd.grad`` call."""
+    blocks = dict(enumerate(b.output for b in recorder.blocks))
+    weights, biases, outputs, extra = row_gradients(loss, recorder.records,
+                                                    {"blocks": blocks, "params": dict(model.named_parameters())})
+    return _Grads(weights, biases, outputs, [extra["blocks"][i] for i in range(len(blocks))], extra["params"])
 
 
 def measure_coverage(model: nn.Module, recorder: Recorder, grads: dict[str, torch.Tensor | None]) -> Coverage:

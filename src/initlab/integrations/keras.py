@@ -77,6 +77,7 @@ from keras import layers as _kl  # noqa: E402  (after the check above, on purpos
 
 from ..diagnostics.diagnose import (  # noqa: E402
     SAMPLE_SIZE, Coverage, Diagnosis, _changes, _default_loss, _norm, _rates, _samples, _surrogate_loss, layer_stats,
+    row_gradients,
 )
 from ..diagnostics.monitor import Monitor as _TorchMonitor  # noqa: E402
 from ..diagnostics.recorder import NormRecord, Record  # noqa: E402
@@ -514,30 +515,8 @@ def _gradients(loss: torch.Tensor, records: list[Record], parameters: list[tuple
     """``(weight grads, bias grads, output grads, {path: grad})``: per row a list for its weights
     (the kernel, Keras' layout) and one for its biases, d loss / d its output, and every parameter's
     gradient, from one ``torch.autograd.grad`` call (None where a tensor takes no part in the loss)."""
-    tensors: list[torch.Tensor] = []
-    index: dict[int, int] = {}
-
-    def slot(t) -> int | None:
-        if not isinstance(t, torch.Tensor) or not t.requires_grad:
-            return None
-        if id(t) not in index:
-            index[id(t)] = len(tensors)
-            tensors.append(t)
-        return index[id(t)]
-
-    w_slots = [[slot(w) for w in r.weights] for r in records]
-    b_slots = [[slot(b) for b in r.biases] for r in records]
-    o_slots = [slot(r.output) for r in records]
-    p_slots = {path: slot(t) for path, t, _ in parameters}
-    full: list[torch.Tensor | None] = [None] * len(tensors)
-    if tensors and loss.requires_grad:
-        full = list(torch.autograd.grad(loss, tensors, allow_unused=True))
-
-    def get(i):
-        return None if i is None else full[i]
-
-    return ([[get(i) for i in row] for row in w_slots], [[get(i) for i in row] for row in b_slots],
-            [get(i) for i in o_slots], {path: get(i) for path, i in p_slots.items()})
+    weights, biases, outputs, extra = row_gradients(loss, records, {"params": {p: t for p, t, _ in parameters}})
+    return weights, biases, outputs, extra["params"]
 
 
 def _coverage(parameters: list[tuple[str, torch.Tensor, Any]], grads: dict[str, torch.Tensor | None],

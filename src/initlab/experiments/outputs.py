@@ -20,6 +20,7 @@ from ..plots.style import init_color, save
 from ..report import FigureRef, build_document, render_html, render_markdown
 from .record import RunRecord
 from .run import ExperimentResult
+from .._json import json_safe as _json_safe
 
 __all__ = ["Outputs", "write_outputs", "experiment_figures", "FIGURE_MAKERS", "boundary_figures", "history_figures"]
 
@@ -114,16 +115,6 @@ def _overview(results: Sequence[ExperimentResult]) -> list[NamedFigure]:
                     histories_figure(runs)))
     return out
 
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def write_outputs(

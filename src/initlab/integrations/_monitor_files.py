@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 from ..diagnostics.monitor import Monitor
+from .._json import json_safe as _json_safe
 
 __all__ = ["write_monitor", "missing_extra"]
 
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def write_monitor(monitor: Monitor, out: str | Path, title: str = "training") -> dict[str, Path]:

@@ -22,11 +22,15 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	# peers measured side by side (anyinit), never runtime dependencies
+	$(BIN)/pip install --disable-pip-version-check -q -r bench/requirements.txt
 	$(BIN)/python bench/sweep_bench.py
 	$(BIN)/python bench/sweep_bench.py --e2e 5000 --ray
 	$(BIN)/python bench/monitor_bench.py
 	$(BIN)/python bench/lab_bench.py
 	$(BIN)/python bench/batched_agreement_bench.py
+	$(BIN)/python bench/symmetry_bench.py
+	$(BIN)/python bench/autoinit_bench.py --quick
 
 clean:
 	rm -rf $(VENV) initlab-out .pytest_cache

@@ -83,6 +83,7 @@ def test_gpt2_empirical_stream_flagged_exactly_when_it_spreads_past_2x(n_layer):
                    for p in stream_lines(report.problems(tol=(0.8, 1.25))))
     d = json.loads(json.dumps(report.to_dict()))
     assert d["stream"][0]["std"] == pytest.approx(stds, rel=1e-9)
+    assert f"stream after transformer.h.*: {' '.join(f'{v:.3g}' for v in stds)} (max/min {ratio:.3g})" in report.summary()
 
 
 class Block(nn.Module):

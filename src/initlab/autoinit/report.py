@@ -3,7 +3,8 @@
 One :class:`ParamEntry` per parameter of the model (touched or left, and why), the scale chosen,
 the predicted and the measured output std of its module on the example; plus a stability
 analysis across depth (mean-field chi_1 per activation, Poole et al. 2016; Schoenholz et al.
-2017), the std of the stream between repeated blocks (:mod:`initlab.autoinit.stream`), and warnings. :meth:`AutoInitReport.assert_healthy` raises for use in tests and CI.
+2017), the std of the stream between repeated blocks (:mod:`initlab.autoinit.stream`), and
+warnings. :meth:`AutoInitReport.assert_healthy` raises for use in tests and CI.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ class AutoInitReport:
         if verb == "grows":
             added = math.sqrt(max(0.0, std[-1] ** 2 - std[0] ** 2) / (len(std) - 1))
             return line + (f"; it enters block {row['entry']} at std "
-                           f"{row['entry_std']:.3g} and each block adds about {added:.3g} (in quadrature), so the "
-                           "blocks make it rather than carry it: scale the embedding or input layer up, or the "
+                           f"{row['entry_std']:.3g} and each block adds about {added:.3g} (in quadrature): "
+                           "scale the embedding or input layer up, or the "
                            f"weights that end each branch{example} down, until the stream's start outweighs what "
                            "the blocks add")
         return line + (f"; the blocks scale the stream they carry: look at what multiplies the skip path and at the "

@@ -19,10 +19,12 @@ from torch import nn
 
 from .._validation import InitlabError, ValidationError, check_choice, check_float
 from .report import AutoInitReport, ParamEntry, UnhealthyInitError
+from .stream import repeated_block_groups, stream_rows
 
 __all__ = ["autoinit", "AutoInitReport", "ParamEntry", "UnhealthyInitError"]
 
 MODES = ("analytic", "empirical")
+_MHA_IN_PROJ = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 _KIND_OF = {nn.Linear: "linear", nn.modules.conv._ConvNd: "conv", nn.Embedding: "embedding",
             nn.MultiheadAttention: "attention", nn.RNNBase: "recurrent", nn.RNNCellBase: "recurrent"}
 
@@ -55,30 +57,50 @@ def _ancestors(module: str) -> list[str]:
     return [module] + ([module.rsplit(".", 1)[0]] if "." in module else [])
 
 
-def measure(model: nn.Module, example: Any, modules: set[str]) -> dict[str, float]:
-    """Each named module's output std (first tensor of its output) on one quiet forward pass."""
+def _std(t: Any) -> float | None:
+    if isinstance(t, torch.Tensor) and t.is_floating_point():
+        return float(t.detach().double().std(unbiased=False)) if t.numel() > 1 else 0.0
+    return None
+
+
+def measure(model: nn.Module, example: Any, modules: set[str],
+            entering: set[str] = frozenset()) -> tuple[dict[str, float], dict[str, float]]:
+    """(each named module's output std, the std of what enters each module named in ``entering``)
+    on one quiet forward pass: the first tensor of the output; the first tensor among the
+    positional inputs, else the keyword ones (a block called as ``block(hidden_states=x)``)."""
     from .graph import quiet_forward, run_forward
 
     out: dict[str, float] = {}
+    into: dict[str, float] = {}
     handles = []
 
     def hook(name):
         def f(mod, args, res):
-            t = res[0] if isinstance(res, (tuple, list)) else res
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and name not in out:
-                out[name] = float(t.detach().double().std(unbiased=False)) if t.numel() > 1 else 0.0
+            std = _std(res[0] if isinstance(res, (tuple, list)) and res else res)
+            if std is not None and name not in out:
+                out[name] = std
+        return f
+
+    def pre_hook(name):
+        def f(mod, args, kwargs):
+            first = next((a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+            std = _std(first)
+            if std is not None and name not in into:
+                into[name] = std
         return f
 
     try:
         for name, mod in model.named_modules():
             if name in modules:
                 handles.append(mod.register_forward_hook(hook(name)))
+            if name in entering:
+                handles.append(mod.register_forward_pre_hook(pre_hook(name), with_kwargs=True))
         with quiet_forward(model):
             run_forward(model, example)
     finally:
         for h in handles:
             h.remove()
-    return out
+    return out, into
 
 
 def _analytic_entries(model: nn.Module, tracker) -> list[ParamEntry]:
@@ -142,10 +164,14 @@ def autoinit(
             report = _run_analytic(model, ex, target_std, gen)
         else:
             report = _run_empirical(model, ex, target_std, gen, tol, max_iter)
-        measured = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)})
+        groups = repeated_block_groups(model)
+        blocks = {n for _, names in groups for n in names}
+        measured, entered = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)} | blocks, blocks)
+        report.stream = stream_rows(groups, measured, entered)
+        report.warnings.extend(report.stream_problems())
         for e in report.entries:
-            if e.kind == "bias":
-                continue
+            if e.kind == "bias" or (e.measured_std is not None and e.name.endswith(_MHA_IN_PROJ)):
+                continue  # an MHA's q/k/v: its module's output is out_proj's; keep LSUV's reading of q/k/v
             for m in _ancestors(e.module):  # a module called only through its parent (MHA's out_proj): the parent's output
                 if m in measured:
                     e.measured_std = measured[m]

@@ -3,7 +3,8 @@
 One :class:`ParamEntry` per parameter of the model (touched or left, and why), the scale chosen,
 the predicted and the measured output std of its module on the example; plus a stability
 analysis across depth (mean-field chi_1 per activation, Poole et al. 2016; Schoenholz et al.
-2017) and warnings. :meth:`AutoInitReport.assert_healthy` raises for use in tests and CI.
+2017), the std of the stream between repeated blocks (:mod:`initlab.autoinit.stream`), and
+warnings. :meth:`AutoInitReport.assert_healthy` raises for use in tests and CI.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class AutoInitReport:
 
     ``stability``: one dict per activation kind met in the model, with at least ``activation``,
     ``chi_1`` (mean-field slope at the chosen scale), ``stable`` (bool) and ``message``.
+    ``stream``: one dict per group of repeated blocks (``blocks``, ``names``, ``where``, ``std``, ``entry``,
+    ``entry_std``, ``max_over_min``; see :func:`initlab.autoinit.stream.stream_rows`), measured on
+    the example after the init.
     """
 
     mode: str                                    # "analytic" | "empirical"
@@ -44,6 +48,7 @@ class AutoInitReport:
     stability: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # extras: iterations (empirical), graph method, ...
+    stream: list[dict] = field(default_factory=list)     # the std between repeated blocks, measured
 
     # ---- views -------------------------------------------------------------------------
     def touched(self) -> list[ParamEntry]:
@@ -67,11 +72,13 @@ class AutoInitReport:
         return [s for s in self.stability if not s.get("stable", True)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form: mode, target_std, entries, stability, warnings, info."""
+        """JSON-friendly form: mode, target_std, entries, stability, stream, warnings, info."""
         return {
             "mode": self.mode, "target_std": self.target_std,
             "entries": [e.to_dict() for e in self.entries],
             "stability": [{k: _clean(v) for k, v in s.items()} for s in self.stability],
+            "stream": [{k: ([_clean(x) for x in v] if isinstance(v, list) else _clean(v)) for k, v in s.items()}
+                       for s in self.stream],
             "warnings": list(self.warnings), "info": {k: _clean(v) for k, v in self.info.items()},
         }
 
@@ -83,12 +90,50 @@ class AutoInitReport:
         return pd.DataFrame([asdict(e) for e in self.entries], columns=cols)
 
     # ---- checks ------------------------------------------------------------------------
+    def stream_problems(self, limit: float = 2.0) -> list[str]:
+        """One line per group of repeated blocks whose stream std spreads more than ``limit``
+        (max/min over the blocks), with the numbers and what to change."""
+        return [self._stream_line(row, limit) for row in self.stream
+                if not (row["max_over_min"] <= limit)]
+
+    def _stream_line(self, row: dict, limit: float) -> str:
+        std, names, ratio = row["std"], row["names"], row["max_over_min"]
+        residual = int(self.info.get("residual_additions", 1) or 1) > 1
+        what = "the residual stream" if residual else "the signal"
+        where = f"{row['where'].replace('before', 'entering')} blocks {names[0]} .. {names[-1]}"
+        i_lo, i_hi = std.index(min(std)), std.index(max(std))
+        verb = ("grows" if i_lo < i_hi else "shrinks") if {i_lo, i_hi} == {0, len(std) - 1} else "varies"
+        line = (f"{what} {where} {verb} {ratio:.3g}x over {len(std)} blocks ({std[0]:.3g} -> {std[-1]:.3g}"
+                + (f", min {std[i_lo]:.3g} at {names[i_lo]}, max {std[i_hi]:.3g} at {names[i_hi]}" if verb == "varies" else "")
+                + f"; max/min allowed {limit:g})")
+        if not residual:
+            return line + ("; what lies between the blocks' weight layers moves it (a fixed scale, pooling, "
+                           "a norm's gain): change that, or the blocks' last layers")
+        ends = [n for n in self._branch_ends() if any(n.startswith(b + ".") for b in [row["entry"], *names])]
+        example = f" (e.g. {ends[0]})" if ends else ""
+        if verb == "grows":
+            added = math.sqrt(max(0.0, std[-1] ** 2 - std[0] ** 2) / (len(std) - 1))
+            return line + (f"; it enters block {row['entry']} at std "
+                           f"{row['entry_std']:.3g} and each block adds about {added:.3g} (in quadrature): "
+                           "scale the embedding or input layer up, or the "
+                           f"weights that end each branch{example} down, until the stream's start outweighs what "
+                           "the blocks add")
+        return line + (f"; the blocks scale the stream they carry: look at what multiplies the skip path and at the "
+                       f"weights that end each branch{example}")
+
+    def _branch_ends(self) -> list[str]:
+        names = list(self.info.get("residual_branches", []))
+        names += [e.name for e in self.entries if e.reason.startswith("ends a residual branch")]
+        return list(dict.fromkeys(names))
+
     def problems(self, tol: tuple[float, float] = (0.5, 2.0)) -> list[str]:
-        """One line per issue: a module whose measured output std is off, or an unstable activation.
+        """One line per issue: a module whose measured output std is off, an unstable activation,
+        or a stream between repeated blocks that is not flat.
 
         A module is checked against its predicted output std (residual branches are scaled to
         target/sqrt(R) on purpose), or against ``target_std`` where nothing was predicted
-        (empirical mode): the ratio measured/expected must lie in ``tol``.
+        (empirical mode): the ratio measured/expected must lie in ``tol``. The stream's std over
+        the blocks may spread by at most the band's wider side, max(hi, 1/lo) (2 by default).
         """
         lo, hi = float(tol[0]), float(tol[1])
         out: list[str] = []
@@ -105,6 +150,7 @@ class AutoInitReport:
                 out.append(f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})")
         for s in self.unstable():
             out.append(str(s.get("message", f"{s.get('activation')}: unstable across depth")))
+        out.extend(self.stream_problems(max(hi, 1.0 / lo)))
         return out
 
     def assert_healthy(self, tol: tuple[float, float] = (0.5, 2.0)) -> None:
@@ -130,6 +176,9 @@ class AutoInitReport:
                          f"pred={_html.number(e.predicted_std)} meas={_html.number(e.measured_std)}")
         for s in self.stability:
             lines.append(f"  stability: {s.get('message', '')}")
+        for s in self.stream:
+            lines.append(f"  stream {s['where']} {s['blocks']}: " + " ".join(f"{v:.3g}" for v in s["std"])
+                         + f" (max/min {s['max_over_min']:.3g})")
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
@@ -145,6 +194,10 @@ class AutoInitReport:
             parts.append(_html.table(("activation", "chi_1", "stable", "message"),
                                      [(s.get("activation"), _html.number(s.get("chi_1")), s.get("stable"),
                                        s.get("message", "")) for s in self.stability], right=(1,)))
+        if self.stream:
+            parts.append(_html.table(("blocks", "stream std (first .. last)", "max/min"),
+                                     [(f"{s['where']} {s['blocks']}", " ".join(f"{v:.3g}" for v in s["std"]),
+                                       _html.number(s["max_over_min"])) for s in self.stream], right=(2,)))
         for w in self.warnings:
             parts.append(_html.badge(w, "warn"))
         return _html.box(f"autoinit ({self.mode}), target std {self.target_std:g}", *parts)

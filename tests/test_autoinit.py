@@ -385,3 +385,31 @@ def test_parameters_used_as_offsets_and_gains_are_left_with_the_reason():
     assert by_name["pos"].reason == "added to the signal (an offset); left as built"
     assert by_name["gamma"].reason == "multiplies the signal (a gain); left as built"
     assert by_name["fc.weight"].action == "touched"
+
+
+@pytest.mark.parametrize("mode", ["analytic", "empirical"])
+def test_dropout_is_off_while_initializing_and_the_modes_come_back(mode):
+    """Init-time conditions, as LSUV's: a model handed over in training mode is measured without
+    dropout (with p = 0.5 on, the next layer's std would be ~sqrt(2) higher), and every module's
+    train/eval flag is as it was afterwards."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 64), nn.ReLU(),
+                          nn.Dropout(0.5), nn.Linear(64, 8))
+    model.train()
+    model[5].eval()  # a mixed state must come back as it was, too
+    flags = [m.training for m in model.modules()]
+    x = torch.randn(512, 32, generator=torch.Generator().manual_seed(1))
+    report = initlab.autoinit(model, x, mode=mode, generator=0)
+    assert [m.training for m in model.modules()] == flags
+
+    outs = {}
+    hooks = [model[i].register_forward_hook(lambda m, a, y, i=i: outs.__setitem__(i, float(y.std(unbiased=False))))
+             for i in (3, 6)]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    by_name = {e.name: e for e in report.entries}
+    for i in (3, 6):
+        assert by_name[f"{i}.weight"].measured_std == pytest.approx(outs[i], rel=1e-4)

@@ -155,42 +155,50 @@ def autoinit(
     mode = check_choice("mode", str(mode).lower(), MODES)
     target_std = check_float("target_std", target_std, 0.0, strict_minimum=True)
     gen = _generator(generator)
-    from .graph import make_example
+    from ..initializers.lsuv import measuring_mode
 
     saved = copy.deepcopy(model.state_dict())
     try:
-        ex = make_example(model, example, input_shape, gen)
-        if mode == "analytic":
-            report = _run_analytic(model, ex, target_std, gen)
-        else:
-            report = _run_empirical(model, ex, target_std, gen, tol, max_iter)
-        groups = repeated_block_groups(model)
-        blocks = {n for _, names in groups for n in names}
-        measured, entered = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)} | blocks, blocks)
-        report.stream = stream_rows(groups, measured, entered)
-        report.warnings.extend(report.stream_problems())
-        for e in report.entries:
-            if e.kind == "bias" or (e.measured_std is not None and e.name.endswith(_MHA_IN_PROJ)):
-                continue  # an MHA's q/k/v: its module's output is out_proj's; keep LSUV's reading of q/k/v
-            for m in _ancestors(e.module):  # a module called only through its parent (MHA's out_proj): the parent's output
-                if m in measured:
-                    e.measured_std = measured[m]
-                    break
-        for e in report.entries:  # a tie fixes a weight's scale to its first use's: say so when the second use is off
-            if e.reason.startswith("tied to") and e.measured_std is not None and not (
-                    0.5 * target_std <= e.measured_std <= 2.0 * target_std):
-                report.warnings.append(f"{e.name} is {e.reason} (drawn for that use), so {e.module}'s output std "
-                                       f"is {e.measured_std:.3g} on the example, not {target_std:g}")
-        bad = [e.name for e in report.entries if e.action == "touched"
-               and not all(math.isfinite(float(v)) for v in (e.std or 0.0, e.measured_std or 0.0))]
-        if bad:
-            why = f" ({report.unstable()[0]['message']})" if report.unstable() else ""
-            raise ValidationError(f"autoinit: non-finite scale or output at {', '.join(bad[:3])}{why}; "
-                                  "model left as it was")
-        return report
+        with measuring_mode(model):  # init-time conditions, as LSUV's: dropout off, BatchNorm on batch statistics
+            return _autoinit(model, example, input_shape, mode, target_std, gen, tol, max_iter)
     except BaseException:
         model.load_state_dict(saved)  # atomic: bad input and internal failures alike leave the model as it was
         raise
+
+
+def _autoinit(model: nn.Module, example: Any, input_shape: Any, mode: str, target_std: float,
+              gen: torch.Generator, tol: float, max_iter: int) -> AutoInitReport:
+    from .graph import make_example
+
+    ex = make_example(model, example, input_shape, gen)
+    if mode == "analytic":
+        report = _run_analytic(model, ex, target_std, gen)
+    else:
+        report = _run_empirical(model, ex, target_std, gen, tol, max_iter)
+    groups = repeated_block_groups(model)
+    blocks = {n for _, names in groups for n in names}
+    measured, entered = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)} | blocks, blocks)
+    report.stream = stream_rows(groups, measured, entered)
+    report.warnings.extend(report.stream_problems())
+    for e in report.entries:
+        if e.kind == "bias" or (e.measured_std is not None and e.name.endswith(_MHA_IN_PROJ)):
+            continue  # an MHA's q/k/v: its module's output is out_proj's; keep LSUV's reading of q/k/v
+        for m in _ancestors(e.module):  # a module called only through its parent (MHA's out_proj): the parent's output
+            if m in measured:
+                e.measured_std = measured[m]
+                break
+    for e in report.entries:  # a tie fixes a weight's scale to its first use's: say so when the second use is off
+        if e.reason.startswith("tied to") and e.measured_std is not None and not (
+                0.5 * target_std <= e.measured_std <= 2.0 * target_std):
+            report.warnings.append(f"{e.name} is {e.reason} (drawn for that use), so {e.module}'s output std "
+                                   f"is {e.measured_std:.3g} on the example, not {target_std:g}")
+    bad = [e.name for e in report.entries if e.action == "touched"
+           and not all(math.isfinite(float(v)) for v in (e.std or 0.0, e.measured_std or 0.0))]
+    if bad:
+        why = f" ({report.unstable()[0]['message']})" if report.unstable() else ""
+        raise ValidationError(f"autoinit: non-finite scale or output at {', '.join(bad[:3])}{why}; "
+                              "model left as it was")
+    return report
 
 
 def _run_analytic(model: nn.Module, example: Any, target: float, gen: torch.Generator) -> AutoInitReport:

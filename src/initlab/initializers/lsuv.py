@@ -197,7 +197,7 @@ def preserved(model: nn.Module):
 
 
 @contextlib.contextmanager
-def _measuring_mode(model: nn.Module):
+def measuring_mode(model: nn.Module):
     """Dropout off, BatchNorm on batch statistics, attention's fused fast path off (it skips hooks)."""
     flags = [(m, m.training) for m in model.modules()]
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -352,7 +352,7 @@ def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: 
     removers = state.hooks()
     passes, corrected = 0, True
     try:
-        with _measuring_mode(model):
+        with measuring_mode(model):
             state.reset()  # a first pass only measures: each layer's variance as it was given
             run_example(model, example)
             passes += 1

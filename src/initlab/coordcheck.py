@@ -46,9 +46,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import __version__
+from ._inputs import error_line
 from ._rng import make_generator
 from ._validation import InitlabError, ValidationError, check_choice, check_float, check_int, did_you_mean
-from .diagnostics.doctor import _first_line, build_model, load_inputs
+from .diagnostics.doctor import build_model, load_inputs
 
 if TYPE_CHECKING:  # pandas and matplotlib load when a result is read or drawn
     import pandas as pd
@@ -292,7 +293,7 @@ def _loss(output: Any, loss: str, targets: torch.Tensor | None, generator: torch
         value = F.mse_loss(output, targets.to(output.dtype)) if loss == "mse" else F.cross_entropy(output, targets)
     except Exception as err:
         raise ValidationError(f"the {loss} loss rejected the model's output of shape {tuple(output.shape)} and targets "
-                              f"of shape {tuple(targets.shape)}: {_first_line(err)}") from err
+                              f"of shape {tuple(targets.shape)}: {error_line(err)}") from err
     return value, targets
 
 
@@ -395,7 +396,7 @@ def _train(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
         except InitlabError:
             raise
         except Exception as err:  # raised inside the user's forward: the input does not fit
-            raise ValidationError(f"the model rejected input of shape {tuple(x.shape)}: {_first_line(err)}") from err
+            raise ValidationError(f"the model rejected input of shape {tuple(x.shape)}: {error_line(err)}") from err
         finally:
             hooks.remove()
         value, targets = _loss(output, loss, targets, data_gen)

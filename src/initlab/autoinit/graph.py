@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._inputs import call_model, error_line
 from .._validation import ValidationError
 
 __all__ = ["make_example", "run_forward", "module_stack_hooks", "quiet_forward"]
@@ -85,18 +86,8 @@ def make_example(model: nn.Module, example: Any, input_shape: Any, generator: to
 
 def run_forward(model: nn.Module, example: Any) -> Any:
     """``model(example)`` (a tuple is unpacked, a dict passed as keywords); a failure becomes one ValidationError."""
-    try:
-        if isinstance(example, dict):
-            return model(**example)
-        if isinstance(example, (tuple, list)):
-            return model(*example)
-        return model(example)
-    except ValidationError:
-        raise
-    except Exception as err:  # the user's model can fail in any way: one line naming it
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise ValidationError(f"autoinit: {type(model).__name__} rejected the example "
-                              f"({_describe(example)}): {type(err).__name__}: {first}") from None
+    return call_model(model, example, lambda err: ValidationError(
+        f"autoinit: {type(model).__name__} rejected the example ({_describe(example)}): {error_line(err, 200)}"))
 
 
 def _describe(example: Any) -> str:

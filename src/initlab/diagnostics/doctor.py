@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._inputs import error_line
 from .._rng import make_generator
 from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
 from ..initializers import apply_init, get
@@ -49,11 +50,6 @@ class DoctorResult:
                 "before": self.before.to_dict(), "after": self.after.to_dict()}
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
 def _split_target(target: str) -> tuple[str, str]:
     where, sep, name = str(target).rpartition(":")
     if not sep or not where or not name:
@@ -77,16 +73,16 @@ def _import(where: str):
             spec.loader.exec_module(module)
         except Exception as err:  # the user's file failed to run
             sys.modules.pop(module_name, None)
-            raise ValidationError(f"importing '{where}' raised {_first_line(err)}") from err
+            raise ValidationError(f"importing '{where}' raised {error_line(err)}") from err
         finally:
             sys.path.remove(str(path.resolve().parent))
         return module
     try:
         return importlib.import_module(where)
     except ModuleNotFoundError as err:
-        raise ValidationError(f"module '{where}' not found ({_first_line(err)})") from err
+        raise ValidationError(f"module '{where}' not found ({error_line(err)})") from err
     except Exception as err:
-        raise ValidationError(f"importing '{where}' raised {_first_line(err)}") from err
+        raise ValidationError(f"importing '{where}' raised {error_line(err)}") from err
 
 
 def load_factory(target: str) -> Callable[[], Any]:
@@ -109,7 +105,7 @@ def build_model(factory: Callable[[], Any], name: str = "factory") -> nn.Module:
     try:
         model = factory()
     except Exception as err:
-        raise ValidationError(f"factory '{name}' raised {_first_line(err)}") from err
+        raise ValidationError(f"factory '{name}' raised {error_line(err)}") from err
     if not isinstance(model, nn.Module):
         raise ValidationError(f"factory '{name}' returned {type(model).__name__}, expected a torch.nn.Module")
     return model
@@ -155,7 +151,7 @@ def _diagnose(model: nn.Module, inputs: Inputs, output: str | None = None,
     except InitlabError:
         raise
     except Exception as err:  # raised inside the user's forward or backward: the input does not fit
-        raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}") from err
+        raise ValidationError(f"the model rejected input {describe(inputs)}: {error_line(err)}") from err
 
 
 def _labelled(progress: Callable[[str, int, int | None], None] | None, label: str) -> Callable[[int, int], None] | None:
@@ -199,7 +195,7 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
         except InitlabError:
             raise
         except Exception as err:  # a data-dependent init (lsuv) runs the model on one tensor
-            raise ValidationError(f"--init {label} could not run on input {describe(inputs)}: {_first_line(err)}") from err
+            raise ValidationError(f"--init {label} could not run on input {describe(inputs)}: {error_line(err)}") from err
         after = _diagnose(twin, inputs, output, _labelled(progress, label))
     label = getattr(reinit, "label", "auto") if reinit is not None else (str(init_spec) if init_spec else None)
     return DoctorResult(target, batch_shape(inputs), before, after, label)

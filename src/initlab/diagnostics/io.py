@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._inputs import call_model as _call, error_line
 from .._rng import make_generator
-from .._validation import DataError, InitlabError, ValidationError, check_choice, check_int, did_you_mean
+from .._validation import DataError, ValidationError, check_choice, check_int, did_you_mean
 
 __all__ = ["Inputs", "DTYPES", "as_inputs", "call_model", "pick_output", "check_dtype", "make_inputs",
            "with_dtype", "load_data", "describe", "batch_shape"]
@@ -110,11 +111,6 @@ def batch_shape(inputs: Inputs) -> tuple[int, ...]:
     return tuple(tensors[0].shape) if tensors else ()
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-
-
 def _parameters(model: nn.Module) -> list[str]:
     """The names the model's forward takes (empty when it cannot be read)."""
     try:
@@ -161,20 +157,14 @@ def call_model(model: nn.Module, inputs: Inputs) -> Any:
     An exception raised inside the model becomes a one-line ValidationError naming what the
     model got (dtypes and shapes) and, where the message says, what to try.
     """
-    try:
-        if isinstance(inputs, Mapping):
-            return model(**inputs)
-        if isinstance(inputs, tuple):
-            return model(*inputs)
-        return model(inputs)
-    except (InitlabError, MemoryError):
-        raise
-    except Exception as err:  # raised inside the user's forward: the input does not fit
-        if _out_of_memory(err):  # a size problem, reported as such by the CLI
-            raise
+    def rejected(err: Exception) -> Exception | None:
+        if isinstance(err, MemoryError) or _out_of_memory(err):  # a size problem, reported as such by the CLI
+            return None
         hint = _hint(err, inputs, model)
-        raise ValidationError(f"the model rejected input {describe(inputs)}: {_first_line(err)}"
-                              + (f"; {hint}" if hint else "")) from err
+        return ValidationError(f"the model rejected input {describe(inputs)}: {error_line(err)}"
+                               + (f"; {hint}" if hint else ""))
+
+    return _call(model, inputs, rejected)
 
 
 def _fields(output: Any) -> list[tuple[str, Any]]:
@@ -319,7 +309,7 @@ def load_data(path: str | Path, batch: int) -> Inputs:
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception as err:
-        raise DataError(f"cannot read '{path}' as a .npy or .npz array: {_first_line(err)}") from err
+        raise DataError(f"cannot read '{path}' as a .npy or .npz array: {error_line(err)}") from err
     if isinstance(loaded, np.ndarray):
         if loaded.ndim < 2:
             raise DataError(f"data '{path}' must be a numeric array of shape (rows, ...), got {loaded.dtype} {loaded.shape}")

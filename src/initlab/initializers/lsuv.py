@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._inputs import call_model, error_line
 from .._validation import DataError, ValidationError, check_float, check_int
 from . import schemes
 from .account import is_conv1d
@@ -219,17 +220,8 @@ def run_example(model: nn.Module, example: Any) -> Any:
 
     Anything the model raises becomes one line: a :class:`DataError` naming the error.
     """
-    try:
-        if isinstance(example, Mapping):
-            return model(**example)
-        if isinstance(example, (tuple, list)):
-            return model(*example)
-        return model(example)
-    except _HookError:
-        raise
-    except Exception as err:  # the model's own complaint about the example, in one line
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise DataError(f"example: the model rejected it ({type(err).__name__}: {first})") from None
+    return call_model(model, example, lambda err: None if isinstance(err, _HookError) else
+                      DataError(f"example: the model rejected it ({error_line(err)})"))
 
 
 class _HookError(Exception):

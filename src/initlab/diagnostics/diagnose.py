@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .._adapters import adapter
+from .._json import json_safe
 from .._validation import ValidationError
 from . import thresholds as T
 from .io import Inputs, as_inputs, batch_shape, call_model, pick_output
@@ -71,7 +72,7 @@ class LayerStats:
     composite: bool = False  # a lone activation that is one part of an expression (see Record.composite): not judged
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {k: json_safe(v) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -149,15 +150,15 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         return {
             "loss": self.loss,
-            "activation_std_rate": _finite_or_none(self.activation_std_rate),
-            "gradient_rate": _finite_or_none(self.gradient_rate),
+            "activation_std_rate": json_safe(self.activation_std_rate),
+            "gradient_rate": json_safe(self.gradient_rate),
             "input_shape": list(self.input_shape),
             "layers": [s.to_dict() for s in self.layers],
             "verdicts": [v.to_dict() for v in self.verdicts],
             "coverage": self.coverage.to_dict() if self.coverage is not None else None,
-            "norms": _clean(self.norms),
-            "attention": _clean(self.attention),
-            "blocks": _clean(self.blocks),
+            "norms": json_safe(self.norms),
+            "attention": json_safe(self.attention),
+            "blocks": json_safe(self.blocks),
         }
 
     def table(self, after: Diagnosis | None = None, title: str | None = None):
@@ -174,15 +175,6 @@ class Diagnosis:
         from .html import diagnosis_html
 
         return diagnosis_html(self)
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Non-finite floats as None (strict JSON has no NaN)."""
-    return [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
 def _default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

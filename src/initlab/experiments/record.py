@@ -2,8 +2,8 @@
 
 ``RunRecord.to_dict()`` is the results.json entry of ``train`` and ``reproduce``, the sweep
 store's row (lists and dicts become its JSON columns), the lab's download and the lab's final
-server event. :func:`clean` is the one NaN -> null cleaner and :func:`summarize` the one
-per-layer summary of a :class:`~initlab.diagnostics.Diagnosis`.
+server event. :func:`clean` (:func:`initlab._json.json_safe`) is the one NaN -> null cleaner and
+:func:`summarize` the one per-layer summary of a :class:`~initlab.diagnostics.Diagnosis`.
 """
 
 from __future__ import annotations
@@ -18,45 +18,10 @@ import numpy as np
 import orjson
 
 from .. import __version__, initializers
+from .._json import json_safe as clean
 from .spec import RunSpec
 
 __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]
-
-
-
-def clean(value: Any, digits: int | None = None) -> Any:
-    """JSON-safe: numpy to Python, NaN and infinities to ``None``; floats rounded to ``digits`` if given."""
-    if digits is None and isinstance(value, (dict, list)):
-        try:  # the same conversion in C (orjson writes non-finite floats as null): sweeps clean a lot
-            return orjson.loads(orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
-        except TypeError:
-            pass  # a type orjson does not know: the general path below
-    return _clean(value, digits)
-
-
-def _clean(value: Any, digits: int | None = None) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _clean(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v, digits) for v in value]
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind != "f":
-            return value.tolist()
-        if digits is not None:
-            value = np.round(value, digits)
-        out = value.astype(object)  # Python floats, then None where not finite: no loop in Python
-        out[~np.isfinite(value)] = None
-        return out.tolist()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if not math.isfinite(value):
-            return None
-        return round(value, digits) if digits is not None else value
-    return value
 
 
 def summarize(diag: Any) -> dict[str, Any]:

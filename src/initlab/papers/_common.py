@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .._json import json_safe
+
 __all__ = ["digits_split", "epochs_to_threshold", "clean", "fmt"]
 
 
@@ -38,19 +40,8 @@ def epochs_to_threshold(curve: Sequence[float], threshold: float) -> int | None:
 
 
 def clean(x: Any, digits: int = 6) -> Any:
-    """``x`` JSON-clean: numpy scalars and arrays to Python, non-finite floats to None, floats rounded."""
-    if isinstance(x, dict):
-        return {str(k): clean(v, digits) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [clean(v, digits) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return float(f"{x:.{digits}g}") if math.isfinite(x) else None
-    return x
+    """``x`` JSON-clean (:func:`initlab._json.json_safe`), floats to ``digits`` significant digits."""
+    return json_safe(x, digits, significant=True)
 
 
 def fmt(x: Any) -> str:

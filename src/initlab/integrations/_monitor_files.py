@@ -1,15 +1,20 @@
-"""What a trainer callback writes at the end of training: a Monitor's heat map, histograms and JSON."""
+"""What the trainer callbacks (hf, lightning) share: their framework imported on first use, with one
+line naming the extra when it is missing, and the files written at the end of training (a
+Monitor's heat map, histograms and JSON)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from ..diagnostics.monitor import Monitor
 from .._json import json_safe as _json_safe
+from .._validation import InitlabError
+from ..diagnostics.monitor import Monitor
 
-__all__ = ["write_monitor", "missing_extra"]
-
+__all__ = ["write_monitor", "import_extra", "lazy_callback"]
 
 
 def write_monitor(monitor: Monitor, out: str | Path, title: str = "training") -> dict[str, Path]:
@@ -33,6 +38,24 @@ def write_monitor(monitor: Monitor, out: str | Path, title: str = "training") ->
     return paths
 
 
-def missing_extra(package: str, extra: str) -> str:
-    """The one line a callback raises when its framework is not installed."""
-    return f"initlab's {extra} callback needs {package}, which is not installed: pip install 'initlab[{extra}]'"
+def import_extra(module: str, package: str, extra: str) -> ModuleType:
+    """``module`` imported, or the one line a callback raises when its framework is not installed."""
+    try:
+        return __import__(module, fromlist=["__name__"])  # as an import statement does (the submodule itself)
+    except ImportError:
+        raise InitlabError(f"initlab's {extra} callback needs {package}, which is not installed: "
+                           f"pip install 'initlab[{extra}]'") from None
+
+
+def lazy_callback(namespace: dict[str, Any], build: Callable[[], type]) -> Callable[[str], type]:
+    """A module ``__getattr__`` that builds ``MonitorCallback`` with ``build()`` on first access (so the
+    framework is imported only then) and keeps it in the module's ``namespace``."""
+    def __getattr__(name: str) -> type:
+        if name != "MonitorCallback":
+            raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+        cls = build()
+        cls.__module__ = namespace["__name__"]
+        namespace[name] = cls
+        return cls
+
+    return __getattr__

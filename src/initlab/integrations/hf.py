@@ -24,21 +24,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from .._validation import InitlabError, check_int
-from ._monitor_files import missing_extra, write_monitor
+from ._monitor_files import import_extra, lazy_callback, write_monitor
 
 __all__ = ["MonitorCallback"]
 
 
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise InitlabError(missing_extra("transformers", "hf")) from None
-    return transformers
-
-
 def _build() -> type:
-    transformers = _transformers()
+    transformers = import_extra("transformers", "transformers", "hf")
     from ..diagnostics.monitor import Monitor
 
     class MonitorCallback(transformers.TrainerCallback):
@@ -73,13 +65,7 @@ def _build() -> type:
             if state.is_world_process_zero:
                 self.paths = write_monitor(self.monitor, self.out, self._title)
 
-    MonitorCallback.__module__ = __name__
     return MonitorCallback
 
 
-def __getattr__(name: str):
-    if name == "MonitorCallback":
-        cls = _build()
-        globals()["MonitorCallback"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_callback(globals(), _build)

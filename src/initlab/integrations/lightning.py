@@ -24,17 +24,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from .._validation import InitlabError, ValidationError, check_int
-from ._monitor_files import missing_extra, write_monitor
+from ._monitor_files import import_extra, lazy_callback, write_monitor
 
 __all__ = ["MonitorCallback"]
-
-
-def _lightning():
-    try:
-        import lightning.pytorch as pl
-    except ImportError:
-        raise InitlabError(missing_extra("lightning", "lightning")) from None
-    return pl
 
 
 def _submodule(root: Any, path: str) -> Any:
@@ -53,7 +45,7 @@ def _submodule(root: Any, path: str) -> Any:
 
 
 def _build() -> type:
-    pl = _lightning()
+    pl = import_extra("lightning.pytorch", "lightning", "lightning")
     from ..diagnostics.monitor import Monitor
 
     class MonitorCallback(pl.Callback):
@@ -104,13 +96,7 @@ def _build() -> type:
             if self.monitor is not None:
                 self.monitor.close()
 
-    MonitorCallback.__module__ = __name__
     return MonitorCallback
 
 
-def __getattr__(name: str):
-    if name == "MonitorCallback":
-        cls = _build()
-        globals()["MonitorCallback"] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_callback(globals(), _build)

@@ -46,9 +46,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import __version__
-from ._inputs import error_line
+from ._inputs import call_model, error_line
 from ._rng import make_generator
-from ._validation import InitlabError, ValidationError, check_choice, check_float, check_int, did_you_mean
+from ._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
 from .diagnostics.doctor import build_model, load_inputs
 
 if TYPE_CHECKING:  # pandas and matplotlib load when a result is read or drawn
@@ -391,12 +391,9 @@ def _train(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
     opt = _optimizer(model, optimizer, lr, scaling, base_shapes)
     for step in range(1, steps + 1):
         hooks = _Hooks(model, names)
-        try:
-            output = model(x)
-        except InitlabError:
-            raise
-        except Exception as err:  # raised inside the user's forward: the input does not fit
-            raise ValidationError(f"the model rejected input of shape {tuple(x.shape)}: {error_line(err)}") from err
+        try:  # an error inside the user's forward: the input does not fit
+            output = call_model(model, x, lambda err: ValidationError(
+                f"the model rejected input of shape {tuple(x.shape)}: {error_line(err)}"))
         finally:
             hooks.remove()
         value, targets = _loss(output, loss, targets, data_gen)

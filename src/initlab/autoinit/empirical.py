@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._inputs import error_line
 from .._rng import make_generator
 from .._validation import ValidationError, check_float, check_int
 from ..initializers import schemes
@@ -116,8 +117,7 @@ def _residual_branches(model: nn.Module, example: Any, target_std: float) -> tup
         run_tracker(model, example, tracker)
         return set(tracker.branch_scaled), probe.max_chain, []
     except Exception as err:  # the tracer cannot follow this model: plain LSUV, and say so
-        first = (str(err).splitlines() or [""])[0]
-        return set(), 1, [f"residual branches not found ({type(err).__name__}: {first}); every layer aimed at target_std"]
+        return set(), 1, [f"residual branches not found ({error_line(err)}); every layer aimed at target_std"]
 
 
 def _param(units: list[LSUVUnit], key: int) -> nn.Parameter:

@@ -35,9 +35,8 @@ def _fx_first_consumer(model: nn.Module) -> nn.Module:
     try:
         gm = torch.fx.symbolic_trace(model)
     except Exception as err:  # any tracing failure: report its first line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise ValidationError(
-            f"autoinit: {type(model).__name__} cannot be traced by torch.fx ({type(err).__name__}: {first}) "
+            f"autoinit: {type(model).__name__} cannot be traced by torch.fx ({error_line(err, 160)}) "
             "and no example was given; pass example=<a batch of inputs> or input_shape=(...)"
         ) from None
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]

@@ -407,3 +407,19 @@ def test_attention_over_one_key_is_neither_collapsed_nor_uniform():
     assert all(math.isnan(a["collapsed_fraction"]) and math.isnan(a["entropy"]) for a in diag.attention)
     assert diag.codes == ["healthy"] and "entropy not measured" in diag.verdicts[0].message
     assert json.loads(json.dumps(diag.to_dict(), allow_nan=False))["attention"][0]["entropy"] is None
+
+
+def test_a_non_finite_diagnosis_is_strict_json():
+    """A diverging model's loss is NaN/inf: report.json must still be strict JSON (null, not NaN)."""
+    import json
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(40) for m in (nn.Linear(16, 16), nn.ReLU())], nn.Linear(16, 1))
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, std=50.0)
+    diagnosis = diagnose(model, torch.randn(32, 16), torch.randint(0, 2, (32, 1)).float())
+    assert "non_finite" in diagnosis.codes and not math.isfinite(diagnosis.loss)
+    data = diagnosis.to_dict()
+    assert data["loss"] is None
+    json.dumps(data, allow_nan=False)

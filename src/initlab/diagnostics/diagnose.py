@@ -149,7 +149,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "loss": self.loss,
+            "loss": json_safe(self.loss),
             "activation_std_rate": json_safe(self.activation_std_rate),
             "gradient_rate": json_safe(self.gradient_rate),
             "input_shape": list(self.input_shape),

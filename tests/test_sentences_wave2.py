@@ -1,0 +1,67 @@
+"""Printed sentences of this wave are decided by the run's measurement, in every case they can be
+printed (wave-2 review): each test builds a small case and checks the text against numbers the test
+measures itself."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.autoinit import autoinit
+
+
+def _std(t: torch.Tensor) -> float:
+    return float(t.detach().double().std(unbiased=False))
+
+
+class Branches(nn.Module):
+    """x = x + block(x), blocks with no normalization (a ReLU MLP without it)."""
+
+    def __init__(self, n: int = 8, width: int = 64, norm: bool = False) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(*([nn.LayerNorm(width)] if norm else []), nn.Linear(width, width), nn.ReLU(),
+                          nn.Linear(width, width)) for _ in range(n))
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = x + b(x)
+        return x
+
+
+def _stream_ratio(model: Branches, x: torch.Tensor) -> float:
+    """max/min of the stream's std where it enters blocks 2..n (the report's reading), by a plain loop."""
+    stream, h = [], x
+    with torch.no_grad():
+        for b in model.blocks:
+            stream.append(_std(h))
+            h = h + b(h)
+    return max(stream[1:]) / min(stream[1:])
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_growing_stream_advice_scales_the_input_only_where_that_helps(norm):
+    torch.manual_seed(0)
+    model = Branches(norm=norm)
+    x = 0.05 * torch.randn(128, 64, generator=torch.Generator().manual_seed(1))
+    report = autoinit(model, x, mode="empirical", generator=0)
+    (line,) = [w for w in report.warnings if w.startswith("the residual stream")]
+    assert " grows " in line
+    before, after = _stream_ratio(model, x), _stream_ratio(model, 20 * x)
+    assert before > 2.0
+    if norm:
+        # the branches read a normalized stream: a 20x larger start flattens the stream (measured)
+        assert after < 1.5
+        assert "scale the embedding or input layer up" in line
+    else:
+        # no norm: the branches scale with the stream, a 20x larger input leaves the ratio where it was
+        assert after == pytest.approx(before, rel=1e-3)
+        assert "scale the embedding or input layer up" not in line
+        assert "no normalization layer" in line and "scale the weights that end each branch" in line
+        # and the advice given works: branch ends scaled down flatten the stream
+        with torch.no_grad():
+            for b in model.blocks:
+                b[-1].weight.mul_(1 / 8 ** 0.5)
+                b[-1].bias.mul_(1 / 8 ** 0.5)
+        assert _stream_ratio(model, x) < before

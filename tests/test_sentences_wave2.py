@@ -65,3 +65,27 @@ def test_growing_stream_advice_scales_the_input_only_where_that_helps(norm):
                 b[-1].weight.mul_(1 / 8 ** 0.5)
                 b[-1].bias.mul_(1 / 8 ** 0.5)
         assert _stream_ratio(model, x) < before
+
+
+def _unstable_message(fn) -> dict:
+    from initlab.autoinit.moments import Stat
+    from initlab.autoinit.stability import stability_rows
+
+    (row,) = stability_rows([("act", fn, Stat(0.0, 1.0))] * 4, 1.0)
+    return row
+
+
+def test_no_scalar_init_text_says_repels_only_when_the_length_map_repels():
+    from initlab.autoinit.stability import _GRID, _at
+
+    # relu(x)^2: chi_1 = 4/3 and slope 2 at every scale (homogeneous): the fixed point repels
+    sq = _unstable_message(lambda x: torch.relu(x) ** 2)
+    slopes = [_at(lambda x: torch.relu(x) ** 2, float(g))[1] for g in _GRID]
+    assert not sq["stable"] and min(slopes) > 1.01
+    assert "repels at every scale" in sq["message"] and "chi_1 stays in 1.33..1.33" in sq["message"]
+    # x + 100: chi_1 = q/(q + 1e4) < 0.51 and the slope equals it, below 1: the fixed point attracts
+    shift = _unstable_message(lambda x: x + 100.0)
+    vals = [_at(lambda x: x + 100.0, float(g)) for g in _GRID]
+    assert not shift["stable"] and max(v[1] for v in vals) < 1 and max(v[0] for v in vals) < 0.95
+    assert "UNSTABLE: no scalar init" in shift["message"]
+    assert "repels" not in shift["message"] and "never within 0.05 of 1" in shift["message"]

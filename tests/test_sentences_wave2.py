@@ -89,3 +89,32 @@ def test_no_scalar_init_text_says_repels_only_when_the_length_map_repels():
     assert not shift["stable"] and max(v[1] for v in vals) < 1 and max(v[0] for v in vals) < 0.95
     assert "UNSTABLE: no scalar init" in shift["message"]
     assert "repels" not in shift["message"] and "never within 0.05 of 1" in shift["message"]
+
+
+class TanhBlock(nn.Module):
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x):
+        return torch.tanh(self.b(torch.tanh(self.a(x))))
+
+
+def test_depth_verdict_across_blocks_counts_blocks_and_names_what_vanished():
+    from initlab.diagnostics import diagnose
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Sequential(*[TanhBlock() for _ in range(6)]), nn.Linear(32, 4))
+    for p in model.parameters():
+        if p.dim() > 1:
+            nn.init.normal_(p, std=0.3 / 32 ** 0.5)
+    diag = diagnose(model, torch.randn(64, 16, generator=torch.Generator().manual_seed(0)))
+    (v,) = [v for v in diag.verdicts if v.code == "vanishing_gradients"]
+    chain = [diag.layer(n) for n in v.layers]
+    assert len(chain) == 6 and all("*" in s.role for s in chain)  # one role, one row per block (2 layers each)
+    std_ratio = chain[-1].std / chain[0].std
+    grad_ratio = chain[0].output_grad_norm / chain[-1].output_grad_norm
+    assert std_ratio > 0.5 and grad_ratio < 1e-4  # only the gradient vanished (measured)
+    assert "per block over 5 blocks" in v.message and "per layer" not in v.message
+    assert "the back-propagated gradient vanishes with depth" in v.message
+    assert "the signal vanishes" not in v.message

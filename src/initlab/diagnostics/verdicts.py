@@ -82,10 +82,22 @@ def _per_layer(ratio: float, steps: int) -> float:
     return ratio ** (1.0 / steps) if ratio > 0 and steps > 0 else float("nan")
 
 
-def _trend(word_down: str, word_up: str, rate: float) -> str:
+def _trend(word_down: str, word_up: str, rate: float, unit: str = "layer") -> str:
     if abs(rate - 1) < 0.005:
-        return "stays level (x1.00 per layer)"
-    return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per layer"
+        return f"stays level (x1.00 per {unit})"
+    return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per {unit}"
+
+
+def _unit(chain: list[LayerStats]) -> str:
+    """A chain of one layer role across repeated blocks steps block to block, a plain stack layer to layer."""
+    return "block" if chain and "*" in chain[0].role else "layer"
+
+
+def _stack_words(chain: list[LayerStats]) -> str:
+    width = _median([s.units for s in chain])
+    if _unit(chain) == "block":
+        return f"{len(chain)} repeated blocks ({chain[0].role} of width {width})"
+    return f"{len(chain)} hidden layers of width {width}"
 
 
 def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
@@ -232,7 +244,7 @@ def _dead_fix(layers: list[LayerStats], chain: list[LayerStats]) -> str:
         return (f"the weights already have the variance-preserving scale ({_scale_words(layers)}), so drawing them "
                 "again the same way will not revive these units: leaky_relu (its slope below 0 is not 0) or a small "
                 "positive bias keeps units alive"
-                + (f"; in this stack of {len(chain)} hidden layers of width {_median([s.units for s in chain])}, "
+                + (f"; in this stack of {_stack_words(chain)}, "
                    "residual connections, normalization (BatchNorm, LayerNorm) or wider layers are the other levers" if deep else ""))
     return suggest_init(layers) + "; leaky_relu or a small positive bias also keeps units alive"
 
@@ -368,7 +380,7 @@ def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:
 
 def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
     first, last = chain[0], chain[-1]
-    steps = len(chain) - 1
+    steps, unit = len(chain) - 1, _unit(chain)
     std_ratio = _ratio(last.std, first.std)  # forward: how the signal changes going up
     grad_ratio = _ratio(first.output_grad_norm, last.output_grad_norm)  # backward: going down
     ratios = [r for r in (std_ratio, grad_ratio) if math.isfinite(r) and r > 0]
@@ -377,17 +389,24 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
     std_rate, grad_rate = _per_layer(std_ratio, steps), _per_layer(grad_ratio, steps)
     parts = []
     if math.isfinite(std_rate):
-        parts.append(f"activation std {_trend('shrinks', 'grows', std_rate)} over {steps} layers "
+        parts.append(f"activation std {_trend('shrinks', 'grows', std_rate, unit)} over {steps} {unit}s "
                      f"({first.std:.3g} in {first.name} -> {last.std:.3g} in {last.name})")
     if math.isfinite(grad_rate):
-        parts.append(f"the back-propagated gradient {_trend('shrinks', 'grows', grad_rate)} on its way down "
+        parts.append(f"the back-propagated gradient {_trend('shrinks', 'grows', grad_rate, unit)} on its way down "
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
+
+    def what(crossed) -> str:  # which measured ratio crossed the threshold names the subject
+        fwd, bwd = crossed(std_ratio), crossed(grad_ratio)
+        return "the signal" if fwd and bwd else "the activation std" if fwd else "the back-propagated gradient"
+
     if min(ratios) < T.VANISH_RATIO:
-        return [Verdict("vanishing_gradients", f"the signal vanishes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO)
+        return [Verdict("vanishing_gradients", f"{who} vanishes with depth: {measured}", _names(chain),
                         _depth_fix(chain, ""))]
     if max(ratios) > T.EXPLODE_RATIO:
-        return [Verdict("exploding_gradients", f"the signal explodes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO)
+        return [Verdict("exploding_gradients", f"{who} explodes with depth: {measured}", _names(chain),
                         _depth_fix(chain, "use smaller weights: "))]
     return []
 
@@ -396,8 +415,7 @@ def _depth_fix(chain: list[LayerStats], lead: str) -> str:
     """The init when the weights are off the variance-preserving scale; else the levers left."""
     if not _matches(scale_ratio(chain)):
         return lead + suggest_init(chain)
-    width = _median([s.units for s in chain])
     return (f"the weights already have the variance-preserving scale ({_scale_words(chain)}), so another init of "
-            f"this kind will not change this: with {len(chain)} hidden layers of width {width}, use residual "
+            f"this kind will not change this: with {_stack_words(chain)}, use residual "
             "connections or normalization (BatchNorm, LayerNorm), or wider layers (at a fixed init the signal's "
             "layer-to-layer fluctuations compound with depth/width; Hanin & Rolnick, 2018)")

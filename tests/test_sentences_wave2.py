@@ -118,3 +118,35 @@ def test_depth_verdict_across_blocks_counts_blocks_and_names_what_vanished():
     assert "per block over 5 blocks" in v.message and "per layer" not in v.message
     assert "the back-propagated gradient vanishes with depth" in v.message
     assert "the signal vanishes" not in v.message
+
+
+class Gated(nn.Module):
+    """An extra layer exists only at width >= 32: it is not recorded at the smaller widths."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, width)
+        self.extra = nn.Linear(width, width) if width >= 32 else None
+        self.gate = nn.Dropout(1.0 if width == 64 else 0.0)  # in training: all zeros at width 64 only
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.extra is not None:
+            h = self.extra(h)
+        return self.head(self.gate(h))
+
+
+def test_coord_check_undefined_text_says_what_was_measured():
+    from initlab.coordcheck import coord_check
+
+    res = coord_check(Gated, [16, 32, 64], input_shape=(8,), batch=8, steps=1, seeds=1, optimizer="sgd", lr=1e-3)
+    widths = {m: sorted(set(res.data[res.data["module"] == m]["width"])) for m in ("extra", "gate")}
+    assert widths == {"extra": [32, 64], "gate": [16, 32, 64]}
+    gate_l1 = res.data[res.data["module"] == "gate"].groupby("width")["l1"].max()
+    assert gate_l1[64] == 0 and gate_l1[16] > 0 and gate_l1[32] > 0
+    extra, head = res.verdict("extra"), res.verdict("gate")
+    assert extra.verdict == head.verdict == "undefined"
+    assert "not recorded at width 16" in extra.message and "is 0" not in extra.message
+    assert "mean|x| is 0 at width 64" in head.message
+    assert "reason" not in res.slopes.columns

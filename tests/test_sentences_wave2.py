@@ -150,3 +150,20 @@ def test_coord_check_undefined_text_says_what_was_measured():
     assert "not recorded at width 16" in extra.message and "is 0" not in extra.message
     assert "mean|x| is 0 at width 64" in head.message
     assert "reason" not in res.slopes.columns
+
+
+def test_saxe_orthogonal_note_clauses_follow_the_learning_times():
+    from initlab.papers.saxe2014 import _orthogonal_note
+
+    depths = ["2", "4", "8"]
+    lr = {"2": 0.1, "4": 0.05, "8": 0.05}
+    # the old note's case: the shallowest net is fast, the rest flat
+    note = _orthogonal_note([2, 5, 5], depths, lr)
+    assert "within 2x of each other from depth 4 on" in note and "only 2 epochs at its (larger) best" in note
+    # the deepest net is the slow one: no "flat from ... on", no "the shallowest learns in only"
+    note = _orthogonal_note([3, 3, 9], depths, lr)
+    assert "from depth" not in note and "shallowest" not in note
+    assert note == "Orthogonal learning times over depth are [3, 3, 9] epochs."
+    # the shallowest is fastest but its learning rate is not the larger one
+    note = _orthogonal_note([2, 5, 5], depths, {"2": 0.05, "4": 0.05, "8": 0.1})
+    assert "only 2 epochs, so" in note and "larger" not in note

@@ -167,3 +167,44 @@ def test_saxe_orthogonal_note_clauses_follow_the_learning_times():
     # the shallowest is fastest but its learning rate is not the larger one
     note = _orthogonal_note([2, 5, 5], depths, {"2": 0.05, "4": 0.05, "8": 0.1})
     assert "only 2 epochs, so" in note and "larger" not in note
+
+
+def _he_claims(t22, loss22, t30, loss30, ratio30):
+    from initlab.papers._base import Claim
+
+    return [
+        Claim("signal_at_init", "", {"activation_std_ratio_last_first_30": ratio30, "predicted_xavier": 2 ** -14},
+              bool(ratio30["xavier"] < 0.01 and 0.25 <= ratio30["he"] <= 4), ""),
+        Claim("stall_at_30", "", {"epochs_to_threshold_30": t30, "final_loss_30": loss30},
+              bool(t30["he"] is not None and t30["xavier"] is None), ""),
+        Claim("both_at_22", "", {"epochs_to_threshold_22": t22, "final_loss_22": loss22},
+              bool(t22["he"] is not None and t22["xavier"] is not None and t22["he"] <= t22["xavier"]), ""),
+    ]
+
+
+def test_he2015_notes_name_the_part_that_failed():
+    import math
+
+    from initlab.papers.he2015 import _annotate
+
+    ratio = {"xavier": {"22": 1e-3, "30": 1e-4}, "he": {"22": 0.9, "30": 0.8}}
+    cfg = {"epochs": 10}
+    # He converges at 22 only after Xavier: the old note said Xavier "starts learning much later"
+    claims = _he_claims({"he": 7, "xavier": 5}, {"he": 0.05, "xavier": 0.04}, {"he": 3, "xavier": None},
+                        {"he": 0.05, "xavier": 2.3}, {"xavier": 0.5, "he": 0.8})
+    _annotate(claims, ratio, cfg, {"30": [2.3] * 10})
+    notes = {c.id: c.note for c in claims}
+    assert "He at epoch 7, later than Xavier at epoch 5" in notes["both_at_22"]
+    assert "starts learning much later" not in notes["both_at_22"]
+    # the signal claim failed on Xavier's ratio (0.5), not He's: no "He's ratio ... drifts below the mean"
+    assert "Xavier's last/first response ratio is 0.5, not below 0.01" in notes["signal_at_init"]
+    assert "He's" not in notes["signal_at_init"]
+    assert notes["stall_at_30"] == ""  # Xavier's loss never fell below 0.9 x chance: no "starts to learn"
+    # Xavier at 30 moves early, not late
+    claims = _he_claims({"he": 3, "xavier": 5}, {"he": 0.05, "xavier": 0.04}, {"he": 3, "xavier": None},
+                        {"he": 0.05, "xavier": 1.9}, {"xavier": 1e-4, "he": 0.1})
+    _annotate(claims, ratio, cfg, {"30": [2.3, 2.0] + [1.9] * 8})
+    notes = {c.id: c.note for c in claims}
+    assert "start to learn during the run" in notes["stall_at_30"] and "epoch 2 of 10" in notes["stall_at_30"]
+    assert "late" not in notes["stall_at_30"] and 1.9 < 0.9 * math.log(10)
+    assert "He's ratio is 0.1, outside [0.25, 4]" in notes["signal_at_init"] and "drifts below" in notes["signal_at_init"]

@@ -216,7 +216,7 @@ PAPER = Paper(
 def _orthogonal_note(orth: list, depths: list[str], best_lr: dict) -> str:
     """Why depth independence failed, each clause only where the measured learning times say so."""
     if not all(t is not None for t in orth):
-        return ""
+        return f"Orthogonal learning times over depth are {orth} epochs (None: not learned within the epoch budget)."
     flat_from = next((i for i in range(len(orth) - 1) if max(orth[i:]) <= 2 * min(orth[i:])), None)
     text = f"Orthogonal learning times over depth are {orth} epochs"
     if flat_from is not None and flat_from > 0:

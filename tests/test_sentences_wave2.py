@@ -208,3 +208,14 @@ def test_he2015_notes_name_the_part_that_failed():
     assert "start to learn during the run" in notes["stall_at_30"] and "epoch 2 of 10" in notes["stall_at_30"]
     assert "late" not in notes["stall_at_30"] and 1.9 < 0.9 * math.log(10)
     assert "He's ratio is 0.1, outside [0.25, 4]" in notes["signal_at_init"] and "drifts below" in notes["signal_at_init"]
+
+
+def test_zhang2019_train_note_claims_he_failure_only_when_measured():
+    from initlab.papers.zhang2019 import _train_note
+
+    ok = _train_note({"initial_loss": 2.4, "diverged_step": None}, False, 2.303)
+    assert "He's" not in ok and ok.startswith("one learning rate")
+    div = _train_note({"initial_loss": 1.5e9, "diverged_step": 3}, True, 2.303)
+    assert "He's initial loss is 1.5e+09 (chance 2.3)" in div and "diverges at step 3" in div
+    stuck = _train_note({"initial_loss": 2.5, "diverged_step": None}, True, 2.303)
+    assert "diverge" not in stuck and "so large" not in stuck

@@ -219,3 +219,29 @@ def test_zhang2019_train_note_claims_he_failure_only_when_measured():
     assert "He's initial loss is 1.5e+09 (chance 2.3)" in div and "diverges at step 3" in div
     stuck = _train_note({"initial_loss": 2.5, "diverged_step": None}, True, 2.303)
     assert "diverge" not in stuck and "so large" not in stuck
+
+
+class _Power(nn.Module):
+    def __init__(self, k: float) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return torch.relu(x) ** self.k
+
+
+def test_power_activation_fix_text_follows_the_measured_degree():
+    from initlab.diagnostics import diagnose
+    from initlab.diagnostics.verdicts import suggest_init
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(64, 64), _Power(0.5))], nn.Linear(64, 1))
+    diag = diagnose(model, torch.randn(32, 64, generator=torch.Generator().manual_seed(0)))
+    hidden = diag.layers[:-1]
+    assert hidden[0].activation_degree == pytest.approx(0.5, abs=1e-3)
+    # sqrt(relu): the signal settles at a fixed scale over 12 layers instead of shrinking or blowing up
+    stds = [s.std for s in hidden]
+    assert 0.3 < stds[-1] / stds[0] < 3 and max(stds[6:]) / min(stds[6:]) < 1.5
+    text = suggest_init(hidden)
+    assert "grows like x^0.5 (measured)" in text
+    assert "shrink or blow up" not in text and "pulled to one scale" in text

@@ -31,12 +31,19 @@ def suggest_init(layers: list[LayerStats]) -> str:
     now = _median([s.weight_std for s in layers])
     healthy = _median([s.healthy_weight_std for s in layers])
     numbers = f" (weight std now {now:.3g}; it would give {healthy:.3g})" if healthy > 0 else ""
-    superlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None]
-    if superlinear:
-        s = superlinear[0]
-        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{s.activation_degree:.2g} "
-                "(measured), so any weight scale makes the activations shrink or blow up with depth; normalize "
-                "after each layer (LayerNorm, BatchNorm) or use an activation that grows linearly (relu, gelu)")
+    nonlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None
+                 and math.isfinite(s.activation_degree)]
+    if nonlinear:
+        s = nonlinear[0]
+        k = s.activation_degree
+        if k > 1:  # q' ~ c q^k: the fixed point repels, any other scale runs off
+            why = "so any weight scale makes the activations shrink or blow up with depth"
+        else:  # q' ~ c q^k with k < 1: the fixed point attracts, the input's own scale is forgotten
+            why = ("so the signal is pulled to one scale set by the weights, whatever scale it enters with (the "
+                   "input's own scale is not kept)")
+        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{k:.2g} "
+                f"(measured), {why}; normalize after each layer (LayerNorm, BatchNorm) or use an activation that "
+                "grows linearly (relu, gelu)")
     if layers and all(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use he_normal for these {names} layers{numbers}"

@@ -245,3 +245,32 @@ def test_power_activation_fix_text_follows_the_measured_degree():
     text = suggest_init(hidden)
     assert "grows like x^0.5 (measured)" in text
     assert "shrink or blow up" not in text and "pulled to one scale" in text
+
+
+def test_fan_out_he_conv_stack_is_said_to_match_the_fan_out_scale_with_that_number():
+    import re
+
+    from initlab.diagnostics import diagnose
+    from initlab.diagnostics import thresholds as T
+    from initlab.diagnostics.diagnose import depth_chains
+    from initlab.diagnostics.verdicts import _depth_fix
+
+    torch.manual_seed(0)
+    chs, mods = [3, 8, 16, 32, 64, 128], []
+    for a, b in zip(chs, chs[1:]):
+        mods += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU()]
+    model = nn.Sequential(*mods, nn.Flatten(), nn.Linear(128 * 16, 10))
+    for m in model:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    diag = diagnose(model, torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
+    chain = depth_chains(diag.layers)[0]
+    text = _depth_fix(chain, "")
+    assert text.startswith("the weights already have the variance-preserving scale")
+    now, gives = map(float, re.search(r"weight std ([\d.]+); the variance-preserving init in fan_out mode gives "
+                                      r"([\d.]+)\)", text).groups())
+    fan_out = sorted(s.healthy_weight_std_fan_out for s in chain)[len(chain) // 2]
+    fan_in = sorted(s.healthy_weight_std for s in chain)[len(chain) // 2]
+    assert gives == pytest.approx(fan_out, rel=2e-3) and abs(fan_in / fan_out - 1) > 0.3  # the modes differ here
+    assert 1 / T.SCALE_MATCH <= now / gives <= T.SCALE_MATCH  # the printed numbers agree with "already"

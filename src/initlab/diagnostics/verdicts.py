@@ -70,10 +70,24 @@ def _matches(ratio: float) -> bool:
     return math.isfinite(ratio) and 1 / T.SCALE_MATCH <= ratio <= T.SCALE_MATCH
 
 
+def _closest(s: LayerStats) -> tuple[str, float]:
+    """The variance-preserving std (fan_in or fan_out mode) closest to the layer's weight std, as ``_layer_ratio``."""
+    modes = [(m, h) for m, h in (("fan_in", s.healthy_weight_std), ("fan_out", s.healthy_weight_std_fan_out)) if h > 0]
+    if not modes or s.weight_std <= 0:
+        return "fan_in", s.healthy_weight_std
+    return min(modes, key=lambda t: abs(math.log(s.weight_std / t[1])))
+
+
 def _scale_words(layers: list[LayerStats]) -> str:
-    now = _median([s.weight_std for s in layers if s.weighted])
-    healthy = _median([s.healthy_weight_std for s in layers if s.weighted])
-    return f"weight std {now:.3g}; the variance-preserving init gives {healthy:.3g}"
+    weighted = [s for s in layers if s.weighted]
+    now = _median([s.weight_std for s in weighted])
+    picks = [_closest(s) for s in weighted]
+    healthy = _median([h for _, h in picks])
+    modes = sorted({m for m, _ in picks})
+    differ = any(abs(s.healthy_weight_std - s.healthy_weight_std_fan_out) > 1e-12 * s.healthy_weight_std
+                 for s in weighted if s.healthy_weight_std_fan_out > 0)
+    mode = "" if not differ else f" in {modes[0]} mode" if len(modes) == 1 else " in fan_in or fan_out mode (per layer)"
+    return f"weight std {now:.3g}; the variance-preserving init{mode} gives {healthy:.3g}"
 
 
 def _median(values: list[float]) -> float:

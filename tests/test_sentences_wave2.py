@@ -274,3 +274,12 @@ def test_fan_out_he_conv_stack_is_said_to_match_the_fan_out_scale_with_that_numb
     fan_in = sorted(s.healthy_weight_std for s in chain)[len(chain) // 2]
     assert gives == pytest.approx(fan_out, rel=2e-3) and abs(fan_in / fan_out - 1) > 0.3  # the modes differ here
     assert 1 / T.SCALE_MATCH <= now / gives <= T.SCALE_MATCH  # the printed numbers agree with "already"
+
+
+@pytest.mark.parametrize("measured,total,pct", [(9996, 10000, "99.96%"), (9950, 10000, "99.5%"), (4, 10000, "0.04%"),
+                                                (10000, 10000, "100%"), (5000, 10000, "50%"), (0, 10000, "0%")])
+def test_coverage_share_of_a_partial_measurement_never_reads_100_or_0(measured, total, pct):
+    from initlab.diagnostics.diagnose import Coverage
+
+    cov = Coverage(3, 2 if measured < total else 3, total, measured, [])
+    assert cov.sentence().endswith(f"({measured:,} of {total:,} parameters, {pct})")

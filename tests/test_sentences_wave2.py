@@ -283,3 +283,18 @@ def test_coverage_share_of_a_partial_measurement_never_reads_100_or_0(measured, 
 
     cov = Coverage(3, 2 if measured < total else 3, total, measured, [])
     assert cov.sentence().endswith(f"({measured:,} of {total:,} parameters, {pct})")
+
+
+def test_a_single_layer_model_is_not_said_to_have_hidden_units_nor_an_empty_name():
+    from initlab.diagnostics import diagnose
+
+    torch.manual_seed(0)
+    diag = diagnose(nn.Linear(4, 2), torch.randn(16, 4, generator=torch.Generator().manual_seed(0)))
+    (v,) = diag.verdicts
+    assert v.code == "healthy" and diag.layers[0].name == ""
+    assert "2 of 2 units distinct" in v.message and "hidden" not in v.message
+    assert "only in the model itself (Linear)" in v.message and " in :" not in v.message
+    # one hidden layer: its units are hidden units
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    (v,) = diagnose(mlp, torch.randn(16, 4, generator=torch.Generator().manual_seed(0))).verdicts
+    assert "8 of 8 hidden units distinct" in v.message

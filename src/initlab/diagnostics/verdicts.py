@@ -90,6 +90,11 @@ def _scale_words(layers: list[LayerStats]) -> str:
     return f"weight std {now:.3g}; the variance-preserving init{mode} gives {healthy:.3g}"
 
 
+def _label(s: LayerStats) -> str:
+    """The row's name; the root module (name "") as the model itself."""
+    return s.name or f"the model itself ({s.kind})"
+
+
 def _median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2] if values else 0.0
@@ -295,8 +300,10 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
-    parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
-    unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
+    # a model of one weighted layer: that layer is judged, but it is the output, not a hidden layer
+    word = "units" if n_weighted == 1 else "hidden units"
+    parts = [f"{sum(s.distinct_units for s in rows)} of {units} {word} distinct"]
+    unread = [_label(s) for s in rows if s.weighted and not s.outgoing_compared]
     if unread:
         where = ", ".join(unread) if len(unread) <= 3 else f"{len(unread)} layers"
         parts[0] += (f" (by incoming weights and bias only in {where}: no layer reading "

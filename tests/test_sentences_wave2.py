@@ -298,3 +298,11 @@ def test_a_single_layer_model_is_not_said_to_have_hidden_units_nor_an_empty_name
     mlp = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
     (v,) = diagnose(mlp, torch.randn(16, 4, generator=torch.Generator().manual_seed(0))).verdicts
     assert "8 of 8 hidden units distinct" in v.message
+
+
+def test_glorot_top_layer_note_for_a_run_whose_mean_is_not_finite():
+    from initlab.papers.glorot2010 import _top_note
+
+    assert _top_note(0.31, 600, 64).startswith("The top layer's mean fell only to 0.31:")
+    note = _top_note(None, 600, 64)  # clean() turns a NaN mean into None: the old f-string raised TypeError
+    assert "not finite" in note and "fell only" not in note

@@ -306,3 +306,23 @@ def test_glorot_top_layer_note_for_a_run_whose_mean_is_not_finite():
     assert _top_note(0.31, 600, 64).startswith("The top layer's mean fell only to 0.31:")
     note = _top_note(None, 600, 64)  # clean() turns a NaN mean into None: the old f-string raised TypeError
     assert "not finite" in note and "fell only" not in note
+
+
+def test_a_plain_stack_of_repeated_blocks_is_not_called_a_residual_stream():
+    from initlab.diagnostics import diagnose
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Sequential(*[TanhBlock() for _ in range(3)]), nn.Linear(32, 4))
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    diag = diagnose(model, x)
+    (v,) = diag.verdicts
+    assert v.code == "healthy" and len(diag.blocks) == 3
+    # no skip path: block 2's output is tanh(b(tanh(a(block 1's output)))), measured here
+    with torch.no_grad():
+        h = model[0](x)
+        outs = []
+        for b in model[1]:
+            h = b(h)
+            outs.append(float(h.std()))
+    assert [b["output_std"] for b in diag.blocks] == pytest.approx(outs, rel=1e-5)
+    assert "residual" not in v.message and f"{outs[-1]:.3g} after the last" in v.message

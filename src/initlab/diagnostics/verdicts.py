@@ -357,7 +357,8 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
 
 
 def _stream_words(blocks: list[dict]) -> str:
-    """The residual stream's std into the first block and after each block, per group of blocks."""
+    """The std of the stream into the first block and after each block, per group of blocks (residual or
+    not: a plain stack of repeated blocks hands its output on too, so the text does not say "residual")."""
     groups: dict[str, list[dict]] = {}
     for b in blocks:
         groups.setdefault(b["group"], []).append(b)
@@ -366,7 +367,7 @@ def _stream_words(blocks: list[dict]) -> str:
         if len(items) < 2:
             continue
         first, last = items[0], items[-1]
-        words.append(f"block output std (the residual stream) across {group}.{first['index']}-{last['index']}: "
+        words.append(f"block output std (the stream each block hands to the next) across {group}.{first['index']}-{last['index']}: "
                      f"{first['input_std']:.3g} into the first, "
                      f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
                      f"(x{_ratio(last['output_std'], first['output_std']):.2f})")

@@ -326,3 +326,17 @@ def test_a_plain_stack_of_repeated_blocks_is_not_called_a_residual_stream():
             outs.append(float(h.std()))
     assert [b["output_std"] for b in diag.blocks] == pytest.approx(outs, rel=1e-5)
     assert "residual" not in v.message and f"{outs[-1]:.3g} after the last" in v.message
+
+
+def test_depth_profile_of_plain_repeated_blocks_does_not_label_a_residual_stream():
+    from initlab.diagnostics import diagnose
+    from initlab.diagnostics.figures import depth_profile
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Sequential(*[TanhBlock() for _ in range(3)]), nn.Linear(32, 4))
+    diag = diagnose(model, torch.randn(64, 16, generator=torch.Generator().manual_seed(0)))
+    fig = depth_profile(diag)
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    labels += [ln.get_label() for ax in fig.axes for ln in ax.get_lines()]
+    assert any("output of each block" in s for s in labels)
+    assert not any("residual" in s for s in labels)

@@ -340,3 +340,33 @@ def test_depth_profile_of_plain_repeated_blocks_does_not_label_a_residual_stream
     labels += [ln.get_label() for ax in fig.axes for ln in ax.get_lines()]
     assert any("output of each block" in s for s in labels)
     assert not any("residual" in s for s in labels)
+
+
+class Shrinking(nn.Module):
+    """x = 0.5 x + block(x): the skip path halves the stream, which shrinks over the blocks."""
+
+    def __init__(self, n: int = 8, width: int = 64) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+                                    for _ in range(n))
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = 0.5 * x + b(x)
+        return x
+
+
+def test_a_shrinking_stream_gets_no_advice_to_scale_the_start_up():
+    torch.manual_seed(0)
+    model = Shrinking()
+    x = 3 * torch.randn(128, 64, generator=torch.Generator().manual_seed(1))
+    report = autoinit(model, x, mode="empirical", generator=0)
+    stream, h = [], x
+    with torch.no_grad():
+        for b in model.blocks:
+            stream.append(_std(h))
+            h = 0.5 * h + b(h)
+    assert stream[1] > 2.5 * stream[-1]  # measured: the stream shrinks
+    (line,) = [w for w in report.warnings if w.startswith("the residual stream")]
+    assert " grows " not in line and "scale the embedding" not in line and "up" not in line.split(";")[-1]
+    assert "what multiplies the skip path" in line

@@ -84,11 +84,13 @@ class ModuleVerdict:
     step: int
     slope_sd: float = float("nan")  # standard deviation of the per-seed slopes (nan with one seed)
     kind: str = ""  # the module's class name
+    reason: str = ""  # "undefined" only: what was measured instead of a slope
 
     @property
     def message(self) -> str:
         if self.verdict == "undefined":
-            return f"{self.module}: mean|x| is 0 or not finite at some width at step {self.step}; no slope"
+            why = self.reason or "mean|x| is 0 or not finite at some width"
+            return f"{self.module}: {why} at step {self.step}; no slope"
         return f"{self.module}: mean|x| ~ width^{round(self.slope, 2) + 0.0:.2f} at step {self.step} ({self.verdict})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -414,6 +416,16 @@ def _fit_slope(widths: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
 
 
+def _undefined_reason(mean, widths: list[int]) -> str:
+    """Why no slope: the widths where the module was not recorded, or where mean|x| is 0 / not finite."""
+    missing = [w for w in widths if w not in set(mean.index)]
+    if missing:
+        return f"not recorded at width {', '.join(str(w) for w in missing)} (no slope across all widths)"
+    bad = [int(w) for w, v in mean.items() if not (math.isfinite(v) and v > 0)]
+    return (f"mean|x| is {'0' if all(mean[w] == 0 for w in bad) else '0 or not finite'} at width "
+            f"{', '.join(str(w) for w in bad)}") if bad else ""
+
+
 def _verdict(slope: float, threshold: float) -> str:
     if not math.isfinite(slope):
         return "undefined"
@@ -438,11 +450,13 @@ def _summarize(rows: list, kinds: dict[str, str], widths: list[int], steps: int,
             per_seed = [_fit_slope(g["width"].to_numpy(float), g["l1"].to_numpy(float)) for _, g in at.groupby("seed")]
             per_seed = [s for s in per_seed if math.isfinite(s)]
             sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan")
-            slope_rows.append((module, step, slope, sd, _verdict(slope, threshold)))
-    slopes = pd.DataFrame(slope_rows, columns=["module", "step", "slope", "slope_sd", "verdict"])
+            slope_rows.append((module, step, slope, sd, _verdict(slope, threshold), _undefined_reason(mean, widths)))
+    slopes = pd.DataFrame(slope_rows, columns=["module", "step", "slope", "slope_sd", "verdict", "reason"])
     last = slopes[slopes["step"] == steps]
-    verdicts = [ModuleVerdict(r.module, float(r.slope), r.verdict, steps, float(r.slope_sd), kinds.get(r.module, ""))
+    verdicts = [ModuleVerdict(r.module, float(r.slope), r.verdict, steps, float(r.slope_sd), kinds.get(r.module, ""),
+                              r.reason if r.verdict == "undefined" else "")
                 for r in last.itertuples(index=False)]
+    slopes = slopes.drop(columns="reason")
     return CoordCheck(data, slopes, verdicts, widths, steps, seeds, threshold, settings)
 
 

@@ -178,7 +178,7 @@ def _autoinit(model: nn.Module, example: Any, input_shape: Any, mode: str, targe
     groups = repeated_block_groups(model)
     blocks = {n for _, names in groups for n in names}
     measured, entered = measure(model, ex, {m for e in report.entries for m in _ancestors(e.module)} | blocks, blocks)
-    report.stream = stream_rows(groups, measured, entered)
+    report.stream = stream_rows(groups, measured, entered, model)
     report.warnings.extend(report.stream_problems())
     for e in report.entries:
         if e.kind == "bias" or (e.measured_std is not None and e.name.endswith(_MHA_IN_PROJ)):

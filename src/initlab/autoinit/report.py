@@ -113,11 +113,18 @@ class AutoInitReport:
         example = f" (e.g. {ends[0]})" if ends else ""
         if verb == "grows":
             added = math.sqrt(max(0.0, std[-1] ** 2 - std[0] ** 2) / (len(std) - 1))
-            return line + (f"; it enters block {row['entry']} at std "
-                           f"{row['entry_std']:.3g} and each block adds about {added:.3g} (in quadrature): "
-                           "scale the embedding or input layer up, or the "
-                           f"weights that end each branch{example} down, until the stream's start outweighs what "
-                           "the blocks add")
+            line += (f"; it enters block {row['entry']} at std "
+                     f"{row['entry_std']:.3g} and each block adds about {added:.3g} (in quadrature)")
+            if row.get("normalized"):  # the branches read a normalized stream: what they add does not scale with it
+                return line + (": scale the embedding or input layer up, or the "
+                               f"weights that end each branch{example} down, until the stream's start outweighs "
+                               "what the blocks add")
+            # no norm in the blocks: what a branch adds is computed from the raw stream and scales with it,
+            # so a larger input scales the whole stream (a ReLU branch without bias: exactly) and not the ratio
+            return line + (": the blocks hold no normalization layer, so what each branch adds scales with the "
+                           "stream it reads and scaling the input up scales it too; scale the weights that end "
+                           f"each branch{example} down (e.g. by 1/sqrt(number of blocks)), or normalize each "
+                           "branch's input (pre-LayerNorm)")
         return line + (f"; the blocks scale the stream they carry: look at what multiplies the skip path and at the "
                        f"weights that end each branch{example}")
 

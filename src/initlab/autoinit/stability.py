@@ -106,10 +106,21 @@ def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float)
             grid = [_at(fn, float(g)) for g in _GRID]
             chis = [v[0] for v in grid if v is not None]
             rng = f"{min(chis):.3g}..{max(chis):.3g}" if chis else "n/a"
-            msg = (head + f" - UNSTABLE: no scalar init keeps the signal stable (chi_1 stays in {rng} for every "
-                   "scale from 1e-2 to 1e2 std, and the fixed point of the length map repels: inputs of another "
-                   "scale explode or vanish with depth). Put a normalization (LayerNorm) before each such layer, "
-                   "or use an activation with chi_1 -> 1 (relu, gelu, tanh at small scale)")
+            slopes_ = [v[1] for v in grid if v is not None]
+            if chis and (min(chis) <= 1 + _CHI_TOL and max(chis) >= 1 - _CHI_TOL):
+                # chi_1 reaches 1 somewhere: it is the length map that rules those scales out
+                near = [v[1] for v in grid if v is not None and abs(v[0] - 1) <= _CHI_TOL]
+                why = (f"chi_1 spans {rng} over scales from 1e-2 to 1e2 std, but where it is near 1 the fixed point "
+                       "of the length map repels" + (f" (slope {min(near):.3g} or more)" if near else "")
+                       + ": inputs of another scale explode or vanish with depth")
+            else:
+                why = (f"chi_1 stays in {rng} for every scale from 1e-2 to 1e2 std, never within {_CHI_TOL:g} of 1"
+                       + (f", and the fixed point of the length map repels at every scale (slope {min(slopes_):.3g} "
+                          "or more): inputs of another scale explode or vanish with depth"
+                          if slopes_ and min(slopes_) > _SLOPE_TOL else ""))
+            msg = (head + f" - UNSTABLE: no scalar init keeps the signal stable ({why}). Put a normalization "
+                   "(LayerNorm) before each such layer, or use an activation with chi_1 -> 1 (relu, gelu, tanh "
+                   "at small scale)")
         rows.append({"activation": label, "layers": n, "q": q, "chi_1": chi, "length_slope": slope,
                      "gradient_gain": grad_gain, "fixable_by_scale": fixable,
                      "critical_std": math.sqrt(best[0]) if best else None, "stable": stable, "message": msg})

@@ -40,14 +40,22 @@ def repeated_block_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
             for (star, _), names in groups.items()]
 
 
+def _normalizes(block: nn.Module) -> bool:
+    """A normalization layer inside the block (LayerNorm, RMSNorm, BatchNorm, GroupNorm, ...): what
+    the block adds is then computed from a normalized copy of the stream, not from its raw scale."""
+    return any(isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase))
+               or "norm" in type(m).__name__.lower() for m in block.modules())
+
+
 def stream_rows(groups: list[tuple[str, list[str]]], outputs: dict[str, float],
-                inputs: dict[str, float]) -> list[dict[str, Any]]:
+                inputs: dict[str, float], model: nn.Module | None = None) -> list[dict[str, Any]]:
     """One row per group of repeated blocks the example reached (measured stds in, out of each block).
 
     Row: ``blocks`` (the group's label), ``names`` (the blocks the stream is read at), ``where``
     (``"after"``: each block's output is the stream; ``"before"``: the blocks are branches, the
     stream is read where it enters blocks 2..n), ``std`` (the stream's std there, in order),
-    ``entry`` and ``entry_std`` (the first block, the std entering it), ``max_over_min``. Groups with fewer than two
+    ``entry`` and ``entry_std`` (the first block, the std entering it), ``max_over_min``, ``normalized``
+    (every block holds a normalization layer; None without ``model``). Groups with fewer than two
     readings are left out.
     """
     rows: list[dict[str, Any]] = []
@@ -64,5 +72,6 @@ def stream_rows(groups: list[tuple[str, list[str]]], outputs: dict[str, float],
         lo, hi = min(std), max(std)
         ratio = hi / lo if lo > 0 and math.isfinite(hi) else math.inf
         rows.append({"blocks": label, "names": at, "where": where, "std": std, "entry": seen[0], "entry_std": inputs[seen[0]],
-                     "max_over_min": ratio})
+                     "max_over_min": ratio,
+                     "normalized": None if model is None else all(_normalizes(model.get_submodule(n)) for n in seen)})
     return rows

@@ -107,7 +107,11 @@ class Coverage:
     def sentence(self) -> str:
         """``measured 26 of 26 parameter tensors (12,345 of 12,345 parameters, 100%)``."""
         share = self.measured_parameters / self.parameters if self.parameters else 1.0
-        pct = f"{share:.1%}" if 0.995 < share < 1 or 0 < share < 0.005 else f"{share:.0%}"
+        pct = f"{share:.0%}"
+        for digits in range(1, 8):  # a partial share never reads 100% or 0%
+            if not (0 < share < 1) or pct not in (f"{1:.{digits - 1}%}", f"{0:.{digits - 1}%}"):
+                break
+            pct = f"{share:.{digits}%}"
         text = (f"measured {self.measured_tensors} of {self.tensors} parameter tensors "
                 f"({self.measured_parameters:,} of {self.parameters:,} parameters, {pct})")
         if self.unattributed:

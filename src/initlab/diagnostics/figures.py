@@ -225,7 +225,7 @@ def _role_profile(diagnoses: Mapping[str, Diagnosis], title: str | None) -> Figu
                         color=color, label=role if first else None)
         if diag.blocks:
             depth = np.arange(len(diag.blocks))
-            stream = "residual stream after the block" if i == 0 else None
+            stream = "output of each block (the stream it hands on)" if i == 0 else None
             axes[0].plot(depth, [b["output_std"] for b in diag.blocks], style, color="black", lw=2, label=stream)
             axes[1].plot(depth, [b["output_grad_norm"] or np.nan for b in diag.blocks], style, color="black", lw=2,
                          label=stream)

@@ -31,12 +31,19 @@ def suggest_init(layers: list[LayerStats]) -> str:
     now = _median([s.weight_std for s in layers])
     healthy = _median([s.healthy_weight_std for s in layers])
     numbers = f" (weight std now {now:.3g}; it would give {healthy:.3g})" if healthy > 0 else ""
-    superlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None]
-    if superlinear:
-        s = superlinear[0]
-        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{s.activation_degree:.2g} "
-                "(measured), so any weight scale makes the activations shrink or blow up with depth; normalize "
-                "after each layer (LayerNorm, BatchNorm) or use an activation that grows linearly (relu, gelu)")
+    nonlinear = [s for s in layers if s.weighted and s.gain == 0 and s.activation_degree is not None
+                 and math.isfinite(s.activation_degree)]
+    if nonlinear:
+        s = nonlinear[0]
+        k = s.activation_degree
+        if k > 1:  # q' ~ c q^k: the fixed point repels, any other scale runs off
+            why = "so any weight scale makes the activations shrink or blow up with depth"
+        else:  # q' ~ c q^k with k < 1: the fixed point attracts, the input's own scale is forgotten
+            why = ("so the signal is pulled to one scale set by the weights, whatever scale it enters with (the "
+                   "input's own scale is not kept)")
+        return (f"no init keeps the signal's scale through {s.activation}: it grows like x^{k:.2g} "
+                f"(measured), {why}; normalize after each layer (LayerNorm, BatchNorm) or use an activation that "
+                "grows linearly (relu, gelu)")
     if layers and all(_relu_like(s) for s in layers):
         names = "/".join(sorted(acts))
         return f"use he_normal for these {names} layers{numbers}"
@@ -63,10 +70,29 @@ def _matches(ratio: float) -> bool:
     return math.isfinite(ratio) and 1 / T.SCALE_MATCH <= ratio <= T.SCALE_MATCH
 
 
+def _closest(s: LayerStats) -> tuple[str, float]:
+    """The variance-preserving std (fan_in or fan_out mode) closest to the layer's weight std, as ``_layer_ratio``."""
+    modes = [(m, h) for m, h in (("fan_in", s.healthy_weight_std), ("fan_out", s.healthy_weight_std_fan_out)) if h > 0]
+    if not modes or s.weight_std <= 0:
+        return "fan_in", s.healthy_weight_std
+    return min(modes, key=lambda t: abs(math.log(s.weight_std / t[1])))
+
+
 def _scale_words(layers: list[LayerStats]) -> str:
-    now = _median([s.weight_std for s in layers if s.weighted])
-    healthy = _median([s.healthy_weight_std for s in layers if s.weighted])
-    return f"weight std {now:.3g}; the variance-preserving init gives {healthy:.3g}"
+    weighted = [s for s in layers if s.weighted]
+    now = _median([s.weight_std for s in weighted])
+    picks = [_closest(s) for s in weighted]
+    healthy = _median([h for _, h in picks])
+    modes = sorted({m for m, _ in picks})
+    differ = any(abs(s.healthy_weight_std - s.healthy_weight_std_fan_out) > 1e-12 * s.healthy_weight_std
+                 for s in weighted if s.healthy_weight_std_fan_out > 0)
+    mode = "" if not differ else f" in {modes[0]} mode" if len(modes) == 1 else " in fan_in or fan_out mode (per layer)"
+    return f"weight std {now:.3g}; the variance-preserving init{mode} gives {healthy:.3g}"
+
+
+def _label(s: LayerStats) -> str:
+    """The row's name; the root module (name "") as the model itself."""
+    return s.name or f"the model itself ({s.kind})"
 
 
 def _median(values: list[float]) -> float:
@@ -82,10 +108,22 @@ def _per_layer(ratio: float, steps: int) -> float:
     return ratio ** (1.0 / steps) if ratio > 0 and steps > 0 else float("nan")
 
 
-def _trend(word_down: str, word_up: str, rate: float) -> str:
+def _trend(word_down: str, word_up: str, rate: float, unit: str = "layer") -> str:
     if abs(rate - 1) < 0.005:
-        return "stays level (x1.00 per layer)"
-    return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per layer"
+        return f"stays level (x1.00 per {unit})"
+    return f"{word_down if rate < 1 else word_up} by x{rate:.2f} per {unit}"
+
+
+def _unit(chain: list[LayerStats]) -> str:
+    """A chain of one layer role across repeated blocks steps block to block, a plain stack layer to layer."""
+    return "block" if chain and "*" in chain[0].role else "layer"
+
+
+def _stack_words(chain: list[LayerStats]) -> str:
+    width = _median([s.units for s in chain])
+    if _unit(chain) == "block":
+        return f"{len(chain)} repeated blocks ({chain[0].role} of width {width})"
+    return f"{len(chain)} hidden layers of width {width}"
 
 
 def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
@@ -232,7 +270,7 @@ def _dead_fix(layers: list[LayerStats], chain: list[LayerStats]) -> str:
         return (f"the weights already have the variance-preserving scale ({_scale_words(layers)}), so drawing them "
                 "again the same way will not revive these units: leaky_relu (its slope below 0 is not 0) or a small "
                 "positive bias keeps units alive"
-                + (f"; in this stack of {len(chain)} hidden layers of width {_median([s.units for s in chain])}, "
+                + (f"; in this stack of {_stack_words(chain)}, "
                    "residual connections, normalization (BatchNorm, LayerNorm) or wider layers are the other levers" if deep else ""))
     return suggest_init(layers) + "; leaky_relu or a small positive bias also keeps units alive"
 
@@ -262,8 +300,10 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
-    parts = [f"{sum(s.distinct_units for s in rows)} of {units} hidden units distinct"]
-    unread = [s.name for s in rows if s.weighted and not s.outgoing_compared]
+    # a model of one weighted layer: that layer is judged, but it is the output, not a hidden layer
+    word = "units" if n_weighted == 1 else "hidden units"
+    parts = [f"{sum(s.distinct_units for s in rows)} of {units} {word} distinct"]
+    unread = [_label(s) for s in rows if s.weighted and not s.outgoing_compared]
     if unread:
         where = ", ".join(unread) if len(unread) <= 3 else f"{len(unread)} layers"
         parts[0] += (f" (by incoming weights and bias only in {where}: no layer reading "
@@ -317,7 +357,8 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
 
 
 def _stream_words(blocks: list[dict]) -> str:
-    """The residual stream's std into the first block and after each block, per group of blocks."""
+    """The std of the stream into the first block and after each block, per group of blocks (residual or
+    not: a plain stack of repeated blocks hands its output on too, so the text does not say "residual")."""
     groups: dict[str, list[dict]] = {}
     for b in blocks:
         groups.setdefault(b["group"], []).append(b)
@@ -326,7 +367,7 @@ def _stream_words(blocks: list[dict]) -> str:
         if len(items) < 2:
             continue
         first, last = items[0], items[-1]
-        words.append(f"block output std (the residual stream) across {group}.{first['index']}-{last['index']}: "
+        words.append(f"block output std (the stream each block hands to the next) across {group}.{first['index']}-{last['index']}: "
                      f"{first['input_std']:.3g} into the first, "
                      f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
                      f"(x{_ratio(last['output_std'], first['output_std']):.2f})")
@@ -368,7 +409,7 @@ def _worst_depth_verdict(chains: list[list[LayerStats]]) -> list[Verdict]:
 
 def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
     first, last = chain[0], chain[-1]
-    steps = len(chain) - 1
+    steps, unit = len(chain) - 1, _unit(chain)
     std_ratio = _ratio(last.std, first.std)  # forward: how the signal changes going up
     grad_ratio = _ratio(first.output_grad_norm, last.output_grad_norm)  # backward: going down
     ratios = [r for r in (std_ratio, grad_ratio) if math.isfinite(r) and r > 0]
@@ -377,17 +418,24 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
     std_rate, grad_rate = _per_layer(std_ratio, steps), _per_layer(grad_ratio, steps)
     parts = []
     if math.isfinite(std_rate):
-        parts.append(f"activation std {_trend('shrinks', 'grows', std_rate)} over {steps} layers "
+        parts.append(f"activation std {_trend('shrinks', 'grows', std_rate, unit)} over {steps} {unit}s "
                      f"({first.std:.3g} in {first.name} -> {last.std:.3g} in {last.name})")
     if math.isfinite(grad_rate):
-        parts.append(f"the back-propagated gradient {_trend('shrinks', 'grows', grad_rate)} on its way down "
+        parts.append(f"the back-propagated gradient {_trend('shrinks', 'grows', grad_rate, unit)} on its way down "
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
+
+    def what(crossed) -> str:  # which measured ratio crossed the threshold names the subject
+        fwd, bwd = crossed(std_ratio), crossed(grad_ratio)
+        return "the signal" if fwd and bwd else "the activation std" if fwd else "the back-propagated gradient"
+
     if min(ratios) < T.VANISH_RATIO:
-        return [Verdict("vanishing_gradients", f"the signal vanishes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO)
+        return [Verdict("vanishing_gradients", f"{who} vanishes with depth: {measured}", _names(chain),
                         _depth_fix(chain, ""))]
     if max(ratios) > T.EXPLODE_RATIO:
-        return [Verdict("exploding_gradients", f"the signal explodes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO)
+        return [Verdict("exploding_gradients", f"{who} explodes with depth: {measured}", _names(chain),
                         _depth_fix(chain, "use smaller weights: "))]
     return []
 
@@ -396,8 +444,7 @@ def _depth_fix(chain: list[LayerStats], lead: str) -> str:
     """The init when the weights are off the variance-preserving scale; else the levers left."""
     if not _matches(scale_ratio(chain)):
         return lead + suggest_init(chain)
-    width = _median([s.units for s in chain])
     return (f"the weights already have the variance-preserving scale ({_scale_words(chain)}), so another init of "
-            f"this kind will not change this: with {len(chain)} hidden layers of width {width}, use residual "
+            f"this kind will not change this: with {_stack_words(chain)}, use residual "
             "connections or normalization (BatchNorm, LayerNorm), or wider layers (at a fixed init the signal's "
             "layer-to-layer fluctuations compound with depth/width; Hanin & Rolnick, 2018)")

@@ -78,6 +78,19 @@ def _train(model, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int
     return {"initial_loss": initial, "step_loss": steps, "epoch_loss": epoch_loss, "diverged_step": diverged}
 
 
+def _train_note(he: dict, he_failed: bool, chance_loss: float) -> str:
+    """The one learning rate, and (only where He's run failed) what its run measured."""
+    note = f"one learning rate ({LR}, a standard one for this net)"
+    if not he_failed:
+        return note + "."
+    init = he.get("initial_loss")
+    start = f"He's initial loss is {init:.3g} (chance {chance_loss:.3g})" if init is not None else "He's run fails"
+    if he.get("diverged_step") is not None:
+        return (note + f"; {start} and its run diverges at step {he['diverged_step']}: a far smaller learning "
+                "rate might step, which is not tried here.")
+    return note + f"; {start}; a smaller learning rate is not tried here."
+
+
 def run(quick: bool, seed: int) -> PaperResult:
     from ..datasets import digits
 
@@ -131,8 +144,7 @@ def run(quick: bool, seed: int) -> PaperResult:
             bool(final_loss["fixup"] is not None and final_loss["fixup"] <= 0.5 * chance_loss and he_failed),
             f"final_loss[fixup] <= ln(10)/2 = {0.5 * chance_loss:.3f} and He's loss diverged (non-finite) or "
             f"ended >= ln(10) = {chance_loss:.3f}",
-            note=f"one learning rate ({LR}, a standard one for this net); He's logits at init are so large that only "
-                 "a learning rate many orders of magnitude smaller could step at all, which is not tried here.",
+            note=_train_note(runs["he"], he_failed, chance_loss),
         ),
     ]
     return PaperResult(

@@ -61,7 +61,7 @@ def _transformer(diag: Diagnosis) -> list:
     if diag.blocks:
         rows = [[b["name"], f"{b['input_std']:.3g}", f"{b['output_std']:.3g}", f"{b['output_grad_norm']:.3g}"]
                 for b in diag.blocks]
-        out += [Heading("Blocks (the residual stream)"), Table(["block", "std in", "std out", "|dL/dout|"], rows)]
+        out += [Heading("Blocks (the stream each one hands to the next)"), Table(["block", "std in", "std out", "|dL/dout|"], rows)]
     if diag.attention:
         rows = [[a["name"], str(a["heads"]), str(a["keys"]), f"{a['logit_std']:.3g}", f"{a['entropy']:.3f}",
                  f"{a['max_weight']:.3f}", f"{a['collapsed_fraction']:.0%}"] for a in diag.attention]

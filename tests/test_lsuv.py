@@ -257,3 +257,24 @@ def test_plain_lsuv_on_a_residual_stream_says_what_it_cannot_fix():
     assert len(info["warnings"]) == 1 and "from 0.fc1 to 15.fc1" in info["warnings"][0]
     plain = nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(32, 32), nn.ReLU())])
     assert empirical_init(plain, x, generator=0)[1]["warnings"] == []
+
+
+def test_input_drift_compares_one_role_across_blocks_never_two_roles():
+    """Blocks that are Sequential(Linear, ReLU, Linear): ``blocks.i.0`` reads the stream, ``blocks.i.2``
+    a ReLU output; the drift sentence must name two layers of one role (same inner index)."""
+    from initlab.initializers.lsuv import LSUVResult, LSUVUnit
+
+    def unit(name: str, input_std: float) -> LSUVUnit:
+        lin = nn.Linear(2, 2)
+        return LSUVUnit(name, name, lin, lin.weight, lin.weight, None, input_std=input_std)
+
+    units = []
+    for i in range(8):  # the stream shrinks 0.5x per block; each block's second layer reads a steady 1.0
+        units += [unit(f"blocks.{i}.0", 0.5 ** i), unit(f"blocks.{i}.2", 1.0)]
+    result = LSUVResult.__new__(LSUVResult)
+    result.units = units
+    ratio, first, last = result.input_drift()
+    assert (first, last) == ("blocks.0.0", "blocks.7.0") and ratio == pytest.approx(0.5 ** 7)
+    # a plain Sequential chain keeps its single role: 1, 3, 5
+    result.units = [unit(str(k), 1.0 + k) for k in (1, 3, 5)]
+    assert result.input_drift()[1:] == ("1", "5")

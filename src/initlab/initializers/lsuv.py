@@ -78,6 +78,15 @@ class LSUVUnit:
         return math.sqrt(self.variance) if self.variance >= 0 else math.nan
 
 
+def _role(name: str) -> str:
+    """``name`` with its outermost numeric index replaced by ``#``: the same layer across repeated blocks."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            parts[i] = "#"
+            break
+    return ".".join(parts)
+
 @dataclass
 class LSUVResult:
     """What a graph LSUV run did: the units in forward order, passes used, convergence."""
@@ -92,8 +101,9 @@ class LSUVResult:
     def input_drift(self) -> tuple[float, str, str]:
         """(ratio, first, last): the largest drift of the signal entering a repeated layer across depth.
 
-        Repeated layers share a name but for their indices (``h.0.attn.c_proj``, ``h.1.attn.c_proj``,
-        ...; ``1``, ``3``, ``5`` in a Sequential); the ratio is the input std of the last over the
+        Repeated layers share a name but for their outermost index (``h.0.attn.c_proj``,
+        ``h.1.attn.c_proj``, ...; ``blocks.0.2``, ``blocks.1.2``; ``1``, ``3``, ``5`` in a Sequential;
+        ``blocks.0.0`` and ``blocks.0.2`` are two roles, never compared); the ratio is the input std of the last over the
         first, the one farthest from 1 over all such groups (of 3 or more). LSUV fixes every layer's
         output; what it cannot fix shows here: a residual stream without normalization adds each
         block's unit-variance output to what it carries, so the 50th block's input is ~sqrt(50) times
@@ -102,7 +112,7 @@ class LSUVResult:
         groups: dict[str, list[LSUVUnit]] = {}
         for u in self.units:
             if math.isfinite(u.input_std) and u.input_std > 0:
-                groups.setdefault(".".join("#" if part.isdigit() else part for part in u.name.split(".")), []).append(u)
+                groups.setdefault(_role(u.name), []).append(u)
         worst = (1.0, "", "")
         for units in groups.values():
             if len(units) >= 3:
@@ -118,9 +128,9 @@ class LSUVResult:
                if u.scale and u.variance > 0 and abs(u.variance / (self.target_var * u.target_scale**2) - 1.0) >= self.tol]
         ratio, first, last = self.input_drift()
         if not (1.0 / limit <= ratio <= limit):
-            out.append(f"the signal entering the layers changes {ratio:.3g}x from {first} to {last}: every layer's "
-                       "output is on target, but what lies between them (a residual addition without "
-                       "normalization, a fixed scale) moves it")
+            on_target = "every layer's output is on target, but " if not out else ""
+            out.append(f"the signal entering the layers changes {ratio:.3g}x from {first} to {last}: {on_target}"
+                       "what lies between them (a residual addition without normalization, a fixed scale) moves it")
         return out
 
     def info(self) -> dict[str, Any]:

@@ -423,3 +423,23 @@ def test_a_non_finite_diagnosis_is_strict_json():
     data = diagnosis.to_dict()
     assert data["loss"] is None
     json.dumps(data, allow_nan=False)
+
+
+def test_the_terminal_table_keeps_layer_names_readable_at_80_columns():
+    """Long module names fold onto more lines; they are never squeezed to nothing on a narrow terminal."""
+    from rich.console import Console
+
+    class ScaledExponentialGaussianActivation(nn.Module):  # a long class name in the act column
+        def forward(self, x):
+            return torch.tanh(x)
+
+    layers = []
+    for i in range(3):
+        layers += [(f"encoder_block_{i}_projection", nn.Linear(32, 32)), (f"act{i}", ScaledExponentialGaussianActivation())]
+    model = nn.Sequential(OrderedDict(layers + [("classifier_head_output", nn.Linear(32, 2))]))
+    console = Console(width=80, record=True)
+    console.print(diagnose(model, torch.randn(64, 32)).table())
+    first_column = "".join(line.split("│")[1].strip() for line in console.export_text().splitlines()
+                           if line.startswith("│"))  # folded names read back without their line breaks
+    for i in range(3):
+        assert f"encoder_block_{i}_projection" in first_column

@@ -56,8 +56,10 @@ def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: st
     coverage = before.coverage.sentence() if before.coverage is not None else None
     table = Table(title=title or ("initlab doctor: before -> after" if after else "initlab doctor"),
                   caption=coverage, caption_justify="left")
-    table.add_column("layer", overflow="fold")
-    table.add_column("act", no_wrap=True, min_width=4)
+    # the name column never shrinks below a readable width (long role names fold onto more lines)
+    longest = max((len(s.name) for s in before.layers), default=5)
+    table.add_column("layer", overflow="fold", min_width=min(longest, 12))
+    table.add_column("act", overflow="fold", min_width=4)
     columns = {k: COLUMNS[k] for k in COMPARE_COLUMNS} if after is not None else TERMINAL_COLUMNS
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)

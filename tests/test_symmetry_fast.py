@@ -126,7 +126,7 @@ def test_float32_float16_and_float64_weights():
 @pytest.mark.parametrize("scale", [1.0, 1e-25, 1e25, 0.0])
 def test_norms_of_big_layers_match_float64(scale):
     """diagnose's fast norm (float32 blocks, combined in float64) against the float64 norm."""
-    from initlab.diagnostics.diagnose import _norm
+    from initlab.diagnostics.rows import tensor_norm as _norm
 
     x = torch.randn(300, 1000, generator=_gen(10)) * scale
     assert _norm(x) == pytest.approx(float(torch.linalg.vector_norm(x, dtype=torch.float64)), rel=1e-7, abs=0.0)

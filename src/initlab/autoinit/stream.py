@@ -8,7 +8,7 @@ made by the blocks and grows as sqrt(k). The per-layer check cannot see that (ea
 own target); the std of the stream after each repeated block can, and it is read on autoinit's
 own measuring pass (:func:`initlab.autoinit.measure`), not on a pass of its own.
 
-Repeated blocks are found as the diagnostics recorder finds them: children of an
+Repeated blocks are found by :func:`initlab.trace.repeated_blocks`, as diagnose finds them: children of an
 ``nn.ModuleList``/``nn.Sequential`` with numeric names that repeat with the same class and
 parameter shapes (GPT-2's ``transformer.h.*``, ``nn.TransformerEncoder``'s ``layers.*``, a
 residual MLP's blocks). A block whose output is what the next block receives carries the stream
@@ -24,17 +24,15 @@ from typing import Any
 
 from torch import nn
 
+from ..trace import block_groups
+
 __all__ = ["repeated_block_groups", "stream_rows"]
 
 
 def repeated_block_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
     """``[(label, [block names, in order])]``: the model's repeated blocks, one group per container
     and block signature (class and parameter shapes), e.g. ``("transformer.h.*", ["transformer.h.0", ...])``."""
-    from ..diagnostics.recorder import _repeated_blocks, _signature
-
-    groups: dict[tuple[str, tuple], list[str]] = {}
-    for name, star in _repeated_blocks(model).items():
-        groups.setdefault((star, _signature(model.get_submodule(name))), []).append(name)
+    groups = block_groups(model)
     stars = [star for star, _ in groups]
     return [(star if stars.count(star) == 1 else f"{star} ({type(model.get_submodule(names[0])).__name__})", names)
             for (star, _), names in groups.items()]

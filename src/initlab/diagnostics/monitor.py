@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .._validation import ValidationError, check_choice, check_int
-from .diagnose import _samples, layer_stats
+from .rows import layer_stats, row_samples
 from .recorder import Recorder
 
 __all__ = ["Monitor", "STATS"]
@@ -133,7 +133,7 @@ class Monitor:
                 self.layer_info.setdefault(rec.name, {"kind": stats.kind, "units": stats.units,
                                                       "activation": stats.activation, "weighted": stats.weighted})
                 if keep_samples:
-                    samples[rec.name] = _samples(rec, out_grad, self.sample_size)
+                    samples[rec.name] = row_samples(rec, out_grad, self.sample_size)
         self.records.append({"step": step, "layers": layers})
         if keep_samples:
             self.snapshots.append({"step": step, "layers": samples})

@@ -8,7 +8,7 @@ saturation needs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -42,13 +42,9 @@ def slope(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.
     return torch.zeros_like(x) if grad is None else grad.detach()
 
 
-_CACHE: dict[Hashable, ActivationProfile] = {}
-
-
-def profile(fn: Callable[[torch.Tensor], torch.Tensor], key: Hashable | None = None) -> ActivationProfile:
-    """Probe ``fn`` (cached under ``key`` when given)."""
-    if key is not None and key in _CACHE:
-        return _CACHE[key]
+def profile(fn: Callable[[torch.Tensor], torch.Tensor]) -> ActivationProfile:
+    """Probe ``fn`` on fixed points: measured each call, never cached (two functions can share a
+    class, a repr or any other key, and then one's profile would decide the other's verdicts)."""
     with torch.no_grad():
         far = fn(torch.tensor([-_FARTHER, -_FAR, _FAR, _FARTHER]))
     limits = []
@@ -56,7 +52,4 @@ def profile(fn: Callable[[torch.Tensor], torch.Tensor], key: Hashable | None = N
         a, b = float(a), float(b)
         flat = abs(a - b) <= 1e-6 * (1.0 + abs(a)) and abs(a) < float("inf")
         limits.append(a if flat else None)
-    result = ActivationProfile(float(slope(fn, _GRID).abs().max()), limits[0], limits[1])
-    if key is not None:
-        _CACHE[key] = result
-    return result
+    return ActivationProfile(float(slope(fn, _GRID).abs().max()), limits[0], limits[1])

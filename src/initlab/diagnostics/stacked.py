@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from ..models.activations import make_activation
 from ..models.stacked import StackedMLP
 from . import thresholds as T
-from .diagnose import Coverage, Diagnosis, LayerStats, _changes, _rates, diagnose
+from .diagnose import diagnose
+from .pipeline import diagnosis_from_rows
 from .slopes import profile, slope
 from .symmetry import SYMMETRY_TOL
+from .types import Coverage, Diagnosis, LayerStats
 
 __all__ = ["diagnose_stack", "distinct_units_stacked"]
 
@@ -102,7 +104,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
         losses = _loss(pre[-1], y)  # (M,)
         grads = torch.autograd.grad(losses.sum(), [*weights, *biases, *pre])
     w_grads, b_grads, z_grads = grads[:n_layers], grads[n_layers:2 * n_layers], grads[2 * n_layers:]
-    shape = profile(act, ("stacked", net.activation))
+    shape = profile(act)
 
     columns: list[dict[str, list]] = []  # per layer: field -> (M,) values
     for layer in range(n_layers):
@@ -135,12 +137,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
         layers: list[LayerStats] = []
         for row, col in zip(template, columns):
             layers.append(replace(row, std_change=None, grad_change=None, **{k: v[i] for k, v in col.items()}))
-        _changes(layers)
-        std_rate, grad_rate = _rates(layers)
-        from .verdicts import verdicts
-
-        loss = float(losses[i].detach())
-        out.append(Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss), loss, std_rate, grad_rate,
-                             tuple(X.shape), {}, coverage))
+        out.append(diagnosis_from_rows(layers, float(losses[i].detach()), input_shape=tuple(X.shape),
+                                       coverage=coverage))
     return out
 

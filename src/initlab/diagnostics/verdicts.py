@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 from . import thresholds as T
-from .diagnose import Coverage, LayerStats, Verdict, depth_chains, output_layer
+from .chains import depth_chains, output_layer
+from .types import Coverage, LayerStats, Verdict
 
 __all__ = ["verdicts", "suggest_init"]
 

@@ -75,12 +75,11 @@ def require_keras():
 keras = require_keras()
 from keras import layers as _kl  # noqa: E402  (after the check above, on purpose)
 
-from ..diagnostics.diagnose import (  # noqa: E402
-    SAMPLE_SIZE, Coverage, Diagnosis, _changes, _default_loss, _norm, _rates, _samples, _surrogate_loss, layer_stats,
-    row_gradients,
-)
-from ..diagnostics.monitor import Monitor as _TorchMonitor  # noqa: E402
-from ..diagnostics.recorder import NormRecord, Record  # noqa: E402
+from ..diagnostics.monitor import Monitor as TorchMonitor  # noqa: E402
+from ..diagnostics.pipeline import default_loss, diagnosis_from_rows, surrogate_loss  # noqa: E402
+from ..diagnostics.rows import SAMPLE_SIZE, layer_stats, row_gradients, row_samples, tensor_norm  # noqa: E402
+from ..diagnostics.types import Coverage, Diagnosis  # noqa: E402
+from ..trace import Lineage, NormRecord, Record  # noqa: E402
 
 WEIGHTED = (_kl.Dense, _kl.Conv1D, _kl.Conv2D, _kl.Conv3D)
 ACTIVATION_LAYERS = (_kl.Activation, _kl.ReLU, _kl.LeakyReLU, _kl.ELU, _kl.Softmax)
@@ -220,9 +219,7 @@ class KerasRecorder:
         self._handles: list = []
         self._acts: dict[int, Callable] = {}  # id(layer) -> its own activation, while swapped out
         self._weights: dict[int, KerasWeights] = {}
-        self._owner: dict[int, Record] = {}  # tensor id -> row whose pre-activation it holds
-        self._feeds: dict[int, Record] = {}  # tensor id -> row whose units it holds (after the activation too)
-        self._keep: list[torch.Tensor] = []  # keeps tensors alive so their ids stay unique
+        self.lineage = Lineage()  # tensor -> row whose pre-activation (owner) or units (feed) it holds
         self.done = False
 
     @property
@@ -241,7 +238,7 @@ class KerasRecorder:
         if self._handles:
             return self
         self.records, self.grads, self.not_measured, self.norms, self.done = [], {}, [], [], False
-        self._owner, self._feeds, self._keep = {}, {}, []
+        self.lineage.clear()
         for layer in _layers(self.model):
             kind = type(layer).__name__
             if isinstance(layer, WEIGHTED) and (getattr(layer, "lora_enabled", False)
@@ -271,7 +268,7 @@ class KerasRecorder:
         for layer in self.weighted_layers:
             if id(layer) in self._acts:
                 layer.activation = self._acts.pop(id(layer))
-        self._owner, self._feeds, self._keep = {}, {}, []
+        self.lineage.clear()
 
     def _recording(self) -> bool:
         return not self.done and torch.is_grad_enabled()
@@ -279,7 +276,7 @@ class KerasRecorder:
     def _end(self, module, inputs, output):
         if self._recording() and self.records:
             self.done = True
-            self._owner, self._feeds, self._keep = {}, {}, []
+            self.lineage.clear()
 
     def _unique(self, name: str) -> str:
         taken = sum(1 for r in self.records if r.name == name or r.name.startswith(name + "#"))
@@ -314,15 +311,15 @@ class KerasRecorder:
         if not linear:
             name = _act_name(act)
             rec.activation, rec.act_output, rec.act_input = name, y, output
-            rec.act_fn, rec.act_key = (act if name in ELEMENTWISE else None), ("keras", act)
-        if x is not None and id(x) in self._feeds:
-            self._add_reader(self._feeds[id(x)], weights, x, layer)
+            rec.act_fn = act if name in ELEMENTWISE else None
+        feed = self.lineage.feed(x)
+        if feed is not None:
+            self._add_reader(feed[0], weights, x, layer)
         self._add(rec)
         if linear:
-            self._owner[id(output)] = rec
-        self._feeds[id(output)] = rec
-        self._feeds[id(y)] = rec
-        self._keep += [output, y]
+            self.lineage.own(output, rec)
+        self.lineage.set_feed(output, (rec, False))
+        self.lineage.set_feed(y, (rec, False))
         return None if linear else y
 
     def _add_reader(self, source: Record, weights: KerasWeights, x: torch.Tensor, layer: Any) -> None:
@@ -336,12 +333,10 @@ class KerasRecorder:
     def _on_pass_through(self, layer, inputs, output):
         if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
             return
-        key = id(inputs[0])
-        if key in self._owner:
-            self._owner[id(output)] = self._owner[key]
-        if key in self._feeds:
-            self._feeds[id(output)] = self._feeds[key]
-        self._keep.append(output)
+        owner = self.lineage.owner(inputs[0])
+        if owner is not None:
+            self.lineage.own(output, owner)
+        self.lineage.pass_feed(inputs[0], output)
         if isinstance(layer, tuple(NORMS)) and isinstance(inputs[0], torch.Tensor):
             self._norm(layer, inputs[0], output)
 
@@ -370,14 +365,10 @@ class KerasRecorder:
         if not isinstance(x, torch.Tensor):
             return
         kind, fn = _activation_layer(layer)
-        key = ("keras", type(layer), repr(sorted((k, repr(v)) for k, v in layer.get_config().items()
-                                                 if k not in ("name", "trainable", "dtype"))))
-        rec = self._owner.get(id(x))
+        rec = self.lineage.owner(x)
         if rec is not None and rec.act_output is None:
-            rec.activation, rec.act_output, rec.act_input, rec.act_fn, rec.act_key = kind, output, x, fn, key
-            if id(x) in self._feeds:
-                self._feeds[id(output)] = self._feeds[id(x)]
-            self._keep.append(output)
+            rec.activation, rec.act_output, rec.act_input, rec.act_fn = kind, output, x, fn
+            self.lineage.pass_feed(x, output)
             return
         if kind == "linear":
             return
@@ -385,7 +376,7 @@ class KerasRecorder:
         unit_dim = last.unit_dim if last is not None and output.ndim == last.output.ndim else -1
         lone = Record(self._unique(layer.name), None, output, unit_dim, activation=kind, act_output=output,
                       pre_std=float(x.detach().std()) if x.numel() > 1 else 0.0, kind=type(layer).__name__,
-                      act_fn=fn, act_key=key)
+                      act_fn=fn)
         lone.act_input = x
         self._add(lone)
 
@@ -471,21 +462,16 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
         if targets is not None:
             targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
             targets = targets.to(outputs.device)
-            loss = loss_fn(outputs, targets) if loss_fn is not None else _default_loss(head, targets)
+            loss = loss_fn(outputs, targets) if loss_fn is not None else default_loss(head, targets)
         else:
-            loss = _surrogate_loss(head)
+            loss = surrogate_loss(head)
         weight_grads, bias_grads, out_grads, param_grads = _gradients(loss, records, parameters)
     layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
-    _changes(layers)
-    samples = {r.name: _samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)}
-    std_rate, grad_rate = _rates(layers)
-    coverage = _coverage(parameters, param_grads, records, recorder.norms, not_measured)
-    from ..diagnostics.verdicts import verdicts
-
-    loss_value = float(loss.detach())
-    return KerasDiagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=[], attention=[]),
-                          loss_value, std_rate, grad_rate, _first_shape(inputs), samples, coverage,
-                          [asdict(n) for n in recorder.norms], not_measured=not_measured)
+    return diagnosis_from_rows(
+        layers, float(loss.detach()), input_shape=_first_shape(inputs),
+        samples={r.name: row_samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)},
+        coverage=_coverage(parameters, param_grads, records, recorder.norms, not_measured),
+        norms=[asdict(n) for n in recorder.norms], cls=KerasDiagnosis, not_measured=not_measured)
 
 
 def _logits(records: list[Record], outputs: torch.Tensor) -> torch.Tensor:
@@ -539,7 +525,7 @@ def _coverage(parameters: list[tuple[str, torch.Tensor, Any]], grads: dict[str, 
         else:
             reason = "not used in this forward pass (no gradient reaches it)"
         unattributed.append({"name": path, "shape": list(tensor.shape), "numel": tensor.numel(), "reason": reason,
-                             "grad_norm": _norm(grad) if grad is not None else None})
+                             "grad_norm": tensor_norm(grad) if grad is not None else None})
     total = sum(t.numel() for _, t, _ in parameters)
     missing = sum(u["numel"] for u in unattributed)
     return Coverage(len(parameters), len(parameters) - len(unattributed), total, total - missing, unattributed)
@@ -613,7 +599,7 @@ def initializer(identifier: str | dict[str, Any], seed: int | None = None) -> In
 
 
 # -- Monitor -------------------------------------------------------------------------------------
-class Monitor(_TorchMonitor, keras.callbacks.Callback):
+class Monitor(TorchMonitor, keras.callbacks.Callback):
     """``initlab.Monitor`` as a Keras callback: ``model.fit(X, y, callbacks=[initlab.keras.Monitor(every=10)])``.
 
     Records what ``initlab.Monitor`` records, the same way (its recorded steps 1, every + 1, ...,

@@ -1,0 +1,78 @@
+"""The function mode that sees every torch call of a traced forward pass, and its one global patch.
+
+``F.multi_head_attention_forward`` (and other composite functions) first ask
+``F.has_torch_function`` whether a mode wants the call; inside the mode's handler that question
+must be answered "no" for the composite to run with the mode active (so the projections it applies
+with ``F.linear`` are seen), else the call comes straight back. The answer is changed with
+:func:`composite_bypass`: a context manager that installs a wrapper on first use, answers "no" only
+in the thread that entered it, and restores torch's own function when the last user leaves. Two
+threads tracing at once each see their own answer; a thread not tracing always gets torch's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["composite_bypass", "FunctionalMode", "COMPOSITES"]
+
+COMPOSITES = {F.multi_head_attention_forward}
+
+_lock = threading.Lock()
+_local = threading.local()
+_users = 0
+_original: Callable[..., bool] | None = None
+
+
+def _has_torch_function(*args: Any, **kwargs: Any) -> bool:
+    if getattr(_local, "bypass", 0):
+        return False
+    assert _original is not None
+    return _original(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def composite_bypass() -> Iterator[None]:
+    """In this thread only, ``F.has_torch_function`` answers False until the block exits."""
+    global _users, _original
+    with _lock:
+        if _users == 0:
+            _original = F.has_torch_function
+            F.has_torch_function = _has_torch_function
+        _users += 1
+    _local.bypass = getattr(_local, "bypass", 0) + 1
+    try:
+        yield
+    finally:
+        _local.bypass -= 1
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                F.has_torch_function = _original
+                _original = None
+
+
+class FunctionalMode(TorchFunctionMode):
+    """Runs every torch call, then hands ``(func, args, kwargs, out)`` to ``observe`` while
+    ``active()``; a composite function runs with the mode active inside it."""
+
+    def __init__(self, observe: Callable[[Any, tuple, dict, Any], None], active: Callable[[], bool]) -> None:
+        super().__init__()
+        self.observe, self.active = observe, active
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        on = self.active()
+        if on and func in COMPOSITES:
+            with composite_bypass(), self:
+                out = func(*args, **kwargs)
+        else:
+            out = func(*args, **kwargs)
+        if on:
+            self.observe(func, args, kwargs, out)
+        return out

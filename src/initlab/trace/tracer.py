@@ -270,8 +270,9 @@ class Tracer(ModuleHooks):
             logits = x.reshape(-1, module.num_heads, *x.shape[1:])  # (batch * heads, T, S) with need_weights=True
         elif last and x.ndim == 4:
             logits = x
-        elif last and self.lineage.is_score(x) and x.ndim in (2, 3):  # a q @ k^T product, heads folded or single
-            logits, layout = x.reshape(-1, 1, *x.shape[-2:]), "folded"
+        elif self.lineage.is_score(x) and isinstance(dim, int) and x.ndim >= 2:  # a q @ k^T product, any layout
+            keys_last = x if last else x.movedim(dim, -1)
+            logits, layout = keys_last.reshape(-1, 1, *keys_last.shape[-2:]), "folded"
         if x.ndim >= 3:
             self.softmaxes.append({"name": self._where(), "shape": list(x.shape), "attention": logits is not None})
         if logits is not None:

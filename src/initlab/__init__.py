@@ -9,6 +9,11 @@ from ._validation import DataError, InitlabError, ValidationError
 from .diagnostics import Diagnosis, Monitor, diagnose
 from .initializers import apply_init
 
+# ``initlab.autoinit`` is the function: importing the subpackage binds the module under that name on
+# this package first, and this line rebinds the name to the function (later imports of
+# ``initlab.autoinit.<module>`` do not rebind it). The subpackage's modules stay importable.
+from .autoinit import autoinit  # noqa: E402,I001
+
 # Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
 _adapters.register("keras", "diagnose", "initlab.integrations.keras:diagnose_keras")
 _adapters.register("keras", "apply_init", "initlab.integrations.keras:apply_init_keras")
@@ -34,10 +39,6 @@ def __getattr__(name: str):
         from .server.notebook import lab
 
         return lab
-    if name == "autoinit":  # issue 10: the subpackage, callable as the function (see autoinit/__init__.py)
-        import importlib
-
-        return importlib.import_module(".autoinit", __name__)
     if name == "coord_check":  # muP's width check (pandas on first use)
         from .coordcheck import coord_check
 

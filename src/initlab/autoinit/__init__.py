@@ -1,5 +1,8 @@
 """``initlab.autoinit``: one call that initializes every layer of any model (issue 10).
 
+``initlab.autoinit`` is the function :func:`autoinit` (bound by ``initlab/__init__.py``); this
+subpackage's modules stay importable as ``initlab.autoinit.<module>``.
+
 ``autoinit(model, example)`` finds what follows each weight (op by op, on one forward pass),
 predicts the moments through every op (quadrature for any activation), scales each weight so
 its output keeps ``target_std``, then measures each module's output on the example and returns
@@ -10,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import types
 from typing import Any
 
 import torch
@@ -250,14 +251,3 @@ def _probe_stability(model: nn.Module, example: Any, target: float, gen: torch.G
         return stability_rows(probe.activations, target), []
     except InitlabError as err:
         return [], [f"stability analysis unavailable: {err}"]
-
-
-class _CallableModule(types.ModuleType):
-    """``initlab.autoinit`` is both this subpackage and the function: importing a subpackage binds its
-    name on the parent package, which would otherwise shadow a function of the same name."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> AutoInitReport:
-        return autoinit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

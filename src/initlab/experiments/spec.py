@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .. import datasets, initializers
 from .._validation import ValidationError, check_choice, check_int, did_you_mean
-from ..models.activations import _canonical as canonical_activation
+from ..models.activations import canonical_activation
 from ..training.optim import DEFAULT_LR, OPTIMIZERS
 
 __all__ = ["RunSpec", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init", "canonical_init", "MAX_SEED", "MAX_DEPTH"]

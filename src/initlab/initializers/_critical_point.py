@@ -35,9 +35,9 @@ def _variance(field: str, value: Any) -> float:
 
 @lru_cache(maxsize=64)
 def _named_kernel(name: str) -> _gauss.Kernel:
-    from ..activations import _canonical, make_activation
+    from ..activations import canonical_activation, make_activation
 
-    key = _canonical(name)  # raises "unknown activation ...; did you mean ...?"
+    key = canonical_activation(name)  # raises "unknown activation ...; did you mean ...?"
     if key == "relu":
         return _gauss.ClosedFormLeakyReLU(0.0, "relu")
     if key == "leaky_relu":

@@ -95,6 +95,6 @@ def bind_critical(model: nn.Module, weight_init: Initializer, bias_init: Initial
 
 def resolve_name(activation: str) -> str:
     """Canonical activation name ('swish' -> 'silu'); a callable passes through as its repr."""
-    from ..activations import _canonical
+    from ..activations import canonical_activation
 
-    return _canonical(activation) if isinstance(activation, str) else repr(activation)
+    return canonical_activation(activation) if isinstance(activation, str) else repr(activation)

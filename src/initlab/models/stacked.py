@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
 from ..initializers import apply_init, compute_fans, get as get_init
-from .activations import _canonical as canonical_activation
+from .activations import canonical_activation
 from .mlp import MLP, OUTPUTS
 
 __all__ = ["StackedMLP", "ForwardCache", "STACKED_ACTIVATIONS"]

@@ -32,93 +32,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from ..trace import InterceptMode, module_stack, op_kind
+from ..trace.ops import DIVISIONS, PRODUCT_OPS, SUBTRACTIONS, SUM_OPS
 from . import moments as mom
-from .graph import module_stack_hooks, quiet_forward, run_forward
+from .analytic_rules import LayerRules, Rec, Use
+from .graph import quiet_forward, run_forward
 from .moments import Stat
 
-__all__ = ["analytic_init", "Tracker"]
+__all__ = ["analytic_init", "Tracker", "run_tracker"]
 
 _ANCHOR = 1.25  # predicted vs measured input rms ratio beyond which the measured moments are used
 
-ELEMENTWISE_UNARY = {
-    "relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "elu", "selu", "celu", "leaky_relu", "softplus",
-    "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "exp", "neg", "__neg__", "abs", "sin", "cos",
-    "erf", "softsign", "logsigmoid", "tanhshrink", "square", "sqrt", "rsqrt", "log1p", "expm1", "clamp",
-    "clip", "clamp_min", "sigmoid_", "tanh_", "atan", "sinh", "cosh",
-    "log_sigmoid", "softshrink", "hardshrink", "threshold",
-}
-BINARY = {"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__",
-          "mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "__rtruediv__", "div_",
-          "__itruediv__", "pow", "__pow__", "__rpow__", "maximum", "minimum", "true_divide", "multiply"}
-SUMS = {"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__"}
-PRODUCTS = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"}
-SHAPE = {"view", "reshape", "permute", "transpose", "t", "flatten", "unflatten", "contiguous", "squeeze",
-         "unsqueeze", "__getitem__", "expand", "expand_as", "repeat", "to", "float", "double", "half", "type_as",
-         "clone", "detach", "narrow", "select", "split", "chunk", "unbind", "view_as", "reshape_as", "movedim",
-         "swapaxes", "T", "mT", "identity", "flip", "roll", "tensor_split", "_unsafe_view", "type"}
-DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}
-NORMS = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm"}
-CONVS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
-MHA = {"multi_head_attention_forward", "_native_multi_head_attention"}
-RNN = {"lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"}
-
-
-def _opname(func: Any) -> str:
-    name = getattr(func, "__name__", "")
-    if name == "__get__":  # a Tensor property such as .T
-        name = getattr(getattr(func, "__self__", None), "__name__", name)
-    return name
-
-
-@dataclass(eq=False)
-class Rec:
-    """What is known of one tensor: a predicted Stat, or an elementwise expression of a source Rec."""
-
-    stat: Stat | None = None
-    src: "Rec | None" = None                       # the pre-activation this is an elementwise function of
-    fn: Callable | None = None                     # u -> value, on float64 tensors
-    label: str = ""                                # the activation's name in the report
-    origin: tuple[str, int] | None = None          # (weight name, op index) if a weight op's output, up to a linear map
-    chain: int = 0                                 # residual additions since the last normalization
-    measured: bool = False                         # the stat was measured, not predicted
-    born: int = -1                                 # op index at which the tensor was first produced
-
-    def source(self) -> "Rec":
-        return self.src if self.src is not None else self
-
-
-@dataclass
-class _Use:
-    kind: str
-    module: str
-    std: float | None = None
-    predicted: float | None = None
-    touched: bool = True
-    reason: str = ""
-
-
-class Tracker(TorchFunctionMode):
+class Tracker(LayerRules):
     """Follow the moments through one forward pass; with ``apply`` set, re-draw the weights on the way."""
 
-    def __init__(self, model: nn.Module, *, target: float, generator: torch.Generator, apply: bool, residual_r: int = 1):
-        super().__init__()
-        self.model, self.target, self.gen, self.apply, self.R = model, float(target), generator, apply, max(1, residual_r)
+    def __init__(self, model: nn.Module, *, target: float, generator: torch.Generator, apply: bool,
+                 residual_r: int = 1):
+        self.model, self.target, self.gen, self.apply = model, float(target), generator, apply
+        self.R = max(1, residual_r)
         self.names: dict[int, str] = {}
         for name, p in model.named_parameters(remove_duplicate=False):
             self.names.setdefault(id(p), name)
         self.params = {id(p): p for p in model.parameters()}
         self.recs: dict[int, Rec] = {}
         self.alive: list[Any] = []
-        self.uses: dict[str, _Use] = {}             # parameter name -> what happened to it
+        self.uses: dict[str, Use] = {}             # parameter name -> what happened to it
         self.unknown: dict[str, str] = {}           # parameter name -> op that consumed it
         self.activations: list[tuple[str, Callable, Stat]] = []
         self.fallbacks: dict[str, int] = {}
@@ -220,7 +165,7 @@ class Tracker(TorchFunctionMode):
                 if self.apply:
                     with torch.no_grad():
                         b.zero_()
-                self.uses[name] = _Use(kind, self.module_of(name), std=0.0)
+                self.uses[name] = Use(kind, self.module_of(name), std=0.0)
 
     def weight_op(self, w: torch.Tensor, fan_in: float, x: Stat, kind: str, gain: float = 1.0) -> tuple[Stat, str]:
         """Draw ``w`` (first use) so the op's output has batch variance (gain*target)^2; the output's Stat.
@@ -236,42 +181,28 @@ class Tracker(TorchFunctionMode):
         if use is None:
             if x_second <= 0.0 or not math.isfinite(x_second):
                 self.notes.append(f"{name}: its input has no signal (E[x^2] = {x_second:.3g}); left as it was")
-                self.uses[name] = _Use(kind, self.module_of(name), touched=False, reason="input has no signal")
+                self.uses[name] = Use(kind, self.module_of(name), touched=False, reason="input has no signal")
                 std_now = float(w.detach().float().std()) if w.numel() > 1 else 0.0
                 return Stat(0.0, std_now**2 * fan_in * max(x_second, 0.0)), name
             std = gain * self.target / math.sqrt(fan_in * x_second)
             self.draw(w, std)
             out = Stat(0.0 * rel, (gain * self.target) ** 2 * rel)
-            self.uses[name] = _Use(kind, self.module_of(name), std=std, predicted=out.std)
+            self.uses[name] = Use(kind, self.module_of(name), std=std, predicted=out.std)
             return out, name
         std = use.std if use.std is not None else float(w.detach().float().std())
         return Stat(0.0 * rel, std * std * fan_in * x.second), name
 
     # ---- dispatch ------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = _opname(func)
+    def handle(self, func, args: tuple, kwargs: dict):
+        """One torch call of the pass (from :class:`~initlab.trace.InterceptMode`): the moment rule
+        of its kind in :func:`initlab.trace.op_kind`, else the measured fallback."""
+        name, kind = op_kind(func)
         flat = tree_flatten((args, kwargs))[0]
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if not tensors or all(self.rec(a) is None and not self.is_param(a) for a in tensors):
             return func(*args, **kwargs)  # nothing we follow (shape queries, constants, index tensors)
         self.n += 1
-        handler = getattr(self, _HANDLED[name], None) if name in _HANDLED else None
-        if handler is None:
-            if name in CONVS:
-                handler = self._conv
-            elif name in ELEMENTWISE_UNARY or name in BINARY:
-                handler = self._elementwise
-            elif name in SHAPE:
-                handler = self._shape
-            elif name in DROPOUT:
-                handler = self._dropout
-            elif name in NORMS:
-                handler = self._norm
-            elif name in MHA:
-                handler = self._mha
-            elif name in RNN:
-                handler = self._rnn
+        handler = getattr(self, _RULES[kind]) if kind is not None else None
         if handler is not None:
             res = handler(func, name, args, kwargs)
             if res is not NotImplemented:
@@ -320,8 +251,6 @@ class Tracker(TorchFunctionMode):
             return self._finish_weight(func(*args, **kwargs), stat, wname)
         return NotImplemented
 
-    _mm = _matmul
-
     def _conv(self, func, name, args, kwargs):
         x, w = args[0], args[1] if len(args) > 1 else kwargs.get("weight")
         b = args[2] if len(args) > 2 else kwargs.get("bias")
@@ -349,7 +278,7 @@ class Tracker(TorchFunctionMode):
             if self.apply and pad is not None and pad >= 0:
                 with torch.no_grad():
                     w[pad].zero_()
-            self.uses[wname] = _Use("embedding", self.module_of(wname), std=self.target, predicted=self.target)
+            self.uses[wname] = Use("embedding", self.module_of(wname), std=self.target, predicted=self.target)
         use = self.uses[wname]
         out = func(*args, **kwargs)
         return self._finish_weight(out, Stat(0.0, (use.std or 0.0) ** 2), wname)
@@ -375,35 +304,35 @@ class Tracker(TorchFunctionMode):
             label = self.label(name.strip("_"))
             if first.label and label == name.strip("_"):
                 label = f"{name.strip('_')}({first.label})"
-            homogeneous = name in PRODUCTS | {"div", "__truediv__", "div_", "__itruediv__", "neg", "__neg__"} and len(
+            homogeneous = name in PRODUCT_OPS | DIVISIONS | {"neg", "__neg__"} and len(
                 [r for r in recs if r is not None]) == 1 and first.src is None
             self.track(out, Rec(src=src, fn=fn, label=label, origin=first.origin if homogeneous else None,
                                 chain=first.chain if homogeneous else 0))
             return out
-        if name in SUMS and len(sources) == 2 and not others:
+        if name in SUM_OPS and len(sources) == 2 and not others:
             return self._sum(func, name, args, kwargs)
-        if name in PRODUCTS and len(sources) == 2 and not others:
+        if name in PRODUCT_OPS and len(sources) == 2 and not others:
             a, b = self.stat(args[0]), self.stat(args[1])
             out = func(*args, **kwargs)
             mean = a.mean * b.mean
             self.track(out, Rec(stat=Stat(mean, np.maximum(a.second * b.second - mean * mean, 0.0))))
             return out
-        if len(sources) == 1 and len(others) == 1 and (name in PRODUCTS or name in SUMS):
+        if len(sources) == 1 and len(others) == 1 and (name in PRODUCT_OPS or name in SUM_OPS):
             x = next(a for a, r in zip(args, recs) if r is not None)
             if self.is_param(others[0]) and self.names[id(others[0])] not in self.uses:
                 n = self.names[id(others[0])]
-                why = "multiplies the signal (a gain)" if name in PRODUCTS else "added to the signal (an offset)"
-                self.uses[n] = _Use("other", self.module_of(n), touched=False, reason=f"{why}; left as built")
+                why = "multiplies the signal (a gain)" if name in PRODUCT_OPS else "added to the signal (an offset)"
+                self.uses[n] = Use("other", self.module_of(n), touched=False, reason=f"{why}; left as built")
             p = others[0].detach().to(torch.float64)
             s = self.stat(x)
             out = func(*args, **kwargs)
-            if name in PRODUCTS:
+            if name in PRODUCT_OPS:
                 mean = s.mean * float(p.mean())
                 st = Stat(mean, np.maximum(s.second * float((p * p).mean()) - mean * mean, 0.0))
             else:
-                sign = -1.0 if name in {"sub", "__sub__", "sub_", "__isub__"} else 1.0
+                sign = -1.0 if name in SUBTRACTIONS else 1.0
                 st = Stat(s.mean + sign * float(p.mean()), s.var + float(p.var(unbiased=False)))
-            self.track(out, Rec(stat=st, origin=self.rec(x).origin if name in PRODUCTS else None, chain=self.rec(x).chain))
+            self.track(out, Rec(stat=st, origin=self.rec(x).origin if name in PRODUCT_OPS else None, chain=self.rec(x).chain))
             return out
         return NotImplemented
 
@@ -440,7 +369,7 @@ class Tracker(TorchFunctionMode):
                 else:
                     b = br_r.stat
         out = func(*args, **kwargs)
-        sign = -1.0 if name in {"sub", "__sub__", "sub_", "__isub__"} else 1.0
+        sign = -1.0 if name in SUBTRACTIONS else 1.0
         self.track(out, Rec(stat=Stat(a.mean + sign * b.mean, a.var + b.var), chain=chain))
         return out
 
@@ -462,145 +391,10 @@ class Tracker(TorchFunctionMode):
         self.track(out, r)
         return out
 
-    def _cat(self, func, name, args, kwargs):
-        seq = args[0] if args else kwargs.get("tensors")
-        if not all(self.rec(t) is not None for t in seq):
-            return NotImplemented
-        sts, ns = [self.stat(t).pooled for t in seq], [t.numel() for t in seq]
-        tot = sum(ns)
-        mean = sum(s.mean * n for s, n in zip(sts, ns)) / tot
-        second = sum(s.second * n for s, n in zip(sts, ns)) / tot
-        out = func(*args, **kwargs)
-        self.track(out, Rec(stat=Stat(mean, max(second - mean * mean, 0.0))))
-        return out
 
-    def _dropout(self, func, name, args, kwargs):
-        x = args[0]
-        r = self.rec(x)
-        if r is None:
-            return NotImplemented
-        p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
-        training = args[2] if len(args) > 2 else kwargs.get("training", True)
-        s = self.stat(x)
-        out = func(*args, **kwargs)
-        if training and p > 0 and "alpha" not in name:
-            st = Stat(s.mean, np.maximum(s.second / (1 - p) - s.mean**2, 0.0))
-        else:
-            st = s
-        self.track(out, Rec(stat=st, origin=r.origin, chain=r.chain))
-        return out
-
-    def _norm(self, func, name, args, kwargs):
-        x = args[0]
-        if self.rec(x) is None:
-            return NotImplemented
-        if name == "batch_norm":
-            rm, rv = args[1], args[2]
-            w = args[3] if len(args) > 3 else kwargs.get("weight")
-            b = args[4] if len(args) > 4 else kwargs.get("bias")
-            training = args[5] if len(args) > 5 else kwargs.get("training", False)
-        elif name in ("layer_norm", "group_norm"):
-            w = args[2] if len(args) > 2 else kwargs.get("weight")
-            b = args[3] if len(args) > 3 else kwargs.get("bias")
-        elif name == "rms_norm":
-            w, b = (args[2] if len(args) > 2 else kwargs.get("weight")), None
-        else:  # instance_norm(input, running_mean, running_var, weight, bias, ...)
-            w = args[3] if len(args) > 3 else kwargs.get("weight")
-            b = args[4] if len(args) > 4 else kwargs.get("bias")
-        for p, why in ((w, "norm scale"), (b, "norm shift")):
-            if self.is_param(p) and self.names[id(p)] not in self.uses:
-                n = self.names[id(p)]
-                self.uses[n] = _Use("norm", self.module_of(n), touched=False, reason=why)
-        gw = float((w.detach().double() ** 2).mean()) if isinstance(w, torch.Tensor) else 1.0
-        mb = float(b.detach().double().mean()) if isinstance(b, torch.Tensor) else 0.0
-        vb = float(b.detach().double().var(unbiased=False)) if isinstance(b, torch.Tensor) and b.numel() > 1 else 0.0
-        if name == "batch_norm" and not training and rm is not None:
-            s = self.stat(x)
-            scale = float((1.0 / (rv.double() + 1e-5)).mean())
-            st = Stat(mb, gw * ((s.mean - float(rm.double().mean())) ** 2 + s.var) * scale + vb)
-        elif name == "rms_norm":
-            s = self.stat(x)
-            m = s.mean / np.sqrt(np.maximum(s.second, 1e-30))
-            st = Stat(m, np.maximum(gw - m * m, 0.0))
-        elif name == "batch_norm":  # per channel over the batch: each sample keeps its relative length
-            s = self.stat(x)
-            st = Stat(mb + 0.0 * s.mean, gw * s.second / s.second_pooled + vb) if s.second_pooled > 0 else Stat(mb, gw + vb)
-        else:
-            st = Stat(mb, gw + vb)
-        out = func(*args, **kwargs)
-        self.track(out, Rec(stat=st))
-        return out
-
-    # ---- attention and recurrent cells ---------------------------------------------------
-    def _mha(self, func, name, args, kwargs):
-        params = [a for a in tree_flatten((args, kwargs))[0] if self.is_param(a)]
-        q = args[0]
-        if self.rec(q) is None:
-            return NotImplemented
-        x2 = self.stat(q).second_pooled
-        out_w = None
-        for p in params:
-            n = self.names[id(p)]
-            if n in self.uses:
-                continue
-            if p.dim() == 1:
-                self.zero(p)
-            elif n.endswith("in_proj_weight") or n.rsplit(".", 1)[-1] in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
-                std = self.target / math.sqrt(p.shape[1] * x2)
-                self.draw(p, std)
-                self.uses[n] = _Use("attention", self.module_of(n), std=std)  # q, k, v: not the module's output
-            elif out_w is None:
-                out_w = p
-        if out_w is not None:
-            self.draw(out_w, 1.0 / math.sqrt(out_w.shape[1]))
-        out = func(*args, **kwargs)
-        o = out[0] if isinstance(out, (tuple, list)) else out
-        if out_w is not None:
-            n = self.names[id(out_w)]
-            m2 = float((o.detach().double() ** 2).mean())
-            f = self.target / math.sqrt(m2) if m2 > 0 else 1.0
-            if self.apply:
-                with torch.no_grad():
-                    out_w.mul_(f)
-                    o.mul_(f)
-            self.uses[n] = _Use("attention", self.module_of(n), std=f / math.sqrt(out_w.shape[1]), predicted=self.target)
-            self.fallbacks["attention mixing (softmax)"] = self.fallbacks.get("attention mixing (softmax)", 0) + 1
-            stat = Stat(0.0, self.target**2)
-            self.track(o, Rec(stat=stat, origin=(n, self.n)))
-        else:
-            self.track(o, Rec(stat=Stat.of(o, self.batch), measured=True))
-        return out
-
-    def _rnn(self, func, name, args, kwargs):
-        params = [a for a in tree_flatten((args, kwargs))[0] if self.is_param(a)]
-        x = args[0]
-        x2 = self.stat(x).second_pooled if self.rec(x) is not None else 1.0
-        for p in params:
-            n = self.names[id(p)]
-            if n in self.uses:
-                continue
-            short = n.rsplit(".", 1)[-1]
-            if p.dim() == 1:
-                self.zero(p)
-            elif short.startswith("weight_ih"):
-                layer0 = short.endswith("_l0") or short == "weight_ih" or "_l0_" in short
-                std = 1.0 / math.sqrt(p.shape[1] * (x2 if layer0 else 1.0))
-                self.draw(p, std)
-                self.uses[n] = _Use("recurrent", self.module_of(n), std=std)
-            elif short.startswith("weight_hh"):
-                std = 1.0 / math.sqrt(p.shape[1])
-                self.draw(p, std)
-                self.uses[n] = _Use("recurrent", self.module_of(n), std=std)
-        out = func(*args, **kwargs)
-        self.fallbacks["recurrent cell"] = self.fallbacks.get("recurrent cell", 0) + 1
-        for leaf in tree_flatten(out)[0]:
-            if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
-                self.track(leaf, Rec(stat=Stat.of(leaf, self.batch), measured=True))
-        return out
-
-
-_HANDLED = {"linear": "_linear", "addmm": "_addmm", "matmul": "_matmul", "mm": "_mm", "__matmul__": "_matmul",
-            "embedding": "_embedding", "cat": "_cat", "stack": "_cat", "concat": "_cat", "concatenate": "_cat"}
+_RULES = {"linear": "_linear", "addmm": "_addmm", "matmul": "_matmul", "embedding": "_embedding", "concat": "_cat",
+          "conv": "_conv", "elementwise": "_elementwise", "shape": "_shape", "dropout": "_dropout", "norm": "_norm",
+          "attention": "_mha", "recurrent": "_rnn"}
 
 
 def run_tracker(model: nn.Module, example: Any, tracker: Tracker) -> Any:
@@ -610,7 +404,7 @@ def run_tracker(model: nn.Module, example: Any, tracker: Tracker) -> Any:
     for leaf in leaves:
         if leaf.is_floating_point():
             tracker.track(leaf, Rec(stat=Stat.of(leaf, tracker.batch), measured=True))
-    with quiet_forward(model), module_stack_hooks(model, tracker.stack), tracker:
+    with quiet_forward(model), module_stack(model, tracker.stack), InterceptMode(tracker.handle):
         return run_forward(model, example)
 
 

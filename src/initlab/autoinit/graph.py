@@ -17,6 +17,7 @@ from torch import nn
 
 from .._inputs import call_model, error_line
 from .._validation import ValidationError
+from ..trace import module_stack as module_stack_hooks
 
 __all__ = ["make_example", "run_forward", "module_stack_hooks", "quiet_forward"]
 
@@ -97,30 +98,6 @@ def _describe(example: Any) -> str:
     if isinstance(example, (tuple, list)):
         return f"{len(example)} inputs"
     return type(example).__name__
-
-
-@contextmanager
-def module_stack_hooks(model: nn.Module, stack: list[tuple[str, nn.Module]]):
-    """Keep ``stack`` equal to the (name, module) calls in progress; hooks always removed."""
-    handles = []
-
-    def pre(name):
-        def hook(mod, args):
-            stack.append((name, mod))
-        return hook
-
-    def post(mod, args, out):
-        if stack and stack[-1][1] is mod:
-            stack.pop()
-
-    try:
-        for name, mod in model.named_modules():
-            handles.append(mod.register_forward_pre_hook(pre(name)))
-            handles.append(mod.register_forward_hook(post, always_call=True))
-        yield stack
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @contextmanager

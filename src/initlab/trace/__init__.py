@@ -8,14 +8,14 @@ mode) fills :class:`Record` rows (a weighted op and its activation), :class:`Nor
 
 from .attention import Attention, measure_attention
 from .blocks import block_groups, block_signature, repeated_blocks, role
-from .dispatch import FunctionalMode, composite_bypass
+from .dispatch import FunctionalMode, InterceptMode, composite_bypass, module_stack
 from .events import BlockRecord, NormRecord, Record
 from .lineage import Lineage
-from .ops import ACTIVATION_MODULES, FUNCTIONAL, PASS_THROUGH, WEIGHTED
+from .ops import ACTIVATION_MODULES, FUNCTIONAL, PASS_THROUGH, WEIGHTED, op_kind
 from .tracer import Tracer
 
 __all__ = [
     "Tracer", "Lineage", "Record", "NormRecord", "BlockRecord", "Attention", "measure_attention", "repeated_blocks",
-    "block_signature", "block_groups", "role", "composite_bypass", "FunctionalMode", "ACTIVATION_MODULES",
-    "FUNCTIONAL", "PASS_THROUGH", "WEIGHTED",
+    "block_signature", "block_groups", "role", "composite_bypass", "FunctionalMode", "InterceptMode", "module_stack", "ACTIVATION_MODULES",
+    "FUNCTIONAL", "PASS_THROUGH", "WEIGHTED", "op_kind",
 ]

@@ -1,4 +1,8 @@
-"""The function mode that sees every torch call of a traced forward pass, and its one global patch.
+"""The function modes that see every torch call of a traced forward pass, and their one global patch.
+
+:class:`FunctionalMode` observes each call after it ran (the tracer); :class:`InterceptMode` hands
+each call to a consumer that runs it (the analytic autoinit, which re-draws a weight before the op
+that reads it); :func:`module_stack` keeps the modules in progress.
 
 ``F.multi_head_attention_forward`` (and other composite functions) first ask
 ``F.has_torch_function`` whether a mode wants the call; inside the mode's handler that question
@@ -16,10 +20,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["composite_bypass", "FunctionalMode", "COMPOSITES"]
+__all__ = ["composite_bypass", "FunctionalMode", "InterceptMode", "module_stack", "COMPOSITES"]
 
 COMPOSITES = {F.multi_head_attention_forward}
 
@@ -76,3 +81,39 @@ class FunctionalMode(TorchFunctionMode):
         if on:
             self.observe(func, args, kwargs, out)
         return out
+
+
+class InterceptMode(TorchFunctionMode):
+    """Hands every torch call to ``handle(func, args, kwargs)``, which runs it (possibly after changing
+    a weight it reads, as the analytic autoinit does) and returns its result."""
+
+    def __init__(self, handle: Callable[[Any, tuple, dict], Any]) -> None:
+        super().__init__()
+        self.handle = handle
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return self.handle(func, args, kwargs or {})
+
+
+@contextlib.contextmanager
+def module_stack(model: nn.Module, stack: list[tuple[str, nn.Module]]) -> Iterator[list[tuple[str, nn.Module]]]:
+    """Keep ``stack`` equal to the (name, module) calls in progress; hooks always removed."""
+    handles = []
+
+    def pre(name):
+        def hook(mod, args):
+            stack.append((name, mod))
+        return hook
+
+    def post(mod, args, out):
+        if stack and stack[-1][1] is mod:
+            stack.pop()
+
+    try:
+        for name, mod in model.named_modules():
+            handles.append(mod.register_forward_pre_hook(pre(name)))
+            handles.append(mod.register_forward_hook(post, always_call=True))
+        yield stack
+    finally:
+        for h in handles:
+            h.remove()

@@ -13,6 +13,11 @@ Five kinds of op are recognised, each by the module class or function object (ne
   ``q @ k^T`` product of two activations (any layout, heads folded into the batch too), or
   ``F.scaled_dot_product_attention``;
 - a *residual add* and other arithmetic: :data:`ARITHMETIC`.
+
+The tracer observes ops by function object (above). :func:`op_kind` classifies any torch call by
+name into the kinds the analytic autoinit propagates moments through (weighted, elementwise, shape,
+dropout, norm, attention, recurrent, concatenation): the same five kinds, at the finer grain that
+moment rules need.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ __all__ = [
     "WEIGHTED", "RECURRENT", "ACTIVATION_MODULES", "FUNCTIONAL", "PASS_THROUGH", "NORM_FUNCTIONS", "SOFTMAX",
     "VIEWS", "PRODUCT", "ARITHMETIC", "QK_PRODUCTS", "WeightedCall", "weighted_call", "op_name", "first_tensor",
     "hashable", "arg", "is_hf_conv1d", "recurrent_rows", "is_custom_norm", "may_call_functional",
-    "may_be_activation", "acts_elementwise", "module_fn", "functional_fn",
+    "may_be_activation", "acts_elementwise", "module_fn", "functional_fn", "op_kind", "short_name",
+    "ELEMENTWISE_UNARY", "SUM_OPS", "SUBTRACTIONS", "PRODUCT_OPS", "DIVISIONS", "BINARY", "SHAPE_OPS",
 ]
 
 WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
@@ -233,3 +239,61 @@ def module_fn(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 def functional_fn(func, rest: tuple, kwargs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
     """``func`` applied with the rest of the arguments of one call."""
     return lambda t: func(t, *rest, **kwargs)
+
+
+# -- the moment vocabulary: ops by name ------------------------------------------------------------
+# The analytic autoinit follows a tensor's predicted moments through every op; an op is matched by
+# its name, so ``torch.relu``, ``F.relu``, ``Tensor.relu`` and ``Tensor.relu_`` share one rule.
+ELEMENTWISE_UNARY = frozenset({
+    "relu", "relu_", "gelu", "silu", "sigmoid", "tanh", "elu", "selu", "celu", "leaky_relu", "softplus",
+    "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "exp", "neg", "__neg__", "abs", "sin", "cos",
+    "erf", "softsign", "logsigmoid", "tanhshrink", "square", "sqrt", "rsqrt", "log1p", "expm1", "clamp",
+    "clip", "clamp_min", "sigmoid_", "tanh_", "atan", "sinh", "cosh",
+    "log_sigmoid", "softshrink", "hardshrink", "threshold",
+})
+SUM_OPS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__"})
+SUBTRACTIONS = frozenset({"sub", "__sub__", "sub_", "__isub__"})
+PRODUCT_OPS = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"})
+DIVISIONS = frozenset({"div", "__truediv__", "div_", "__itruediv__"})
+BINARY = SUM_OPS | PRODUCT_OPS | {"div", "__truediv__", "__rtruediv__", "div_", "__itruediv__", "pow", "__pow__",
+                                  "__rpow__", "maximum", "minimum", "true_divide"}
+SHAPE_OPS = frozenset({
+    "view", "reshape", "permute", "transpose", "t", "flatten", "unflatten", "contiguous", "squeeze",
+    "unsqueeze", "__getitem__", "expand", "expand_as", "repeat", "to", "float", "double", "half", "type_as",
+    "clone", "detach", "narrow", "select", "split", "chunk", "unbind", "view_as", "reshape_as", "movedim",
+    "swapaxes", "T", "mT", "identity", "flip", "roll", "tensor_split", "_unsafe_view", "type",
+})
+_KINDS_BY_NAME = {
+    "linear": "linear", "addmm": "addmm", "matmul": "matmul", "mm": "matmul", "__matmul__": "matmul",
+    "embedding": "embedding", "cat": "concat", "stack": "concat", "concat": "concat", "concatenate": "concat",
+}
+_KIND_SETS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("conv", frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})),
+    ("elementwise", ELEMENTWISE_UNARY | BINARY),
+    ("shape", SHAPE_OPS),
+    ("dropout", frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"})),
+    ("norm", frozenset({"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm"})),
+    ("attention", frozenset({"multi_head_attention_forward", "_native_multi_head_attention"})),
+    ("recurrent", frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
+                             "rnn_relu_cell"})),
+)
+
+
+def short_name(func) -> str:
+    """A torch function's or Tensor method's bare name (``relu_``, ``__add__``; ``T`` for the property)."""
+    name = getattr(func, "__name__", "")
+    if name == "__get__":  # a Tensor property such as .T
+        name = getattr(getattr(func, "__self__", None), "__name__", name)
+    return name
+
+
+def op_kind(func) -> tuple[str, str | None]:
+    """``(name, kind)`` of a torch call in the moment vocabulary: kind is one of linear, addmm, matmul,
+    embedding, concat, conv, elementwise, shape, dropout, norm, attention, recurrent, or None."""
+    name = short_name(func)
+    if name in _KINDS_BY_NAME:
+        return name, _KINDS_BY_NAME[name]
+    for kind, names in _KIND_SETS:
+        if name in names:
+            return name, kind
+    return name, None

@@ -37,7 +37,7 @@ class Act(nn.Module):
 def _mlp(fn, depth: int, width: int, std: float, seed: int) -> nn.Sequential:
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
-    for i in range(depth):
+    for _ in range(depth):
         lin = nn.Linear(width, width)
         with torch.no_grad():
             lin.weight.normal_(0.0, std, generator=g)
@@ -165,8 +165,8 @@ def test_diagnosis_does_not_depend_on_what_was_diagnosed_before():
 
 def test_relu_then_tanh_wrappers_each_measured_saturation_reported():
     """Issue 19.2: Act(relu) layers then Act(tanh) layers, weight std 8/sqrt(64)."""
-    model = nn.Sequential(*[m for i in range(10) for m in (nn.Linear(64, 64), Act(torch.relu if i < 5 else torch.tanh))],
-                          nn.Linear(64, 1))
+    acts = [torch.relu] * 5 + [torch.tanh] * 5
+    model = nn.Sequential(*[m for fn in acts for m in (nn.Linear(64, 64), Act(fn))], nn.Linear(64, 1))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for lin in model[::2]:
@@ -225,7 +225,8 @@ def test_attention_with_heads_folded_into_the_batch_is_measured():
     with torch.no_grad():  # independent: the fraction of queries with max prob >= 0.9
         top = model.logits(x).softmax(-1).amax(-1)
         collapsed = float((top >= 0.9).float().mean())
-        entropy = float((-(model.logits(x).softmax(-1) * model.logits(x).log_softmax(-1)).sum(-1) / math.log(10)).mean())
+        logits = model.logits(x)
+        entropy = float((-(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1) / math.log(10)).mean())
     assert collapsed > 0.5
     assert len(diag.attention) == 1
     att = diag.attention[0]
@@ -251,3 +252,17 @@ def test_softmax_not_seen_as_attention_is_said_in_coverage():
     assert cov.measured_tensors == cov.tensors and not cov.complete
     assert [(c["op"], c["shape"]) for c in cov.unmeasured_computations] == [("softmax", [2, 5, 5])]
     assert "softmax over (2, 5, 5)" in cov.sentence()
+
+
+def test_a_tied_output_head_is_no_attention():
+    class Tied(nn.Module):  # logits = x @ W_emb^T, then a softmax over (B, T, vocab): not attention
+        def __init__(self):
+            super().__init__()
+            self.emb, self.mix = nn.Embedding(20, 8), nn.Linear(8, 8)
+
+        def forward(self, ids):
+            return (torch.tanh(self.mix(self.emb(ids))) @ self.emb.weight.t()).softmax(-1)
+
+    diag = initlab.diagnose(Tied(), torch.randint(0, 20, (2, 6), generator=torch.Generator().manual_seed(0)))
+    assert diag.attention == []
+    assert [c["shape"] for c in diag.coverage.unmeasured_computations] == [[2, 6, 20]]

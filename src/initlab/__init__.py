@@ -6,13 +6,13 @@ __version__ = "0.1.0"
 
 from . import _adapters, datasets, diagnostics, initializers, models, training
 from ._validation import DataError, InitlabError, ValidationError
-from .diagnostics import Diagnosis, Monitor, diagnose
-from .initializers import apply_init
 
 # ``initlab.autoinit`` is the function: importing the subpackage binds the module under that name on
 # this package first, and this line rebinds the name to the function (later imports of
 # ``initlab.autoinit.<module>`` do not rebind it). The subpackage's modules stay importable.
-from .autoinit import autoinit  # noqa: E402,I001
+from .autoinit import autoinit
+from .diagnostics import Diagnosis, Monitor, diagnose
+from .initializers import apply_init
 
 # Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
 _adapters.register("keras", "diagnose", "initlab.integrations.keras:diagnose_keras")

@@ -112,7 +112,10 @@ class LayerRules:
             st = Stat(m, np.maximum(gw - m * m, 0.0))
         elif name == "batch_norm":  # per channel over the batch: each sample keeps its relative length
             s = self.stat(x)
-            st = Stat(mb + 0.0 * s.mean, gw * s.second / s.second_pooled + vb) if s.second_pooled > 0 else Stat(mb, gw + vb)
+            if s.second_pooled > 0:
+                st = Stat(mb + 0.0 * s.mean, gw * s.second / s.second_pooled + vb)
+            else:
+                st = Stat(mb, gw + vb)
         else:
             st = Stat(mb, gw + vb)
         out = func(*args, **kwargs)
@@ -133,7 +136,8 @@ class LayerRules:
                 continue
             if p.dim() == 1:
                 self.zero(p)
-            elif n.endswith("in_proj_weight") or n.rsplit(".", 1)[-1] in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            elif n.endswith("in_proj_weight") or n.rsplit(".", 1)[-1] in ("q_proj_weight", "k_proj_weight",
+                                                                          "v_proj_weight"):
                 std = self.target / math.sqrt(p.shape[1] * x2)
                 self.draw(p, std)
                 self.uses[n] = Use("attention", self.module_of(n), std=std)  # q, k, v: not the module's output

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from .._validation import ValidationError, check_choice, check_int
-from .rows import layer_stats, row_samples
 from .recorder import Recorder
+from .rows import layer_stats, row_samples
 
 __all__ = ["Monitor", "STATS"]
 

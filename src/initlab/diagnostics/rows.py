@@ -134,7 +134,8 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
     mean = float(values.float().mean())
     # the statistics are finite when the values are (the common case, no extra pass); else look
     out_grad_norm = tensor_norm(out_grad)
-    finite = all(math.isfinite(v) for v in (std, mean, rec.pre_std, out_grad_norm)) or _finite(rec.output, out, out_grad)
+    finite = (all(math.isfinite(v) for v in (std, mean, rec.pre_std, out_grad_norm))
+              or _finite(rec.output, out, out_grad))
     dead, saturated, saturable = _dead_and_saturated(rec, values) if finite else (0.0, 0.0, False)
     if not rec.weighted:
         return LayerStats(

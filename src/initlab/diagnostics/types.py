@@ -35,7 +35,8 @@ class LayerStats:
     weighted: bool = True  # False for an activation reached on its own (after a residual sum, say)
     std_change: float | None = None  # std / std of the previous weighted hidden layer (None for the first)
     grad_change: float | None = None  # output_grad_norm / that of the next weighted hidden layer (backward growth)
-    saturable: bool = False  # the activation is bounded on both sides (measured: slopes.profile), so saturation is checked
+    # the activation is bounded on both sides (measured: slopes.profile), so saturation is checked
+    saturable: bool = False
     weight_norm: float = 0.0  # Frobenius norm of the weight (exactly 0 for an all-zero layer)
     bias_norm: float = 0.0  # norm of the bias (0 without one)
     bias_grad_norm: float = 0.0  # norm of dLoss/dBias
@@ -43,7 +44,8 @@ class LayerStats:
     outgoing_compared: bool = False  # distinct_units also compared the weights of the layers reading this one
     role: str = ""  # the name with repeated-block indices replaced by "*": depth trends compare one role across blocks
     fan_in: int = 0  # inputs per unit (0 for an embedding lookup: no fan-in rule applies)
-    gain: float = 1.0  # the variance-preserving gain of the following activation (HEALTHY_GAIN, or measured; 0: none exists)
+    # the variance-preserving gain of the following activation (HEALTHY_GAIN, or measured; 0: none exists)
+    gain: float = 1.0
     activation_degree: float | None = None  # k where the activation grows like x**k (measured; None when not measured)
     healthy_weight_std_fan_out: float = 0.0  # gain / sqrt(fan_out): the backward-preserving std (He et al., 2015)
     finite: bool = True  # every output, activation and gradient value of this row is finite
@@ -129,7 +131,8 @@ class Diagnosis:
     # layer name -> {"activation": values, "gradient": values}, at most SAMPLE_SIZE each; for figures
     samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
     coverage: Coverage | None = None  # None only for diagnose_stack (every weight of an MLP is measured)
-    norms: list[dict[str, Any]] = field(default_factory=list)  # per normalisation call: name, kind, input/output std, gain
+    # per normalisation call: name, kind, input/output std, gain
+    norms: list[dict[str, Any]] = field(default_factory=list)
     attention: list[dict[str, Any]] = field(default_factory=list)  # per attention: logit std, entropy, largest weight
     blocks: list[dict[str, Any]] = field(default_factory=list)  # per repeated block: the residual stream in and out
 

@@ -16,6 +16,7 @@ from .tracer import Tracer
 
 __all__ = [
     "Tracer", "Lineage", "Record", "NormRecord", "BlockRecord", "Attention", "measure_attention", "repeated_blocks",
-    "block_signature", "block_groups", "role", "composite_bypass", "FunctionalMode", "InterceptMode", "module_stack", "ACTIVATION_MODULES",
+    "block_signature", "block_groups", "role", "composite_bypass", "FunctionalMode", "InterceptMode", "module_stack",
+    "ACTIVATION_MODULES",
     "FUNCTIONAL", "PASS_THROUGH", "WEIGHTED", "op_kind",
 ]

@@ -27,7 +27,8 @@ class Record:
     pre_std: float = 0.0  # std of ``output`` measured when it was produced (before any in-place op)
     kind: str = ""
     act_fn: Callable[[torch.Tensor], torch.Tensor] | None = None  # the activation, elementwise, hooks bypassed
-    input_rms: float = 0.0  # sqrt(mean(x^2)) of a weighted layer's input (the scale a variance-preserving init assumes is 1)
+    # sqrt(mean(x^2)) of a weighted layer's input (the scale a variance-preserving init assumes is 1)
+    input_rms: float = 0.0
     # weighted layers reading this row's output: each reader's weight as (out, in, *kernel) and the
     # number of input features per unit (1 when it reads the units directly, the spatial size
     # when it reads them through nn.Flatten)

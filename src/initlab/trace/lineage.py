@@ -25,6 +25,7 @@ class Lineage:
         self._pristine: dict[int, torch.Tensor] = {}  # in-place activation's input copy -> its values before
         self._lone: dict[int, Any] = {}  # a lone activation's output (or it shifted/scaled by a number) -> its row
         self._scores: set[int] = set()  # q @ k^T products of two activations, and those scaled, masked, reshaped
+        self._weight_views: set[int] = set()  # a parameter transposed, reshaped or cast (``x @ W.t()`` is no q @ k^T)
         self._alive: list[torch.Tensor] = []
 
     def _keep(self, t: torch.Tensor) -> None:
@@ -77,4 +78,12 @@ class Lineage:
 
     def mark_score(self, t: torch.Tensor) -> None:
         self._scores.add(id(t))
+        self._keep(t)
+
+    # -- views of parameters --------------------------------------------------------------------
+    def is_weight_view(self, t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and id(t) in self._weight_views
+
+    def mark_weight_view(self, t: torch.Tensor) -> None:
+        self._weight_views.add(id(t))
         self._keep(t)

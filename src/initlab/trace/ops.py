@@ -251,7 +251,8 @@ ELEMENTWISE_UNARY = frozenset({
     "clip", "clamp_min", "sigmoid_", "tanh_", "atan", "sinh", "cosh",
     "log_sigmoid", "softshrink", "hardshrink", "threshold",
 })
-SUM_OPS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__", "sub", "__sub__", "__rsub__", "sub_", "__isub__"})
+SUM_OPS = frozenset({"add", "__add__", "__radd__", "add_", "__iadd__",
+                     "sub", "__sub__", "__rsub__", "sub_", "__isub__"})
 SUBTRACTIONS = frozenset({"sub", "__sub__", "sub_", "__isub__"})
 PRODUCT_OPS = frozenset({"mul", "__mul__", "__rmul__", "mul_", "__imul__", "multiply"})
 DIVISIONS = frozenset({"div", "__truediv__", "div_", "__itruediv__"})
@@ -271,7 +272,8 @@ _KIND_SETS: tuple[tuple[str, frozenset[str]], ...] = (
     ("conv", frozenset({"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"})),
     ("elementwise", ELEMENTWISE_UNARY | BINARY),
     ("shape", SHAPE_OPS),
-    ("dropout", frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"})),
+    ("dropout", frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+                           "feature_alpha_dropout"})),
     ("norm", frozenset({"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm"})),
     ("attention", frozenset({"multi_head_attention_forward", "_native_multi_head_attention"})),
     ("recurrent", frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",

@@ -192,9 +192,12 @@ class Tracer(ModuleHooks):
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.ndim < 2:
             return
         tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if func in ops.QK_PRODUCTS:
+        if ops.short_name(func) in ops.SHAPE_OPS and tensors and (
+                self._is_param(tensors[0]) or self.lineage.is_weight_view(tensors[0])):
+            self.lineage.mark_weight_view(out)  # W.t(), W.view(...): still a weight, not an activation
+        elif func in ops.QK_PRODUCTS:
             operands = [t for t in tensors if t.ndim >= 2]
-            if len(operands) == 2 and not any(self._is_param(t) for t in operands):
+            if len(operands) == 2 and not any(self._is_param(t) or self.lineage.is_weight_view(t) for t in operands):
                 self.lineage.mark_score(out)
         elif func in ops.SCORE_KEEPING and any(self.lineage.is_score(t) for t in tensors):
             self.lineage.mark_score(out)
@@ -220,9 +223,9 @@ class Tracer(ModuleHooks):
         if call is None:
             return False
         w = call.weight
-        self._weighted_row(self._row_name(w), self._owner_module(w), w, [w], [call.bias] if call.bias is not None else [],
-                           call.rows, call.input, out, call.unit_dim, call.fan_in, call.fan_out, call.kind,
-                           groups=call.groups)
+        biases = [call.bias] if call.bias is not None else []
+        self._weighted_row(self._row_name(w), self._owner_module(w), w, [w], biases, call.rows, call.input, out,
+                           call.unit_dim, call.fan_in, call.fan_out, call.kind, groups=call.groups)
         return True
 
     def _norm(self, func, args, kwargs, out) -> bool:
@@ -274,7 +277,8 @@ class Tracer(ModuleHooks):
             keys_last = x if last else x.movedim(dim, -1)
             logits, layout = keys_last.reshape(-1, 1, *keys_last.shape[-2:]), "folded"
         if x.ndim >= 3:
-            self.softmaxes.append({"name": self._where(), "shape": list(x.shape), "attention": logits is not None})
+            where = self._stack[-1][0] if self._stack else "the model's forward"
+            self.softmaxes.append({"name": where, "shape": list(x.shape), "attention": logits is not None})
         if logits is not None:
             self._attention(logits.detach().float(), layout)
 
@@ -338,7 +342,8 @@ class Tracer(ModuleHooks):
         if kind == "linear":  # an Identity on its own measures nothing new
             return
         last = next((r for r in reversed(self.records) if r.weighted), None)
-        unit_dim = last.unit_dim if last is not None and output.ndim == last.output.ndim else (1 if output.ndim > 2 else -1)
+        same_rank = last is not None and output.ndim == last.output.ndim
+        unit_dim = last.unit_dim if same_rank else (1 if output.ndim > 2 else -1)
         lone = Record(self._unique(name), None, output, unit_dim, activation=kind, act_output=output,
                       pre_std=float(x.detach().float().std()) if x.numel() > 1 else 0.0, kind=label, act_fn=fn,
                       params=names)

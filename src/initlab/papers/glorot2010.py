@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
-from ._common import clean, digits_split
+from ._common import clean, digits_split, histories
 
 # the paper's two inits, as catalog specs
 INITS = {
@@ -107,34 +107,32 @@ def run(quick: bool, seed: int) -> PaperResult:
 
 
 def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
-    """Train both inits in one stack; per epoch (and at init) the mean and std of each hidden layer on ``monitor``."""
-    import torch
-
-    from ..training.batched import BatchedTrainer
+    """Train both inits in one batch; per epoch (and at init) the mean and std of each hidden layer on ``monitor``."""
+    from ..experiments import RunSpec, execute
 
     names = list(INITS)
-    sizes = [X.shape[1]] + [cfg["width"]] * HIDDEN_LAYERS + [10]
-    trainer = BatchedTrainer(sizes, "sigmoid", [INITS[n] for n in names], init_seeds=seed, order_seeds=seed,
-                             optimizer="sgd", learning_rate=LR, epochs=cfg["epochs"], batch_size=BATCH, output="softmax")
-    x_mon = torch.as_tensor(monitor)
+    specs = [RunSpec(name=n, dataset="digits", activation="sigmoid", hidden=[cfg["width"]] * HIDDEN_LAYERS,
+                     init=INITS[n], optimizer="sgd", learning_rate=LR, epochs=cfg["epochs"], batch_size=BATCH,
+                     loss="ce", seed=seed) for n in names]
     rows: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def record() -> None:
-        hidden = trainer.stacks_[0].hidden(x_mon)  # layers x (M, units, B)
-        rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
-                     np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each
-
     class _Record:
-        def on_epoch_end(self, *_args) -> None:
-            record()
+        def record(self, trainer) -> None:
+            hidden = trainer.hidden(monitor)  # layers x (M, units, B)
+            rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
+                         np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each
 
-    record()
-    trainer.callbacks = [_Record()]
-    trainer.fit(X, y)
+        def on_train_begin(self, trainer) -> None:
+            self.record(trainer)
+
+        def on_epoch_end(self, trainer, *_args) -> None:
+            self.record(trainer)
+
+    records = list(execute(specs, data=(X, y, X[:0], y[:0]), callbacks=[_Record()], diagnostics=False))
     mean = np.stack([r[0] for r in rows], 1)  # (M, epochs + 1, layers)
     std = np.stack([r[1] for r in rows], 1)
     return ({n: mean[i] for i, n in enumerate(names)}, {n: std[i] for i, n in enumerate(names)},
-            {n: trainer.history_["loss"][i] for i, n in enumerate(names)})
+            {n: loss for n, loss in zip(names, histories(records))})
 
 
 def _init_histograms(X, y, cfg: dict, seed: int):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
-from ._common import clean, digits_split, epochs_to_threshold
+from ._common import clean, digits_split, epochs_to_threshold, histories
 
 INITS = {"xavier": "glorot_normal", "he": "he_normal"}  # the paper's names -> initlab's catalog
 DEPTHS = (22, 30)  # weight layers
@@ -26,8 +26,15 @@ def _settings(quick: bool) -> dict:
     return {"width": 48, "epochs": 30, "draws": 5} if quick else {"width": 64, "epochs": 60, "draws": 10}
 
 
+def _spec(n: str, depth: int, width: int, epochs: int, seed: int):
+    from ..experiments import RunSpec
+
+    return RunSpec(name=n, dataset="digits", activation="relu", hidden=[width] * (depth - 1), init=INITS[n],
+                   optimizer="sgd", learning_rate=LR, momentum=MOMENTUM, epochs=epochs, batch_size=BATCH, seed=seed)
+
+
 def run(quick: bool, seed: int) -> PaperResult:
-    from ..training.batched import BatchedTrainer
+    from ..experiments import execute
 
     cfg = _settings(quick)
     X, y, X_val, y_val = digits_split(seed)
@@ -39,23 +46,21 @@ def run(quick: bool, seed: int) -> PaperResult:
     layer_std: dict[str, dict[str, list]] = {n: {} for n in names}
     val_acc: dict[str, dict[str, float]] = {n: {} for n in names}
     for depth in DEPTHS:
-        sizes = [X.shape[1]] + [cfg["width"]] * (depth - 1) + [10]
-        trainer = BatchedTrainer(sizes, "relu", [INITS[n] for n in names], init_seeds=seed, order_seeds=seed,
-                                 optimizer="sgd", learning_rate=LR, momentum=MOMENTUM, epochs=cfg["epochs"],
-                                 batch_size=BATCH, output="softmax")
+        specs = [_spec(n, depth, cfg["width"], cfg["epochs"], seed) for n in names]
         # The response of every hidden layer at init on the training inputs, over several weight draws:
         # in a narrow net one draw's response fluctuates a lot from layer to layer (Hanin 2018), the
         # paper's argument is about its expected scale, so the ratio is the geometric mean over draws.
-        stds = _response_stds(sizes, names, seed, cfg["draws"], X)  # (M, draws, depth-1)
-        trainer.fit(X, y, X_val, y_val)
+        stds = _response_stds(specs, seed, cfg["draws"], (X, y, X_val, y_val))  # (M, draws, depth-1)
+        records = list(execute(specs, data=(X, y, X_val, y_val), diagnostics=False))
+        loss, val = histories(records), histories(records, "val_accuracy")  # (M, epochs), NaN after a divergence
         for i, n in enumerate(names):
-            curve = trainer.history_["loss"][i]
+            curve = loss[i]
             curves[n][str(depth)] = clean(curve)
             final_loss[n][str(depth)] = clean(curve[-1])
             to_threshold[n][str(depth)] = epochs_to_threshold(curve, LOSS_THRESHOLD)
             std_ratio[n][str(depth)] = clean(np.exp(np.mean(np.log(stds[i, :, -1] / stds[i, :, 0]))))
             layer_std[n][str(depth)] = clean(np.exp(np.log(stds[i]).mean(0)))
-            val_acc[n][str(depth)] = clean(trainer.history_["val_accuracy"][i, -1])
+            val_acc[n][str(depth)] = clean(val[i, -1])
 
     ratio30 = {n: std_ratio[n]["30"] for n in names}
     claims = [
@@ -108,18 +113,16 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def _response_stds(sizes: list[int], names: list[str], seed: int, draws: int, X: np.ndarray) -> np.ndarray:
+def _response_stds(specs: list, seed: int, draws: int, split: tuple) -> np.ndarray:
     """Std of every hidden layer's activations at init ``(inits, draws, hidden layers)``, draws seeded ``seed + k``."""
     import torch
 
-    from ..models.stacked import StackedMLP
+    from ..experiments import initialized
 
-    inits = [INITS[n] for n in names for _ in range(draws)]
-    seeds = [seed + k for _ in names for k in range(draws)]
-    stack = StackedMLP.initialized(sizes, "relu", inits, seeds, ["zeros"] * len(inits), output="softmax")
-    hidden = stack.hidden(torch.as_tensor(X))  # (hidden layers) x (M, units, N)
+    nets = initialized([spec.replace(init_seed=seed + k) for spec in specs for k in range(draws)], data=split)
+    hidden = nets.hidden(split[0])  # (hidden layers) x (M, units, N)
     stds = torch.stack([h.std(dim=(1, 2)) for h in hidden], 1).numpy()  # (M, hidden layers)
-    return stds.reshape(len(names), draws, -1)
+    return stds.reshape(len(specs), draws, -1)
 
 
 def _annotate(claims: list[Claim], std_ratio: dict, cfg: dict, curves: dict | None = None) -> None:

@@ -48,17 +48,18 @@ def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int,
     Returns (history, final params, distinct units of the first hidden layer after training:
     distinct rows of ``[W | b]``, 1 when the symmetry was never broken).
     """
-    from ..initializers import apply_init
-    from ..models import MLP
-    from ..training import Trainer
+    from ..experiments import RunSpec, execute
 
-    model = apply_init(MLP(setup["sizes"], "relu", setup["output"], generator=0), init, "zeros", generator=init_seed)
-    trainer = Trainer(model, "adam", epochs=setup["epochs"], seed=order_seed).fit(X, y)
+    spec = RunSpec(name=init, dataset=setup["data"], activation="relu", hidden=setup["sizes"][1:-1], init=init,
+                   optimizer="adam", epochs=setup["epochs"], init_seed=init_seed, order_seed=order_seed)
+    # the single-model trainer: its arithmetic decides whether rounding splits units that started equal
+    (record,) = execute([spec], data=(X, y, X[:0], y[:0]), single=True, diagnostics=False, keep=True)
+    model = record.artifacts.model
     params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     first = model.linears[0]
     rows = torch.cat([first.weight.detach(), first.bias.detach()[:, None]], 1)  # (units, in + 1)
     distinct = int(torch.unique(rows, dim=0).shape[0])
-    return {k: list(map(float, v)) for k, v in trainer.history_.items()}, params, distinct
+    return {k: list(map(float, v)) for k, v in record.history.items()}, params, distinct
 
 
 def run(quick: bool, seed: int) -> PaperResult:

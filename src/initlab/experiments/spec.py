@@ -83,7 +83,7 @@ class RunSpec(BaseModel):
                                            "targets are the rows' float vectors)")] = "auto"
     optimizer: Annotated[str, Field(description="adam, sgd or rmsprop, with Keras' defaults")] = "adam"
     learning_rate: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False,
-                                          description="None: Keras' default for the optimizer")] = DEFAULT_LR["adam"]
+                                          description="step size (None: Keras' default for the optimizer)")] = DEFAULT_LR["adam"]
     momentum: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, description="SGD/RMSprop only")] = 0.0
     epochs: Annotated[int, Field(ge=1, le=1_000_000, strict=True, description="training epochs")] = 100
     batch_size: Annotated[int, Field(ge=1, le=1_000_000, strict=True,

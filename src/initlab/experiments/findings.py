@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnosis
+from ..diagnostics.symmetry import ROUNDING_SPLIT
 
 if TYPE_CHECKING:
     from .run import ExperimentResult
 
-__all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "chance_loss", "CHANCE_MARGIN",
+__all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "chance_loss", "rounding_split",
+           "ROUNDING_SPLIT", "CHANCE_MARGIN",
            "CHANCE_LOSS_SHARE"]
 
 CHANCE_MARGIN = 0.05  # accuracy within this of the majority-class share counts as chance level
@@ -129,6 +131,14 @@ def findings(result: ExperimentResult) -> Findings:
     return f
 
 
+def rounding_split(f: Findings) -> str:
+    """When units that started identical ended distinct: say so and why (empty otherwise)."""
+    if f.distinct_units_init >= f.hidden_units or f.distinct_units <= f.distinct_units_init:
+        return ""
+    return (f"units that started identical ({f.distinct_units_init} distinct of {f.hidden_units} at step 0) ended "
+            f"as {f.distinct_units} distinct: {ROUNDING_SPLIT}")
+
+
 def one_unit_words(f: Findings) -> str:
     """What a first hidden layer with one distinct unit can draw: every layer above sees one number per input."""
     return "a straight boundary at best" if f.hidden_layers == 1 else "straight, parallel boundaries at best"
@@ -165,6 +175,8 @@ def plain_verdict(f: Findings, diverged: bool = False) -> str:
                 text += f"; after {f.epochs} epochs it had not yet learned even that: {chance}"
                 chance = ""
         parts.append(text)
+    if rounding_split(f):
+        parts.append(f"symmetry broken by rounding, not by the init: {rounding_split(f)}")
     if f.grad_norm_init == 0.0 and not all_dead and not stuck:
         parts.append(f"no gradient reached {f.grad_layer} at step 0 ({_g(f.grad_norm_end)} at the end)")
     for code, words in (("saturation", "units saturated"), ("vanishing_gradients", "gradients vanish with depth"),

@@ -134,6 +134,9 @@ def measured_sentences(e: Entry) -> list[str]:
     acc += f" (chance level: {chance:.2f}, the majority class's share)"
     if s["one_class"]:
         acc += "; the net predicts the same class for every point"
+    if s.get("train_at_chance"):
+        acc += (f"; training loss {s['train_loss']:.3g} against {s['chance_loss']:.3g} for predicting the class "
+                "shares: the net has not learned")
     out.append(acc + ".")
     if _one_unit_at_chance(s):
         out.append(_one_unit_sentence(e))

@@ -83,3 +83,19 @@ def test_a_healthy_net_that_has_not_learned_says_so():
     entry = {"summary": vars(stalled), "diagnostics": {"verdicts": []}, "epochs": 50, "chance_accuracy": 0.5,
              "train_accuracy": 0.5, "val_accuracy": 0.7}
     assert any("the net has not learned" in line for line in measured_sentences(entry))
+
+
+@pytest.mark.slow
+def test_lab_default_zero_sigmoid_split_is_said_to_be_rounding():
+    """Issue 19 item 7, measured: 2-10-1 zero-init sigmoid, Adam 0.03, 200 epochs, 200 points (single trainer):
+    1 distinct unit at step 0, 2 at the end; the verdict says rounding split them."""
+    from initlab.experiments import RunSpec, execute
+    from initlab.experiments.findings import findings
+    from initlab.experiments.run import from_record
+
+    spec = RunSpec(n_samples=200, init="zeros", activation="sigmoid", learning_rate=0.03, epochs=200)
+    (record,) = execute([spec], single=True, keep=True)
+    result = from_record(record)
+    f = findings(result)
+    assert (f.distinct_units_init, f.distinct_units) == (1, 2)
+    assert "broken by rounding" in f.verdict

@@ -4,7 +4,7 @@
 weight is an identity, a partial identity, or (where a layer widens) a scaled Hadamard block
 (Algorithm 1; initlab's ``hadamard_identity``, alias ``ZerO``). Claims re-run here:
 
-* all-zeros cannot train an MLP (every hidden unit stays identical: the symmetry is never broken),
+* all-zeros cannot train an MLP (every hidden unit stays identical: the init never breaks the symmetry),
   which is initlab's classic experiment (the 2-10-1 net on the 100-point two-moons set);
 * ZerO, deterministic and with no random draw, trains as well as random init (He, Glorot) on the
   same nets (the paper's experiments on image and language tasks; here on moons and sklearn's digits);
@@ -46,7 +46,8 @@ def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int,
     """One MLP (relu) with ``init`` (biases zero), trained by Adam (Keras defaults, batch 32).
 
     Returns (history, final params, distinct units of the first hidden layer after training:
-    distinct rows of ``[W | b]``, 1 when the symmetry was never broken).
+    distinct rows of ``[W | b]``, 1 when no unit split from the others; a split of zero-init units is float
+    rounding amplified by Adam, never the init).
     """
     from ..experiments import RunSpec, execute
 

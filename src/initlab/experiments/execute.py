@@ -34,7 +34,8 @@ from .record import RunArtifacts, RunRecord, summarize
 from .spec import RunSpec
 
 __all__ = [
-    "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split", "resolve_device",
+    "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split",
+    "resolve_device",
     "MAX_BATCH", "DIAGNOSE_ROWS", "MONITOR_RECORDINGS",
 ]
 
@@ -285,8 +286,9 @@ def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callb
     rates = {s.learning_rate for s in specs}
     return BatchedTrainer(
         [split[0].shape[1], *first.hidden, n_out], first.activation, [s.init for s in specs],
-        [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs], order_seeds=[s.order_seed for s in specs],
-        optimizer=first.optimizer, momentum=first.momentum, epochs=first.epochs,
+        [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs],
+        order_seeds=[s.order_seed for s in specs], optimizer=first.optimizer, momentum=first.momentum,
+        epochs=first.epochs,
         learning_rate=first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs],
         batch_size=None if first.full_batch else first.batch_size, output=output, device=batch.device,
         init_data=_init_rows(first, split), callbacks=list(callbacks),

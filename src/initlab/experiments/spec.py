@@ -34,7 +34,8 @@ from .._validation import ValidationError, check_choice, check_int, did_you_mean
 from ..models.activations import _canonical as canonical_activation
 from ..training.optim import DEFAULT_LR, OPTIMIZERS
 
-__all__ = ["RunSpec", "SpecField", "LOSSES", "PER_MODEL_LR", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init", "canonical_init", "MAX_SEED", "MAX_DEPTH"]
+__all__ = ["RunSpec", "SpecField", "LOSSES", "PER_MODEL_LR", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init",
+           "canonical_init", "MAX_SEED", "MAX_DEPTH"]
 
 InitSpec = str | dict[str, Any]
 
@@ -62,7 +63,8 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(min_length=1, max_length=200, description="a label; never changes the numbers")] = "run"
-    dataset: Annotated[str, Field(description="a name from initlab.datasets.names() or a path to a .csv file")] = "moons"
+    dataset: Annotated[str, Field(
+        description="a name from initlab.datasets.names() or a path to a .csv file")] = "moons"
     n_samples: Annotated[int, Field(ge=4, le=1_000_000, strict=True, description="points of a generated set")] = 100
     noise: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False, description="noise of a generated set")] = 0.1
     data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, strict=True,
@@ -74,7 +76,8 @@ class RunSpec(BaseModel):
     hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH,
                                                description="hidden layer sizes, input to output: 10 or 32,32")] = (10,)
     init: Annotated[InitSpec, Field(description="weights: a catalog name (initlab inits) or a spec dict such as "
-                                                "{\"name\": \"normal\", \"std\": 0.5} (Keras' default)")] = "glorot_uniform"
+                                                "{\"name\": \"normal\", \"std\": 0.5} (Keras' default)"
+                                    )] = "glorot_uniform"
     bias_init: Annotated[InitSpec, Field(description="biases: same forms as init (Keras' default)")] = "zeros"
     bias: Annotated[bool, Field(strict=True, description="layers have biases; false: bias-free layers (biases stay 0, "
                                                          "never trained)")] = True
@@ -83,7 +86,8 @@ class RunSpec(BaseModel):
                                            "targets are the rows' float vectors)")] = "auto"
     optimizer: Annotated[str, Field(description="adam, sgd or rmsprop, with Keras' defaults")] = "adam"
     learning_rate: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False,
-                                          description="step size (None: Keras' default for the optimizer)")] = DEFAULT_LR["adam"]
+                                          description="step size (None: Keras' default for the optimizer)"
+                                          )] = DEFAULT_LR["adam"]
     momentum: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, description="SGD/RMSprop only")] = 0.0
     epochs: Annotated[int, Field(ge=1, le=1_000_000, strict=True, description="training epochs")] = 100
     batch_size: Annotated[int, Field(ge=1, le=1_000_000, strict=True,
@@ -270,7 +274,8 @@ _CHOICES = {"optimizer": lambda: tuple(OPTIMIZERS), "loss": lambda: LOSSES}
 def _spec_field(name: str, info: Any) -> SpecField:
     annotation = info.annotation
     optional = type(None) in getattr(annotation, "__args__", ())
-    base = next((a for a in getattr(annotation, "__args__", ()) if a is not type(None)), annotation) if optional else annotation
+    args = getattr(annotation, "__args__", ())
+    base = next((a for a in args if a is not type(None)), annotation) if optional else annotation
     kind = _KINDS.get(name) or {int: "int", float: "float", bool: "bool"}.get(base, "str")
     bounds: dict[str, Any] = {}
     for meta in info.metadata:

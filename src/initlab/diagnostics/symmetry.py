@@ -16,12 +16,15 @@ the tolerance allows; cheap necessary conditions (7 more projections, the rows' 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from .thresholds import SYMMETRY_TOL
 
-__all__ = ["distinct_units", "distinct_units_all_pairs", "unit_rows", "outgoing_rows", "SYMMETRY_TOL"]
+__all__ = ["distinct_units", "distinct_units_all_pairs", "unit_rows", "outgoing_rows", "gradient_rounding_scale",
+           "UNIT_ROUNDOFF_32", "ROUNDING_SPLIT", "SYMMETRY_TOL"]
 
 _CHUNK = 1 << 22  # values per chunk converted to float64 at once (32 MB)
 _SAMPLE_COLUMNS = 32  # columns compared before the full rows
@@ -217,3 +220,31 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
             others = others[_max_difference(part, i, others) <= limit]
         grouped[others] = True
     return groups
+
+
+# why units that started identical can end distinct (said in the reports and the initializer texts)
+ROUNDING_SPLIT = ("identical units get identical gradients in exact arithmetic, so the split comes from float "
+                  "rounding in the kernels (the same sums taken in a different order for different units), amplified "
+                  "by Adam, which divides each update by the gradient's own size so that a 1e-9 difference moves "
+                  "as far as a real one")
+
+UNIT_ROUNDOFF_32 = 2.0 ** -24  # float32's unit roundoff u
+
+
+def gradient_rounding_scale(layer: Any, n_rows: int) -> tuple[float, float]:
+    """How large a float32 weight and bias gradient of ``layer`` can be from rounding alone ``(weight, bias)``.
+
+    A weight gradient sums ``n_rows`` terms ``g_n x_n`` (``g``: the gradient at the layer's output,
+    ``x``: its input); a float32 sum of ``n`` terms errs by at most ``n u sum|terms|`` (Higham 2002,
+    "Accuracy and Stability of Numerical Algorithms", eq. 4.4, gamma_n ~ n u). By Cauchy-Schwarz
+    ``sum|terms|`` is at most ``||G||_F ||X||_F``, with ``||G||_F`` the layer's ``output_grad_norm`` and
+    ``||X||_F = input_rms sqrt(n_rows fan_in)``; the bias sums ``g_n`` alone: ``||G||_F sqrt(n_rows)``.
+    A gradient at or below this scale cannot be told from 0 (e.g. a zero-init sigmoid net's output
+    layer on balanced classes: exactly 0 in exact arithmetic, ~1e-9 in float32). ``layer`` is a
+    LayerStats or its dict.
+    """
+    get = layer.get if isinstance(layer, dict) else lambda k, d=None: getattr(layer, k, d)
+    g = float(get("output_grad_norm") or 0.0)
+    x = float(get("input_rms") or 0.0) * (n_rows * float(get("fan_in") or 1)) ** 0.5
+    base = n_rows * UNIT_ROUNDOFF_32 * g
+    return base * x, base * n_rows ** 0.5

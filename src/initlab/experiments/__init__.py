@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from .findings import Findings, findings
-from .execute import Batch, LocalExecutor, execute, load_split, plan, run_batch
+from .execute import Batch, LocalExecutor, execute, initialized, load_split, plan, run_batch
 from .record import RunRecord, clean
 from .reproduce import CLASSIC_NAMES, classic_specs, reproduce
 from .spec import ExperimentSpec, RunSpec, parse_hidden, parse_init
@@ -25,7 +25,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "RunSpec", "RunRecord", "execute", "plan", "run_batch", "load_split", "Batch", "LocalExecutor", "clean",
+    "RunSpec", "RunRecord", "execute", "initialized", "plan", "run_batch", "load_split", "Batch", "LocalExecutor", "clean",
     "ExperimentSpec", "parse_hidden", "parse_init", "Store", "SweepSpec", "SweepReport", "load_spec",
     "parse_spec", "make_batches", "run_sweep", "reproduce", "classic_specs", "CLASSIC_NAMES", "train",
     "train_many", "load_specs", "Findings", "findings", *_LAZY,

@@ -34,7 +34,8 @@ from .record import RunArtifacts, RunRecord, summarize
 from .spec import RunSpec
 
 __all__ = [
-    "Batch", "Executor", "LocalExecutor", "execute", "plan", "run_batch", "build_stack", "load_split", "resolve_device",
+    "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split",
+    "resolve_device",
     "MAX_BATCH", "DIAGNOSE_ROWS", "MONITOR_RECORDINGS",
 ]
 
@@ -43,6 +44,7 @@ DIAGNOSE_ROWS = 256  # training rows the diagnostics look at (the first ones), f
 MONITOR_RECORDINGS = 40  # Monitor recordings per run, spread evenly over its steps
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X_train, y_train, X_val, y_val
+Data = datasets.Dataset | Split  # what replaces a spec's data set
 Progress = Callable[[Sequence[RunSpec], int], None]  # (the batch's specs, epochs done)
 
 
@@ -54,6 +56,7 @@ class Batch:
     device: str = "cpu"
     diagnostics: bool = True  # diagnose every run at init and at the end
     monitor: bool = False  # the single-model trainer with a per-step Monitor (one spec)
+    single: bool = False  # the single-model trainer (one spec), with or without a Monitor
 
     @property
     def batch_id(self) -> str:
@@ -61,7 +64,7 @@ class Batch:
 
     @property
     def trainer(self) -> str:
-        return "single" if self.monitor else "batched"
+        return "single" if self.monitor or self.single else "batched"
 
 
 class Executor(Protocol):
@@ -100,12 +103,12 @@ def load_split(spec: RunSpec) -> tuple[datasets.Dataset, Split]:
 
 
 def plan(specs: Iterable[RunSpec], device: str = "cpu", diagnostics: bool = True, monitor: bool = False,
-         max_batch: int = MAX_BATCH) -> list[Batch]:
+         max_batch: int = MAX_BATCH, single: bool = False) -> list[Batch]:
     """Group specs into batches: equal :meth:`RunSpec.batch_key`, at most ``max_batch`` each
-    (one spec per batch with ``monitor``), in the order of their first spec."""
+    (one spec per batch with ``monitor`` or ``single``), in the order of their first spec."""
     max_batch = check_int("max_batch", max_batch, 1)
-    if monitor:
-        return [Batch((spec,), device, diagnostics, True) for spec in specs]
+    if monitor or single:
+        return [Batch((spec,), device, diagnostics, monitor, single=True) for spec in specs]
     groups: dict[tuple, list[RunSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.batch_key(), []).append(spec)
@@ -123,21 +126,44 @@ def execute(
     max_batch: int = MAX_BATCH,
     progress: Progress | None = None,
     keep: bool = False,
+    data: Data | None = None,
+    callbacks: Sequence[Any] = (),
+    single: bool = False,
 ) -> Iterator[RunRecord]:
     """Run every spec; yield records as their batch finishes.
 
     ``monitor``: train each run alone with a per-step Monitor (its figures' data in
-    ``record.artifacts.monitor``). ``keep``: records carry the trained model and Diagnosis
-    objects in ``record.artifacts`` (local executor only). ``progress(specs, epochs_done)`` is
-    called after every epoch of a batch.
+    ``record.artifacts.monitor``); ``single``: train each run alone in the single-model trainer
+    without one. ``keep``: records carry the trained model and Diagnosis objects in
+    ``record.artifacts`` (local executor only). ``progress(specs, epochs_done)`` is called after
+    every epoch of a batch. ``data`` (a Dataset or a split ``(X_train, y_train, X_val, y_val)``)
+    replaces the specs' data set, e.g. a paper's prepared rows; ``callbacks`` go to every batch's
+    trainer (``on_train_begin(trainer)``, ``on_epoch_end(trainer, epoch, logs)``; may set
+    ``trainer.stop_training``); both need the local executor.
     """
-    batches = plan(list(specs), resolve_device(device), diagnostics, monitor, max_batch)
+    batches = plan(list(specs), resolve_device(device), diagnostics, monitor, max_batch, single)
     if executor is None:
         for batch in batches:
-            yield from run_batch(batch, progress=progress, keep=keep)
+            yield from run_batch(batch, progress=progress, keep=keep, data=data, callbacks=callbacks)
         return
+    if data is not None or callbacks:
+        raise ValidationError("data and callbacks need the local executor (they do not travel to Ray workers)")
     for _batch, records in executor.map(run_batch, batches):
         yield from records
+
+
+def initialized(specs: Sequence[RunSpec], data: Data | None = None, device: str = "cpu") -> BatchedTrainer:
+    """The specs' networks at step 0, one stack, untrained (the weights their runs start from).
+
+    For measurements at init (``.hidden(X)``, ``.weights()``, ``.predict_proba(X)``): the specs
+    must share :meth:`RunSpec.batch_key` but for ``epochs``, which does not matter here.
+    """
+    specs = list(specs)
+    keys = {spec.replace(epochs=1).batch_key() for spec in specs}
+    if len(keys) != 1:
+        raise ValidationError(f"initialized needs specs of one architecture and data set, got {len(keys)} kinds")
+    dataset, split = _resolve_data(specs[0], data)
+    return build_stack(Batch(tuple(specs), resolve_device(device)), dataset, split)
 
 
 # --------------------------------------------------------------------------- one batch
@@ -149,32 +175,57 @@ class _Progress:
         self.fn(self.specs, epoch + 1)
 
 
-def _output(data: datasets.Dataset) -> tuple[int, str]:
-    """One sigmoid logit for two classes, else a softmax over the classes."""
-    n_classes = max(2, data.n_classes)
-    return (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
+def _output(spec: RunSpec, split: Split, data: datasets.Dataset | None = None) -> tuple[int, str]:
+    """The output layer ``(units, kind)``: loss ``auto`` gives one sigmoid logit for two classes and a
+    softmax over more; ``bce`` one sigmoid logit (two classes only); ``ce`` a softmax over the
+    classes (two included); ``mse`` linear outputs, one per target column."""
+    y = np.concatenate([split[1], split[3]])
+    if spec.loss == "mse":
+        return (1 if y.ndim == 1 else y.shape[1]), "linear"
+    n_classes = max(2, data.n_classes if data is not None else (int(y.max()) + 1 if len(y) else 2))
+    if spec.loss == "bce" and n_classes > 2:
+        raise ValidationError(f"loss 'bce' needs two classes, the data have {n_classes} (use ce or auto)")
+    if spec.loss == "ce" or (spec.loss == "auto" and n_classes > 2):
+        return n_classes, "softmax"
+    return 1, "sigmoid"
 
 
 def _chance(split: Split) -> float:
+    """Share of the most frequent class in the validation (else training) rows; NaN for float targets."""
     reference = split[3] if len(split[3]) else split[1]
+    if reference.ndim != 1 or not np.issubdtype(reference.dtype, np.integer):
+        return float("nan")
     return float(np.bincount(reference).max() / len(reference))
 
 
+def _resolve_data(spec: RunSpec, data: Data | None) -> tuple[datasets.Dataset | None, Split]:
+    """The spec's data set and split, or ``data`` in its place (a Dataset is split as the spec says)."""
+    if data is None:
+        return load_split(spec)
+    if isinstance(data, datasets.Dataset):
+        return data, datasets.validation_split(data.X, data.y, spec.validation_split)
+    X_tr, y_tr, X_val, y_val = (np.asarray(a) for a in data)
+    return None, (X_tr, y_tr, X_val, y_val)
+
+
+def _init_rows(spec: RunSpec, split: Split) -> np.ndarray:
+    """The training rows a data-dependent init measures on (:attr:`RunSpec.init_rows`)."""
+    return split[0] if spec.init_rows is None else split[0][:spec.init_rows]
+
+
 def run_batch(batch: Batch, *, progress: Progress | None = None, callbacks: Sequence[Any] = (),
-              data: datasets.Dataset | None = None, keep: bool = False) -> list[RunRecord]:
+              data: Data | None = None, keep: bool = False) -> list[RunRecord]:
     """Train ``batch`` and return one record per spec, in order. Pure: same batch, same records.
 
     ``callbacks`` go to the trainer (``on_epoch_end(trainer, epoch, logs)``; may set
-    ``trainer.stop_training``); ``data`` replaces the spec's data set (the lab's uploads).
+    ``trainer.stop_training``); ``data`` replaces the spec's data set (the lab's uploads, a
+    paper's prepared split).
     """
-    if data is None:
-        data, split = load_split(batch.specs[0])
-    else:
-        split = datasets.validation_split(data.X, data.y, batch.specs[0].validation_split)
+    data, split = _resolve_data(batch.specs[0], data)
     callbacks = [*callbacks, *([_Progress(progress, batch.specs)] if progress else [])]
     if progress:
         progress(batch.specs, 0)
-    if batch.monitor:
+    if batch.monitor or batch.single:
         return [_run_single(batch, data, split, callbacks)]
     return _run_stacked(batch, data, split, callbacks, keep)
 
@@ -183,24 +234,31 @@ def _diagnose_rows(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(split[0][:DIAGNOSE_ROWS]), torch.as_tensor(split[1][:DIAGNOSE_ROWS])
 
 
-def _run_single(batch: Batch, data: datasets.Dataset, split: Split, callbacks: list[Any]) -> RunRecord:
+def _run_single(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: list[Any]) -> RunRecord:
     spec = batch.specs[0]
     X_tr, y_tr, X_val, y_val = split
-    n_out, output = _output(data)
-    model = MLP([data.n_features, *spec.hidden, n_out], spec.activation, output)
-    apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.init_seed), data=torch.as_tensor(X_tr))
+    n_out, output = _output(spec, split, data)
+    if spec.loss == "mse" or not spec.bias or (spec.loss == "ce" and n_out == 2):
+        raise ValidationError("loss mse, ce on two classes and bias-free layers train in the batched trainer only "
+                              "(without monitor)")
+    model = MLP([X_tr.shape[1], *spec.hidden, n_out], spec.activation, output)
+    apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.init_seed),
+               data=torch.as_tensor(_init_rows(spec, split)))
     model.to(batch.device)
     init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
     diag_X, diag_y = _diagnose_rows(split)
     init_diag = diagnose(model, diag_X.to(batch.device), diag_y.to(batch.device)) if batch.diagnostics else None
-    steps = spec.epochs * -(-len(X_tr) // spec.batch_size)
-    monitor = Monitor(model, every=max(1, steps // MONITOR_RECORDINGS))
-    trainer = Trainer(model, spec.optimizer, spec.learning_rate, spec.momentum, spec.epochs, spec.batch_size,
-                      seed=spec.order_seed, callbacks=[monitor, *callbacks], device=batch.device)
+    batch_size = len(X_tr) if spec.full_batch else spec.batch_size
+    steps = spec.epochs * -(-len(X_tr) // batch_size)
+    monitor = Monitor(model, every=max(1, steps // MONITOR_RECORDINGS)) if batch.monitor else None
+    trainer = Trainer(model, spec.optimizer, spec.learning_rate, spec.momentum, spec.epochs, batch_size,
+                      seed=spec.order_seed, callbacks=[*([monitor] if monitor else []), *callbacks],
+                      device=batch.device)
     start = time.perf_counter()
     trainer.fit(X_tr, y_tr, X_val, y_val)
     wall = time.perf_counter() - start
-    monitor.close()
+    if monitor is not None:
+        monitor.close()
     end_diag = diagnose(model, diag_X.to(batch.device), diag_y.to(batch.device)) if batch.diagnostics else None
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)
     val_loss, val_acc = trainer.evaluate(X_val, y_val) if len(X_val) else (float("nan"), float("nan"))
@@ -220,15 +278,21 @@ def _run_single(batch: Batch, data: datasets.Dataset, split: Split, callbacks: l
     )
 
 
-def build_stack(batch: Batch, data: datasets.Dataset, split: Split, callbacks: Sequence[Any] = ()) -> BatchedTrainer:
+def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: Sequence[Any] = ()
+                ) -> BatchedTrainer:
     """The batch's networks, initialized and ready to ``fit`` (their weights are the runs' step 0)."""
     specs, first = batch.specs, batch.specs[0]
-    n_out, output = _output(data)
+    n_out, output = _output(first, split, data)
+    rates = {s.learning_rate for s in specs}
     return BatchedTrainer(
-        [data.n_features, *first.hidden, n_out], first.activation, [s.init for s in specs],
-        [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs], order_seeds=[s.order_seed for s in specs],
-        optimizer=first.optimizer, learning_rate=first.learning_rate, momentum=first.momentum, epochs=first.epochs,
-        batch_size=first.batch_size, output=output, device=batch.device, init_data=split[0], callbacks=list(callbacks),
+        [split[0].shape[1], *first.hidden, n_out], first.activation, [s.init for s in specs],
+        [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs],
+        order_seeds=[s.order_seed for s in specs], optimizer=first.optimizer, momentum=first.momentum,
+        epochs=first.epochs,
+        learning_rate=first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs],
+        batch_size=None if first.full_batch else first.batch_size, output=output, device=batch.device,
+        init_data=_init_rows(first, split), callbacks=list(callbacks),
+        loss="mse" if first.loss == "mse" else "auto", bias=first.bias,
     )
 
 
@@ -237,11 +301,11 @@ def _diagnose_all(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) -> 
     return [d for stack in trainer.stacks_ for d in diagnose_stack(stack, X, y)]
 
 
-def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: list[Any], keep: bool
+def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: list[Any], keep: bool
                  ) -> list[RunRecord]:
     specs = batch.specs
     X_tr, y_tr, X_val, y_val = split
-    n_out = _output(data)[0]
+    n_out, output = _output(specs[0], split, data)
     trainer = build_stack(batch, data, split, callbacks)
     m = len(specs)
     diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
@@ -253,6 +317,8 @@ def _run_stacked(batch: Batch, data: datasets.Dataset, split: Split, callbacks: 
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
     proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)
     predicted = (proba > 0.5) if n_out == 1 else proba.argmax(-1)
+    if output == "linear":  # regression: no classes predicted
+        predicted = np.zeros((len(specs), 1))
     chance = _chance(split)
     records = []
     for i, spec in enumerate(specs):

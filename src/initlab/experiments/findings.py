@@ -11,13 +11,27 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnosis
+from ..diagnostics.symmetry import ROUNDING_SPLIT
 
 if TYPE_CHECKING:
     from .run import ExperimentResult
 
-__all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "CHANCE_MARGIN"]
+__all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "chance_loss", "rounding_split",
+           "ROUNDING_SPLIT", "CHANCE_MARGIN",
+           "CHANCE_LOSS_SHARE"]
 
 CHANCE_MARGIN = 0.05  # accuracy within this of the majority-class share counts as chance level
+CHANCE_LOSS_SHARE = 0.95  # a training loss above this share of the chance loss: the net has not learned
+
+
+def chance_loss(y: Any) -> float:
+    """Cross-entropy (nats) of a model that predicts the class shares of ``y`` for every row: what a net that
+    learned nothing from the inputs scores at best (ln 2 for two balanced classes, ln 10 for ten)."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(y).astype(np.int64).ravel())
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 @dataclass
@@ -47,6 +61,9 @@ class Findings:
     # hidden layers whose weights and bias are exactly 0 at step 0 and after training, with a weight
     # gradient of exactly 0 at both ends: layers that did not learn anything
     stuck_layers: list[str] = field(default_factory=list)
+    train_loss: float = float("nan")  # of the final model on all training rows
+    chance_loss: float = float("nan")  # cross-entropy of predicting the training rows' class shares (no learning)
+    train_at_chance: bool = False  # training loss >= CHANCE_LOSS_SHARE x chance_loss, or training accuracy at chance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,9 +122,21 @@ def findings(result: ExperimentResult) -> Findings:
         weights_zero_init=[s.name for s in result.init_diagnosis.layers if _zero(s)],
         weights_zero_end=[s.name for s in result.end_diagnosis.layers if _zero(s)],
         stuck_layers=_stuck(start, end),
+        train_loss=float(result.train_loss),
+        chance_loss=chance_loss(result.y_train),
     )
+    f.train_at_chance = bool(not f.train_loss < CHANCE_LOSS_SHARE * f.chance_loss
+                             or result.train_accuracy <= result.chance_accuracy + CHANCE_MARGIN)
     f.verdict = plain_verdict(f, diverged=result.diverged_epoch is not None)
     return f
+
+
+def rounding_split(f: Findings) -> str:
+    """When units that started identical ended distinct: say so and why (empty otherwise)."""
+    if f.distinct_units_init >= f.hidden_units or f.distinct_units <= f.distinct_units_init:
+        return ""
+    return (f"units that started identical ({f.distinct_units_init} distinct of {f.hidden_units} at step 0) ended "
+            f"as {f.distinct_units} distinct: {ROUNDING_SPLIT}")
 
 
 def one_unit_words(f: Findings) -> str:
@@ -146,6 +175,8 @@ def plain_verdict(f: Findings, diverged: bool = False) -> str:
                 text += f"; after {f.epochs} epochs it had not yet learned even that: {chance}"
                 chance = ""
         parts.append(text)
+    if rounding_split(f):
+        parts.append(f"symmetry broken by rounding, not by the init: {rounding_split(f)}")
     if f.grad_norm_init == 0.0 and not all_dead and not stuck:
         parts.append(f"no gradient reached {f.grad_layer} at step 0 ({_g(f.grad_norm_end)} at the end)")
     for code, words in (("saturation", "units saturated"), ("vanishing_gradients", "gradients vanish with depth"),
@@ -156,6 +187,9 @@ def plain_verdict(f: Findings, diverged: bool = False) -> str:
         alive = "none dead" if not f.dead_units else f"{f.dead_units} of {f.hidden_units} dead"
         parts.append(f"healthy: {f.distinct_units} of {f.hidden_units} hidden units distinct, {alive}; gradient "
                      f"reaching {f.grad_layer} {_g(f.grad_norm_init)} at step 0, {_g(f.grad_norm_end)} at the end")
+        if f.train_at_chance and not chance:
+            chance = (f"but after {f.epochs} epochs it has not learned: training loss {f.train_loss:.3g} vs "
+                      f"{f.chance_loss:.3g} at chance (predicting the class shares)")
     if chance and stuck and f.one_class:
         chance += f": with {stuck[0]}'s weights and bias exactly 0, every input gives the same hidden output"
     if chance:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -33,7 +34,8 @@ from .._validation import ValidationError, check_choice, check_int, did_you_mean
 from ..models.activations import canonical_activation
 from ..training.optim import DEFAULT_LR, OPTIMIZERS
 
-__all__ = ["RunSpec", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init", "canonical_init", "MAX_SEED", "MAX_DEPTH"]
+__all__ = ["RunSpec", "SpecField", "LOSSES", "PER_MODEL_LR", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init",
+           "canonical_init", "MAX_SEED", "MAX_DEPTH"]
 
 InitSpec = str | dict[str, Any]
 
@@ -41,6 +43,10 @@ MAX_SEED = 2**32 - 1  # numpy / scikit-learn seeds are 32-bit
 MAX_DEPTH = 100  # hidden layers
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 Width = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+LOSSES = ("auto", "bce", "ce", "mse")  # auto: bce for two classes, ce for more
+PER_MODEL_LR = ("sgd",)  # optimizers whose batched step takes one learning rate per run
+_DEFAULT_BATCH = 32
+_LATER_FIELDS = {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None}  # not in 0.2's run ids
 
 
 class RunSpec(BaseModel):
@@ -56,23 +62,43 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)] = "run"  # a label; never changes the numbers
-    dataset: str = "moons"  # a name from initlab.datasets.names() or a path to a .csv file
-    n_samples: Annotated[int, Field(ge=4, le=1_000_000, strict=True)] = 100  # generated sets only
-    noise: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.1  # generated sets only
-    data_seed: Seed = 0  # the draw of a generated set (the shuffle of a bundled one)
-    validation_split: Annotated[float, Field(ge=0.0, le=0.9, allow_inf_nan=False)] = 0.2  # the LAST fraction, as Keras
-    activation: str = "relu"  # of every hidden layer
-    hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH)] = (10,)  # hidden sizes, input to output
-    init: InitSpec = "glorot_uniform"  # weights: a catalog name or spec dict (Keras' default)
-    bias_init: InitSpec = "zeros"  # biases: same (Keras' default)
-    optimizer: str = "adam"  # adam, sgd or rmsprop, with Keras' defaults
-    learning_rate: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)] = DEFAULT_LR["adam"]  # None: Keras' default
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.0  # SGD/RMSprop only
-    epochs: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 100
-    batch_size: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 32  # Keras' default
-    init_seed: Seed = 0  # the weight draw
-    order_seed: Seed = 0  # the minibatch order
+    name: Annotated[str, Field(min_length=1, max_length=200, description="a label; never changes the numbers")] = "run"
+    dataset: Annotated[str, Field(
+        description="a name from initlab.datasets.names() or a path to a .csv file")] = "moons"
+    n_samples: Annotated[int, Field(ge=4, le=1_000_000, strict=True, description="points of a generated set")] = 100
+    noise: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False, description="noise of a generated set")] = 0.1
+    data_seed: Annotated[int, Field(ge=0, le=MAX_SEED, strict=True,
+                                    description="the draw of a generated set (the shuffle of a bundled one)")] = 0
+    validation_split: Annotated[float, Field(ge=0.0, le=0.9, allow_inf_nan=False,
+                                             description="the LAST fraction of the rows held out, as Keras")] = 0.2
+    activation: Annotated[str, Field(description="of every hidden layer: relu, tanh, sigmoid, leaky_relu, elu, selu, "
+                                                 "gelu, silu, linear, ...")] = "relu"
+    hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH,
+                                               description="hidden layer sizes, input to output: 10 or 32,32")] = (10,)
+    init: Annotated[InitSpec, Field(description="weights: a catalog name (initlab inits) or a spec dict such as "
+                                                "{\"name\": \"normal\", \"std\": 0.5} (Keras' default)"
+                                    )] = "glorot_uniform"
+    bias_init: Annotated[InitSpec, Field(description="biases: same forms as init (Keras' default)")] = "zeros"
+    bias: Annotated[bool, Field(strict=True, description="layers have biases; false: bias-free layers (biases stay 0, "
+                                                         "never trained)")] = True
+    loss: Annotated[str, Field(description="auto (bce for two classes, ce for more), bce (one sigmoid output), "
+                                           "ce (softmax over the classes), mse (squared error on linear outputs; "
+                                           "targets are the rows' float vectors)")] = "auto"
+    optimizer: Annotated[str, Field(description="adam, sgd or rmsprop, with Keras' defaults")] = "adam"
+    learning_rate: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False,
+                                          description="step size (None: Keras' default for the optimizer)"
+                                          )] = DEFAULT_LR["adam"]
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, description="SGD/RMSprop only")] = 0.0
+    epochs: Annotated[int, Field(ge=1, le=1_000_000, strict=True, description="training epochs")] = 100
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000, strict=True,
+                                     description="minibatch size (Keras' default; ignored with full_batch)")] = 32
+    full_batch: Annotated[bool, Field(strict=True, description="one gradient step per epoch on all training rows "
+                                                               "(full-batch gradient descent)")] = False
+    init_rows: Annotated[int | None, Field(ge=1, le=1_000_000, strict=True,
+                                           description="rows a data-dependent init (lsuv) measures on: the first "
+                                                       "training rows; None: all of them")] = None
+    init_seed: Annotated[int, Field(ge=0, le=MAX_SEED, strict=True, description="the weight draw")] = 0
+    order_seed: Annotated[int, Field(ge=0, le=MAX_SEED, strict=True, description="the minibatch order")] = 0
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -117,6 +143,18 @@ class RunSpec(BaseModel):
     def _optimizer(cls, value: str) -> str:
         return check_choice("optimizer", value.lower(), OPTIMIZERS)
 
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, value: str) -> str:
+        return check_choice("loss", value.lower(), LOSSES)
+
+    @model_validator(mode="after")
+    def _full_batch(self) -> RunSpec:
+        """With ``full_batch`` the minibatch size means nothing: stored as its default, so equal runs compare equal."""
+        if self.full_batch and self.batch_size != _DEFAULT_BATCH:
+            object.__setattr__(self, "batch_size", _DEFAULT_BATCH)
+        return self
+
     @field_validator("init", "bias_init")
     @classmethod
     def _init(cls, value: Any) -> InitSpec:
@@ -127,16 +165,32 @@ class RunSpec(BaseModel):
     def run_id(self) -> str:
         """SHA-256 (first 16 hex digits) of every field but ``name``, as canonical JSON."""
         params = self.model_dump(exclude={"name"})
+        for key, default in _LATER_FIELDS.items():  # fields added after 0.2 count only when set: old ids stay
+            if params[key] == default:
+                del params[key]
         text = json.dumps(params, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def batch_key(self) -> tuple:
         """Runs with equal keys share data, architecture and training settings: one batched stack.
 
-        Initializers and the init and order seeds may differ within a batch.
+        Initializers, the init and order seeds and (with SGD, whose step takes one learning rate per
+        model) the learning rate may differ within a batch.
         """
+        lr = None if self.optimizer in PER_MODEL_LR else self.learning_rate
         return (self.dataset, self.n_samples, self.noise, self.data_seed, self.validation_split, self.activation,
-                self.hidden, self.optimizer, self.learning_rate, self.momentum, self.epochs, self.batch_size)
+                self.hidden, self.bias, self.loss, self.optimizer, lr, self.momentum, self.epochs, self.batch_size,
+                self.full_batch, self.init_rows)
+
+    @classmethod
+    def field_table(cls) -> list[SpecField]:
+        """Every field with its type, default, bounds, choices and help, in declaration order.
+
+        The one description of a run's inputs: the CLI's ``train`` options and the lab's request
+        bodies are generated from it (the lab's tighter limits narrow these bounds, see
+        :mod:`initlab.server.limits`).
+        """
+        return [_spec_field(name, info) for name, info in cls.model_fields.items()]
 
     # ------------------------------------------------------------------ labels
     @property
@@ -191,6 +245,52 @@ class RunSpec(BaseModel):
 ExperimentSpec = RunSpec  # the name used by initlab 0.1
 
 
+@dataclass(frozen=True)
+class SpecField:
+    """One :class:`RunSpec` field as a front end needs it (CLI option, HTTP body key, form control)."""
+
+    name: str
+    kind: str  # "int", "float", "bool", "str", "init" (a catalog name or spec dict), "sizes" (a tuple of ints)
+    default: Any
+    help: str
+    minimum: float | None = None  # bounds as declared; None: unbounded
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # True: the bound itself is not allowed
+    exclusive_maximum: bool = False
+    choices: tuple[str, ...] | None = None  # the allowed values of a closed set of names
+    optional: bool = False  # None is allowed (and means what ``help`` says)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["default"] = list(self.default) if isinstance(self.default, tuple) else self.default
+        out["choices"] = list(self.choices) if self.choices is not None else None
+        return out
+
+
+_KINDS = {"hidden": "sizes", "init": "init", "bias_init": "init"}
+_CHOICES = {"optimizer": lambda: tuple(OPTIMIZERS), "loss": lambda: LOSSES}
+
+
+def _spec_field(name: str, info: Any) -> SpecField:
+    annotation = info.annotation
+    optional = type(None) in getattr(annotation, "__args__", ())
+    args = getattr(annotation, "__args__", ())
+    base = next((a for a in args if a is not type(None)), annotation) if optional else annotation
+    kind = _KINDS.get(name) or {int: "int", float: "float", bool: "bool"}.get(base, "str")
+    bounds: dict[str, Any] = {}
+    for meta in info.metadata:
+        for key, attr, excl in (("minimum", "ge", False), ("minimum", "gt", True), ("maximum", "le", False),
+                                ("maximum", "lt", True)):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                bounds[key] = value
+                bounds["exclusive_" + key] = excl
+    if name == "hidden":
+        bounds = {"minimum": 1, "maximum": 100_000}  # each size (Width); 1 to MAX_DEPTH of them
+    choices = _CHOICES[name]() if name in _CHOICES else None
+    return SpecField(name, kind, info.default, info.description or "", choices=choices, optional=optional, **bounds)
+
+
 def canonical_init(value: Any) -> InitSpec:
     """An initializer as stored: its canonical name, or a spec dict when it has parameters."""
     if isinstance(value, Mapping):
@@ -237,7 +337,7 @@ def _one_line(err: pydantic.ValidationError) -> str:
         return f"hidden needs 1 to {MAX_DEPTH} layer sizes, e.g. 10 or 10,10; got {len(first.get('input') or ())}"
     if first["type"] in _NUMBER_ERRORS and (field in RunSpec.model_fields):
         annotation = RunSpec.model_fields[field].annotation
-        kind = "an integer" if annotation is int or field == "hidden" else "a number"
+        kind = "an integer" if annotation in (int, int | None) or field == "hidden" else "a number"
         lo, hi = _bounds(field)
         return f"{where} must be {kind} in {lo}, {hi}, got {first.get('input')!r}"
     return f"{where}: {first['msg'].lower()}, got {first.get('input')!r}"

@@ -22,10 +22,9 @@ def critical(tensor, activation: str = "tanh", sigma_b2: float = 0.0, *, generat
     1 for tanh with sigma_b2 = 0, about 1.76 for tanh with sigma_b2 = 0.05, 2 for ReLU (He).
     The point is critical only with those biases, so the scheme draws them too: a tensor with
     one dimension (after ``batch_dims``) is a bias and gets N(0, sigma_b2) (zeros when
-    sigma_b2 = 0). Give the same spec for both:
-    ``spec = {"name": "critical", "activation": "tanh", "sigma_b2": 0.05}; apply_init(model, spec, bias=spec)``.
-    With other biases (``apply_init``'s default is zeros) the network sits elsewhere:
-    s* = 1.76 with zero biases is chaotic (chi_1 = 1.07).
+    sigma_b2 = 0). ``apply_init(model, {"name": "critical", "activation": "tanh", "sigma_b2": 0.05})``
+    draws its default zero biases N(0, sigma_b2) too, and refuses another bias initializer: with
+    zero biases s* = 1.76 would be chaotic (chi_1 = 1.07).
     Reference: Schoenholz et al., 2017, "Deep Information Propagation"; Poole et al., 2016.
     """
     sigma_b2 = _variance("sigma_b2", sigma_b2)
@@ -90,7 +89,22 @@ def bind_critical(model: nn.Module, weight_init: Initializer, bias_init: Initial
         raise ValidationError(
             f"critical: the model applies several activations, {shown}; "
             "give the one to be critical for: {'name': 'critical', 'activation': ...}")
-    return bind(weight_init), bind(bias_init)
+    weight_init, bias_init = bind(weight_init), bind(bias_init)
+    return weight_init, _critical_biases(weight_init, bias_init)
+
+
+def _critical_biases(weight_init: Initializer, bias_init: Initializer | None) -> Initializer | None:
+    """Critical weights with ``sigma_b2 > 0`` are critical only with N(0, sigma_b2) biases: zero biases get them,
+    other bias inits are refused in one line (they would put the net off the boundary)."""
+    sigma_b2 = float(weight_init.params.get("sigma_b2", 0.0)) if weight_init.name == "critical" else 0.0
+    if sigma_b2 == 0.0 or bias_init is None or bias_init.name == "critical":
+        return bias_init
+    if bias_init.name == "zeros":
+        return weight_init  # draws every bias N(0, sigma_b2) (see critical)
+    raise ValidationError(
+        f"critical with sigma_b2={sigma_b2:g} is critical only with biases N(0, {sigma_b2:g}); bias init "
+        f"{bias_init.name!r} would move the net off the boundary: leave bias at 'zeros' (drawn as N(0, sigma_b2)) "
+        "or pass the same critical spec")
 
 
 def resolve_name(activation: str) -> str:

@@ -84,7 +84,13 @@ def _trunc_normal_(tensor, mean, std, generator, bound=2.0):
 
 
 def zeros(tensor, *, generator=None, fans=None, batch_dims=0):
-    """All zeros: W = 0 (every unit identical: the symmetry is never broken).
+    """All zeros: W = 0 (every unit identical; in exact arithmetic they stay identical).
+
+    Measured: a zero-init 2-10-1 sigmoid net trained by Adam (lr 0.03, 200 epochs, 160 rows) ends with
+    2 distinct hidden units of 10 in the single-model trainer and 1 in the batched one, and widths 8
+    and 16 stay at 1: float rounding in the kernels can split units that started identical, and Adam
+    amplifies the split (it scales each update by the gradient's own size). The init never breaks
+    the symmetry; rounding sometimes does, a little.
 
     Reference: the classic counter-example; see Goodfellow et al., "Deep Learning", 2016, §8.4.
     """

@@ -28,9 +28,27 @@ class Claim:
     holds: bool
     criterion: str = ""
     note: str = ""  # why it does or does not reproduce at this scale, when that needs saying
+    # the criterion holds by the init's definition (nothing the run could have found otherwise): shown, not counted
+    by_construction: bool = False
+    # the run could not test the claim (e.g. a claim about training on a run that did not learn): not counted
+    inconclusive: bool = False
+
+    @property
+    def status(self) -> str:
+        """``reproduced``, ``not reproduced``, ``inconclusive`` or ``by construction``."""
+        if self.by_construction:
+            return "by construction"
+        if self.inconclusive:
+            return "inconclusive"
+        return "reproduced" if self.holds else "not reproduced"
+
+    @property
+    def counted(self) -> bool:
+        """Whether the claim counts among the reproduced-or-not (a real test of the paper)."""
+        return not (self.by_construction or self.inconclusive)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"status": self.status}
 
 
 @dataclass
@@ -51,7 +69,13 @@ class PaperResult:
 
     @property
     def reproduced(self) -> int:
-        return sum(c.holds for c in self.claims)
+        """Claims whose measured criterion held (inconclusive and by-construction ones excluded)."""
+        return sum(c.holds and c.counted for c in self.claims)
+
+    @property
+    def tested(self) -> int:
+        """Claims the run tested: neither inconclusive nor true by construction."""
+        return sum(c.counted for c in self.claims)
 
     def to_dict(self) -> dict[str, Any]:
         """What ``initlab paper NAME --json`` prints and ``results.json`` holds."""

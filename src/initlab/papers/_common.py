@@ -10,7 +10,7 @@ import numpy as np
 
 from .._json import json_safe
 
-__all__ = ["digits_split", "epochs_to_threshold", "clean", "fmt"]
+__all__ = ["digits_split", "epochs_to_threshold", "clean", "fmt", "histories"]
 
 
 def digits_split(seed: int, n_val: int = 297, standardize: bool = True) -> tuple[np.ndarray, ...]:
@@ -55,3 +55,12 @@ def fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.3g}"
     return str(x)
+
+
+def histories(records: Sequence[Any], key: str = "loss") -> np.ndarray:
+    """``(runs, epochs)`` of one history key over run records, NaN after a run stopped (it diverged)."""
+    width = max(len(r.history[key]) for r in records)
+    out = np.full((len(records), width), np.nan)
+    for i, r in enumerate(records):
+        out[i, :len(r.history[key])] = r.history[key]
+    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
-from ._common import clean, digits_split
+from ._common import clean, digits_split, histories
 
 TOL, MAX_ITER = 0.1, 10  # the paper's Tol_var and T_max
 LSUV = {"name": "lsuv", "tol": TOL, "max_iter": MAX_ITER}
@@ -86,8 +86,8 @@ def _layer_variances(model, batch) -> list[float]:
 def run(quick: bool, seed: int) -> PaperResult:
     import torch
 
+    from ..experiments import RunSpec, execute, initialized
     from ..models import MLP
-    from ..training.batched import BatchedTrainer
 
     cfg = _settings(quick)
     X, y, X_val, y_val = digits_split(seed)
@@ -98,15 +98,17 @@ def run(quick: bool, seed: int) -> PaperResult:
     held_out = _layer_variances(model, torch.as_tensor(X_val))
 
     names = list(INITS)
-    trainer = BatchedTrainer(sizes, "relu", [INITS[n] for n in names], init_seeds=seed, order_seeds=seed,
-                             optimizer="sgd", learning_rate=LR, momentum=MOMENTUM, epochs=cfg["epochs"],
-                             batch_size=BATCH, output="softmax", init_data=batch)
-    # the trainer drew LSUV through the same entry point with the same seed: the same weights
-    same = bool(torch.allclose(trainer.stacks_[0].weights[-1][0], model.linears[-1].weight, atol=1e-6))
-    trainer.fit(X, y, X_val, y_val)
-    final_loss = {n: clean(trainer.history_["loss"][i, -1]) for i, n in enumerate(names)}
-    val_acc = {n: clean(trainer.history_["val_accuracy"][i, -1]) for i, n in enumerate(names)}
-    curves = {n: clean(trainer.history_["loss"][i]) for i, n in enumerate(names)}
+    specs = [RunSpec(name=n, dataset="digits", activation="relu", hidden=[cfg["width"]] * cfg["hidden"], init=INITS[n],
+                     init_rows=LSUV_ROWS, optimizer="sgd", learning_rate=LR, momentum=MOMENTUM, epochs=cfg["epochs"],
+                     batch_size=BATCH, seed=seed) for n in names]
+    split = (X, y, X_val, y_val)
+    # the run core draws LSUV through the same entry point with the same seed: the same weights
+    same = bool(torch.allclose(initialized(specs, data=split).weights()[-1][0], model.linears[-1].weight, atol=1e-6))
+    records = list(execute(specs, data=split, diagnostics=False))
+    loss, val = histories(records), histories(records, "val_accuracy")  # (M, epochs), NaN after a divergence
+    final_loss = {n: clean(loss[i, -1]) for i, n in enumerate(names)}
+    val_acc = {n: clean(val[i, -1]) for i, n in enumerate(names)}
+    curves = {n: clean(loss[i]) for i, n in enumerate(names)}
 
     worst = max(abs(v - 1) for v in after)
     others = [final_loss[n] for n in ("orthogonal", "he") if final_loss[n] is not None]

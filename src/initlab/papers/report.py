@@ -54,7 +54,20 @@ def _measured_text(claim: Claim) -> str:
 
 def claim_rows(result: PaperResult) -> list[list[str]]:
     """One row per claim: id, the paper says, initlab measured, criterion, reproduced (yes/no)."""
-    return [[c.id, c.statement, _measured_text(c), c.criterion, "yes" if c.holds else "no"] for c in result.claims]
+    return [[c.id, c.statement, _measured_text(c), c.criterion, _cell(c)] for c in result.claims]
+
+
+def _cell(claim: Claim) -> str:
+    """yes / no for a claim the run tested; otherwise why it was not counted."""
+    return ("yes" if claim.holds else "no") if claim.counted else claim.status
+
+
+def summary_line(result: PaperResult) -> str:
+    """``3 of 4 claims reproduced`` plus the claims not counted (inconclusive, by construction)."""
+    text = f"{result.reproduced} of {result.tested} claims reproduced"
+    extra = [f"{sum(c.status == s for c in result.claims)} {s}" for s in ("inconclusive", "by construction")
+             if any(c.status == s for c in result.claims)]
+    return text + (f" ({', '.join(extra)}, not counted)" if extra else "")
 
 
 def document(result: PaperResult, images: dict[str, Image] | None = None) -> Document:
@@ -63,7 +76,7 @@ def document(result: PaperResult, images: dict[str, Image] | None = None) -> Doc
     doc = Document(f"{result.title}: re-run by initlab")
     doc.add(
         Paragraph(f"{result.citation}"),
-        Paragraph(f"**{result.reproduced} of {len(result.claims)} claims reproduced** in a {scale}, seed "
+        Paragraph(f"**{summary_line(result)}** in a {scale}, seed "
                   f"{result.seed}, {result.elapsed_s:.1f} s. Each criterion was fixed in code before the run."),
         Heading("Claims"),
         Table(CLAIM_COLUMNS, claim_rows(result)),
@@ -112,7 +125,7 @@ def result_html(result: PaperResult, figures: bool = True) -> str:
     from . import get
 
     rows = [[c.id, c.statement, _measured_text(c), c.criterion,
-             _html.badge("yes" if c.holds else "no", "ok" if c.holds else "bad", c.note)] for c in result.claims]
+             _html.badge(_cell(c), ("ok" if c.holds else "bad") if c.counted else "warn", c.note)] for c in result.claims]
     parts: list[Any] = [
         _html.table(CLAIM_COLUMNS, rows),
         _html.fields([("setup", result.setup), ("differs from the paper", result.differences),
@@ -125,4 +138,4 @@ def result_html(result: PaperResult, figures: bool = True) -> str:
             parts.append(_html.image(png_bytes(fig), stem))
     scale = "quick" if result.quick else "full"
     return _html.box(result.title, *parts,
-                     subtitle=f"{result.reproduced}/{len(result.claims)} claims reproduced, {scale} run, seed {result.seed}")
+                     subtitle=f"{summary_line(result)}, {scale} run, seed {result.seed}")

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
-from ._common import clean
+from ._common import clean, histories
 
 SIGMA_B2 = 0.05
 WIDTH = 32
@@ -42,18 +42,17 @@ def trainable_depth(sigma_w2: float) -> float:
 
 def _train_depth(depth: int, sigmas: list[float], epochs: int, X, y, seed: int) -> np.ndarray:
     """Final training accuracy ``(len(sigmas),)`` of ``depth``-layer tanh nets, one per sigma_w2, trained together."""
-    from ..training.batched import BatchedTrainer
+    from ..experiments import RunSpec, execute
 
-    inits = [{"name": "variance_scaling", "scale": s, "mode": "fan_in", "distribution": "normal"} for s in sigmas]
-    trainer = BatchedTrainer(
-        [X.shape[1], *[WIDTH] * depth, int(y.max()) + 1], "tanh", inits,
-        init_seeds=[seed * 1000 + depth * 10 + i for i in range(len(sigmas))],
-        bias_inits={"name": "normal", "std": math.sqrt(SIGMA_B2)}, order_seeds=seed,
-        optimizer=OPTIMIZER, learning_rate=LR, epochs=epochs, batch_size=BATCH, output="softmax",
-    ).fit(X, y)
-    acc = trainer.history_["accuracy"]  # (M, epochs); NaN after a model diverged
+    specs = [RunSpec(name=f"{depth}-{s}", dataset="digits", activation="tanh", hidden=[WIDTH] * depth,
+                     init={"name": "variance_scaling", "scale": s, "mode": "fan_in", "distribution": "normal"},
+                     bias_init={"name": "normal", "std": math.sqrt(SIGMA_B2)}, optimizer=OPTIMIZER, learning_rate=LR,
+                     epochs=epochs, batch_size=BATCH, init_seed=seed * 1000 + depth * 10 + i, order_seed=seed)
+             for i, s in enumerate(sigmas)]
+    records = list(execute(specs, data=(X, y, X[:0], y[:0]), diagnostics=False))
+    acc = histories(records, "accuracy")  # (M, epochs); NaN after a model diverged
     last = np.array([row[np.isfinite(row)][-1] if np.isfinite(row).any() else 0.0 for row in acc])
-    last[trainer.diverged_epoch_ >= 0] = 0.0  # a diverged net did not train
+    last[[r.diverged_epoch is not None for r in records]] = 0.0  # a diverged net did not train
     return last
 
 

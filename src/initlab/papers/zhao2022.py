@@ -4,7 +4,7 @@
 weight is an identity, a partial identity, or (where a layer widens) a scaled Hadamard block
 (Algorithm 1; initlab's ``hadamard_identity``, alias ``ZerO``). Claims re-run here:
 
-* all-zeros cannot train an MLP (every hidden unit stays identical: the symmetry is never broken),
+* all-zeros cannot train an MLP (every hidden unit stays identical: the init never breaks the symmetry),
   which is initlab's classic experiment (the 2-10-1 net on the 100-point two-moons set);
 * ZerO, deterministic and with no random draw, trains as well as random init (He, Glorot) on the
   same nets (the paper's experiments on image and language tasks; here on moons and sklearn's digits);
@@ -46,19 +46,21 @@ def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int,
     """One MLP (relu) with ``init`` (biases zero), trained by Adam (Keras defaults, batch 32).
 
     Returns (history, final params, distinct units of the first hidden layer after training:
-    distinct rows of ``[W | b]``, 1 when the symmetry was never broken).
+    distinct rows of ``[W | b]``, 1 when no unit split from the others; a split of zero-init units is float
+    rounding amplified by Adam, never the init).
     """
-    from ..initializers import apply_init
-    from ..models import MLP
-    from ..training import Trainer
+    from ..experiments import RunSpec, execute
 
-    model = apply_init(MLP(setup["sizes"], "relu", setup["output"], generator=0), init, "zeros", generator=init_seed)
-    trainer = Trainer(model, "adam", epochs=setup["epochs"], seed=order_seed).fit(X, y)
+    spec = RunSpec(name=init, dataset=setup["data"], activation="relu", hidden=setup["sizes"][1:-1], init=init,
+                   optimizer="adam", epochs=setup["epochs"], init_seed=init_seed, order_seed=order_seed)
+    # the single-model trainer: its arithmetic decides whether rounding splits units that started equal
+    (record,) = execute([spec], data=(X, y, X[:0], y[:0]), single=True, diagnostics=False, keep=True)
+    model = record.artifacts.model
     params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     first = model.linears[0]
     rows = torch.cat([first.weight.detach(), first.bias.detach()[:, None]], 1)  # (units, in + 1)
     distinct = int(torch.unique(rows, dim=0).shape[0])
-    return {k: list(map(float, v)) for k, v in trainer.history_.items()}, params, distinct
+    return {k: list(map(float, v)) for k, v in record.history.items()}, params, distinct
 
 
 def run(quick: bool, seed: int) -> PaperResult:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..diagnostics.symmetry import ROUNDING_SPLIT, gradient_rounding_scale
+
+DIAGNOSE_ROWS = 256  # the training rows a run's diagnoses look at (initlab.experiments.execute.DIAGNOSE_ROWS)
+
 __all__ = ["TABLE_COLUMNS", "table_row", "measured_sentences", "notebook_comparison", "NOTEBOOK_CLAIMS", "fmt_grad"]
 
 Entry = dict[str, Any]
@@ -80,6 +84,14 @@ def _layer_above(e: Entry, name: str) -> str | None:
     return names[names.index(name) + 1] if name in names and names.index(name) + 1 < len(names) else None
 
 
+def _split_sentence(s: dict[str, Any]) -> str:
+    """Units that started identical and ended distinct were split by rounding: say so (empty otherwise)."""
+    if s["distinct_units_init"] >= s["hidden_units"] or s["distinct_units"] <= s["distinct_units_init"]:
+        return ""
+    return (f" The units started identical and ended as {s['distinct_units']} distinct: the init did not break the "
+            f"symmetry; {ROUNDING_SPLIT}.")
+
+
 def measured_sentences(e: Entry) -> list[str]:
     """One line per measurement, in the learner's words, with the numbers."""
     s = e["summary"]
@@ -90,7 +102,7 @@ def measured_sentences(e: Entry) -> list[str]:
     out = [
         f"Symmetry: {where} {s['distinct_units_init']} distinct of {units} units at step 0 and "
         f"{s['distinct_units']} of {units} at the end (units whose incoming weights, bias and outgoing weights all "
-        "agree are interchangeable and count as one).",
+        "agree are interchangeable and count as one)." + _split_sentence(s),
         f"Dead units (output exactly 0, where the activation's slope is exactly 0, on every training input): "
         f"{s['dead_units_init']} of {units} at step 0, {s['dead_units']} of {units} at the end.",
     ]
@@ -122,6 +134,9 @@ def measured_sentences(e: Entry) -> list[str]:
     acc += f" (chance level: {chance:.2f}, the majority class's share)"
     if s["one_class"]:
         acc += "; the net predicts the same class for every point"
+    if s.get("train_at_chance"):
+        acc += (f"; training loss {s['train_loss']:.3g} against {s['chance_loss']:.3g} for predicting the class "
+                "shares: the net has not learned")
     out.append(acc + ".")
     if _one_unit_at_chance(s):
         out.append(_one_unit_sentence(e))
@@ -149,16 +164,27 @@ def _matches(e: Entry, claim: dict[str, str]) -> bool:
 
 
 def _step0_gradients(e: Entry) -> str | None:
-    """The parameters with a non-zero gradient at step 0, from ``diagnostics_init`` (None if not recorded)."""
+    """The parameters whose gradient at step 0 is above float32 rounding, from ``diagnostics_init`` (None if not
+    recorded); a non-zero gradient within rounding (:func:`gradient_rounding_scale`) is named as such."""
     layers = _layers(e, "diagnostics_init")
     if not layers or any("bias_grad_norm" not in d for d in layers):
         return None
-    moving = []
+    rows = min(int(e.get("n_train") or DIAGNOSE_ROWS), DIAGNOSE_ROWS)
+    moving, noise = [], []
     for d in layers:
-        parts = [w for w, g in (("weights", d["grad_norm"]), ("bias", d["bias_grad_norm"])) if g > 0]
+        scales = gradient_rounding_scale(d, rows)
+        parts = []
+        for what, g, scale in (("weights", d["grad_norm"], scales[0]), ("bias", d["bias_grad_norm"], scales[1])):
+            if g > scale:
+                parts.append(what)
+            elif g > 0:
+                noise.append(f"{d['name']} {what} {g:.2g} (rounding scale of its sum {scale:.2g})")
         if parts:
             moving.append(f"{d['name']} {' and '.join(parts)}")
-    return ", ".join(moving) if moving else "nothing"
+    text = ", ".join(moving) if moving else "nothing"
+    if noise:
+        text += (" (non-zero but within float32 rounding, so indistinguishable from 0: " + ", ".join(noise) + ")")
+    return text
 
 
 def notebook_comparison(entries: Sequence[Entry]) -> list[str]:
@@ -210,7 +236,7 @@ def notebook_comparison(entries: Sequence[Entry]) -> list[str]:
                 "weights on its way back.")
         moving = [(e["name"], _step0_gradients(e)) for e in zero_start]
         if all(m is not None for _, m in moving):
-            text += " At step 0 the only parameters with a non-zero gradient are: " + "; ".join(
+            text += " At step 0 the only parameters with a gradient above float32 rounding are: " + "; ".join(
                 f"in `{name}`, {m}" for name, m in moving) + "."
         paragraphs.append(text)
     return paragraphs

@@ -474,6 +474,17 @@ class BatchedTrainer:
         """The M trained networks as ordinary ``MLP`` modules (copies)."""
         return [model for stack in self.stacks_ for model in stack.to_models()]
 
+    @torch.no_grad()
+    def hidden(self, X: Any) -> list[torch.Tensor]:
+        """Every hidden layer's activations of every model on ``X``: one ``(M, units, N)`` tensor per layer."""
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=self.device)
+        layers = [stack.hidden(X) for stack in self.stacks_]  # chunks x layers
+        return [torch.cat(parts) for parts in zip(*layers)]
+
+    def weights(self) -> list[torch.Tensor]:
+        """Every layer's weights of every model, one ``(M, out, in)`` tensor per layer (copies)."""
+        return [torch.cat([stack.weights[l].detach() for stack in self.stacks_]) for l in range(len(self.sizes) - 1)]
+
     def evaluate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Loss and accuracy ``(M,)`` of every model on ``(X, y)`` (as ``Trainer.evaluate``, per model)."""
         X, y = self._tensors(X, y)

@@ -74,16 +74,17 @@ def _print_list() -> None:
 
 
 def _print_result(result, folder: Path) -> None:
-    from ...papers.report import claim_rows
+    from ...papers.report import claim_rows, summary_line
 
     table = Table(title=f"{result.title} ({'quick' if result.quick else 'full'} run, seed {result.seed})",
                   box=box.SIMPLE_HEAD, show_lines=True)
     for col, ratio in (("claim", 2), ("the paper says", 4), ("initlab measured", 4), ("reproduced", 1)):
         table.add_column(col, ratio=ratio, no_wrap=col == "reproduced", overflow="fold")
     for cid, says, measured, _criterion, holds in claim_rows(result):
-        table.add_row(cid, says, measured, f"[green]{holds}[/]" if holds == "yes" else f"[red]{holds}[/]")
+        color = {"yes": "green", "no": "red"}.get(holds, "yellow")
+        table.add_row(cid, says, measured, f"[{color}]{holds}[/]")
     console.print(table)
-    console.print(f"[bold]{result.reproduced} of {len(result.claims)} claims reproduced[/] in {result.elapsed_s:.1f} s; "
+    console.print(f"[bold]{summary_line(result)}[/] in {result.elapsed_s:.1f} s; "
                   f"criteria and notes in the report.")
     console.print(f"[bold]report:[/] {folder / 'report.html'}  (also report.md)")
     console.print(f"[bold]results:[/] {folder / 'results.json'}")

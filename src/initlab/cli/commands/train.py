@@ -1,43 +1,95 @@
-"""``initlab train``: one experiment, any data set, initializer, activation and network."""
+"""``initlab train``: one experiment, any data set, initializer, activation and network.
+
+The run options are generated from :meth:`RunSpec.field_table` (names, defaults, bounds, help), so
+a field added to the spec is an option here without a second declaration; only the options that
+are not run fields (``--seed``, ``--spec``, ``--run``, ``--out``, ``--json``) are written out.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from ...experiments.spec import RunSpec, parse_init
+from ...experiments.spec import RunSpec, SpecField, parse_init
 from ...experiments.train import DEFAULT_TRAIN_OUT, load_specs, train_many
 from ..main import app
 from ._runs import epoch_progress, print_results
 
+_TYPES = {"int": int, "float": float, "bool": bool}
+_ALIASES = {"learning_rate": ("--lr",)}  # extra spellings of a field's option
+# fields whose CLI default differs from the spec's: None means "the spec decides" (see the help)
+_CLI_DEFAULTS = {"name": (None, "default: INIT_ACTIVATION"), "learning_rate": (None, ""),
+                 "init_seed": (None, "overrides --seed"), "order_seed": (None, "overrides --seed")}
 
-@app.command("train")
-def train_command(
-    dataset: str = typer.Option("moons", "--dataset", help="moons, circles, xor, spirals, gaussians, digits, breast_cancer, or a .csv path."),
-    init: str = typer.Option("glorot_uniform", "--init", help='Weight initializer: a name from `initlab inits` or a JSON spec like \'{"name": "normal", "std": 0.5}\'.'),
-    bias_init: str = typer.Option("zeros", "--bias-init", help="Bias initializer (same forms as --init)."),
-    activation: str = typer.Option("relu", "--activation", help="Hidden activation: relu, tanh, sigmoid, leaky_relu, elu, selu, gelu, silu, linear."),
-    hidden: str = typer.Option("10", "--hidden", help="Hidden layer sizes, comma-separated: 10 or 32,32."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="adam, sgd or rmsprop (Keras defaults)."),
-    learning_rate: float | None = typer.Option(None, "--lr", "--learning-rate", help="Learning rate (default: Keras' for the optimizer)."),
-    momentum: float = typer.Option(0.0, "--momentum", help="SGD/RMSprop momentum."),
-    epochs: int = typer.Option(100, "--epochs", help="Training epochs."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Minibatch size."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the weight draw and the minibatch order (sets both)."),
-    init_seed: int | None = typer.Option(None, "--init-seed", help="Seed of the weight draw alone (overrides --seed)."),
-    order_seed: int | None = typer.Option(None, "--order-seed", help="Seed of the minibatch order alone (overrides --seed)."),
-    n_samples: int = typer.Option(100, "--n-samples", help="Points of a generated data set."),
-    noise: float = typer.Option(0.1, "--noise", help="Noise of a generated data set."),
-    data_seed: int = typer.Option(0, "--data-seed", help="Seed of a generated data set."),
-    validation_split: float = typer.Option(0.2, "--validation-split", help="Last fraction of the rows held out, as Keras."),
-    name: str | None = typer.Option(None, "--name", help="Experiment name (default: INIT_ACTIVATION)."),
-    spec_file: Path | None = typer.Option(None, "--spec", help="Re-run the runs of a results.json (from train, reproduce or the lab's download) or of `initlab results --run ID --format json`; the other options are ignored."),
-    run: str | None = typer.Option(None, "--run", help="With --spec: only the run with this name or run id."),
-    out: Path = typer.Option(Path(DEFAULT_TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
-) -> None:
+
+def _bounds(field: SpecField) -> str:
+    if field.minimum is None and field.maximum is None:
+        return ""
+    lo = "-inf" if field.minimum is None else f"{field.minimum}"
+    hi = "inf" if field.maximum is None else f"{field.maximum}"
+    left, right = "(" if field.exclusive_minimum else "[", ")" if field.exclusive_maximum else "]"
+    each = "each size " if field.kind == "sizes" else ""
+    return f"; {each}in {left}{lo}, {hi}{right}"
+
+
+def _option(field: SpecField) -> inspect.Parameter:
+    """One spec field as a typer option: ``--field-name``, the spec's default, its help with bounds/choices."""
+    default, note = _CLI_DEFAULTS.get(field.name, (field.default, ""))
+    help_text = field.help + _bounds(field)
+    if field.choices:
+        help_text += f" (one of: {', '.join(field.choices)})"
+    if note:
+        help_text += f" ({note})"
+    flag = "--" + field.name.replace("_", "-")
+    if field.kind == "bool":
+        decls: tuple[str, ...] = (f"{flag}/--no-{field.name.replace('_', '-')}",)
+        annotation: Any = bool
+    else:
+        decls = (flag, *_ALIASES.get(field.name, ()))
+        annotation = _TYPES.get(field.kind, str)
+        if default is None or field.optional:
+            annotation = annotation | None
+    if field.kind == "sizes":
+        default = ",".join(map(str, default))
+    elif field.kind == "init" and not isinstance(default, str):
+        default = json.dumps(default)
+    return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=typer.Option(default, *decls, help=help_text))
+
+
+_EXTRA = [
+    inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, annotation=int, default=typer.Option(
+        0, "--seed", help="Seed of the weight draw and the minibatch order (sets both).")),
+    inspect.Parameter("spec_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None, default=typer.Option(
+        None, "--spec", help="Re-run the runs of a results.json (from train, reproduce or the lab's download) or of "
+                             "`initlab results --run ID --format json`; the other options are ignored.")),
+    inspect.Parameter("run", inspect.Parameter.KEYWORD_ONLY, annotation=str | None, default=typer.Option(
+        None, "--run", help="With --spec: only the run with this name or run id.")),
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
+        Path(DEFAULT_TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs.")),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--json", help="Print the results as JSON instead of a table.")),
+]
+
+
+def _spec_from_options(options: dict[str, Any]) -> RunSpec:
+    """The options' run: ``--seed`` fills the seeds not given alone; initializers parsed; name defaulted."""
+    seed = options.pop("seed")
+    values = {k: v for k, v in options.items() if v is not None or k == "learning_rate"}
+    values["init"], values["bias_init"] = parse_init(values["init"]), parse_init(values["bias_init"])
+    for key in ("init_seed", "order_seed"):
+        values.setdefault(key, seed)
+    if "name" not in values:
+        init = values["init"]
+        values["name"] = f"{options['init'] if isinstance(init, str) else init['name']}_{values['activation']}"
+    return RunSpec(**values)
+
+
+def train_command(**options: Any) -> None:
     """Train one network and measure its initialization before and after; same outputs as reproduce.
 
     Examples:
@@ -48,19 +100,14 @@ def train_command(
 
       initlab train --spec initlab-out/reproduce/results.json --run zeros_relu
     """
-    if spec_file is not None:
-        specs = load_specs(spec_file, run)
-    else:
-        init_spec, bias_spec = parse_init(init), parse_init(bias_init)
-        specs = [RunSpec(
-            name=name or f"{init if isinstance(init_spec, str) else init_spec['name']}_{activation}",
-            dataset=dataset, n_samples=n_samples, noise=noise, data_seed=data_seed,
-            validation_split=validation_split, activation=activation, hidden=hidden,
-            init=init_spec, bias_init=bias_spec, optimizer=optimizer, learning_rate=learning_rate,
-            momentum=momentum, epochs=epochs, batch_size=batch_size,
-            init_seed=seed if init_seed is None else init_seed, order_seed=seed if order_seed is None else order_seed,
-        )]
+    spec_file, run, out, as_json = (options.pop(k) for k in ("spec_file", "run", "out", "as_json"))
+    specs = load_specs(spec_file, run) if spec_file is not None else [_spec_from_options(options)]
     with epoch_progress(quiet=as_json) as progress:
         _, outputs = train_many(specs, out, progress=progress)
     entries = json.loads(outputs.results_json.read_text())["experiments"]
     print_results(entries, outputs.folder, outputs.figures, as_json)
+
+
+train_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [_option(f) for f in RunSpec.field_table()] + _EXTRA)
+app.command("train")(train_command)

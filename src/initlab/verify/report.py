@@ -141,13 +141,13 @@ class VerifyReport:
                          verdict + (f" ({extra})" if extra else "")))
         return rows
 
-    _HEADER = ("parameter", "declared", "n", "std ratio ± tol", "KS p", "kurtosis (declared)", "max |z|", "verdict")
+    _HEADER = ("parameter", "declared", "n", "std ratio ± tol", "KS p", "kurtosis (law)", "max|z|", "verdict")
 
     def table(self, title: str | None = None):
         """A ``rich`` table (the CLI prints it)."""
         from rich.table import Table
 
-        table = Table(title=title or f"initlab verify: recipe {self.recipe}", caption=self.summary())
+        table = Table(title=title or f"initlab verify: recipe {self.recipe}")
         for i, head in enumerate(self._HEADER):
             table.add_column(head, justify="right" if 2 <= i <= 6 else "left", overflow="fold")
         colours = {"pass": "green", "fail": "bold red", "unmatched": "yellow", "untested": "dim", "skipped": "dim"}

@@ -13,7 +13,10 @@ still be one tensor.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,3 +127,14 @@ def _tie(model: nn.Module, name: str, target: str, source: str) -> TieCheck:
         return TieCheck(name, target, True, source)
     same = a.shape == b.shape and bool(torch.equal(a.detach(), b.detach()))
     return TieCheck(name, target, False, source, "two tensors" + (" with equal values (a copy)" if same else ""))
+
+
+class _CallableModule(types.ModuleType):
+    """``initlab.verify`` is this subpackage and the function at once: ``initlab.verify(model, "hf")``
+    works whether or not ``initlab.verify`` was imported as a module first (as ``initlab.autoinit``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> VerifyReport:
+        return verify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -163,7 +163,8 @@ def catalog_recipe(model: nn.Module, spec: str | Mapping[str, Any]) -> dict[str,
         if role in ("weight", "bias"):
             out[name] = _catalog_law(init if role == "weight" else zeros, tuple(p.shape), fans)
         else:
-            out[name] = Declared(None, str(init), reason=f"a {role} parameter: apply_init({init.name}) does not draw it")
+            why = f"a {role} parameter: apply_init({init.name}) does not draw it"
+            out[name] = Declared(None, str(init), reason=why)
     return out
 
 
@@ -232,7 +233,8 @@ def resolve_recipe(model: nn.Module, recipe: Recipe) -> tuple[str, dict[str, Dec
         try:
             init = get(recipe)
         except ValidationError as err:
-            raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a dict or a .toml file: {err}") from None
+            raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a dict or a .toml file: {err}"
+                                  ) from None
         return str(init), catalog_recipe(model, init.spec)
     raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a {{glob: spec}} dict or a .toml path, "
                           f"got {type(recipe).__name__}")

@@ -151,7 +151,7 @@ class VerifyReport:
         for i, head in enumerate(self._HEADER):
             table.add_column(head, justify="right" if 2 <= i <= 6 else "left", overflow="fold")
         colours = {"pass": "green", "fail": "bold red", "unmatched": "yellow", "untested": "dim", "skipped": "dim"}
-        for p, row in zip(self.params, self._rows()):
+        for p, row in zip(self.params, self._rows(), strict=True):
             table.add_row(*row[:-1], f"[{colours[p.status]}]{_escape(row[-1])}[/]")
         for t in self.ties:
             table.add_row(t.name, f"tied to {t.target}", "", "", "", "", "",
@@ -160,12 +160,13 @@ class VerifyReport:
 
     def _repr_html_(self) -> str:
         tones = {"pass": "ok", "fail": "bad", "unmatched": "warn"}
-        rows = [(*row[:-1], _html.badge(row[-1], tones.get(p.status, ""))) for p, row in zip(self.params, self._rows())]
+        rows = [(*row[:-1], _html.badge(row[-1], tones.get(p.status, "")))
+                for p, row in zip(self.params, self._rows(), strict=True)]
         rows += [(t.name, f"tied to {t.target}", "", "", "", "", "",
                   _html.badge("tie intact" if t.ok else f"fail: tie ({t.reason})", "ok" if t.ok else "bad"))
                  for t in self.ties]
-        return _html.box(f"initlab verify: recipe {self.recipe}", _html.table(self._HEADER, rows, right=(2, 3, 4, 5, 6)),
-                         subtitle=self.summary())
+        table = _html.table(self._HEADER, rows, right=(2, 3, 4, 5, 6))
+        return _html.box(f"initlab verify: recipe {self.recipe}", table, subtitle=self.summary())
 
 
 def _z_crit(threshold: float) -> float:

@@ -17,7 +17,9 @@ For a drawn parameter (``n`` values, excluding rows declared constant):
 - **max |z|**: the largest |x - mean| / std, with the exact p-value of the maximum of n i.i.d.
   draws, 1 - (1 - q)^n, q = P(|X - mean| >= t) under the law (0 beyond a bounded law's support).
 
-A parameter declared constant is compared exactly: any value that differs fails ("exact").
+KS and max |z| have exact null distributions at any n; they run from ``MIN_VALUES`` values (fewer:
+the parameter is "untested"). A parameter declared constant is compared exactly, at any size: any
+value that differs fails ("exact").
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import torch
 
 from .law import Law
 
-__all__ = ["Measured", "measure", "MIN_VALUES", "KURTOSIS_MIN_N", "KS_MAX"]
+__all__ = ["Measured", "measure", "MIN_VALUES", "STD_MIN_N", "KURTOSIS_MIN_N", "KS_MAX"]
 
-MIN_VALUES = 100        # fewer drawn values: "untested" (the std and kurtosis tests need a large sample)
+MIN_VALUES = 20         # fewer drawn values: "untested"
+STD_MIN_N = 100         # the std ratio's z-test (a large-sample normal approximation) from this many values
 KURTOSIS_MIN_N = 100_000  # b2's sampling skewness ~ sqrt(216/n) (normal): below, its z-test would cry wolf
 KS_MAX = 100_000        # values the KS test reads (a fixed stride through the tensor)
 _EDGE = 1e-5            # relative slack at a bounded law's edge: float32 rounding lands values on it
@@ -119,8 +122,9 @@ def measure(values: torch.Tensor, law: Law, rows: dict[int, float] | None = None
         out.max_z = max(float(x.max()) - law.mu, law.mu - float(x.min())) / law.sd
     if n < min_values:
         return out  # untested: too few values
-    out.std_se = 0.5 * math.sqrt((law.kurtosis - 1.0) / n)
-    out.p["std"] = _two_sided((out.std_ratio - 1.0) / out.std_se)
+    if n >= STD_MIN_N:
+        out.std_se = 0.5 * math.sqrt((law.kurtosis - 1.0) / n)
+        out.p["std"] = _two_sided((out.std_ratio - 1.0) / out.std_se)
     sample = x[:: max(1, math.ceil(n / ks_max))].double()
     out.ks, out.p["ks"] = _ks(sample, law)
     if n >= KURTOSIS_MIN_N:

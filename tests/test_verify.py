@@ -221,3 +221,48 @@ def test_cli_exit_codes(factory_file, capsys, tmp_path):
         assert err.startswith("error:") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert main(["verify", f"{factory_file}:broken", "--recipe", "torch"]) == 2
     assert "boom" in capsys.readouterr().err
+
+
+def test_bfloat16_rounding_onto_a_uniform_bound_is_no_outlier():
+    """bf16 rounds 0.1 up to 0.10009765625, beyond U(-0.1, 0.1)'s support: within 2 eps of the dtype
+    that is rounding, not an outlier (the same value in float32 is 1e-3 beyond: an outlier)."""
+    x = (torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 0.2 - 0.1)
+    x[0] = 0.1
+    law = Law.uniform(-0.1, 0.1)
+    assert measure(x.bfloat16(), law).p["max_z"] > 0.1
+    assert measure(x.bfloat16().float(), law).p["max_z"] == 0.0
+
+
+def test_hf_parameter_init_weights_skips_is_flagged():
+    """A PreTrainedModel whose _init_weights skips its head (the bug of transformers PRs #39772 and
+    #48152): the head is declared torch's default, with a note; a parameter nothing draws is unmatched."""
+    transformers = pytest.importorskip("transformers")
+
+    class TinyConfig(transformers.PretrainedConfig):
+        model_type = "initlab-tiny"
+
+        def __init__(self, initializer_range=0.02, **kw):
+            super().__init__(**kw)
+            self.initializer_range = initializer_range
+
+    class Tiny(transformers.PreTrainedModel):
+        config_class = TinyConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.body, self.head = nn.Linear(64, 64), nn.Linear(64, 10)
+            self.scale = nn.Parameter(torch.ones(64))
+            self.post_init()
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear) and module.out_features != 10:
+                nn.init.normal_(module.weight, std=self.config.initializer_range)
+                nn.init.zeros_(module.bias)
+
+    model = _seeded(0, lambda: Tiny(TinyConfig()))
+    report = verify(model, "hf")
+    assert report["body.weight"].law == Law.normal(0.0, 0.02) and report["body.weight"].note == ""
+    head = report["head.weight"].law
+    assert (head.family, head.low, head.high) == ("uniform", pytest.approx(-1 / 8), pytest.approx(1 / 8))
+    assert report["head.weight"].note == "not written by Tiny._init_weights: torch's default"
+    assert report.unmatched == ["scale"] and report.ok

@@ -38,7 +38,7 @@ MIN_VALUES = 20         # fewer drawn values: "untested"
 STD_MIN_N = 100         # the std ratio's z-test (a large-sample normal approximation) from this many values
 KURTOSIS_MIN_N = 100_000  # b2's sampling skewness ~ sqrt(216/n) (normal): below, its z-test would cry wolf
 KS_MAX = 100_000        # values the KS test reads (a fixed stride through the tensor)
-_EDGE = 1e-5            # relative slack at a bounded law's edge: float32 rounding lands values on it
+_EDGE = 1e-5            # relative slack at a bounded law's edge (at least 2 eps of the dtype): rounding
 
 
 @dataclass
@@ -76,10 +76,10 @@ def _kurtosis_se(law: Law, n: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def _max_z_p(law: Law, t: float, n: int) -> float:
-    """P(max of n i.i.d. |X - mean| >= t sd) under ``law``."""
+def _max_z_p(law: Law, t: float, n: int, edge: float = _EDGE) -> float:
+    """P(max of n i.i.d. |X - mean| >= t sd) under ``law``; ``t`` is first pulled in by ``edge`` (relative)."""
     dist = law.frozen()
-    t = t * (1.0 - _EDGE)
+    t = t * (1.0 - edge)
     q = float(dist.cdf(law.mu - t * law.sd) + dist.sf(law.mu + t * law.sd))
     if q <= 0.0:
         return 0.0
@@ -130,7 +130,8 @@ def measure(values: torch.Tensor, law: Law, rows: dict[int, float] | None = None
     if n >= KURTOSIS_MIN_N:
         se = _kurtosis_se(law, n)
         out.p["kurtosis"] = _two_sided((out.kurtosis - law.kurtosis) / se) if se > 0 else 1.0
-    out.p["max_z"] = _max_z_p(law, out.max_z, n)
+    edge = max(_EDGE, 2 * torch.finfo(values.dtype).eps) if values.dtype.is_floating_point else _EDGE
+    out.p["max_z"] = _max_z_p(law, out.max_z, n, edge)
     return out
 
 

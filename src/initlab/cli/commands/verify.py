@@ -26,7 +26,7 @@ def verify_command(
     1 internal failure).
 
     Examples:
-      initlab verify examples/verify_gpt2.py:make --recipe hf
+      initlab verify mymodel.py:make --recipe hf
       initlab verify mymodel.py:make --recipe torch --json
       initlab verify mymodel.py:make --recipe recipe.toml
     """

@@ -266,3 +266,20 @@ def test_hf_parameter_init_weights_skips_is_flagged():
     assert (head.family, head.low, head.high) == ("uniform", pytest.approx(-1 / 8), pytest.approx(1 / 8))
     assert report["head.weight"].note == "not written by Tiny._init_weights: torch's default"
     assert report.unmatched == ["scale"] and report.ok
+
+
+def test_init_code_that_needs_values_is_one_line_error():
+    """Init code reading values (``.item()``) cannot run on the meta probes: a one-line ValidationError."""
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(10, 10))
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            with torch.no_grad():
+                self.w.normal_(0, 1).mul_(float(self.w.abs().max().item() > 0))
+
+    with pytest.raises(initlab.ValidationError, match=r"running reset_parameters on recording tensors failed: "
+                                                      r".*\{glob: spec\} dict instead"):
+        verify(Odd(), "torch")

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._inputs import error_line
+from .._validation import ValidationError
 from ..initializers import calculate_gain, compute_fans
 from .law import Law
 
@@ -105,8 +107,9 @@ class Probe(torch.Tensor):
 
 
 def _trunc_normal_caller(me: Probe) -> None:
-    """torch >= 2.12's ``trunc_normal_`` returns early on a meta tensor (``if tensor.is_meta``),
-    before any write: read its ``mean, std, a, b`` off its frame when it asks."""
+    """torch's ``trunc_normal_`` (2.13) returns early on a meta tensor (``if tensor.is_meta``), before
+    any write: read its ``mean, std, a, b`` off its frame when it asks. (Where it draws by inverse
+    CDF instead, the uniform -> erfinv -> mul -> add -> clamp writes are read as they come.)"""
     code = getattr(getattr(torch.nn.init, "_no_grad_trunc_normal_", None), "__code__", None)
     frame = sys._getframe(2)
     for _ in range(3):
@@ -271,9 +274,21 @@ def probe_model(model: nn.Module) -> tuple[nn.Module, dict[str, Probe]]:
     return clone, probes
 
 
-def record_init(model: nn.Module, run: Callable[[nn.Module], None]) -> dict[str, Record]:
-    """Run ``run(copy)`` on a probe copy of ``model``; the record of every parameter name."""
-    clone, probes = probe_model(model)
-    with torch.no_grad():
-        run(clone)
+def record_init(model: nn.Module, run: Callable[[nn.Module], None], what: str = "init code") -> dict[str, Record]:
+    """Run ``run(copy)`` on a probe copy of ``model``; the record of every parameter name.
+
+    Raises ValidationError (one line) when the model cannot be copied or ``what`` fails on probes
+    (code that needs values, such as ``.item()``, cannot run on the meta device).
+    """
+    try:
+        clone, probes = probe_model(model)
+    except Exception as err:
+        raise ValidationError(f"cannot copy {type(model).__name__}'s structure to read its {what}: "
+                              f"{error_line(err)}; declare the recipe as a {{glob: spec}} dict instead") from err
+    try:
+        with torch.no_grad():
+            run(clone)
+    except Exception as err:
+        raise ValidationError(f"running {what} on recording tensors failed: {error_line(err)}; "
+                              "declare the recipe as a {glob: spec} dict instead") from err
     return {name: p._record for name, p in probes.items()}

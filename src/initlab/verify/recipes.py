@@ -87,7 +87,7 @@ def _from_records(records: dict[str, Record], source: str, owners: dict[str, str
 
 def torch_recipe(model: nn.Module) -> dict[str, Declared]:
     """The ``"torch"`` recipe: what each module's reset_parameters draws."""
-    records = record_init(model, _reset_torch)
+    records = record_init(model, _reset_torch, "reset_parameters")
     return _from_records(records, "torch reset_parameters", _owners(model),
                          "{module} has no reset_parameters: torch declares nothing for it")
 
@@ -106,8 +106,8 @@ def hf_recipe(model: nn.Module) -> dict[str, Declared]:
         before.update({id(p._record): p._record.writes for p in clone.parameters()})
         clone.initialize_weights()
 
-    records = record_init(model, run)
     kind = type(model).__name__
+    records = record_init(model, run, f"{kind}._init_weights")
     out = _from_records(records, f"hf {kind}._init_weights", _owners(model),
                         f"neither {{module}}'s reset_parameters nor {kind}._init_weights writes it")
     for name, dec in out.items():

@@ -110,7 +110,8 @@ def _model_ties(model: nn.Module) -> Iterable[tuple[str, str, str]]:
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "tie_word_embeddings", False):
         try:
-            out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+            hf: Any = model  # a transformers PreTrainedModel
+            out, inp = hf.get_output_embeddings(), hf.get_input_embeddings()
         except (AttributeError, NotImplementedError):
             return
         if out is not None and inp is not None:

@@ -20,6 +20,7 @@ import copy
 import inspect
 import math
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,7 +112,7 @@ def _trunc_normal_caller(me: Probe) -> None:
     any write: read its ``mean, std, a, b`` off its frame when it asks. (Where it draws by inverse
     CDF instead, the uniform -> erfinv -> mul -> add -> clamp writes are read as they come.)"""
     code = getattr(getattr(torch.nn.init, "_no_grad_trunc_normal_", None), "__code__", None)
-    frame = sys._getframe(2)
+    frame: types.FrameType | None = sys._getframe(2)
     for _ in range(3):
         if frame is None:
             return
@@ -266,11 +267,12 @@ def probe_model(model: nn.Module) -> tuple[nn.Module, dict[str, Probe]]:
         memo[id(p)] = Probe.of(p.shape, p.dtype)
     clone = copy.deepcopy(model, memo)
     for m in clone.modules():
-        for attr, p in list(m._parameters.items()):  # deepcopy kept our probes; make sure of it
-            if p is not None and not isinstance(p, Probe):
-                m._parameters[attr] = Probe.of(p.shape, p.dtype)
+        params: dict[str, Any] = m._parameters
+        for attr, held in list(params.items()):  # deepcopy kept our probes; make sure of it
+            if held is not None and not isinstance(held, Probe):
+                params[attr] = Probe.of(held.shape, held.dtype)
         m.__dict__.pop("_is_hf_initialized", None)  # transformers skips modules flagged as done
-    probes = {name: p for name, p in clone.named_parameters(remove_duplicate=False)}
+    probes: dict[str, Any] = dict(clone.named_parameters(remove_duplicate=False))
     return clone, probes
 
 

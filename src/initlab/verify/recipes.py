@@ -103,8 +103,10 @@ def hf_recipe(model: nn.Module) -> dict[str, Declared]:
 
     def run(clone: nn.Module) -> None:
         _reset_torch(clone)  # construction: torch's defaults first
-        before.update({id(p._record): p._record.writes for p in clone.parameters()})
-        clone.initialize_weights()
+        probes: list[Any] = list(clone.parameters())
+        before.update({id(p._record): p._record.writes for p in probes})
+        hf: Any = clone  # a transformers PreTrainedModel
+        hf.initialize_weights()
 
     kind = type(model).__name__
     records = record_init(model, run, f"{kind}._init_weights")

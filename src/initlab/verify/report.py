@@ -125,7 +125,7 @@ class VerifyReport:
 
     def _rows(self) -> list[tuple[str, ...]]:
         z = _z_crit(self.threshold)
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for p in self.params:
             m = p.measured
             ratio = "-" if m is None or m.std_ratio is None else _html.number(m.std_ratio, 4) + (

@@ -109,29 +109,29 @@ def measure(values: torch.Tensor, law: Law, rows: dict[int, float] | None = None
     n = x.numel()
     x = x.float()
     # moments: float32 elementwise, float64 sums (a relative error ~1e-7, far below the std's tolerance)
-    mean = float(x.sum(dtype=torch.float64)) / n if n else math.nan
+    out = Measured(n=n, mismatches=mismatches, std_declared=law.sd, kurtosis_declared=law.kurtosis)
+    if n == 0:
+        return out
+    mean = float(x.sum(dtype=torch.float64)) / n
     c2 = (x - mean).square_()
-    m2 = float(c2.sum(dtype=torch.float64)) / n if n else math.nan
-    m4 = float(c2.square_().sum(dtype=torch.float64)) / n if n else math.nan
+    m2 = float(c2.sum(dtype=torch.float64)) / n
+    m4 = float(c2.square_().sum(dtype=torch.float64)) / n
     del c2
-    out = Measured(n=n, mismatches=mismatches, std=math.sqrt(m2) if n else None, std_declared=law.sd,
-                   kurtosis_declared=law.kurtosis)
-    if n:
-        out.std_ratio = out.std / law.sd
-        out.kurtosis = m4 / m2**2 if m2 > 0 else math.inf
-        out.max_z = max(float(x.max()) - law.mu, law.mu - float(x.min())) / law.sd
+    std, kurtosis = math.sqrt(m2), (m4 / m2**2 if m2 > 0 else math.inf)
+    max_z = max(float(x.max()) - law.mu, law.mu - float(x.min())) / law.sd
+    out.std, out.std_ratio, out.kurtosis, out.max_z = std, std / law.sd, kurtosis, max_z
     if n < min_values:
         return out  # untested: too few values
     if n >= STD_MIN_N:
-        out.std_se = 0.5 * math.sqrt((law.kurtosis - 1.0) / n)
-        out.p["std"] = _two_sided((out.std_ratio - 1.0) / out.std_se)
+        out.std_se = se_std = 0.5 * math.sqrt((law.kurtosis - 1.0) / n)
+        out.p["std"] = _two_sided((std / law.sd - 1.0) / se_std)
     sample = x[:: max(1, math.ceil(n / ks_max))].double()
     out.ks, out.p["ks"] = _ks(sample, law)
     if n >= KURTOSIS_MIN_N:
         se = _kurtosis_se(law, n)
-        out.p["kurtosis"] = _two_sided((out.kurtosis - law.kurtosis) / se) if se > 0 else 1.0
+        out.p["kurtosis"] = _two_sided((kurtosis - law.kurtosis) / se) if se > 0 else 1.0
     edge = max(_EDGE, 2 * torch.finfo(values.dtype).eps) if values.dtype.is_floating_point else _EDGE
-    out.p["max_z"] = _max_z_p(law, out.max_z, n, edge)
+    out.p["max_z"] = _max_z_p(law, max_z, n, edge)
     return out
 
 

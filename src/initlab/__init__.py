@@ -23,7 +23,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
-    "autoinit", "coord_check",
+    "autoinit", "coord_check", "verify",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -31,7 +31,7 @@ _LAZY = {"reproduce": "reproduce", "run_experiment": "run_experiment", "Experime
 
 
 # Subpackages with heavier imports (pandas, scipy-free quadrature tables, matplotlib), also lazy.
-_LAZY_MODULES = ("experiments", "results", "theory", "server")
+_LAZY_MODULES = ("experiments", "results", "theory", "server", "verify")  # verify: callable (issue 23)
 
 
 def __getattr__(name: str):

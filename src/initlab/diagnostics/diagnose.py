@@ -259,11 +259,14 @@ def diagnose(
     coverage = measure_coverage(model, recorder, grads.params)
     blocks = [{"name": b.name, "group": b.group, "index": b.index, "input_std": b.input_std,
                "output_std": b.output_std, "output_grad_norm": _norm(g)} for b, g in zip(recorder.blocks, grads.blocks)]
+    from .readout import measure_readout
     from .verdicts import verdicts
 
     loss_value = float(loss.detach())
     attention = [asdict(a) for a in recorder.attention]
-    return Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=blocks, attention=attention),
+    readout = measure_readout(outputs, targets)  # the output at init against class targets (None otherwise)
+    return Diagnosis(layers, verdicts(layers, coverage=coverage, loss=loss_value, blocks=blocks, attention=attention,
+                                      readout=readout),
                      loss_value, std_rate, grad_rate, batch_shape(inputs), samples, coverage,
                      [asdict(n) for n in recorder.norms], attention, blocks)
 

@@ -83,4 +83,4 @@ def test_stability_band_is_diagnoses_gradient_band():
         assert row["gradient_gain"] == pytest.approx(change, rel=0.02)
         assert row["stable"] is (thresholds.GRADIENT_BAND[0] <= change <= thresholds.GRADIENT_BAND[1])
     # 50 layers: x~900, beyond x1e2 (the old band on chi_1^n, 1e-6..1e6, called it stable)
-    assert not row["stable"] and "gradients explode" in row["message"]
+    assert not row["stable"] and "gradients explode; a scalar fixes it" in row["message"]

@@ -117,8 +117,8 @@ def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float)
                         "differs from the example's drift with depth")
         elif fixable:
             what = "vanish" if grad_gain < 1 else "explode"
-            msg = head + (f" - UNSTABLE at this scale: gradients {what} (beyond x{GRADIENT_BAND[0]:g}..x{GRADIENT_BAND[1]:g}"
-                          f" over the model); a scalar fixes it: {fix}")
+            msg = head + (f" - UNSTABLE at this scale (beyond x{GRADIENT_BAND[0]:g}..x{GRADIENT_BAND[1]:g} over the "
+                          f"model): gradients {what}; a scalar fixes it: {fix}")
         else:
             grid = [_at(fn, float(g)) for g in _GRID]
             chis = [v[0] for v in grid if v is not None]

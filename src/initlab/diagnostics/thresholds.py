@@ -81,8 +81,7 @@ CHANCE_LOSS_RATIO = 3.0  # ... or the cross-entropy is above this multiple of ch
 # hidden layer 0.44 at lr 1e-3 (theory: up to 1). 0.2 is four seed spreads from 0 and well under the SP
 # growth; it was chosen from these measurements, not tuned to a case.
 FLAT_SLOPE = 0.2
-SLOPE_INTERVAL = 0.9  # each slope's interval: this central share of its bootstrap over seeds
-SLOPE_BOOTSTRAP = 2000  # bootstrap resamples of the seeds (fixed seed: the interval is deterministic)
+SLOPE_INTERVAL = 0.9  # each slope's interval over seeds: a two-sided Student-t interval of this level
 MIN_WIDTH_SPAN = 4.0  # widths spanning less than this factor (largest/smallest) give a warning: a slope is poorly pinned
 
 

@@ -82,8 +82,8 @@ def coord_check_command(
         table.add_row(v.module, v.kind, slope, sd, interval, f"[{colors[v.verdict]}]{v.verdict}[/]")
     console.print(table)
     console.print(f"slope: the exponent a of mean|x| ~ width^a at step {result.steps}, fitted to the mean of "
-                  f"{result.seeds} seed{'s' if result.seeds > 1 else ''} (sd: over seeds; interval: the central "
-                  f"{SLOPE_INTERVAL:.0%} of a bootstrap over seeds); flat: the interval inside +-{result.threshold:g}, "
+                  f"{result.seeds} seed{'s' if result.seeds > 1 else ''} (sd: over seeds; interval: "
+                  f"{SLOPE_INTERVAL:.0%} Student t over seeds); flat: the interval inside +-{result.threshold:g}, "
                   "undetermined: it straddles the threshold", highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

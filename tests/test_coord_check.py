@@ -246,3 +246,61 @@ def test_cli_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, argv
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert message.replace("{T}", str(tmp_path)) in " ".join(err.split()), err
     assert not (tmp_path / "out").exists()
+
+
+# ---- issue 19 item 10: each slope gets an interval over seeds ---------------------------------------
+
+def _per_seed_interval(result, module: str) -> tuple[float, float, float]:
+    """(slope of the mean, lo, hi) recomputed from the data frame: Student-t over per-seed least-squares slopes."""
+    from scipy import stats
+
+    at = result.data[(result.data["module"] == module) & (result.data["step"] == result.steps)]
+    mean = at.groupby("width")["l1"].mean()
+    slope = np.polyfit(np.log(mean.index.to_numpy(float)), np.log(mean.to_numpy(float)), 1)[0]
+    per_seed = [np.polyfit(np.log(g["width"].to_numpy(float)), np.log(g["l1"].to_numpy(float)), 1)[0]
+                for _, g in at.groupby("seed")]
+    half = stats.t.ppf(0.95, len(per_seed) - 1) * np.std(per_seed, ddof=1) / np.sqrt(len(per_seed))
+    return slope, slope - half, slope + half
+
+
+def test_narrow_widths_are_undetermined_not_shrinking(factories):
+    """Widths 60/64/68: the seed-to-seed spread outweighs any slope; no module may read "shrinks"."""
+    result = coord_check(factories["sp"], [60, 64, 68], input_shape=(32,), steps=5, seeds=3, optimizer="adam", lr=1e-3)
+    assert [w for w in result.warnings if "span only x1.13 (60..68), less than x4" in w]
+    verdicts = {v.module: v for v in result.verdicts}
+    assert "shrinks" not in {v.verdict for v in verdicts.values()}
+    for module, v in verdicts.items():
+        slope, lo, hi = _per_seed_interval(result, module)
+        assert (v.slope, v.slope_lo, v.slope_hi) == pytest.approx((slope, lo, hi), rel=1e-6, abs=1e-9)
+        straddles = lo < FLAT_SLOPE <= hi or lo <= -FLAT_SLOPE < hi
+        assert (v.verdict == "undetermined") == straddles, (module, lo, hi, v.verdict)
+    assert verdicts[LOGITS].verdict == "undetermined"
+    saved = result.to_dict()
+    assert saved["warnings"] == result.warnings and len(saved["verdicts"][0]["slope_interval"]) == 2
+
+
+class _Sum(nn.Module):
+    """A Linear(8, width), then the plain sum of its width outputs: mean|x| grows like width^0.5."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, width)
+        self.out = nn.Linear(width, 1, bias=False)
+        with torch.no_grad():
+            self.out.weight.fill_(1.0)
+
+    def forward(self, x):
+        return self.out(self.inp(x))
+
+
+def test_a_clear_growth_reads_grows_with_an_interval_beyond_the_threshold():
+    result = coord_check(_Sum, [16, 64, 256, 1024], input_shape=(8,), batch=256, steps=1, seeds=4, optimizer="sgd")
+    assert result.warnings == []
+    v = result.verdict("out")
+    slope, lo, hi = _per_seed_interval(result, "out")
+    assert v.slope == pytest.approx(0.5, abs=0.1) and (v.slope_lo, v.slope_hi) == pytest.approx((lo, hi))
+    assert lo > FLAT_SLOPE and v.verdict == "grows"
+    assert result.verdict("inp").verdict == "flat" and abs(result.verdict("inp").slope_hi) < FLAT_SLOPE
+    assert "interval" in v.message and v.message.endswith("(grows)")
+    one = coord_check(_Sum, [16, 64, 256, 1024], input_shape=(8,), batch=256, steps=1, seeds=1, optimizer="sgd")
+    assert any(w.startswith("one seed: no interval") for w in one.warnings) and np.isnan(one.verdict("out").slope_lo)

@@ -12,9 +12,17 @@ hidden activations and logits grow with width after the first updates, because a
 size ``lr`` to each entry of a ``width x width`` matrix moves its output by ``lr * width``.
 
 The measurement here is the slope of ``log(mean over seeds of mean|x|)`` against
-``log(width)``, per module and step: the exponent ``a`` of ``mean|x| ~ width^a``. The verdict
-per module reads the last step's slope: "flat" when ``|a| < threshold`` (default
-:data:`FLAT_SLOPE`), else "grows" or "shrinks".
+``log(width)``, per module and step: the exponent ``a`` of ``mean|x| ~ width^a``, with an
+interval over seeds: ``a +- t * sd / sqrt(seeds)``, ``sd`` the standard deviation of the slopes
+fitted to each seed alone and ``t`` Student's quantile for a two-sided
+:data:`~initlab.diagnostics.thresholds.SLOPE_INTERVAL` interval with ``seeds - 1`` degrees of
+freedom (each seed is an independent draw of every width's model, so the per-seed slopes are
+independent estimates; with 3 seeds a bootstrap over them is too narrow, t is not). The verdict per
+module reads the last step's interval: "flat" when it lies inside ``(-threshold, threshold)``
+(default :data:`FLAT_SLOPE`), "grows" or "shrinks" when it lies beyond ``+threshold`` or
+``-threshold``, "undetermined" when it straddles one of them. With one seed there is no interval
+and the verdict reads the slope itself (a warning says so); widths spanning less than a factor
+:data:`~initlab.diagnostics.thresholds.MIN_WIDTH_SPAN` give a warning too.
 
     result = initlab.coord_check(make_mlp, [64, 128, 256, 512, 1024], input_shape=(32,))
     data, verdicts = result  # a pandas DataFrame (width, seed, step, module, l1) and the verdicts
@@ -50,6 +58,7 @@ from ._inputs import call_model, error_line
 from ._rng import make_generator
 from ._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
 from .diagnostics.doctor import build_model, load_inputs
+from .diagnostics.thresholds import FLAT_SLOPE, MIN_WIDTH_SPAN, SLOPE_INTERVAL
 
 if TYPE_CHECKING:  # pandas and matplotlib load when a result is read or drawn
     import pandas as pd
@@ -65,13 +74,8 @@ LOSSES = ("mse", "cross_entropy")
 MAX_STEPS = 100  # a coordinate check looks at the first steps; more is a training run
 MAX_SEEDS = 100
 MIN_WIDTHS = 3  # two points always fit a line exactly; a third one tests it
-# |slope| below this reads "flat". Over widths 64..1024 (16x), a slope of 0.2 is a 1.7x change of
-# scale. Measured on examples/coordcheck_mlp.py (Adam, 5 steps, 3 seeds, widths 64..1024): muP's
-# modules have |slope| <= 0.07 at lr 1e-3 and <= 0.03 at lr 1e-2, with a spread over seeds of
-# <= 0.05; standard parametrization's logits reach 0.80 and its last hidden layer 0.44 at lr 1e-3
-# (theory: up to 1, an update of lr per entry summed over width inputs). 0.2 is four seed spreads
-# from 0 and well under the SP growth; it was chosen from these measurements, not tuned to a case.
-FLAT_SLOPE = 0.2
+# FLAT_SLOPE (|slope| below it reads "flat") and the interval's settings live in diagnostics/thresholds.py
+# with the measurements that chose them.
 
 
 @dataclass
@@ -80,22 +84,30 @@ class ModuleVerdict:
 
     module: str
     slope: float
-    verdict: str  # "flat", "grows", "shrinks", or "undefined" (an output of exactly 0, or not finite)
+    # "flat", "grows", "shrinks", "undetermined" (the interval straddles the threshold), or "undefined"
+    # (an output of exactly 0, or not finite)
+    verdict: str
     step: int
     slope_sd: float = float("nan")  # standard deviation of the per-seed slopes (nan with one seed)
     kind: str = ""  # the module's class name
     reason: str = ""  # "undefined" only: what was measured instead of a slope
+    slope_lo: float = float("nan")  # the slope's interval over seeds (Student t; nan with one seed)
+    slope_hi: float = float("nan")
 
     @property
     def message(self) -> str:
         if self.verdict == "undefined":
             why = self.reason or "mean|x| is 0 or not finite at some width"
             return f"{self.module}: {why} at step {self.step}; no slope"
-        return f"{self.module}: mean|x| ~ width^{round(self.slope, 2) + 0.0:.2f} at step {self.step} ({self.verdict})"
+        interval = (f", interval {self.slope_lo:+.2f}..{self.slope_hi:+.2f} over seeds"
+                    if math.isfinite(self.slope_lo) and math.isfinite(self.slope_hi) else "")
+        return (f"{self.module}: mean|x| ~ width^{round(self.slope, 2) + 0.0:.2f} at step {self.step}{interval} "
+                f"({self.verdict})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"module": self.module, "kind": self.kind, "slope": _num(self.slope), "slope_sd": _num(self.slope_sd),
-                "verdict": self.verdict, "step": self.step}
+                "slope_interval": [_num(self.slope_lo), _num(self.slope_hi)], "verdict": self.verdict,
+                "step": self.step}
 
 
 @dataclass
@@ -110,6 +122,7 @@ class CoordCheck:
     seeds: int
     threshold: float
     settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what limits the verdicts: one seed, a narrow width range
 
     def __iter__(self) -> Iterator[Any]:
         yield self.data
@@ -136,9 +149,10 @@ class CoordCheck:
             curves[f"{m}|{s}"].append([int(w), _num(float(v))])
         return {
             "initlab_version": __version__, "widths": self.widths, "steps": self.steps, "seeds": self.seeds,
-            "threshold": self.threshold, "settings": self.settings,
+            "threshold": self.threshold, "settings": self.settings, "warnings": list(self.warnings),
             "verdicts": [v.to_dict() for v in self.verdicts],
             "slopes": [{"module": r.module, "step": int(r.step), "slope": _num(r.slope), "slope_sd": _num(r.slope_sd),
+                        "slope_interval": [_num(r.slope_lo), _num(r.slope_hi)],
                         "verdict": r.verdict, "l1_by_width": curves[f"{r.module}|{r.step}"]}
                        for r in self.slopes.itertuples(index=False)],
         }
@@ -426,12 +440,43 @@ def _undefined_reason(mean, widths: list[int]) -> str:
             f"{', '.join(str(w) for w in bad)}") if bad else ""
 
 
-def _verdict(slope: float, threshold: float) -> str:
+def _verdict(slope: float, threshold: float, lo: float = float("nan"), hi: float = float("nan")) -> str:
+    """From the interval ``[lo, hi]`` when there is one (else from the slope): flat inside
+    ``(-threshold, threshold)``, grows / shrinks beyond it, undetermined across ``+-threshold``."""
     if not math.isfinite(slope):
         return "undefined"
-    if abs(slope) < threshold:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo = hi = slope
+    if -threshold < lo and hi < threshold:
         return "flat"
-    return "grows" if slope > 0 else "shrinks"
+    if lo >= threshold:
+        return "grows"
+    if hi <= -threshold:
+        return "shrinks"
+    return "undetermined"
+
+
+def _slope_interval(slope: float, per_seed: list[float]) -> tuple[float, float]:
+    """``slope +- t * sd / sqrt(n)`` over the ``n`` per-seed slopes (Student's t, two-sided SLOPE_INTERVAL);
+    nan with fewer than 2 seeds or a slope that is not finite."""
+    n = len(per_seed)
+    if n < 2 or not math.isfinite(slope):
+        return float("nan"), float("nan")
+    from scipy import stats  # lazy: scipy takes half a second to import
+
+    half = float(stats.t.ppf((1 + SLOPE_INTERVAL) / 2, n - 1)) * float(np.std(per_seed, ddof=1)) / math.sqrt(n)
+    return slope - half, slope + half
+
+
+def _warnings(widths: list[int], seeds: int) -> list[str]:
+    out = []
+    span = widths[-1] / widths[0]
+    if span < MIN_WIDTH_SPAN:
+        out.append(f"the widths span only x{span:.3g} ({widths[0]}..{widths[-1]}), less than x{MIN_WIDTH_SPAN:g}: over so "
+                   "narrow a range the seed-to-seed noise outweighs a slope; widen the range (e.g. 64..1024)")
+    if seeds < 2:
+        out.append("one seed: no interval over seeds, so a verdict can change with --seed; use --seeds 3 or more")
+    return out
 
 
 def _summarize(rows: list, kinds: dict[str, str], widths: list[int], steps: int, seeds: int, threshold: float,
@@ -450,14 +495,17 @@ def _summarize(rows: list, kinds: dict[str, str], widths: list[int], steps: int,
             per_seed = [_fit_slope(g["width"].to_numpy(float), g["l1"].to_numpy(float)) for _, g in at.groupby("seed")]
             per_seed = [s for s in per_seed if math.isfinite(s)]
             sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan")
-            slope_rows.append((module, step, slope, sd, _verdict(slope, threshold), _undefined_reason(mean, widths)))
-    slopes = pd.DataFrame(slope_rows, columns=["module", "step", "slope", "slope_sd", "verdict", "reason"])
+            lo, hi = _slope_interval(slope, per_seed) if len(per_seed) == seeds else (float("nan"), float("nan"))
+            slope_rows.append((module, step, slope, sd, lo, hi, _verdict(slope, threshold, lo, hi),
+                               _undefined_reason(mean, widths)))
+    slopes = pd.DataFrame(slope_rows, columns=["module", "step", "slope", "slope_sd", "slope_lo", "slope_hi", "verdict",
+                                               "reason"])
     last = slopes[slopes["step"] == steps]
     verdicts = [ModuleVerdict(r.module, float(r.slope), r.verdict, steps, float(r.slope_sd), kinds.get(r.module, ""),
-                              r.reason if r.verdict == "undefined" else "")
+                              r.reason if r.verdict == "undefined" else "", float(r.slope_lo), float(r.slope_hi))
                 for r in last.itertuples(index=False)]
     slopes = slopes.drop(columns="reason")
-    return CoordCheck(data, slopes, verdicts, widths, steps, seeds, threshold, settings)
+    return CoordCheck(data, slopes, verdicts, widths, steps, seeds, threshold, settings, _warnings(widths, seeds))
 
 
 # -- the figure ---------------------------------------------------------------------------------

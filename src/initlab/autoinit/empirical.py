@@ -99,6 +99,9 @@ def empirical_init(
                     _param(units, key).copy_(saved)
     info = result.info()
     info["residual_additions"] = chain
+    ratio, first, last = result.input_drift()
+    if first:  # structured, for the report's problems (the same finding is one of LSUV's warnings)
+        info["signal_drift"] = {"ratio": ratio, "first": first, "last": last}
     info["warnings"] = notes + info["warnings"]
     return _entries(slots, result, target_std, tol, max_iter, chain), info
 

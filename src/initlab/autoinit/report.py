@@ -15,9 +15,37 @@ from typing import Any
 
 from .. import _html
 from .._validation import InitlabError
+from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, in_band
 from ..initializers.account import KINDS, ParamEntry  # one row type for apply_init and autoinit
 
-__all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS"]
+__all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS", "Problem", "PROBLEM_CODES",
+           "STABILITY_UNAVAILABLE"]
+
+# The start of the warning autoinit gives when the tracer cannot follow the model for the stability analysis.
+STABILITY_UNAVAILABLE = "stability analysis unavailable"
+
+PROBLEM_CODES = (
+    "output_std_off",         # a module's measured output std outside STD_BAND x what it was scaled to
+    "tied_output_off",        # a weight tied to another use (GPT-2's lm_head): its module's output misses the target
+    "unstable_depth",         # the gradient norm's change over the depth leaves GRADIENT_BAND, or no scale keeps it
+    "stability_unavailable",  # the stability across depth could not be analysed
+    "stream_not_flat",        # the std between repeated blocks spreads more than the band allows
+    "signal_drift",           # empirical mode: the signal entering repeated layers drifts more than the band allows
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason :meth:`AutoInitReport.assert_healthy` raises: a code of :data:`PROBLEM_CODES`, where
+    (a module, an activation or a group of blocks; "" for the whole model), the numbers, the sentence."""
+
+    code: str
+    where: str
+    message: str
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 
@@ -90,7 +118,7 @@ class AutoInitReport:
         return pd.DataFrame([asdict(e) for e in self.entries], columns=cols)
 
     # ---- checks ------------------------------------------------------------------------
-    def stream_problems(self, limit: float = 2.0) -> list[str]:
+    def stream_problems(self, limit: float = STREAM_SPREAD) -> list[str]:
         """One line per group of repeated blocks whose stream std spreads more than ``limit``
         (max/min over the blocks), with the numbers and what to change."""
         return [self._stream_line(row, limit) for row in self.stream
@@ -133,17 +161,28 @@ class AutoInitReport:
         names += [e.name for e in self.entries if e.reason.startswith("ends a residual branch")]
         return list(dict.fromkeys(names))
 
-    def problems(self, tol: tuple[float, float] = (0.5, 2.0)) -> list[str]:
-        """One line per issue: a module whose measured output std is off, an unstable activation,
-        or a stream between repeated blocks that is not flat.
+    def problems(self, tol: tuple[float, float] = STD_BAND) -> list[str]:
+        """One line per problem (see :meth:`problem_records`): the sentences ``assert_healthy`` raises with."""
+        return [p.message for p in self.problem_records(tol)]
 
-        A module is checked against its predicted output std (residual branches are scaled to
-        target/sqrt(R) on purpose), or against ``target_std`` where nothing was predicted
-        (empirical mode): the ratio measured/expected must lie in ``tol``. The stream's std over
-        the blocks may spread by at most the band's wider side, max(hi, 1/lo) (2 by default).
+    def problem_records(self, tol: tuple[float, float] = STD_BAND) -> list[Problem]:
+        """Every problem, as a :class:`Problem` (code, where, numbers, sentence).
+
+        - ``output_std_off``: a module is checked against its predicted output std (residual branches
+          are scaled to target/sqrt(R) on purpose), or against ``target_std`` where nothing was
+          predicted (empirical mode): the ratio measured/expected must lie in ``tol``;
+        - ``tied_output_off``: a weight tied to another use (drawn for that one) whose module's output
+          std misses ``target_std`` by more than ``tol`` (GPT-2's ``lm_head``, tied to the embedding);
+        - ``unstable_depth``: an activation whose gradient norm change over its layers leaves the
+          gradient band (``diagnostics.thresholds.GRADIENT_BAND``), or that no scale keeps stable;
+        - ``stability_unavailable``: the analysis could not be made (the tracer failed, or an
+          activation has no autograd derivative);
+        - ``stream_not_flat``, ``signal_drift``: the std between repeated blocks (or entering repeated
+          layers, LSUV's reading) spreads by more than the band's wider side, max(hi, 1/lo) (2 by default).
         """
         lo, hi = float(tol[0]), float(tol[1])
-        out: list[str] = []
+        spread = max(hi, 1.0 / lo)
+        out: list[Problem] = []
         seen: set[str] = set()
         for e in self.touched():
             if e.measured_std is None or e.module in seen or e.kind in ("bias", "norm"):
@@ -154,13 +193,45 @@ class AutoInitReport:
             seen.add(e.module)
             m = e.measured_std
             if not (math.isfinite(m) and lo * ref <= m <= hi * ref):
-                out.append(f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})")
-        for s in self.unstable():
-            out.append(str(s.get("message", f"{s.get('activation')}: unstable across depth")))
-        out.extend(self.stream_problems(max(hi, 1.0 / lo)))
+                out.append(Problem("output_std_off", e.module,
+                                   f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})",
+                                   {"measured_std": m, "expected_std": ref}))
+        for e in self.left():
+            if (e.reason.startswith("tied to") and e.measured_std is not None and e.module not in seen
+                    and e.kind not in ("bias", "norm") and not in_band(e.measured_std / self.target_std, (lo, hi))):
+                seen.add(e.module)
+                out.append(Problem("tied_output_off", e.module,
+                                   f"{e.module}: measured output std {e.measured_std:.3g}, target {self.target_std:g} "
+                                   f"(allowed x{lo:g}..x{hi:g}): {e.name} is {e.reason}, drawn for that use; untie it, "
+                                   "or scale this layer's output (a multiplier on it)",
+                                   {"measured_std": e.measured_std, "expected_std": self.target_std}))
+        for s in self.stability:
+            label = str(s.get("activation"))
+            if s.get("chi_1") is None:
+                out.append(Problem("stability_unavailable", label, str(s.get("message", f"{label}: chi_1 not computed"))))
+            elif not s.get("stable", True):
+                out.append(Problem("unstable_depth", label,
+                                   str(s.get("message", f"{label}: unstable across depth")),
+                                   {"chi_1": s["chi_1"], "gradient_gain": s.get("gradient_gain", float("nan")),
+                                    "layers": s.get("layers", 0)}))
+        for w in self.warnings:
+            if w.startswith(STABILITY_UNAVAILABLE):
+                out.append(Problem("stability_unavailable", "", w))
+        for row in self.stream:
+            if not (row["max_over_min"] <= spread):
+                out.append(Problem("stream_not_flat", f"{row['where']} {row['blocks']}", self._stream_line(row, spread),
+                                   {"max_over_min": row["max_over_min"]}))
+        drift = self.info.get("signal_drift")
+        if isinstance(drift, dict) and math.isfinite(drift.get("ratio", 1.0)) and not in_band(
+                drift["ratio"], (1.0 / spread, spread)):
+            out.append(Problem("signal_drift", f"{drift['first']} .. {drift['last']}",
+                               f"the signal entering the repeated layers changes {drift['ratio']:.3g}x from "
+                               f"{drift['first']} to {drift['last']} (max/min allowed {spread:g}): each layer's output "
+                               "is rescaled, but what lies between them (the activation, a residual addition) moves it",
+                               {"ratio": drift["ratio"]}))
         return out
 
-    def assert_healthy(self, tol: tuple[float, float] = (0.5, 2.0)) -> None:
+    def assert_healthy(self, tol: tuple[float, float] = STD_BAND) -> None:
         """Raise :class:`UnhealthyInitError` listing every problem (see :meth:`problems`); None if healthy."""
         probs = self.problems(tol)
         if probs:

@@ -3,8 +3,11 @@
 For pre-activations u ~ N(0, q) and weights scaled so that q is a fixed point of the length map
 (sigma_w2 = q / E[phi(u)^2]), Poole et al. 2016 and Schoenholz et al. 2017 give:
 
-* chi_1 = sigma_w2 E[phi'(u)^2]: the mean squared singular value of one layer's Jacobian;
-  over n layers gradients scale by about chi_1^n;
+* chi_1 = sigma_w2 E[phi'(u)^2]: the mean squared singular value of one layer's Jacobian, the
+  factor by which one layer multiplies the *squared* norm of a back-propagated gradient
+  (Schoenholz et al. 2017, eq. 5); over n layers the gradient norm changes by chi_1^(n/2). That
+  is the quantity ``diagnose`` measures (first layer's gradient over the last's), judged against
+  the same band (``diagnostics.thresholds.GRADIENT_BAND``: x1e-2..x1e2);
 * the slope of the length map at q, sigma_w2 d/dq E[phi(sqrt(q) z)^2]: below 1 the fixed
   point attracts (a perturbed input scale returns), above 1 it repels (inputs of a slightly
   different scale explode or collapse with depth).
@@ -22,14 +25,26 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..diagnostics.thresholds import CHI_TOL, GRADIENT_BAND, LENGTH_SLOPE_TOL, in_band
 from .moments import Stat, slopes
 
 __all__ = ["stability_rows"]
 
 _GRID = np.logspace(-4, 4, 33)
-_SLOPE_TOL = 1.01          # a length-map slope up to this counts as marginal (relu: exactly 1)
-_CHI_TOL = 0.05            # |chi_1 - 1| within this is near-critical
-_GAIN_RANGE = (1e-6, 1e6)  # chi_1^n outside this over the model's depth: gradients vanish or explode
+_SLOPE_TOL = LENGTH_SLOPE_TOL  # a length-map slope up to this counts as marginal (relu: exactly 1)
+_CHI_TOL = CHI_TOL             # |chi_1 - 1| within this is near-critical
+
+
+def gradient_change(chi_1: float, layers: int) -> float:
+    """The gradient norm's change over ``layers`` layers of per-layer chi_1: chi_1^(layers/2).
+
+    chi_1 scales the squared gradient norm per layer (Schoenholz et al. 2017), so the norm itself
+    changes by its square root per layer. nan where it overflows.
+    """
+    try:
+        return chi_1 ** (layers / 2)
+    except OverflowError:
+        return float("inf")
 
 
 def _at(fn: Callable, q: float) -> tuple[float, float] | None:
@@ -69,7 +84,8 @@ def _critical_scales(fn: Callable) -> list[tuple[float, float, float]]:
 
 
 def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float) -> list[dict]:
-    """One dict per activation label: chi_1, slope, depth count, gains over depth, stable, message."""
+    """One dict per activation label: chi_1, slope, depth count, stable, message, and ``gradient_gain``: the
+    gradient norm's change over those layers, chi_1^(n/2) (stable needs it within ``GRADIENT_BAND``)."""
     groups: dict[str, list[tuple[Callable, Stat]]] = {}
     for label, fn, st in activations:
         groups.setdefault(label, []).append((fn, st))
@@ -86,11 +102,11 @@ def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float)
         chi, slope = here
         good = _critical_scales(fn)
         fixable = bool(good)
-        grad_gain = chi**n
-        ok_here = _GAIN_RANGE[0] <= grad_gain <= _GAIN_RANGE[1]
+        grad_gain = gradient_change(chi, n)
+        ok_here = in_band(grad_gain, GRADIENT_BAND)
         stable = ok_here and fixable
         head = (f"{label} (x{n}) at pre-activation std {math.sqrt(q):.3g}: chi_1 = {chi:.3g} "
-                f"(gradients x{grad_gain:.3g} over {n} layers), length-map slope {slope:.3g}")
+                f"(gradient norm x{grad_gain:.3g} over {n} layers), length-map slope {slope:.3g}")
         best = min(good, key=lambda g: abs(math.log(g[0] / q))) if good else None
         fix = (f"target_std = {math.sqrt(best[0]):.3g} gives chi_1 = {best[1]:.3g}, slope {best[2]:.3g}"
                if best else "")
@@ -101,7 +117,8 @@ def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float)
                         "differs from the example's drift with depth")
         elif fixable:
             what = "vanish" if grad_gain < 1 else "explode"
-            msg = head + f" - UNSTABLE at this scale: gradients {what}; a scalar fixes it: {fix}"
+            msg = head + (f" - UNSTABLE at this scale (beyond x{GRADIENT_BAND[0]:g}..x{GRADIENT_BAND[1]:g} over the "
+                          f"model): gradients {what}; a scalar fixes it: {fix}")
         else:
             grid = [_at(fn, float(g)) for g in _GRID]
             chis = [v[0] for v in grid if v is not None]

@@ -21,6 +21,7 @@ from .behaviour import activation_gain, growth_degree, resembles
 from .chains import depth_chains, geometric_rate, hidden_weighted, output_layer
 from .io import Inputs, as_inputs, batch_shape, call_model, pick_output
 from .pipeline import attention_rows, default_loss, diagnosis_from_rows, surrogate_loss
+from .readout import measure_readout
 from .recorder import Recorder, record_forward, recording
 from .rows import SAMPLE_SIZE, Grads, layer_stats, row_gradients, row_samples, tensor_norm
 from .types import Coverage, Diagnosis, LayerStats, Verdict
@@ -97,7 +98,8 @@ def diagnose(
         layers, float(loss.detach()), input_shape=batch_shape(inputs),
         samples={r.name: row_samples(r, og) for r, og in zip(records, grads.outputs)},
         coverage=measure_coverage(model, recorder, grads.params), norms=[asdict(n) for n in recorder.norms],
-        attention=attention_rows(recorder.attention), blocks=blocks)
+        attention=attention_rows(recorder.attention), blocks=blocks,
+        readout=measure_readout(outputs, targets))  # the output at init against class targets (None otherwise)
 
 
 def _gradients(loss: torch.Tensor, recorder: Recorder, model: nn.Module) -> Grads:

@@ -53,13 +53,15 @@ def attention_rows(attention: Sequence[Attention]) -> list[dict[str, Any]]:
 def diagnosis_from_rows(layers: list[LayerStats], loss: float, *, input_shape: tuple[int, ...] = (),
                         samples: dict[str, dict[str, np.ndarray]] | None = None, coverage: Coverage | None = None,
                         norms: list[dict[str, Any]] | None = None, attention: list[dict[str, Any]] | None = None,
-                        blocks: list[dict[str, Any]] | None = None, cls: type[Diagnosis] = Diagnosis,
+                        blocks: list[dict[str, Any]] | None = None, readout: dict[str, Any] | None = None,
+                        cls: type[Diagnosis] = Diagnosis,
                         **extra: Any) -> Diagnosis:
     """The :class:`Diagnosis` of measured ``layers``: fills each chained row's ``std_change`` and
     ``grad_change``, the across-model rates, and the verdicts (``thresholds.py``). ``cls`` and
-    ``extra``: a front's own Diagnosis subclass and its fields (the Keras front's ``not_measured``)."""
+    ``readout``: the output at init against class targets (:func:`.readout.measure_readout`), judged
+    with the rest. ``extra``: a front's own Diagnosis subclass and its fields (the Keras front's ``not_measured``)."""
     fill_changes(layers)
     std_rate, grad_rate = rates(layers)
-    found = verdicts(layers, coverage=coverage, loss=loss, blocks=blocks, attention=attention)
+    found = verdicts(layers, coverage=coverage, loss=loss, blocks=blocks, attention=attention, readout=readout)
     return cls(layers, found, loss, std_rate, grad_rate, tuple(input_shape), samples or {}, coverage,
                list(norms or []), list(attention or []), list(blocks or []), **extra)

@@ -12,7 +12,7 @@ from . import thresholds as T
 from .chains import depth_chains, output_layer
 from .types import Coverage, LayerStats, Verdict
 
-__all__ = ["verdicts", "suggest_init"]
+__all__ = ["verdicts", "suggest_init", "output_verdicts"]
 
 RELU_FAMILY = {"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "celu", "softplus"}
 
@@ -128,10 +128,13 @@ def _stack_words(chain: list[LayerStats]) -> str:
 
 
 def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
-             blocks: list[dict] | None = None, attention: list[dict] | None = None) -> list[Verdict]:
+             blocks: list[dict] | None = None, attention: list[dict] | None = None,
+             readout: dict | None = None) -> list[Verdict]:
     """The findings for one pass: a non-finite pass first, then causes (dead units, symmetry,
-    saturation), then depth. Only measured rows are judged; ``coverage`` is stated in the
-    healthy verdict (and a partial one keeps it from reading as a verdict on the whole model)."""
+    saturation), then depth, then the output (see :func:`output_verdicts`; ``readout`` is
+    ``readout.measure_readout``'s measurement, None without class targets). Only measured rows are
+    judged; ``coverage`` is stated in the healthy verdict (and a partial one keeps it from reading as
+    a verdict on the whole model)."""
     found: list[Verdict] = []
     broken = [s for s in layers if not s.finite]
     if broken or (loss is not None and not math.isfinite(loss)):
@@ -182,15 +185,79 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
     if len(weighted) >= T.MIN_LAYERS_FOR_DEPTH_VERDICTS:
         found.extend(_worst_depth_verdict(chains))
 
+    if not broken:
+        found.extend(output_verdicts(layers, readout))
+
     if not found:
         scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
                  "no verdict threshold crossed in the measured layers (the others are not judged): ")
         text = (scope + _healthy_numbers(hidden, chains, len(weighted), blocks or [], [s for s in layers if s.composite])
-                + _attention_words(attention or []))
+                + _attention_words(attention or []) + _readout_words(readout))
         if coverage is not None:
             text += f"; {coverage.sentence()}"
         found.append(Verdict("healthy", text, []))
     return found
+
+
+def output_verdicts(layers: list[LayerStats], readout: dict | None = None) -> list[Verdict]:
+    """The output layer at init, from measured quantities (thresholds in ``thresholds.py``).
+
+    - ``dead_output``: the output layer's weights are all exactly 0 and so is the back-propagated
+      gradient of every hidden weighted layer: at init only the output layer learns (its first
+      update then lets gradients through; a deliberate choice in some inits, which the text says).
+    - ``overconfident_output``: with class targets, at least ``OVERCONFIDENT_FRACTION`` of the rows
+      give one class a probability of at least ``CONFIDENT_PROB``, or the cross-entropy is above
+      ``CHANCE_LOSS_RATIO`` times chance (ln K, a uniform prediction's loss).
+    """
+    found: list[Verdict] = []
+    out = output_layer(layers)
+    hidden = [s for s in layers if s.weighted and s is not out]
+    if out is not None and out.weight_norm == 0 and hidden and all(s.output_grad_norm == 0 for s in hidden):
+        found.append(Verdict(
+            "dead_output",
+            f"no gradient reaches the hidden layers at init: the output layer {_label(out)}'s weights are all exactly "
+            f"0, so the back-propagated gradient of all {len(hidden)} hidden weighted layer(s) is exactly 0 and the "
+            f"first step trains only {_label(out)} (its gradient norm {out.grad_norm:.3g})",
+            [out.name],
+            f"draw {_label(out)}'s weights at random ({_scale_hint(out)}); a zero readout is deliberate in some inits "
+            "(the hidden layers start learning after the first update): keep it only if that is the plan"))
+    if readout is not None:
+        frac, loss, chance = readout["confident_fraction"], readout["loss"], readout["chance"]
+        if frac >= T.OVERCONFIDENT_FRACTION or loss > T.CHANCE_LOSS_RATIO * chance:
+            where = f" of {_label(out)}" if out is not None else ""
+            what = f"ln({readout['classes']})" if readout["kind"] == "classes" else "ln(2)"
+            found.append(Verdict(
+                "overconfident_output",
+                f"the output is over-confident at init: {frac:.0%} of the {readout['rows']} rows give one class a "
+                f"probability of at least {T.CONFIDENT_PROB:g}, and the cross-entropy is {loss:.3g} against chance "
+                f"{what} = {chance:.3g} (x{loss / chance:.3g}); the logits{where} have std {readout['logit_std']:.3g}, "
+                "so the wrongly confident rows start with large losses and large gradients",
+                [out.name] if out is not None else [],
+                (f"scale {_label(out)}'s weights down until the logits' std is about 1 or less ({_scale_hint(out)}; "
+                 "a zero or small readout is also common)") if out is not None else
+                "scale the layer that produces the logits down until their std is about 1 or less"))
+    return found
+
+
+def _scale_hint(s: LayerStats) -> str:
+    """The output layer's weight std now and the variance-preserving one (1/sqrt(fan_in): logits of the input's scale)."""
+    if s.fan_in > 0:
+        return f"weight std now {s.weight_std:.3g}; 1/sqrt(fan_in) = {1 / math.sqrt(s.fan_in):.3g}"
+    return f"weight std now {s.weight_std:.3g}"
+
+
+def _readout_words(readout: dict | None) -> str:
+    if readout is None:
+        return ""
+    what = f"ln({readout['classes']})" if readout["kind"] == "classes" else "ln(2)"
+    return (f"; output: cross-entropy {readout['loss']:.3g} against chance {what} = {readout['chance']:.3g}, "
+            f"{readout['confident_fraction']:.0%} of rows with one class at probability >= {T.CONFIDENT_PROB:g} "
+            f"(the verdict needs {T.OVERCONFIDENT_FRACTION:.0%}, or a loss above x{T.CHANCE_LOSS_RATIO:g} chance)")
+
+
+def _rate(rate: float) -> str:
+    """``x1.02``; a rate of a zero (or not finite) gradient is no number: said in words, never "xnan"."""
+    return f"x{rate:.2f}" if math.isfinite(rate) else "undefined (a norm of exactly 0)"
 
 
 def _collapse(collapsed: list[dict], layers: list[LayerStats]) -> Verdict:
@@ -233,6 +300,11 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
     growth = ""
     fix = ("an operation produced inf/NaN from finite values: look at divisions, logs, square roots and "
            "powers in the model's forward")
+    upto = [s for s in layers[: layers.index(first) + 1] if s.weighted and s.healthy_weight_std > 0]
+    ratio = scale_ratio(upto)
+    if math.isfinite(ratio) and ratio > T.SCALE_MATCH:  # the weights are a cause: name their scale first
+        fix = (f"the weights up to {first.name} are x{ratio:.3g} the variance-preserving scale, so the values grow "
+               f"until they overflow: use smaller weights ({suggest_init(upto)}) or normalization (LayerNorm, BatchNorm)")
     if len(before) >= 2:
         rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
         growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
@@ -336,14 +408,14 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
             chain, steps, std_rate, grad_rate = spans[0]
             span = (f"from {chain[0].name} to {chain[-1].name}" if steps == 1 else
                     f"from {chain[0].name} to {chain[-1].name} ({steps} steps)")
-            text += (f"; {span} the activation std changes by x{std_rate:.2f} per layer and the "
-                     f"back-propagated gradient by x{grad_rate:.2f} per layer")
+            text += (f"; {span} the activation std changes by {_rate(std_rate)} per layer and the "
+                     f"back-propagated gradient by {_rate(grad_rate)} per layer")
         else:
             far = max(spans, key=lambda t: max(abs(math.log(r)) if r > 0 and math.isfinite(r) else 0 for r in t[2:]))
             chain, steps, std_rate, grad_rate = far
             text += (f"; per layer role across blocks ({len(spans)} roles, each compared only with itself), the "
-                     f"largest change is in {chain[0].role}: activation std x{std_rate:.2f} and back-propagated "
-                     f"gradient x{grad_rate:.2f} per block over {steps} step{'s' if steps > 1 else ''}")
+                     f"largest change is in {chain[0].role}: activation std {_rate(std_rate)} and back-propagated "
+                     f"gradient {_rate(grad_rate)} per block over {steps} step{'s' if steps > 1 else ''}")
         text += f" (the verdicts need a total change below x{T.VANISH_RATIO:g} or above x{T.EXPLODE_RATIO:g})"
     text += _stream_words(blocks)
     if parts_of_expressions:
@@ -371,7 +443,7 @@ def _stream_words(blocks: list[dict]) -> str:
         words.append(f"block output std (the stream each block hands to the next) across {group}.{first['index']}-{last['index']}: "
                      f"{first['input_std']:.3g} into the first, "
                      f"{first['output_std']:.3g} after the first block, {last['output_std']:.3g} after the last "
-                     f"(x{_ratio(last['output_std'], first['output_std']):.2f})")
+                     f"({_rate(_ratio(last['output_std'], first['output_std']))})")
     return "; " + "; ".join(words) if words else ""
 
 

@@ -122,7 +122,9 @@ class LSUVResult:
         return worst
 
     def warnings(self, limit: float = 2.0) -> list[str]:
-        """One line per finding: a layer left off target, the input of repeated layers drifting with depth."""
+        """One line per finding: a layer left off target, the input of repeated layers drifting with depth
+        by more than ``limit`` (max/min). The default is ``diagnostics.thresholds.STREAM_SPREAD``, written
+        out here because initializers sit below diagnostics (a test keeps the two equal)."""
         out = [f"{u.name}: output variance {u.variance:.3g}, not within tol {self.tol:g} of "
                f"{self.target_var * u.target_scale**2:.3g} after {self.passes} passes" for u in self.units
                if u.scale and u.variance > 0 and abs(u.variance / (self.target_var * u.target_scale**2) - 1.0) >= self.tol]

@@ -28,7 +28,7 @@ def coord_check_command(
     lr_scaling: str = typer.Option("none", "--lr-scaling", help="none, or mup: muP's per-parameter learning rates (mup.MuAdam / MuSGD)."),
     base_width: int = typer.Option(None, "--base-width", help="muP's base width (default: the smallest width)."),
     loss: str = typer.Option("mse", "--loss", help="mse (against standard-normal targets) or cross_entropy (random labels)."),
-    threshold: float = typer.Option(None, "--threshold", help="|slope| below this reads flat (default 0.2)."),
+    threshold: float = typer.Option(None, "--threshold", help="|slope| below this reads flat (default 0.2); the slope's interval over seeds must lie inside it."),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch, the targets and the first model seed."),
     out: Path = typer.Option(Path("initlab-out/coord-check"), "--out", help="Folder for coord_check.png, .csv and .json."),
     as_json: bool = typer.Option(False, "--json", help="Print coord_check.json to stdout instead of the table."),
@@ -42,6 +42,7 @@ def coord_check_command(
     from ..._validation import check_out_folder
     from ...coordcheck import FLAT_SLOPE, coord_check, load_width_factory, parse_widths
     from ...diagnostics.doctor import load_inputs
+    from ...diagnostics.thresholds import SLOPE_INTERVAL
 
     check_out_folder("out", out)
     width_list = parse_widths(widths)
@@ -70,17 +71,22 @@ def coord_check_command(
         return
     s = result.settings
     table = Table(title=f"initlab coord-check {target}", box=box.SIMPLE_HEAD)
-    for col, justify in (("module", "left"), ("type", "left"), ("slope", "right"), ("sd", "right"), ("verdict", "left")):
+    for col, justify in (("module", "left"), ("type", "left"), ("slope", "right"), ("sd", "right"),
+                         ("interval", "right"), ("verdict", "left")):
         table.add_column(col, justify=justify, no_wrap=True)
-    colors = {"flat": "green", "grows": "red", "shrinks": "yellow", "undefined": "dim"}
+    colors = {"flat": "green", "grows": "red", "shrinks": "yellow", "undetermined": "magenta", "undefined": "dim"}
     for v in result.verdicts:
         sd = f"{v.slope_sd:.2f}" if v.slope_sd == v.slope_sd else "-"
         slope = f"{round(v.slope, 2) + 0.0:+.2f}" if v.slope == v.slope else "-"
-        table.add_row(v.module, v.kind, slope, sd, f"[{colors[v.verdict]}]{v.verdict}[/]")
+        interval = f"{v.slope_lo:+.2f}..{v.slope_hi:+.2f}" if v.slope_lo == v.slope_lo and v.slope_hi == v.slope_hi else "-"
+        table.add_row(v.module, v.kind, slope, sd, interval, f"[{colors[v.verdict]}]{v.verdict}[/]")
     console.print(table)
     console.print(f"slope: the exponent a of mean|x| ~ width^a at step {result.steps}, fitted to the mean of "
-                  f"{result.seeds} seed{'s' if result.seeds > 1 else ''} (sd: over seeds); flat: |a| < {result.threshold:g}",
-                  highlight=False)
+                  f"{result.seeds} seed{'s' if result.seeds > 1 else ''} (sd: over seeds; interval: "
+                  f"{SLOPE_INTERVAL:.0%} Student t over seeds); flat: the interval inside +-{result.threshold:g}, "
+                  "undetermined: it straddles the threshold", highlight=False)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"{s['optimizer']} lr {s['lr']:g}" + (f", muP lr scaling from base width {s['base_width']}"
                                                            if s["lr_scaling"] == "mup" else "")
                   + f", widths {','.join(map(str, result.widths))}", highlight=False)

@@ -7,7 +7,8 @@ Tables (see the README's "How results are stored"):
 - ``runs(run_id PK, ...)``: one row per trained network, keyed by the hash of its full spec,
   so the same run in two specs is trained once. A row is ``RunRecord.to_dict()`` (its lists
   and dicts as JSON columns: ``hidden``, ``history``, ``diagnostics``, ``diagnostics_init``,
-  ``spec``) plus ``batch_id`` and ``finished_at``.
+  ``spec``) plus ``batch_id``, ``finished_at``, ``batch_runs`` (runs trained together) and ``chi_1``
+  (mean field at init; > 1: chaotic, where re-running the run alone does not give its numbers exactly).
 - ``sweep_runs(spec_hash, run_id)``: which runs belong to which spec.
 
 A batch's rows are written in one transaction: a crash (Ctrl-C, ``kill -9``) leaves either
@@ -30,7 +31,7 @@ from typing import Any
 
 from .._validation import DataError
 
-__all__ = ["Store", "SCHEMA_VERSION", "RUN_COLUMNS", "JSON_COLUMNS", "DEFAULT_STORE"]
+__all__ = ["Store", "SCHEMA_VERSION", "RUN_COLUMNS", "STORE_COLUMNS", "JSON_COLUMNS", "DEFAULT_STORE"]
 
 SCHEMA_VERSION = 2  # 2: one RunRecord per row, three seeds (data, init, order); 1: initlab 0.1
 DEFAULT_STORE = "initlab.db"
@@ -58,12 +59,17 @@ RUN_COLUMNS: dict[str, str] = {
     "wall_time": "REAL",  # seconds: the batch's training time divided by its runs
     "initlab_version": "TEXT",
     "batch_id": "TEXT", "finished_at": "REAL",  # the store's own: which batch, unix time of the commit
+    # the store's own, whether the run can be re-run exactly (see initlab.experiments.rerun): the runs trained
+    # together (rounding depends on the batch) and mean-field chi_1 at init (> 1: chaotic, rounding grows)
+    "batch_runs": "INTEGER", "chi_1": "REAL",
 }
+STORE_COLUMNS = ("batch_id", "finished_at", "batch_runs", "chi_1")  # not in RunRecord.to_dict()
+_ADDED_COLUMNS = ("batch_runs", "chi_1")  # added to schema 2 later: older stores gain them when a sweep writes
 JSON_COLUMNS = ("hidden", "history", "diagnostics", "diagnostics_init", "spec")
 _BATCH_ID, _FINISHED_AT = list(RUN_COLUMNS).index("batch_id"), list(RUN_COLUMNS).index("finished_at")
 # table -> the columns every reader and writer relies on
 _TABLES: dict[str, tuple[str, ...]] = {
-    "runs": tuple(RUN_COLUMNS), "sweeps": ("spec_hash", "name", "spec_json", "n_runs", "created"),
+    "runs": tuple(c for c in RUN_COLUMNS if c not in _ADDED_COLUMNS), "sweeps": ("spec_hash", "name", "spec_json", "n_runs", "created"),
     "sweep_runs": ("spec_hash", "run_id"),
 }
 _PLAIN = {int, float, str, type(None), bool}  # stored as they are (SQLite stores a NaN as NULL)
@@ -124,7 +130,7 @@ class Store:
             if "unable to open" not in str(err) or os.access(self.path.parent, os.W_OK):
                 raise DataError(f"store {str(self.path)!r} cannot be read: {err}") from None
         except sqlite3.DatabaseError as err:
-            raise DataError(f"store {str(self.path)!r} is not an SQLite file ({err}); give an initlab store") from None
+            raise DataError(f"store {str(self.path)!r} is not an initlab SQLite store: {err}") from None
         try:
             conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
@@ -171,6 +177,10 @@ class Store:
                 " n_runs INTEGER, created REAL)"
             )
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+            have = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+            for name in _ADDED_COLUMNS:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {RUN_COLUMNS[name]}")
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS sweep_runs (spec_hash TEXT, run_id TEXT, PRIMARY KEY (spec_hash, run_id))"
             )

@@ -47,7 +47,9 @@ def epoch_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
 
 def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], as_json: bool) -> None:
     """The table of results and where the files went (or the results as JSON)."""
+    notes = [_rerun(entry) for entry in entries]
     if as_json:
+        entries = [entry | {"chi_1_at_init": chi, "rerun_note": note} for entry, (chi, note) in zip(entries, notes)]
         print(json.dumps({"out": str(folder), "experiments": list(entries)}, indent=2))
         return
     # The numbers in a table, the verdict sentences under it: readable in 80 columns.
@@ -66,6 +68,20 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
     for entry in entries:  # hanging indent: wrapped lines stay under the verdict, not the margin
         console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", table_row(entry)[-1]), (0, 0, 0, 2)),
                       highlight=False)
+    for entry, (_, note) in zip(entries, notes):
+        if note:
+            console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", note), (0, 0, 0, 2)), highlight=False)
     console.print(f"[bold]report:[/] {folder / 'report.html'}  (also report.md)")
     console.print(f"[bold]results:[/] {folder / 'results.json'}")
     console.print(f"[bold]figures:[/] {len(files)} PNG files in {folder}")
+
+
+def _rerun(entry: dict) -> tuple[float | None, str | None]:
+    """chi_1 at init and, in the chaotic phase, why this run's numbers are not reproduced exactly."""
+    from ...experiments.rerun import chi_1_at_init, rerun_note
+
+    spec = entry.get("spec")
+    if not isinstance(spec, dict):
+        return None, None
+    chi = chi_1_at_init(spec)
+    return chi, rerun_note(chi)

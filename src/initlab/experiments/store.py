@@ -7,8 +7,8 @@ Tables (see the README's "How results are stored"):
 - ``runs(run_id PK, ...)``: one row per trained network, keyed by the hash of its full spec,
   so the same run in two specs is trained once. A row is ``RunRecord.to_dict()`` (its lists
   and dicts as JSON columns: ``hidden``, ``history``, ``diagnostics``, ``diagnostics_init``,
-  ``spec``) plus ``batch_id``, ``finished_at``, ``batch_runs`` (runs trained together) and ``chi_1``
-  (mean field at init; > 1: chaotic, where re-running the run alone does not give its numbers exactly).
+  ``spec``) plus ``batch_id``, ``finished_at`` and ``batch_runs`` (runs trained together: a run's
+  float rounding depends on them, so training it alone need not give its numbers exactly).
 - ``sweep_runs(spec_hash, run_id)``: which runs belong to which spec.
 
 A batch's rows are written in one transaction: a crash (Ctrl-C, ``kill -9``) leaves either
@@ -59,12 +59,12 @@ RUN_COLUMNS: dict[str, str] = {
     "wall_time": "REAL",  # seconds: the batch's training time divided by its runs
     "initlab_version": "TEXT",
     "batch_id": "TEXT", "finished_at": "REAL",  # the store's own: which batch, unix time of the commit
-    # the store's own, whether the run can be re-run exactly (see initlab.experiments.rerun): the runs trained
-    # together (rounding depends on the batch) and mean-field chi_1 at init (> 1: chaotic, rounding grows)
-    "batch_runs": "INTEGER", "chi_1": "REAL",
+    # the store's own: the runs trained together. A run's rounding depends on them, so `train --spec`, which
+    # trains it alone, need not give its numbers exactly (see initlab.experiments.rerun)
+    "batch_runs": "INTEGER",
 }
-STORE_COLUMNS = ("batch_id", "finished_at", "batch_runs", "chi_1")  # not in RunRecord.to_dict()
-_ADDED_COLUMNS = ("batch_runs", "chi_1")  # added to schema 2 later: older stores gain them when a sweep writes
+STORE_COLUMNS = ("batch_id", "finished_at", "batch_runs")  # not in RunRecord.to_dict()
+_ADDED_COLUMNS = ("batch_runs",)  # added to schema 2 later: older stores gain it when a sweep writes
 JSON_COLUMNS = ("hidden", "history", "diagnostics", "diagnostics_init", "spec")
 _BATCH_ID, _FINISHED_AT = list(RUN_COLUMNS).index("batch_id"), list(RUN_COLUMNS).index("finished_at")
 # table -> the columns every reader and writer relies on
@@ -119,22 +119,25 @@ class Store:
             raise DataError(_write_failure(self.path, err)) from None
 
     def _open_readonly(self) -> sqlite3.Connection:
-        """A connection that cannot write (SQLite's ``mode=ro``); in a folder where SQLite cannot
-        create a WAL store's shared-memory file, the file is read as immutable (nobody can be writing it)."""
+        """A connection that cannot write. A WAL file (every initlab store) in a writable folder is
+        opened as usual but query-only, so SQLite removes the -wal and -shm files it makes when the
+        connection closes (``mode=ro`` would leave them behind); elsewhere SQLite's ``mode=ro``, and in
+        a folder where SQLite cannot create a WAL file's shared-memory file, the file read as
+        immutable (nobody can be writing it there)."""
+        if _wal_header(self.path) and os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
+            conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA query_only = ON")
+            return conn
         uri = "file:" + quote(str(self.path.resolve()))
         try:
-            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=30.0, check_same_thread=False)
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return conn
+            return _connect_checked(uri + "?mode=ro")
         except sqlite3.OperationalError as err:
             if "unable to open" not in str(err) or os.access(self.path.parent, os.W_OK):
                 raise DataError(f"store {str(self.path)!r} cannot be read: {err}") from None
         except sqlite3.DatabaseError as err:
             raise DataError(f"store {str(self.path)!r} is not an initlab SQLite store: {err}") from None
         try:
-            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            return conn
+            return _connect_checked(uri + "?mode=ro&immutable=1")
         except sqlite3.DatabaseError as err:
             raise DataError(f"store {str(self.path)!r} cannot be read (read-only folder): {err}") from None
 
@@ -282,9 +285,29 @@ class Store:
         return [d[0] for d in cur.description], cur.fetchall()
 
 
+def _connect_checked(uri: str) -> sqlite3.Connection:
+    """A read-only connection that has read the schema (closed again if it cannot)."""
+    conn = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _wal_header(path: Path) -> bool:
+    """Whether ``path`` starts with an SQLite header in WAL mode (file format versions 2, bytes 18-19)."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+    return head[:16] == b"SQLite format 3\x00" and head[18:20] == b"\x02\x02"
+
+
 def _write_failure(path: Path, err: sqlite3.DatabaseError) -> str:
     """One line for a store that cannot be written."""
     text = str(err)
+    if not path.is_file():
+        return f"cannot create store {str(path)!r} ({text}): is its folder writable?"
     if "readonly" in text or "unable to open" in text:
         return (f"store {str(path)!r} is read-only here ({text}); reading it works (`initlab results`); "
                 "to add runs, copy it to a writable folder")

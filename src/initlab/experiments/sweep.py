@@ -20,7 +20,6 @@ from typing import Any
 
 from .._validation import InitlabError
 from .execute import MAX_BATCH, Batch, Executor, LocalExecutor, plan, resolve_device, run_batch
-from .rerun import chi_1_at_init
 from .store import DEFAULT_STORE, Store
 from .sweep_spec import SweepSpec, load_spec
 
@@ -166,7 +165,7 @@ class _Writer:
                 continue  # drain after a failure; close() re-raises it
             batch, records = item
             try:
-                rows = [r.to_dict(arrays=True) | {"batch_runs": len(batch.specs), "chi_1": chi_1_at_init(r.spec)}
+                rows = [r.to_dict(arrays=True) | {"batch_runs": len(batch.specs)}
                         for r in records if r.run_id not in self.committed]
                 written = set(self.db.commit_batch(self.spec_hash, rows, batch.batch_id))
             except BaseException as err:  # noqa: BLE001 - handed to the driver thread

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ...experiments.rerun import stored_runs
 from ...experiments.spec import RunSpec, parse_init
 from ...experiments.train import DEFAULT_TRAIN_OUT, load_specs, train_many
 from ..main import app
@@ -63,4 +64,5 @@ def train_command(
     with epoch_progress(quiet=as_json) as progress:
         _, outputs = train_many(specs, out, progress=progress)
     entries = json.loads(outputs.results_json.read_text())["experiments"]
-    print_results(entries, outputs.folder, outputs.figures, as_json)
+    stored = stored_runs(spec_file) if spec_file is not None else None  # a re-run is compared with its stored numbers
+    print_results(entries, outputs.folder, outputs.figures, as_json, stored=stored)

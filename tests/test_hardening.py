@@ -286,7 +286,7 @@ def test_phase_diagram_with_an_absurd_axis_is_one_line_without_warnings(tmp_path
             f"sys.exit(main(['theory', 'phase-diagram', '--sigma-w2-max', '1e308', '--out', {str(out)!r}]))")
     done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "--sigma-w2-max must be a number in [0.0, 10000.0]" in _one_error_line(done.stderr)
+    assert "sigma_w2_max must be a number in [0.0, 10000.0]" in _one_error_line(done.stderr)
     assert not out.exists()
 
 

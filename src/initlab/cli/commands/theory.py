@@ -88,8 +88,8 @@ def phase_diagram_command(
     from ...theory.meanfield import _variance
 
     w_max, b_max = _variance("sigma_w2_max", sigma_w2_max), _variance("sigma_b2_max", sigma_b2_max)
-    check_float("--sigma-w2-max", w_max, 0.0, AXIS_MAX, strict_minimum=True)  # the axis needs a width
-    check_float("--sigma-b2-max", b_max, 0.0, AXIS_MAX)
+    check_float("sigma_w2_max", w_max, 0.0, AXIS_MAX, strict_minimum=True)  # the axis needs a width
+    check_float("sigma_b2_max", b_max, 0.0, AXIS_MAX)
     check_figure_path(out, "--out")
     if depth_out is not None:
         check_figure_path(depth_out, "--depth-out")

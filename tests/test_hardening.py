@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +115,8 @@ def test_a_full_disk_during_a_sweep_says_the_store_survived_and_how_to_resume(tm
     assert (report["skipped"], report["trained"]) == (kept, 8 - kept)
     run_sweep(tmp_path / "s.toml", tmp_path / "whole.db", device="cpu")  # uninterrupted: the same numbers
     query = "SELECT run_id, val_loss FROM runs ORDER BY run_id"
-    assert sqlite3.connect(store).execute(query).fetchall() == sqlite3.connect(tmp_path / "whole.db").execute(query).fetchall()
+    whole = sqlite3.connect(tmp_path / "whole.db").execute(query).fetchall()
+    assert sqlite3.connect(store).execute(query).fetchall() == whole
 
 
 def test_a_non_utf8_sweep_spec_is_one_line(tmp_path, capsys):
@@ -308,7 +308,7 @@ def test_a_runs_numbers_depend_on_its_batch_whatever_its_phase_at_init():
         specs = tuple(_cell(scale, s) for s in range(4))
         together = run_batch(Batch(specs, diagnostics=False))
         alone = [run_batch(Batch((spec,), diagnostics=False))[0] for spec in specs]
-        return [abs(a.val_loss - b.val_loss) for a, b in zip(together, alone)]
+        return [abs(a.val_loss - b.val_loss) for a, b in zip(together, alone, strict=True)]
 
     assert MeanField("tanh", 4.0).chi_1 > 1 and max(gaps(4.0)) > 1e-2
     assert MeanField("tanh", 0.5).chi_1 < 1 and max(gaps(0.5)) > 1e-3

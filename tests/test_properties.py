@@ -25,7 +25,7 @@ from initlab._validation import InitlabError
 from initlab.datasets.files import MIN_ROWS, parse_csv
 from initlab.experiments import RunSpec
 from initlab.experiments.spec import MAX_DEPTH
-from initlab.experiments.sweep_spec import DATA_KEYS, GRID_AXES, GRID_OPTIONAL, TRAIN_KEYS, SweepSpec, parse_spec
+from initlab.experiments.sweep_spec import GRID_AXES, GRID_OPTIONAL, SweepSpec, parse_spec
 
 EXAMPLES = 150
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -116,7 +116,8 @@ AXIS_VALUES = {
     "init": _mostly(st.sampled_from(["he_normal", "zeros", "glorot_uniform", "orthogonal"]),
                     st.one_of(st.just("he_norml"),
                               st.dictionaries(st.sampled_from(["name", "scale", "std", "mode"]), SCALARS, max_size=3))),
-    "activation": _mostly(st.sampled_from(["relu", "tanh", "sigmoid", "RELU", "linear"]), st.sampled_from(["relu6", ""])),
+    "activation": _mostly(st.sampled_from(["relu", "tanh", "sigmoid", "RELU", "linear"]),
+                          st.sampled_from(["relu6", ""])),
     "depth": _mostly(st.integers(1, 3), st.one_of(st.integers(-2, MAX_DEPTH + 2), SCALARS)),
     "width": _mostly(st.integers(1, 8), st.one_of(st.integers(-2, 10**6), SCALARS)),
     "seed": _mostly(st.integers(0, 3), st.one_of(INTS, SCALARS)),
@@ -130,7 +131,8 @@ AXIS_VALUES = {
 DATA_VALUES = {"name": _mostly(st.sampled_from(["moons", "circles", "xor"])), "n_samples": _mostly(st.integers(4, 500)),
                "noise": _mostly(st.floats(0.0, 1.0)), "seed": _mostly(st.integers(0, 2**32 - 1)),
                "validation_split": _mostly(st.floats(0.0, 0.5))}
-TRAIN_VALUES = {k: AXIS_VALUES[k] for k in ("learning_rate", "optimizer", "batch_size", "epochs", "momentum", "bias_init")}
+TRAIN_VALUES = {k: AXIS_VALUES[k]
+                for k in ("learning_rate", "optimizer", "batch_size", "epochs", "momentum", "bias_init")}
 TRAIN_VALUES["diagnostics"] = _mostly(st.booleans())
 
 
@@ -284,12 +286,13 @@ BODY_FIELDS = {
     **{k: v for k, v in RUN_FIELDS.items() if k not in ("init", "bias_init", "init_seed", "name")},
     "dataset": st.one_of(st.sampled_from(["moons", "circles", "csv", "digits", "spirals"]), SCALARS),
     "csv": st.one_of(st.none(), csv_texts(), st.text(max_size=50)),
-    "weight_init": st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["he_normal", "lsuv", "normal", "zero"])},
-                                                   optional={"params": st.dictionaries(PARAM_NAMES, SCALARS, max_size=3)}),
-                             VALUES),
+    "weight_init": st.one_of(
+        st.fixed_dictionaries({"name": st.sampled_from(["he_normal", "lsuv", "normal", "zero"])},
+                              optional={"params": st.dictionaries(PARAM_NAMES, SCALARS, max_size=3)}),
+        VALUES),
     "bias_init": st.one_of(st.fixed_dictionaries({"name": st.sampled_from(["zeros", "normal", "orthogonal"])}), VALUES),
-    "inits": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["he_normal", "zeros", "lsuv", "glorot_uniform"])}),
-                      max_size=5),
+    "inits": st.lists(
+        st.fixed_dictionaries({"name": st.sampled_from(["he_normal", "zeros", "lsuv", "glorot_uniform"])}), max_size=5),
 }
 
 

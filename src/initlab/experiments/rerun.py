@@ -48,7 +48,8 @@ def compare_rerun(stored: Mapping[str, Any], rerun: Mapping[str, Any], tolerance
     diffs = {}
     for key in RERUN_METRICS:
         old, new = stored.get(key), rerun.get(key)
-        if isinstance(old, (int, float)) and isinstance(new, (int, float)) and math.isfinite(old) and math.isfinite(new):
+        numbers = isinstance(old, (int, float)) and isinstance(new, (int, float))
+        if numbers and math.isfinite(old) and math.isfinite(new):
             diffs[key] = abs(float(new) - float(old))
         elif old != new:  # one diverged (null) and the other not
             diffs[key] = math.inf

@@ -22,12 +22,12 @@ import json
 import os
 import sqlite3
 import time
-from urllib.parse import quote
-
-import orjson
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import orjson
 
 from .._validation import DataError
 
@@ -69,7 +69,8 @@ JSON_COLUMNS = ("hidden", "history", "diagnostics", "diagnostics_init", "spec")
 _BATCH_ID, _FINISHED_AT = list(RUN_COLUMNS).index("batch_id"), list(RUN_COLUMNS).index("finished_at")
 # table -> the columns every reader and writer relies on
 _TABLES: dict[str, tuple[str, ...]] = {
-    "runs": tuple(c for c in RUN_COLUMNS if c not in _ADDED_COLUMNS), "sweeps": ("spec_hash", "name", "spec_json", "n_runs", "created"),
+    "runs": tuple(c for c in RUN_COLUMNS if c not in _ADDED_COLUMNS),
+    "sweeps": ("spec_hash", "name", "spec_json", "n_runs", "created"),
     "sweep_runs": ("spec_hash", "run_id"),
 }
 _PLAIN = {int, float, str, type(None), bool}  # stored as they are (SQLite stores a NaN as NULL)
@@ -98,7 +99,7 @@ class Store:
         if readonly or exists:  # look before writing: only an initlab store (or nothing) is ever written to
             self.conn = self._open_readonly()
             try:
-                empty = self._check(allow_empty=not readonly)
+                self._check(allow_empty=not readonly)
             except BaseException:
                 self.conn.close()
                 raise

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -54,7 +54,7 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
     stored = stored or {}
     checks = [compare_rerun(stored[e["run_id"]], e) if e.get("run_id") in stored else None for e in entries]
     if as_json:
-        entries = [entry | {"rerun": check} if check else entry for entry, check in zip(entries, checks)]
+        entries = [entry | {"rerun": check} if check else entry for entry, check in zip(entries, checks, strict=True)]
         print(json.dumps({"out": str(folder), "experiments": list(entries)}, indent=2))
         return
     # The numbers in a table, the verdict sentences under it: readable in 80 columns.
@@ -73,7 +73,7 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
     for entry in entries:  # hanging indent: wrapped lines stay under the verdict, not the margin
         console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", table_row(entry)[-1]), (0, 0, 0, 2)),
                       highlight=False)
-    for entry, check in zip(entries, checks):
+    for entry, check in zip(entries, checks, strict=True):
         if check:
             console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", check["note"]), (0, 0, 0, 2)),
                           highlight=False)

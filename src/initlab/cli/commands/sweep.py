@@ -9,11 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ..._validation import ValidationError, check_choice, check_int
 from ...experiments.executors import EXECUTORS, open_executor
 from ...experiments.store import DEFAULT_STORE, Store
 from ...experiments.sweep import run_sweep
 from ...experiments.sweep_spec import load_spec
-from ..._validation import ValidationError, check_choice, check_int
 from ..main import app, console, fail
 
 

@@ -116,10 +116,9 @@ def check_command(
 
     Example: initlab theory check --init xavier_normal --activation tanh --depth 50 --width 512
     """
+    from ...experiments.spec import parse_init
     from ...plots import check_figure_path, save
     from ...theory import check_variance, variance_check_plot
-
-    from ...experiments.spec import parse_init
 
     if out is not None:
         check_figure_path(out, "--out")

@@ -92,6 +92,25 @@ def test_train_and_reproduce_on_a_float32_overflow_leave_no_out_folder(tmp_path,
     assert not out.exists()
 
 
+def test_a_sweep_on_a_float32_overflow_creates_no_store(tmp_path, capsys):
+    data = _csv(tmp_path / "d.csv", "1e308")
+    (tmp_path / "s.toml").write_text(SPEC.replace('name = "moons"', f'name = "{data}"'))
+    assert main(["sweep", str(tmp_path / "s.toml"), "--store", str(tmp_path / "s.db")]) == 2
+    assert "beyond float32" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_the_lab_refuses_an_upload_beyond_float32(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from initlab.server import create_app
+
+    text = _csv(tmp_path / "d.csv", "1e308").read_bytes()
+    with TestClient(create_app(min_run_seconds=0.0)) as client:
+        response = client.post("/api/datasets/csv", files={"file": ("d.csv", text, "text/csv")})
+    assert response.status_code == 422 and "beyond float32" in str(response.json()["detail"])
+
+
 # ---------------------------------------------------------------- 21.4: one line, exit 2
 def test_a_full_disk_during_a_sweep_says_the_store_survived_and_how_to_resume(tmp_path, capsys, monkeypatch):
     (tmp_path / "s.toml").write_text(SPEC)

@@ -25,7 +25,7 @@ from .sweep import Executor, LocalExecutor
 __all__ = ["EXECUTORS", "RayExecutor", "open_executor", "CONNECT_TIMEOUT", "LOCAL_OBJECT_STORE"]
 
 EXECUTORS = ("local", "ray")
-CONNECT_TIMEOUT = 30.0  # seconds: the longest an unreachable --address may take to fail
+CONNECT_TIMEOUT = 30.0  # seconds initlab waits for an --address to answer (Python's start and Ray's exit come on top)
 LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: batches and rows are kilobytes; Ray's default takes 30% of RAM
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import InitlabError
+from ..datasets import load_csv
 from .execute import MAX_BATCH, Batch, Executor, LocalExecutor, plan, resolve_device, run_batch
 from .store import DEFAULT_STORE, Store
 from .sweep_spec import SweepSpec, load_spec
 
 __all__ = ["SweepReport", "run_sweep", "Batch", "LocalExecutor", "make_batches", "run_batch", "resolve_device",
-           "MAX_BATCH", "StoreWriteError", "executor_name"]
+           "MAX_BATCH", "StoreWriteError", "executor_name", "check_data"]
 
 make_batches = plan  # the name initlab 0.1 used
 
@@ -79,6 +80,7 @@ def run_sweep(
     if not isinstance(spec, SweepSpec):
         spec = load_spec(spec)
     device = resolve_device(device)
+    check_data(spec)
     executor = executor or LocalExecutor()
     start = time.perf_counter()
     runs = spec.runs()
@@ -106,6 +108,13 @@ def run_sweep(
             raise StoreWriteError(_resume_message(store, err, n_done, len(runs))) from None
     return SweepReport(spec.spec_hash, str(store), len(runs), len(done), writer.written, writer.diverged, len(batches),
                        time.perf_counter() - start, device, executor_name(executor), raced=writer.raced)
+
+
+def check_data(spec: SweepSpec) -> None:
+    """Read a sweep's CSV data once, so a bad file fails in one line before a store is created or written."""
+    name = str(spec.data.get("name", ""))
+    if name.lower().endswith(".csv"):
+        load_csv(name)
 
 
 class StoreWriteError(InitlabError):

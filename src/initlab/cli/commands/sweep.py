@@ -12,7 +12,7 @@ from rich.table import Table
 from ..._validation import ValidationError, check_choice, check_int
 from ...experiments.executors import EXECUTORS, open_executor
 from ...experiments.store import DEFAULT_STORE, Store
-from ...experiments.sweep import run_sweep
+from ...experiments.sweep import check_data, run_sweep
 from ...experiments.sweep_spec import load_spec
 from ..main import app, console, fail
 
@@ -57,6 +57,7 @@ def sweep_command(
     # The executor connects (or fails, in one line) before the store is opened. No refresh
     # thread: a Python thread waking 10 times a second stalls torch's spinning OpenMP workers
     # on a small machine (measured: 20 s instead of 2 s); redraw per batch instead.
+    check_data(parsed)  # a bad CSV fails before the executor starts or a store is created
     with open_executor(executor, address, threads=threads or 1) as runner:
         Store(store).close()  # a store that cannot be written (another program's, read-only) fails before any output
         with Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:

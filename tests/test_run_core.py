@@ -14,7 +14,7 @@ from initlab.cli import main
 from initlab.experiments import RunSpec, execute, load_specs, run_sweep
 from initlab.experiments.execute import plan
 from initlab.experiments.record import clean
-from initlab.experiments.store import RUN_COLUMNS, Store
+from initlab.experiments.store import RUN_COLUMNS, STORE_COLUMNS, Store
 from initlab.experiments.sweep_spec import parse_spec
 from initlab.server import LIMITS, create_app
 from initlab.training import minibatch_order
@@ -107,7 +107,7 @@ def test_plan_groups_compatible_runs_and_monitor_runs_alone():
 def test_record_dict_is_the_store_row_and_json_clean():
     (record,) = execute([RunSpec(init="zeros", activation="sigmoid", epochs=3)])
     row = record.to_dict()
-    assert list(row) == [c for c in RUN_COLUMNS if c not in ("batch_id", "finished_at")]
+    assert list(row) == [c for c in RUN_COLUMNS if c not in STORE_COLUMNS]
     json.dumps(row, allow_nan=False)  # no NaN anywhere
     assert row["spec"] == record.spec.to_dict() and row["run_id"] == record.spec.run_id
     assert clean({"a": np.array([1.0, np.nan, np.inf]), "b": np.float32(2.5)}) == {"a": [1.0, None, None], "b": 2.5}

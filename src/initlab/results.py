@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._validation import DataError, ValidationError, did_you_mean
+from ._validation import ValidationError, did_you_mean
 
 __all__ = ["load", "run", "aggregate", "GROUP_COLUMNS", "METRICS"]
 
@@ -36,9 +36,7 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
     from .experiments.store import JSON_COLUMNS, Store
 
     path = Path(store)
-    if not path.is_file():
-        raise DataError(f"store {str(path)!r} does not exist (run `initlab sweep SPEC.toml --store {path}` first)")
-    with Store(path) as db:
+    with Store(path, readonly=True) as db:  # reading writes nothing, not even to an initlab store
         if spec_hash is not None:
             known = [s["spec_hash"] for s in db.sweeps()]
             if spec_hash not in known:
@@ -64,9 +62,7 @@ def run(store: str | Path, run_id: str) -> dict:
     from .experiments.store import Store
 
     path = Path(store)
-    if not path.is_file():
-        raise DataError(f"store {str(path)!r} does not exist (run `initlab sweep SPEC.toml --store {path}` first)")
-    with Store(path) as db:
+    with Store(path, readonly=True) as db:  # reading writes nothing, not even to an initlab store
         found = db.run_ids(run_id)
         if len(found) != 1:
             if found:

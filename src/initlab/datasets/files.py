@@ -14,6 +14,7 @@ from .._validation import DataError, did_you_mean
 __all__ = ["load_csv", "parse_csv", "MIN_ROWS"]
 
 MIN_ROWS = 5  # fewer cannot be split into training and validation data
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4028e38: larger values become inf in a float32 array
 
 
 def load_csv(
@@ -91,6 +92,9 @@ def _number(path: str, cell: str, line: int, column: str) -> float:
         raise DataError(f"{path}: line {line}, column {column!r}: not a number: {cell!r}") from None
     if math.isnan(value) or math.isinf(value):
         raise DataError(f"{path}: line {line}, column {column!r}: missing or infinite value ({cell!r})")
+    if abs(value) > _FLOAT32_MAX:  # finite as a Python float, infinite once cast to the float32 the nets train in
+        raise DataError(f"{path}: line {line}, column {column!r}: {cell.strip()!r} is beyond float32's range "
+                        f"(|x| <= {_FLOAT32_MAX:.4g}); rescale the column")
     return value
 
 

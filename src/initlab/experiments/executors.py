@@ -25,7 +25,7 @@ from .sweep import Executor, LocalExecutor
 __all__ = ["EXECUTORS", "RayExecutor", "open_executor", "CONNECT_TIMEOUT", "LOCAL_OBJECT_STORE"]
 
 EXECUTORS = ("local", "ray")
-CONNECT_TIMEOUT = 30.0  # seconds: the longest an unreachable --address may take to fail
+CONNECT_TIMEOUT = 30.0  # seconds initlab waits for an --address to answer (Python's start and Ray's exit come on top)
 LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: batches and rows are kilobytes; Ray's default takes 30% of RAM
 
 
@@ -52,6 +52,15 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _token_hint() -> str:
+    """A pointer at Ray's token authentication, whose failures read only "Failed to connect"."""
+    token = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token)):
+        return ""
+    return ("; Ray token authentication is set up here (RAY_AUTH_TOKEN or " + token + "): the cluster must have "
+            "been started with the same token (RAY_AUTH_MODE=token on every node, the head's token copied here)")
+
+
 class RayExecutor:
     """Batches as Ray tasks, on a local Ray instance or the cluster at ``address``.
 
@@ -74,6 +83,14 @@ class RayExecutor:
         self.max_retries = max_retries
         self.connect_timeout = connect_timeout
         self._owned = False  # whether start() made the Ray connection (and so stop() ends it)
+
+    @property
+    def name(self) -> str:
+        """``ray`` (a local instance) or ``ray at ADDRESS``: what a sweep's summary prints."""
+        return "ray" if self.address is None else f"ray at {self.address}"
+
+    def __repr__(self) -> str:
+        return f"RayExecutor(address={self.address!r}, threads={self.threads})"
 
     # ---------------------------------------------------------------- connection
     def start(self) -> RayExecutor:
@@ -142,7 +159,7 @@ class RayExecutor:
                                   f"{self.connect_timeout:.0f} s; check the address (`ray status` on the head node)")
         if "error" in outcome:
             first = (str(outcome["error"]).strip().splitlines() or [type(outcome["error"]).__name__])[0]
-            raise ValidationError(f"cannot join the Ray cluster at --address {address!r}: {first}")
+            raise ValidationError(f"cannot join the Ray cluster at --address {address!r}: {first}{_token_hint()}")
 
     # ---------------------------------------------------------------- work
     def map(self, fn: Callable[[Any], list[dict[str, Any]]], batches: Sequence[Any]

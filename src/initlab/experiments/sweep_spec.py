@@ -116,9 +116,16 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise ValidationError(f"spec file {str(path)!r} does not exist")
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")  # TOML is UTF-8 by definition
+    except UnicodeDecodeError as err:
+        raise ValidationError(f"spec {str(path)!r} is not UTF-8 text (byte {err.start}: {err.reason}); "
+                              "save it as UTF-8 TOML") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValidationError(f"spec {str(path)!r} is not valid TOML: {err}") from None
+    except RecursionError:  # tomllib recurses on nested arrays and inline tables
+        raise ValidationError(f"spec {str(path)!r} nests arrays or tables too deeply to be a sweep spec") from None
     return parse_spec(raw, default_name=path.stem)
 
 

@@ -72,6 +72,8 @@ def load_specs(path: str | Path, select: str | None = None) -> list[RunSpec]:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{str(path)!r} is not a JSON file ({err}); give a results.json or a run spec") from None
+    except RecursionError:  # json recurses once per nesting level
+        raise DataError(f"{str(path)!r} nests too deeply to be a results.json or a run spec") from None
     entries = _entries(raw)
     if entries is None:
         raise DataError(f"{str(path)!r} is neither a results.json (an 'experiments' list) nor a run record or spec")

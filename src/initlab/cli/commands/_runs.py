@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -45,9 +45,16 @@ def epoch_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
             bars.stop()
 
 
-def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], as_json: bool) -> None:
-    """The table of results and where the files went (or the results as JSON)."""
+def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], as_json: bool,
+                  stored: Mapping[str, Mapping] | None = None) -> None:
+    """The table of results and where the files went (or the results as JSON). ``stored``: run_id ->
+    the numbers a re-run (``train --spec``) is compared with; each comparison is printed (JSON: ``rerun``)."""
+    from ...experiments.rerun import compare_rerun
+
+    stored = stored or {}
+    checks = [compare_rerun(stored[e["run_id"]], e) if e.get("run_id") in stored else None for e in entries]
     if as_json:
+        entries = [entry | {"rerun": check} if check else entry for entry, check in zip(entries, checks, strict=True)]
         print(json.dumps({"out": str(folder), "experiments": list(entries)}, indent=2))
         return
     # The numbers in a table, the verdict sentences under it: readable in 80 columns.
@@ -66,6 +73,11 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
     for entry in entries:  # hanging indent: wrapped lines stay under the verdict, not the margin
         console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", table_row(entry)[-1]), (0, 0, 0, 2)),
                       highlight=False)
+    for entry, check in zip(entries, checks, strict=True):
+        if check:
+            console.print(Padding(Text.assemble((entry["name"], "bold"), ": ", check["note"]), (0, 0, 0, 2)),
+                          highlight=False)
     console.print(f"[bold]report:[/] {folder / 'report.html'}  (also report.md)")
     console.print(f"[bold]results:[/] {folder / 'results.json'}")
     console.print(f"[bold]figures:[/] {len(files)} PNG files in {folder}")
+

@@ -12,6 +12,7 @@ from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from ..._validation import ValidationError
 from ...diagnostics.doctor import run_doctor
 from ..main import app, console, err_console
 
@@ -78,7 +79,12 @@ def doctor_command(
     Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
     """
     with _progress() as progress:
-        result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed, dtype, vocab, output, progress)
+        try:
+            result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed, dtype, vocab,
+                                output, progress)
+        except SystemExit as exc:  # the user's file or factory exited: no report, so never a silent success
+            raise ValidationError(f"{target}: the model's code called sys.exit({exc.code!r}) while it was loaded, built "
+                                  "or run; no report was written (the factory must return a torch.nn.Module)") from None
         if progress is not None:
             progress("report", 0, None)
         from ...report.doctor import write_report  # matplotlib: loaded when a report is written

@@ -9,11 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ...experiments.executors import EXECUTORS, open_executor
-from ...experiments.store import DEFAULT_STORE
-from ...experiments.sweep import run_sweep
-from ...experiments.sweep_spec import load_spec
 from ..._validation import ValidationError, check_choice, check_int
+from ...experiments.executors import EXECUTORS, open_executor
+from ...experiments.store import DEFAULT_STORE, Store
+from ...experiments.sweep import check_data, run_sweep
+from ...experiments.sweep_spec import load_spec
 from ..main import app, console, fail
 
 
@@ -57,29 +57,37 @@ def sweep_command(
     # The executor connects (or fails, in one line) before the store is opened. No refresh
     # thread: a Python thread waking 10 times a second stalls torch's spinning OpenMP workers
     # on a small machine (measured: 20 s instead of 2 s); redraw per batch instead.
-    with open_executor(executor, address, threads=threads or 1) as runner, \
-            Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:
-        task = bar.add_task("sweep", total=None, rate="")
-        start = {"done": None}
-
-        def progress(done: int, total: int) -> None:
-            if start["done"] is None:
-                start["done"] = done
-                bar.reset(task, total=total, completed=done)  # ETA counts this session's runs only
-            else:
-                speed = bar.tasks[0].speed
-                bar.update(task, completed=done, rate=f"{speed:.1f} runs/s" if speed else "")
-            bar.refresh()
-
-        report = run_sweep(parsed, store, device=device, executor=runner, progress=progress, max_batch=max_batch)
+    check_data(parsed)  # a bad CSV fails before the executor starts or a store is created
+    with open_executor(executor, address, threads=threads or 1) as runner:
+        Store(store).close()  # a store that cannot be written (another program's, read-only) fails before any output
+        with Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:
+            report = _sweep_with_bar(bar, parsed, store, device, runner, max_batch)
     if as_json:
         print(json.dumps(report.to_dict()))
         return
+    raced = f"; {report.raced} more trained here were committed first by another sweep" if report.raced else ""
     console.print(
-        f"{report.trained} runs trained, {report.skipped} already in {report.store} "
-        f"({report.diverged} diverged) in {report.wall_time:.1f} s on {report.device}"
+        f"{report.trained} runs trained and stored by this sweep, {report.skipped} already in {report.store} "
+        f"({report.diverged} diverged{raced}) in {report.wall_time:.1f} s on {report.device}"
         + (f": {report.runs_per_second:.1f} runs/s" if report.trained else "")
     )
+
+
+def _sweep_with_bar(bar: Progress, parsed, store: Path, device: str, runner, max_batch: int):
+    """Run the sweep, redrawing ``bar`` after each committed batch."""
+    task = bar.add_task("sweep", total=None, rate="")
+    start = {"done": None}
+
+    def progress(done: int, total: int) -> None:
+        if start["done"] is None:
+            start["done"] = done
+            bar.reset(task, total=total, completed=done)  # ETA counts this session's runs only
+        else:
+            speed = bar.tasks[0].speed
+            bar.update(task, completed=done, rate=f"{speed:.1f} runs/s" if speed else "")
+        bar.refresh()
+
+    return run_sweep(parsed, store, device=device, executor=runner, progress=progress, max_batch=max_batch)
 
 
 @app.command("results")

@@ -19,6 +19,12 @@ theory_app = typer.Typer(
 app.add_typer(theory_app, name="theory")
 
 
+# The phase diagram's axes end at most here: the transition lies at sigma_w2 of order 1, and
+# beyond ~1e300 matplotlib's tick and mesh arithmetic overflows (checked: 1e4 draws cleanly
+# for tanh, relu and sigmoid with warnings as errors).
+AXIS_MAX = 1e4
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return "inf" if math.isinf(v) else f"{v:.6g}"
@@ -82,7 +88,8 @@ def phase_diagram_command(
     from ...theory.meanfield import _variance
 
     w_max, b_max = _variance("sigma_w2_max", sigma_w2_max), _variance("sigma_b2_max", sigma_b2_max)
-    check_float("sigma_w2_max", w_max, 0.0, strict_minimum=True)  # the axis needs a width
+    check_float("sigma_w2_max", w_max, 0.0, AXIS_MAX, strict_minimum=True)  # the axis needs a width
+    check_float("sigma_b2_max", b_max, 0.0, AXIS_MAX)
     check_figure_path(out, "--out")
     if depth_out is not None:
         check_figure_path(depth_out, "--depth-out")
@@ -109,10 +116,9 @@ def check_command(
 
     Example: initlab theory check --init xavier_normal --activation tanh --depth 50 --width 512
     """
+    from ...experiments.spec import parse_init
     from ...plots import check_figure_path, save
     from ...theory import check_variance, variance_check_plot
-
-    from ...experiments.spec import parse_init
 
     if out is not None:
         check_figure_path(out, "--out")

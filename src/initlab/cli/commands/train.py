@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from ...experiments.rerun import stored_runs
 from ...experiments.spec import RunSpec, SpecField, parse_init
 from ...experiments.train import DEFAULT_TRAIN_OUT, load_specs, train_many
 from ..main import app
@@ -105,7 +106,8 @@ def train_command(**options: Any) -> None:
     with epoch_progress(quiet=as_json) as progress:
         _, outputs = train_many(specs, out, progress=progress)
     entries = json.loads(outputs.results_json.read_text())["experiments"]
-    print_results(entries, outputs.folder, outputs.figures, as_json)
+    stored = stored_runs(spec_file) if spec_file is not None else None  # a re-run is compared with its stored numbers
+    print_results(entries, outputs.folder, outputs.figures, as_json, stored=stored)
 
 
 train_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -123,19 +123,24 @@ def execute(
     max_batch: int = MAX_BATCH,
     progress: Progress | None = None,
     keep: bool = False,
+    callbacks: Sequence[Any] = (),
+    data: datasets.Dataset | None = None,
 ) -> Iterator[RunRecord]:
     """Run every spec; yield records as their batch finishes.
 
     ``monitor``: train each run alone with a per-step Monitor (its figures' data in
     ``record.artifacts.monitor``). ``keep``: records carry the trained model and Diagnosis
     objects in ``record.artifacts`` (local executor only). ``progress(specs, epochs_done)`` is
-    called after every epoch of a batch.
+    called after every epoch of a batch. ``callbacks`` go to each batch's trainer and ``data``
+    replaces the specs' data set (the lab's streaming and uploads; local executor only).
     """
     batches = plan(list(specs), resolve_device(device), diagnostics, monitor, max_batch)
     if executor is None:
         for batch in batches:
-            yield from run_batch(batch, progress=progress, keep=keep)
+            yield from run_batch(batch, progress=progress, keep=keep, callbacks=callbacks, data=data)
         return
+    if callbacks or data is not None:
+        raise ValidationError("callbacks and data need the local executor (executor=None)")
     for _batch, records in executor.map(run_batch, batches):
         yield from records
 

@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..experiments.execute import Batch, build_stack, run_batch
+from ..experiments import execute
 from ..plots.style import init_color
-from ..training import BatchedTrainer
-from .lab import LabData, boundary, clean, diagnostics, results_json
+from .lab import LabData, boundary, clean, diagnostics, neurons, results_json
 from .limits import LIMITS
 from .specs import CompareSpec, LabRequest, TrainSpec
 
-__all__ = ["RunSlots", "SlotsFull", "lab_run", "single_run", "compare_run", "preview", "Cancelled"]
+__all__ = ["RunSlots", "SlotsFull", "RunControl", "lab_run", "single_run", "compare_run", "preview", "Cancelled",
+           "symmetry_split"]
 
 Emit = Callable[[dict[str, Any]], None]
 _ids = itertools.count(1)
@@ -102,27 +102,111 @@ class _Pacer:
             time.sleep(min(left, 0.05))
 
 
+class RunControl:
+    """Pause, resume and single-step a run from another request (``/api/runs/{id}/...``)."""
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self.paused = False
+        self._steps = 0
+        self._lock = threading.Lock()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def step(self) -> None:
+        """Let one more epoch run, then stay paused."""
+        with self._lock:
+            self.paused = True
+            self._steps += 1
+
+    def wait(self, cancel: threading.Event) -> float:
+        """Block while paused (returns the seconds spent waiting); a step lets one epoch through."""
+        start = time.monotonic()
+        while self.paused and not cancel.is_set():
+            with self._lock:
+                if self._steps:
+                    self._steps -= 1
+                    break
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+
+def symmetry_split(initial: list[dict[str, Any]], now: list[dict[str, Any]], optimizer: str) -> list[dict[str, Any]]:
+    """Hidden layers whose units started with fewer distinct units than units and have more now.
+
+    Units that start identical (same incoming weights, bias and outgoing weights) get identical
+    gradients in exact arithmetic, so any split is float rounding in the kernels (the order of
+    sums over a minibatch), grown by training; Adam and RMSprop divide each weight's step by its
+    own gradient scale, so a 1e-9 difference takes a full-size step (#19.7). Decided from the
+    measured distinct counts, never from the initializer's name.
+    """
+    out = []
+    for before, after in zip(initial, now):
+        if before.get("name") == "output" or before["distinct_units"] >= before["units"]:
+            continue
+        if after["distinct_units"] > before["distinct_units"]:
+            how = ("amplified by Adam's per-weight step size" if optimizer == "adam" else
+                   "amplified by RMSprop's per-weight step size" if optimizer == "rmsprop" else "grown by training")
+            out.append({"layer": after["name"], "units": after["units"], "initial": before["distinct_units"],
+                        "distinct": after["distinct_units"],
+                        "message": (f"{after['name']}: the units started as {before['distinct_units']} distinct of "
+                                    f"{after['units']} and are now {after['distinct_units']} distinct: identical units get "
+                                    f"identical gradients, so they were split by float rounding in the kernels, {how}; "
+                                    "the init did not break the symmetry")})
+    return out
+
+
+def _mark_split(frame: dict[str, Any], split: list[dict[str, Any]]) -> None:
+    """Tell a split symmetry as what it is, in the frame's symmetry verdict."""
+    frame["symmetry_split"] = split
+    if not split:
+        return
+    for verdict in frame["verdicts"]:
+        if verdict["code"] == "symmetry":
+            verdict["message"] = "; ".join(s["message"] for s in split)
+
+
+class _Stop(Exception):
+    """Raised from a callback to end work early (a preview's start, a cancelled run)."""
+
+
 def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Event, run_id: int = 0,
-            pace: float = 0.0) -> None:
+            pace: float = 0.0, control: RunControl | None = None) -> None:
     """Train the request's runs (one, or 2-4 initializers side by side) through the run core's
-    :func:`~initlab.experiments.execute.run_batch`, streaming frames; ends with ``done``.
+    :func:`~initlab.experiments.execute`, streaming frames; ends with ``done``.
 
     The runs are one batch of the batched trainer on the request's data and split, so a lab run
     and ``initlab train``/a sweep cell with the same spec get the same numbers (to float
     rounding). ``pace``: a run shorter than this many seconds is stretched to it (see
-    ``_Pacer``). Cancelling stops training at the end of the epoch in progress.
+    ``_Pacer``). Cancelling stops training at the end of the epoch in progress; ``control``
+    pauses and steps it.
     """
     specs = request.specs()
     compare = isinstance(request, CompareSpec)
-    m, epochs = len(specs), specs[0].epochs
+    m, epochs, optimizer = len(specs), specs[0].epochs, specs[0].optimizer
     history: dict[str, list[list[float]]] = {}  # key -> per epoch, (M,) values
-    throttle, sent = _Throttle(), [0]
+    throttle, sent, initial = _Throttle(), [0], [None] * m
+    pacer = _Pacer(epochs, pace, cancel)
 
-    def frame(trainer: BatchedTrainer, epoch: int) -> dict[str, Any]:
+    def frame(trainer: Any, epoch: int) -> dict[str, Any]:
         proba = trainer.predict_proba(data.grid)  # (M, n*n) or (M, n*n, K)
-        runs = [{"boundary": boundary(proba[i]), **diagnostics(trainer.to_model(i), data)} for i in range(m)]
+        runs = []
+        for i in range(m):
+            model = trainer.to_model(i)
+            run = {"boundary": boundary(proba[i]), **diagnostics(model, data)}
+            if initial[i] is None:
+                initial[i] = run["layers"]
+            _mark_split(run, symmetry_split(initial[i], run["layers"], optimizer))
+            if not compare:
+                run["neurons"] = neurons(model, data)
+            runs.append(run)
         new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
-        event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0]}
+        event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0],
+                 "paused": bool(control and control.paused)}
         if compare:
             event.update(history=new, runs=runs)
         else:
@@ -132,25 +216,34 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
         return event
 
     class _Stream:
-        def on_epoch_end(self, trainer: BatchedTrainer, epoch: int, logs: dict[str, np.ndarray]) -> None:
+        def on_train_begin(self, trainer: Any) -> None:
+            if cancel.is_set():
+                raise _Stop
+            emit(clean(frame(trainer, 0)))
+            if control is not None:
+                pacer.start += control.wait(cancel)
+
+        def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, np.ndarray]) -> None:
             for key, values in logs.items():
                 history.setdefault(key, []).append(np.asarray(values, dtype=float).tolist())
             pacer.wait(epoch + 1)
             if cancel.is_set():
-                trainer.stop_training = True
-            elif throttle.due() or epoch + 1 == epochs or not np.isfinite(logs["loss"]).all():
+                raise _Stop
+            stepping = control is not None and control.paused
+            if stepping or throttle.due() or epoch + 1 == epochs or not np.isfinite(logs["loss"]).all():
                 emit(clean(frame(trainer, epoch + 1)))
+            if control is not None:
+                pacer.start += control.wait(cancel)
 
-    colors = [init_color(i.name) for i in (request.inits if compare else [request.weight_init])]
+    names = request.init_names
+    colors = [init_color(n) for n in names]
     start = {"type": "start", "mode": "compare" if compare else "single", "run_id": run_id,
              "spec": request.model_dump(exclude={"csv"}), "run_specs": [s.to_dict() for s in specs],
              "data": data.points()}
     emit(clean(start | ({"colors": colors} if compare else {"color": colors[0]})))
-    batch = Batch(tuple(specs))
-    emit(clean(frame(build_stack(batch, data.dataset, data.split), 0)))
-    pacer = _Pacer(epochs, pace, cancel)
-    records = run_batch(batch, callbacks=[_Stream()], data=data.dataset)
-    if cancel.is_set():
+    try:
+        records = list(execute(specs, callbacks=[_Stream()], data=data.dataset, max_batch=m))
+    except _Stop:
         return
     entries = [r.to_dict() for r in records]
     for entry, color in zip(entries, colors):
@@ -166,15 +259,38 @@ single_run = compare_run = lab_run  # the names of initlab 0.1's two functions
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     keys = ("initializer", "color", "train_accuracy", "val_accuracy", "train_loss", "val_loss", "epochs_run",
             "diverged_epoch", "run_id")
-    out = {k: record[k] for k in keys}
+    out = {k: record.get(k) for k in keys}
     out["verdicts"] = [v["code"] for v in record["diagnostics"]["verdicts"]]
+    history = record.get("history", {}).get("loss") or []
+    out["first_loss"], out["last_loss"] = (history[0], history[-1]) if history else (None, None)
     return out
 
 
-def preview(request: TrainSpec, data: LabData) -> dict[str, Any]:
-    """The untrained network of ``request``: boundary and diagnosis at initialization (the weights
-    the run starts from: same seed, same weights)."""
+def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = None) -> dict[str, Any]:
+    """The untrained network of ``request``: boundary, diagnosis and neurons at initialization (the
+    weights the run starts from: same seed, same weights), through the run core's ``execute``,
+    which stops before the first step. ``cancel`` set: stops at the next check (raises Cancelled)."""
+    cancel = cancel or threading.Event()
+    taken: dict[str, Any] = {}
+
+    class _Take:
+        def on_train_begin(self, trainer: Any) -> None:
+            if cancel.is_set():
+                raise _Stop
+            model = trainer.to_model(0)
+            taken.update(boundary=boundary(model.predict_proba(data.grid).numpy()), **diagnostics(model, data))
+            if cancel.is_set():
+                raise _Stop
+            taken["neurons"] = neurons(model, data)
+            raise _Stop
+
     (spec,) = request.specs()
-    model = build_stack(Batch((spec,)), data.dataset, data.split).to_model(0)
-    return clean({"data": data.points(), "color": init_color(request.weight_init.name),
-                  "boundary": boundary(model.predict_proba(data.grid).numpy()), **diagnostics(model, data)})
+    try:
+        for _ in execute([spec], callbacks=[_Take()], data=data.dataset, diagnostics=False):
+            pass
+    except _Stop:
+        pass
+    if cancel.is_set() or not taken:
+        raise Cancelled
+    taken["symmetry_split"] = []
+    return clean({"data": data.points(), "color": init_color(request.weight_init.name), **taken})

@@ -124,16 +124,26 @@ def _validation_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS.max_runs_total,
                min_run_seconds: float = LIMITS.min_run_seconds,
-               allowed_hosts: tuple[str, ...] | list[str] | None = None) -> FastAPI:
+               allowed_hosts: tuple[str, ...] | list[str] | None = None, torch_threads: int | None = 1) -> FastAPI:
     """The lab's ASGI app; ``per_client``/``total`` bound the concurrent runs and previews
     (429/503 beyond); runs shorter than ``min_run_seconds`` are paced to last that long (0: as
     fast as possible). ``allowed_hosts``: the Host names answered (default: the loopback names);
-    any other Host gets a 400, so a page of another site cannot reach the lab by DNS rebinding."""
+    any other Host gets a 400, so a page of another site cannot reach the lab by DNS rebinding.
+    ``torch_threads``: torch's intra-op threads, set (process-wide) when the first run or preview
+    starts: small MLPs train 10-20x faster on one thread each than on a shared pool when the CPUs
+    are busy; None leaves torch's setting alone."""
     app = FastAPI(title="initlab lab", version=__version__,
                   description="The browser lab of initlab: train small networks live, initializer first.")
     app.state.slots = runs.RunSlots(per_client, total)
     app.state.executor = ThreadPoolExecutor(max_workers=total, thread_name_prefix="initlab-run")
     app.state.controls = {}
+
+    def _threads() -> None:
+        if torch_threads is not None:
+            import torch
+
+            if torch.get_num_threads() != torch_threads:
+                torch.set_num_threads(torch_threads)
     hosts = {h.lower().strip("[]") for h in (allowed_hosts or LOOPBACK_HOSTS)}
     app.state.allowed_hosts = hosts
 
@@ -207,7 +217,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
             "activations": activation_names(), "optimizers": list(OPTIMIZERS), "default_lr": DEFAULT_LR,
             "datasets": list(DATASETS), "limits": asdict(LIMITS), "class_colors": list(CLASS_COLORS),
             "defaults": TrainSpec().model_dump(exclude={"csv"}), "fields": field_info(),
-            "presets": {"classic": classic_preset()},
+            "presets": {"classic": classic_preset()}, "thresholds": _thresholds(),
         }
 
     @app.post("/api/datasets/csv", responses=_ERRORS)
@@ -237,6 +247,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         cancel = threading.Event()
 
         def work() -> dict[str, Any]:
+            _threads()
             return runs.preview(spec, load_data(spec, run_spec), cancel)
 
         loop = asyncio.get_running_loop()
@@ -265,9 +276,10 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
     @app.post("/api/train", response_class=StreamingResponse,
               responses={**_ERRORS, 200: {"content": {"text/event-stream": {}},
                                "description": "server-sent events: start, progress..., done"}})
-    async def post_train(spec: TrainSpec, request: Request) -> StreamingResponse:
-        """Train one network; the answer streams ``start``, ``progress`` (>= 10/s) and ``done`` events."""
-        return await _start(request, runs.lab_run, spec)
+    async def post_train(spec: TrainSpec, request: Request, paused: bool = False) -> StreamingResponse:
+        """Train one network; the answer streams ``start``, ``progress`` (>= 10/s) and ``done`` events.
+        ``?paused=true`` starts it paused after the first frame (then ``/api/runs/{id}/step``)."""
+        return await _start(request, runs.lab_run, spec, paused)
 
     @app.post("/api/compare", response_class=StreamingResponse,
               responses={**_ERRORS, 200: {"content": {"text/event-stream": {}},
@@ -276,12 +288,13 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         """Train 2-4 initializers side by side (one BatchedTrainer) on the same data and split."""
         return await _start(request, runs.lab_run, spec)
 
-    async def _start(request: Request, target, spec) -> StreamingResponse:
+    async def _start(request: Request, target, spec, paused: bool = False) -> StreamingResponse:
         first = spec.specs()[0]  # a spec outside the lab's limits fails here, as a 4xx, before any work
         data = await run_in_threadpool(lambda: load_data(spec, first))  # so does bad data
         client = request.client.host if request.client else "unknown"
         run_id = app.state.slots.acquire(client)
         app.state.controls[run_id] = runs.RunControl(client)
+        app.state.controls[run_id].paused = paused
         return StreamingResponse(_stream(request, target, spec, data, client, run_id), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Run-Id": str(run_id)})
 
@@ -294,6 +307,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def work() -> None:
+            _threads()
             try:
                 target(spec, data, emit, cancel, run_id, pace=min_run_seconds, control=app.state.controls[run_id])
             except InitlabError as err:
@@ -324,6 +338,14 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
             cancel.set()
 
     return app
+
+
+def _thresholds() -> dict[str, float]:
+    """The diagnosis' thresholds the page's tooltips quote (``initlab.diagnostics.thresholds``)."""
+    from ..diagnostics import thresholds
+
+    names = ("DEAD_FRACTION", "SYMMETRY_TOL", "SATURATION_SLOPE", "SATURATED_FRACTION")
+    return {n.lower(): getattr(thresholds, n) for n in names if hasattr(thresholds, n)}
 
 
 def _host_name(header: str) -> str:

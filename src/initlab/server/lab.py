@@ -154,12 +154,16 @@ def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
     out = []
     for layer, acts in enumerate(model.hidden(data.tile_grid), start=1):  # (n*n, units) each
         a = acts.double().T.numpy()  # (units, n*n)
-        q = np.rint((np.clip(a, -TILE_SCALE, TILE_SCALE) / TILE_SCALE + 1) * 127).astype(np.uint8)
-        q[~np.isfinite(a)] = 255
-        lo, hi = np.nanmin(a, axis=1), np.nanmax(a, axis=1)
+        finite = np.isfinite(a)
+        clipped = np.clip(np.where(finite, a, 0.0), -TILE_SCALE, TILE_SCALE)
+        q = np.rint((clipped / TILE_SCALE + 1) * 127).astype(np.uint8)
+        q[~finite] = 255  # not a number: drawn as such (the page reads min/max)
+        any_finite = finite.any(axis=1)
+        lo = np.where(any_finite, np.where(finite, a, np.inf).min(axis=1), np.nan)
+        hi = np.where(any_finite, np.where(finite, a, -np.inf).max(axis=1), np.nan)
         out.append({"layer": layer, "units": int(a.shape[0]), "n": LIMITS.tile_grid,
                     "q": base64.b64encode(q.tobytes()).decode("ascii"), "min": lo.tolist(), "max": hi.tolist(),
-                    "flat": ((hi - lo) < 2 * TILE_SCALE / 254).tolist()})
+                    "flat": (np.nan_to_num(hi - lo, nan=np.inf) < 2 * TILE_SCALE / 254).tolist()})
     return out
 
 

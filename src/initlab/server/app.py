@@ -147,26 +147,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
     hosts = {h.lower().strip("[]") for h in (allowed_hosts or LOOPBACK_HOSTS)}
     app.state.allowed_hosts = hosts
 
-    @app.middleware("http")
-    async def _host_check(request: Request, call_next):
-        host = _host_name(request.headers.get("host", ""))
-        if "*" not in hosts and host not in hosts:
-            return JSONResponse({"detail": f"host: {_short(host)} is not served here (allowed: "
-                                           f"{', '.join(sorted(hosts))}; see initlab serve --allowed-hosts)",
-                                 "field": "host", "errors": []}, status_code=400)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
-        if request.method in ("POST", "PUT", "PATCH"):
-            length = request.headers.get("content-length")
-            if length is None:
-                return JSONResponse({"detail": "Content-Length header required", "field": None, "errors": []},
-                                    status_code=411)
-            if not length.isdigit() or int(length) > LIMITS.max_body_bytes:
-                return JSONResponse({"detail": f"request body too large: at most {LIMITS.max_body_bytes} bytes",
-                                     "field": None, "errors": []}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(_Gate, hosts=frozenset(hosts))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -338,6 +319,40 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
             cancel.set()
 
     return app
+
+
+class _Gate:
+    """Refuses, before any work: a Host the lab does not serve (400: DNS rebinding), a POST without
+    Content-Length (411) or larger than ``LIMITS.max_body_bytes`` (413).
+
+    A plain ASGI middleware (not ``@app.middleware("http")``, whose wrapped ``receive`` hides a
+    client's disconnect from ``request.is_disconnected()``, which cancels previews).
+    """
+
+    def __init__(self, app: Any, hosts: frozenset[str]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = _host_name(headers.get("host", ""))
+        answer = None
+        if "*" not in self.hosts and host not in self.hosts:
+            answer = JSONResponse({"detail": f"host: {_short(host)} is not served here (allowed: "
+                                             f"{', '.join(sorted(self.hosts))}; see initlab serve --allowed-hosts)",
+                                   "field": "host", "errors": []}, status_code=400)
+        elif scope.get("method") in ("POST", "PUT", "PATCH"):
+            length = headers.get("content-length")
+            if length is None:
+                answer = JSONResponse({"detail": "Content-Length header required", "field": None, "errors": []},
+                                      status_code=411)
+            elif not length.isdigit() or int(length) > LIMITS.max_body_bytes:
+                answer = JSONResponse({"detail": f"request body too large: at most {LIMITS.max_body_bytes} bytes",
+                                       "field": None, "errors": []}, status_code=413)
+        if answer is not None:
+            return await answer(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def _thresholds() -> dict[str, float]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 
 import annotated_types as at
@@ -65,7 +64,8 @@ def test_an_empty_field_is_required(client):
 
 
 def test_a_huge_initializer_parameter_is_one_line(client):
-    r = client.post("/api/preview", json={**FAST, "weight_init": {"name": "he_normal", "params": {"negative_slope": 1e300}}})
+    slope = {"name": "he_normal", "params": {"negative_slope": 1e300}}
+    r = client.post("/api/preview", json={**FAST, "weight_init": slope})
     assert r.status_code == 422
     detail = r.json()["detail"]
     assert detail.startswith("weight_init.params.negative_slope: must be a number in [") and "\n" not in detail
@@ -79,8 +79,9 @@ def _declared(name: str) -> tuple[float | None, float | None]:
     if name == "hidden":
         (width,) = [a for a in info.annotation.__args__ if a is not Ellipsis]
         metadata = width.__metadata__[0].metadata
-    lo = next((m.ge for m in metadata if isinstance(m, at.Ge)), next((m.gt for m in metadata if isinstance(m, at.Gt)), None))
-    hi = next((m.le for m in metadata if isinstance(m, at.Le)), next((m.lt for m in metadata if isinstance(m, at.Lt)), None))
+    lows = [getattr(m, "ge", getattr(m, "gt", None)) for m in metadata if isinstance(m, (at.Ge, at.Gt))]
+    highs = [getattr(m, "le", getattr(m, "lt", None)) for m in metadata if isinstance(m, (at.Le, at.Lt))]
+    lo, hi = (lows or [None])[0], (highs or [None])[0]
     return lo, hi
 
 
@@ -124,7 +125,8 @@ def test_every_numeric_parameter_of_every_scheme_is_bounded(client):
             lo, hi = param_bounds(scheme.name, param)
             assert math.isfinite(lo) and math.isfinite(hi) and hi <= LIMITS.max_abs_param
             too_big = int(hi * 10 + 1) if isinstance(default, int) else hi * 10 + 1.0
-            r = client.post("/api/preview", json={**FAST, "weight_init": {"name": scheme.name, "params": {param: too_big}}})
+            init = {"name": scheme.name, "params": {param: too_big}}
+            r = client.post("/api/preview", json={**FAST, "weight_init": init})
             assert r.status_code == 422, (scheme.name, param, r.text[:200])
             assert r.json()["field"] == f"weight_init.params.{param}", r.json()
 
@@ -231,11 +233,12 @@ def test_422_bodies_match_the_declared_schema(client):
 
 # --------------------------------------------------------------------------- #19.13 significant digits
 def test_a_tiny_gradient_norm_is_sent_with_its_digits(client):
-    body = {**FAST, "activation": "tanh", "hidden": [10, 10, 10], "weight_init": {"name": "normal", "params": {"std": 1e-4}}}
+    tiny = {"name": "normal", "params": {"std": 1e-4}}
+    body = {**FAST, "activation": "tanh", "hidden": [10, 10, 10], "weight_init": tiny}
     preview = client.post("/api/preview", json=body).json()
     grad = preview["layers"][0]["grad_norm"]
     # independently: the same weights (the first frame's are the run's step 0) by torch autograd
-    from initlab.experiments.execute import build_stack, Batch
+    from initlab.experiments.execute import Batch, build_stack
     from initlab.server.lab import load_data
 
     spec = TrainSpec(**body)
@@ -267,7 +270,7 @@ def test_neuron_pictures_are_the_units_outputs(client):
     body = {**FAST, "activation": "tanh", "hidden": [5], "weight_init": {"name": "glorot_normal"}, "seed": 2}
     preview = client.post("/api/preview", json=body).json()
     layer = preview["neurons"][0]
-    from initlab.experiments.execute import build_stack, Batch
+    from initlab.experiments.execute import Batch, build_stack
     from initlab.server.lab import load_data
 
     spec = TrainSpec(**body)
@@ -305,8 +308,9 @@ def test_a_zero_init_split_is_told_as_float_rounding(client):
 
 
 def test_symmetry_split_from_counts_alone():
-    before = [{"name": "hidden1", "units": 10, "distinct_units": 1}, {"name": "output", "units": 1, "distinct_units": 1}]
-    after = [{"name": "hidden1", "units": 10, "distinct_units": 2}, {"name": "output", "units": 1, "distinct_units": 1}]
+    out = {"name": "output", "units": 1, "distinct_units": 1}
+    before = [{"name": "hidden1", "units": 10, "distinct_units": 1}, out]
+    after = [{"name": "hidden1", "units": 10, "distinct_units": 2}, out]
     (split,) = runs.symmetry_split(before, after, "sgd")
     assert (split["initial"], split["distinct"]) == (1, 2) and "grown by training" in split["message"]
     assert runs.symmetry_split(before, before, "adam") == []

@@ -254,7 +254,9 @@ def test_each_neuron_has_a_picture_identical_for_zero_init_and_blank_for_dead_re
     wait_run(page)
     sums = page.evaluate("""[...document.querySelectorAll('#neurons canvas[data-layer="1"]')].map(c => {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i] * 3 + d[i + 1] * 5 + d[i + 2] * 7 * (i % 13); return s; })""")
+        let s = 0;
+        for (let i = 0; i < d.length; i += 4) s += d[i] * 3 + d[i + 1] * 5 + d[i + 2] * 7 * (i % 13);
+        return s; })""")
     assert len(set(sums)) >= 5, sums  # random init: the pictures differ
     page.screenshot(path=str(shots / "lab-neurons.png"))
 
@@ -365,7 +367,10 @@ def test_accuracy_curve_beside_the_loss(page):
     wait_run(page)
     drawn = page.evaluate("""(() => { const c = document.getElementById('acc-chart');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let coloured = 0; for (let i = 0; i < d.length; i += 4) if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 40) coloured++;
+        let coloured = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            const hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
+            if (hi - lo > 40) coloured++; }
         return coloured; })()""")
     assert drawn > 50
     acc = results(page)["experiments"][0]["history"]["val_accuracy"]
@@ -373,8 +378,8 @@ def test_accuracy_curve_beside_the_loss(page):
 
 
 def test_report_html_has_a_viewport_meta(tmp_path):
-    from initlab.report.html import render_html
     from initlab.report import Document
+    from initlab.report.html import render_html
 
     page = render_html(Document(title="t", blocks=[]), tmp_path)
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page

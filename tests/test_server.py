@@ -41,7 +41,8 @@ def test_catalog_lists_every_initializer_with_the_figures_colours(client):
 
 def test_openapi_describes_the_api(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/initializers", "/api/options", "/api/train", "/api/compare", "/api/preview", "/api/datasets/csv"):
+    for path in ("/api/initializers", "/api/options", "/api/train", "/api/compare", "/api/preview",
+                 "/api/datasets/csv"):
         assert path in paths
     assert "text/event-stream" in paths["/api/train"]["post"]["responses"]["200"]["content"]
 

@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +36,7 @@ from ..models import activation_names
 from ..plots.style import CLASS_COLORS, INIT_COLORS, init_color
 from ..training import DEFAULT_LR, OPTIMIZERS
 from . import runs
-from .lab import clean, load_data
+from .lab import load_data
 from .limits import LIMITS, LOOPBACK_HOSTS
 from .specs import DATASETS, CompareSpec, TrainSpec, classic_preset, describe, field_info
 
@@ -202,7 +202,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         }
 
     @app.post("/api/datasets/csv", responses=_ERRORS)
-    async def upload_csv(file: UploadFile = File(...)) -> dict[str, Any]:
+    async def upload_csv(file: Annotated[UploadFile, File()]) -> dict[str, Any]:
         """Parse an uploaded CSV (header row; two feature columns, class last) in memory."""
         raw = await file.read(LIMITS.max_upload_bytes + 1)
         if len(raw) > LIMITS.max_upload_bytes:

@@ -69,11 +69,23 @@ class Limits:
     def check(self, spec: RunSpec) -> RunSpec:
         """``spec`` if its work is within the lab's limits, else a one-line ValidationError naming the field.
 
-        Field ranges are checked when the request is parsed (:data:`FIELD_BOUNDS`); this bounds
-        what they multiply to: the minibatch steps of the whole run.
+        The lab's requests are parsed within :data:`FIELD_BOUNDS` already; a RunSpec made elsewhere
+        is checked against them here, with the same message (the field's effective range). Then
+        what they multiply to is bounded: the minibatch steps of the whole run.
         """
+        from .specs import describe  # specs reads this module's tables
+
         if spec.dataset != UPLOAD_NAME:
             self.check_dataset(spec.dataset)
+        if len(spec.hidden) > self.max_hidden_layers:
+            raise ValidationError(f"hidden: at most {self.max_hidden_layers} layer(s), got {len(spec.hidden)}")
+        for field, (lo, hi) in FIELD_BOUNDS.items():
+            values = enumerate(spec.hidden) if field == "hidden" else [(None, getattr(spec, field, None))]
+            for i, value in values:
+                low, high = (lo is not None and value < lo), (hi is not None and value > hi)
+                if isinstance(value, (int, float)) and (low or high):
+                    where = field if i is None else f"{field}[{i}]"
+                    raise ValidationError(f"{where}: must be {describe(field)}, got {value!r}")
         batch = spec.batch_size or spec.n_samples  # None: full batch (one step per epoch)
         steps = spec.epochs * math.ceil(spec.n_samples / batch)
         if steps > self.max_steps:

@@ -145,7 +145,7 @@ def symmetry_split(initial: list[dict[str, Any]], now: list[dict[str, Any]], opt
     measured distinct counts, never from the initializer's name.
     """
     out = []
-    for before, after in zip(initial, now):
+    for before, after in zip(initial, now, strict=True):
         if before.get("name") == "output" or before["distinct_units"] >= before["units"]:
             continue
         if after["distinct_units"] > before["distinct_units"]:
@@ -153,10 +153,10 @@ def symmetry_split(initial: list[dict[str, Any]], now: list[dict[str, Any]], opt
                    "amplified by RMSprop's per-weight step size" if optimizer == "rmsprop" else "grown by training")
             out.append({"layer": after["name"], "units": after["units"], "initial": before["distinct_units"],
                         "distinct": after["distinct_units"],
-                        "message": (f"{after['name']}: the units started as {before['distinct_units']} distinct of "
-                                    f"{after['units']} and are now {after['distinct_units']} distinct: identical units get "
-                                    f"identical gradients, so they were split by float rounding in the kernels, {how}; "
-                                    "the init did not break the symmetry")})
+                        "message": (f"{after['name']}: the units started as {before['distinct_units']} distinct "
+                                    f"of {after['units']} and are now {after['distinct_units']} distinct: identical "
+                                    "units get identical gradients, so they were split by float rounding in the "
+                                    f"kernels, {how}; the init did not break the symmetry")})
     return out
 
 
@@ -246,7 +246,7 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
     except _Stop:
         return
     entries = [r.to_dict() for r in records]
-    for entry, color in zip(entries, colors):
+    for entry, color in zip(entries, colors, strict=True):
         entry["color"] = color
     summaries = [_summary(e) for e in entries]
     done = {"type": "done", "run_id": run_id, "results": results_json(entries)}

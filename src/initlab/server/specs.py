@@ -96,7 +96,8 @@ def _field_definition(name: str) -> tuple[Any, Any]:
         (width,) = [a for a in info.annotation.__args__ if a is not Ellipsis]
         unit = _overlay("hidden", int, list(width.__metadata__[0].metadata))
         depth = min(LIMITS.max_hidden_layers, *(m.max_length for m in info.metadata if isinstance(m, at.MaxLen)))
-        return (Annotated[list[unit], Field(min_length=1, max_length=depth)], Field(default_factory=lambda: list(default)))
+        return (Annotated[list[unit], Field(min_length=1, max_length=depth)],
+                Field(default_factory=lambda: list(default)))
     annotation = _overlay(name, info.annotation, list(info.metadata)) if info.annotation in (int, float) else (
         Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
     return annotation, default
@@ -105,7 +106,8 @@ def _field_definition(name: str) -> tuple[Any, Any]:
 def range_text(name: str) -> str:
     """``[1, 2000]`` (brackets closed or open) of a field's effective range."""
     _, lo, lo_closed, hi, hi_closed = _RANGES[name]
-    return f"{'[' if lo_closed else '('}{'-inf' if lo is None else _num(lo)}, {'inf' if hi is None else _num(hi)}{']' if hi_closed else ')'}"
+    low, high = "-inf" if lo is None else _num(lo), "inf" if hi is None else _num(hi)
+    return f"{'[' if lo_closed else '('}{low}, {high}{']' if hi_closed else ')'}"
 
 
 def describe(name: str) -> str | None:
@@ -127,14 +129,15 @@ def _bad(sub: str, message: str) -> PydanticCustomError:
 
 
 class InitSpec(_Strict):
-    """An initializer from the catalog and its parameters, e.g. ``{"name": "he_normal", "params": {"mode": "fan_out"}}``.
+    """An initializer and its parameters, e.g. ``{"name": "he_normal", "params": {"mode": "fan_out"}}``.
 
     Numeric parameters are bounded per scheme (:func:`~initlab.server.limits.param_bounds`), so the
     work an initializer may do (LSUV's passes) is bounded too.
     """
 
     name: Annotated[str, Field(max_length=64)]
-    params: dict[Annotated[str, Field(max_length=32)], Any] = Field(default_factory=dict, max_length=LIMITS.max_init_params)
+    params: dict[Annotated[str, Field(max_length=32)], Any] = Field(default_factory=dict,
+                                                                    max_length=LIMITS.max_init_params)
 
     @model_validator(mode="after")
     def _known(self) -> InitSpec:
@@ -150,7 +153,8 @@ class InitSpec(_Strict):
             lo, hi = param_bounds(scheme, key)
             if not (lo <= value <= hi):  # also False for NaN
                 kind = "an integer" if isinstance(value, int) else "a number"
-                raise _bad(f"params.{key}", f"must be {kind} in [{_num(lo)}, {_num(hi)}] in the lab, got {_short(value)}")
+                raise _bad(f"params.{key}",
+                           f"must be {kind} in [{_num(lo)}, {_num(hi)}] in the lab, got {_short(value)}")
         try:
             canonical_init(self.to_spec())
         except ValidationError as err:

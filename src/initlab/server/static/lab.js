@@ -248,8 +248,8 @@ async function uploadCsv() {
   const file = $("csv-file").files[0]; if (!file) return;
   const body = new FormData(); body.append("file", file);
   const r = await fetch("/api/datasets/csv", { method: "POST", body });
-  const json = await r.json();
-  if (!r.ok) { lab.csv = null; $("csv-status").textContent = json.detail; showError(json.detail); return; }
+  const json = await readJson(r);
+  if (!r.ok) { clearTimeout(previewTimer); lab.csv = null; $("csv-status").textContent = json.detail; showError(json.detail); return; }
   lab.csv = json.csv; showError("");
   $("csv-status").textContent = `${file.name}: ${json.n_samples} rows, classes ${json.class_names.join(", ")}`;
   onChange();
@@ -280,9 +280,9 @@ function clearView() {
 async function reset() {
   if (lab.run) stop();
   const gen = ++lab.previewGen;
-  showError(""); lab.results = null; $("download-json").disabled = true; $("rate").textContent = "";
   const s = spec();
-  if (s.dataset === "csv" && !s.csv) { status("choose a CSV file"); return; }
+  if (s.dataset === "csv" && !s.csv) { status("choose a CSV file"); return; }  // an upload's error stays
+  showError(""); lab.results = null; $("download-json").disabled = true; $("rate").textContent = "";
   const inits = lab.mode === "compare" ? s.inits : [s.weight_init];
   const previews = [];
   for (const w of inits) {  // one after another: previews share the run slots with runs

@@ -353,3 +353,62 @@ def test_pause_step_resume_a_run():
             rest = list(lines)
             assert rest[-1]["type"] == "done" and rest[-1]["summary"]["epochs_run"] == 5
         assert http.post("/api/runs/999999/pause").status_code == 404
+
+
+# --------------------------------------------------------------------------- Playground #91: a sweep in the page
+def test_a_sweep_trains_inits_by_seeds_and_matches_single_runs(client):
+    inits = [{"name": "zeros"}, {"name": "he_normal"}]
+    body = {**FAST, "epochs": 5, "inits": inits, "seeds": 3, "seed": 7}
+    r = client.post("/api/sweep", json=body)
+    assert r.status_code == 200, r.text[:300]
+    out = r.json()
+    assert out["seeds"] == 3 and [i["name"] for i in out["inits"]] == ["zeros", "he_normal"]
+    he = out["inits"][1]
+    assert he["seeds"] == [7, 8, 9]
+    # each seed's number is the single run's (a separate /api/train with that seed)
+    for seed, acc in zip(he["seeds"], he["accuracy"], strict=True):
+        single = events(client.post("/api/train", json={**FAST, "epochs": 5, "seed": seed,
+                                                         "weight_init": {"name": "he_normal"}}))[-1]["summary"]
+        assert acc == pytest.approx(single["val_accuracy"], abs=1e-6)
+    values = np.array(he["accuracy"])
+    assert he["mean"] == pytest.approx(values.mean()) and he["std"] == pytest.approx(values.std(ddof=1))
+    assert (he["min"], he["max"]) == (values.min(), values.max())
+
+
+def test_a_sweep_is_bounded(client):
+    r = client.post("/api/sweep", json={**FAST, "inits": [{"name": "zeros"}, {"name": "he_normal"}], "seeds": 11})
+    assert r.status_code == 422 and r.json()["field"] == "seeds"
+    big = {"epochs": 2000, "n_samples": 2000, "batch_size": 32, "seeds": 10,
+           "inits": [{"name": "zeros"}, {"name": "normal"}, {"name": "he_normal"}, {"name": "glorot_uniform"}]}
+    r = client.post("/api/sweep", json=big)
+    assert r.status_code == 422 and f"at most {LIMITS.max_sweep_steps} minibatch steps" in r.json()["detail"]
+
+
+# --------------------------------------------------------------------------- #20.5 theory beside practice
+def test_variance_at_init_against_the_mean_field_prediction(client):
+    from initlab.theory import predicted_preactivation_variance
+
+    body = {**FAST, "activation": "tanh", "hidden": [64, 64, 64], "weight_init": {"name": "glorot_normal"}}
+    theory = client.post("/api/preview", json=body).json()["theory"]
+    from initlab.experiments.execute import Batch, build_stack
+    from initlab.server.lab import load_data
+
+    spec = TrainSpec(**body)
+    data = load_data(spec)
+    X = torch.as_tensor(data.X, dtype=torch.float64)
+    q0 = float((X**2).mean())
+    assert theory["q0"] == pytest.approx(q0)
+    # glorot: Var(W) = 2 / (fan_in + fan_out), so sigma_w2 = 2 fan_in / (fan_in + fan_out)
+    sizes = [2, 64, 64, 64]
+    sigma_w2 = [2 * sizes[i] / (sizes[i] + sizes[i + 1]) for i in range(3)]
+    assert theory["sigma_w2"] == pytest.approx(sigma_w2)
+    assert theory["predicted"] == pytest.approx(list(predicted_preactivation_variance("tanh", sigma_w2, 0.0, q0)))
+    model = build_stack(Batch(tuple(spec.specs())), data.dataset, data.split).to_model(0).double()
+    h, measured = X, []
+    for linear in model.requires_grad_(False).linears[:-1]:
+        pre = linear(h)
+        measured.append(float((pre**2).mean()))
+        h = torch.tanh(pre)
+    assert theory["measured"] == pytest.approx(measured, rel=1e-5)
+    lsuv = client.post("/api/preview", json={**body, "weight_init": {"name": "lsuv"}}).json()["theory"]
+    assert lsuv["predicted"] is None and "lsuv" in lsuv["unavailable"]

@@ -393,3 +393,27 @@ def test_results_json_downloads_with_full_digits(page):
         page.click("#download-json")
     exp = json.loads(Path(dl.value.path()).read_text())["experiments"][0]
     assert exp["epochs"] == 60
+
+
+# --------------------------------------------------------------------------- Playground #91, #20.5
+def test_a_sweep_in_the_page_shows_each_inits_spread(page, shots):
+    open_lab(page, f"mode=compare&cmp=zeros,normal,he_normal,glorot_uniform&{QUICK}")
+    page.click("#sweep")
+    page.wait_for_selector("body[data-sweep='done']", state="attached", timeout=120_000)
+    rows = page.locator("#sweep-result .sweep-row")
+    assert rows.count() == 4
+    assert [rows.nth(i).get_attribute("data-init") for i in range(4)] == ["zeros", "normal", "he_normal", "glorot_uniform"]
+    assert rows.nth(0).locator("i").count() == 10  # one dot per seed
+    assert page.get_by_test_id("sweep-summary-0").inner_text() == "50.0% ± 0.0%"  # zeros: chance, every seed
+    page.screenshot(path=str(shots / "lab-sweep.png"), full_page=True)
+
+
+def test_variance_at_init_is_drawn_against_the_mean_field(page):
+    open_lab(page, "w=glorot_normal&act=tanh&hidden=32,32,32&epochs=10&n=100")
+    theory = page.evaluate("window.lab.theory")
+    assert len(theory["measured"]) == 3 and len(theory["predicted"]) == 3
+    note = page.get_by_test_id("theory-note").inner_text()
+    ratios = [float(x) for x in re.findall(r"(\d+\.\d\d)", note.split("per layer:")[1])]
+    assert ratios == pytest.approx([m / p for m, p in zip(theory["measured"], theory["predicted"], strict=True)], abs=0.006)
+    page.select_option("#weight-init", "lsuv")
+    page.wait_for_function("document.getElementById('theory-note').textContent.startsWith('No prediction')")

@@ -38,7 +38,7 @@ from ..training import DEFAULT_LR, OPTIMIZERS
 from . import runs
 from .lab import load_data
 from .limits import LIMITS, LOOPBACK_HOSTS
-from .specs import DATASETS, CompareSpec, TrainSpec, classic_preset, describe, field_info
+from .specs import DATASETS, CompareSpec, SweepSpec, TrainSpec, classic_preset, describe, field_info
 
 __all__ = ["create_app", "LabError", "one_line"]
 
@@ -217,19 +217,15 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         data = await run_in_threadpool(lambda: load_data(spec))
         return {"csv": text, "n_samples": len(data.X) + len(data.X_val), **data.points()}
 
-    @app.post("/api/preview", responses=_ERRORS)
-    async def post_preview(spec: TrainSpec, request: Request) -> dict[str, Any]:
-        """The untrained network of ``spec``: boundary, diagnosis and each neuron's picture at
-        initialization (same seed, same weights). Takes a run slot while it computes; cancelled
-        when the client goes away."""
-        (run_spec,) = spec.specs()  # every field checked before any work (numpy never sees a bad seed)
+    async def _bounded(request: Request, job) -> dict[str, Any]:
+        """Run ``job(cancel)`` in a worker within a run slot; cancel it when the client goes away."""
         client = request.client.host if request.client else "unknown"
         app.state.slots.acquire(client)
         cancel = threading.Event()
 
         def work() -> dict[str, Any]:
             _threads()
-            return runs.preview(spec, load_data(spec, run_spec), cancel)
+            return job(cancel)
 
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(app.state.executor, work)
@@ -240,7 +236,22 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
                 return future.result()
             if await request.is_disconnected():
                 cancel.set()
-                raise _BadRequest(499, "client: went away; the preview was cancelled")
+                raise _BadRequest(499, "client: went away; the work was cancelled")
+
+    @app.post("/api/preview", responses=_ERRORS)
+    async def post_preview(spec: TrainSpec, request: Request) -> dict[str, Any]:
+        """The untrained network of ``spec``: boundary, diagnosis and each neuron's picture at
+        initialization (same seed, same weights). Takes a run slot while it computes; cancelled
+        when the client goes away."""
+        (run_spec,) = spec.specs()  # every field checked before any work (numpy never sees a bad seed)
+        return await _bounded(request, lambda cancel: runs.preview(spec, load_data(spec, run_spec), cancel))
+
+    @app.post("/api/sweep", responses=_ERRORS)
+    async def post_sweep(spec: SweepSpec, request: Request) -> dict[str, Any]:
+        """2-4 initializers x 1-10 seeds trained at once by the batched trainer: each run's final
+        accuracy and, per initializer, mean, std, min and max (the Playground's #91)."""
+        first = spec.specs()[0]
+        return await _bounded(request, lambda cancel: runs.sweep(spec, load_data(spec, first), cancel))
 
     @app.post("/api/runs/{run_id}/{action}", responses=_ERRORS)
     async def control_run(run_id: int, action: str, request: Request) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
 
 __all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json",
-           "neurons", "TILE_SCALE"]
+           "neurons", "TILE_SCALE", "variance_vs_theory"]
 
 TILE_SCALE = 1.0  # a neuron's picture colours its output from -TILE_SCALE to +TILE_SCALE (clipped), as the Playground
 
@@ -164,6 +164,39 @@ def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
         out.append({"layer": layer, "units": int(a.shape[0]), "n": LIMITS.tile_grid,
                     "q": base64.b64encode(q.tobytes()).decode("ascii"), "min": lo.tolist(), "max": hi.tolist(),
                     "flat": (np.nan_to_num(hi - lo, nan=np.inf) < 2 * TILE_SCALE / 254).tolist()})
+    return out
+
+
+@torch.no_grad()
+def variance_vs_theory(model: nn.Module, data: LabData, spec: RunSpec) -> dict[str, Any]:
+    """Per hidden layer, the pre-activation variance q^l at init: measured (mean of h^2 over units
+    and the training rows) and predicted by the mean-field length map (Poole et al. 2016, eq. 3;
+    :func:`initlab.theory.predicted_preactivation_variance`) from q^0 = the rows' mean square and
+    sigma_w2 = Var(W) * fan_in of the scheme on each layer's shape. The theory holds for wide
+    layers and i.i.d. zero-mean weights: a 10-unit layer of one network scatters around it.
+    ``unavailable`` says why there is no prediction (a constant or data-dependent scheme, biases
+    not zero)."""
+    from .._validation import InitlabError
+    from ..theory import effective_sigma_w2, predicted_preactivation_variance
+
+    x = torch.as_tensor(data.X)
+    q0 = float((x.double() ** 2).mean())
+    measured = []
+    for name, module in model.named_children():
+        x = module(x)
+        if name.startswith("hidden"):
+            measured.append(float((x.double() ** 2).mean()))
+    out: dict[str, Any] = {"q0": q0, "measured": measured, "predicted": None, "unavailable": None}
+    sizes = [data.X.shape[1], *spec.hidden]
+    if spec.bias_init != "zeros":
+        out["unavailable"] = f"the prediction here assumes zero biases; bias_init is {spec.bias_initializer}"
+        return out
+    try:
+        sigma_w2 = [effective_sigma_w2(spec.init, sizes[i], sizes[i + 1]) for i in range(len(spec.hidden))]
+        out["sigma_w2"] = sigma_w2
+        out["predicted"] = [float(q) for q in predicted_preactivation_variance(spec.activation, sigma_w2, 0.0, q0)]
+    except InitlabError as err:
+        out["unavailable"] = str(err).splitlines()[0]
     return out
 
 

@@ -56,6 +56,8 @@ class Limits:
     max_abs_param: float = 1e6  # any numeric initializer parameter without its own bound below
     min_compare: int = 2
     max_compare: int = 4
+    max_sweep_seeds: int = 10  # an in-page sweep: inits x seeds, one stack
+    max_sweep_steps: int = 400_000  # minibatch steps summed over a sweep's runs
     max_runs_per_client: int = 2  # concurrent runs and previews per client host; beyond: 429
     max_runs_total: int = 6  # concurrent runs and previews on the server; beyond: 503
     grid: int = 40  # the decision-boundary heat map is grid x grid probabilities
@@ -82,10 +84,16 @@ class Limits:
         for field, (lo, hi) in FIELD_BOUNDS.items():
             values = enumerate(spec.hidden) if field == "hidden" else [(None, getattr(spec, field, None))]
             for i, value in values:
-                low, high = (lo is not None and value < lo), (hi is not None and value > hi)
-                if isinstance(value, (int, float)) and (low or high):
+                if not isinstance(value, (int, float)):
+                    continue
+                if (lo is not None and value < lo) or (hi is not None and value > hi):
                     where = field if i is None else f"{field}[{i}]"
                     raise ValidationError(f"{where}: must be {describe(field)}, got {value!r}")
+        self.check_steps(spec)
+        return spec
+
+    def check_steps(self, spec: RunSpec) -> int:
+        """The run's minibatch steps (at most; the held-out rows train no step), within ``max_steps``."""
         batch = spec.batch_size or spec.n_samples  # None: full batch (one step per epoch)
         steps = spec.epochs * math.ceil(spec.n_samples / batch)
         if steps > self.max_steps:
@@ -93,7 +101,7 @@ class Limits:
                 f"epochs: at most {self.max_steps} minibatch steps per run in the lab, got {steps} "
                 f"({spec.epochs} epochs x {math.ceil(spec.n_samples / batch)} batches of {batch}); "
                 "use fewer epochs or a larger batch_size")
-        return spec
+        return steps
 
 
 LIMITS = Limits()

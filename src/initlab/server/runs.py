@@ -20,12 +20,12 @@ import numpy as np
 
 from ..experiments import execute
 from ..plots.style import init_color
-from .lab import LabData, boundary, clean, diagnostics, neurons, results_json
+from .lab import LabData, boundary, clean, diagnostics, neurons, results_json, variance_vs_theory
 from .limits import LIMITS
-from .specs import CompareSpec, LabRequest, TrainSpec
+from .specs import CompareSpec, LabRequest, SweepSpec, TrainSpec
 
 __all__ = ["RunSlots", "SlotsFull", "RunControl", "lab_run", "single_run", "compare_run", "preview", "Cancelled",
-           "symmetry_split"]
+           "symmetry_split", "sweep"]
 
 Emit = Callable[[dict[str, Any]], None]
 _ids = itertools.count(1)
@@ -282,6 +282,7 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
             if cancel.is_set():
                 raise _Stop
             taken["neurons"] = neurons(model, data)
+            taken["theory"] = variance_vs_theory(model, data, spec)
             raise _Stop
 
     (spec,) = request.specs()
@@ -294,3 +295,34 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
         raise Cancelled
     taken["symmetry_split"] = []
     return clean({"data": data.points(), "color": init_color(request.weight_init.name), **taken})
+
+
+def sweep(request: SweepSpec, data: LabData, cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Every initializer of ``request`` trained from ``request.seeds`` seeds at once (one stack of the
+    batched trainer, through ``execute``): the final validation accuracy of each run, and per
+    initializer their mean, standard deviation (n - 1), min and max. ``cancel`` stops it within an epoch."""
+    cancel = cancel or threading.Event()
+
+    class _Cancel:
+        def on_epoch_end(self, trainer: Any, epoch: int, logs: Any) -> None:
+            if cancel.is_set():
+                raise _Stop
+
+    specs = request.specs()
+    try:
+        records = list(execute(specs, callbacks=[_Cancel()], data=data.dataset, diagnostics=False, max_batch=len(specs)))
+    except _Stop:
+        raise Cancelled from None
+    n = request.seeds
+    has_val = len(data.X_val) > 0
+    key = "val_accuracy" if has_val else "train_accuracy"
+    out = []
+    for i, init in enumerate(request.inits):
+        values = np.array([getattr(r, key) for r in records[i * n:(i + 1) * n]], dtype=float)
+        out.append({"name": init.name, "color": init_color(init.name), "accuracy": values.tolist(),
+                    "seeds": [r.spec.init_seed for r in records[i * n:(i + 1) * n]],
+                    "mean": float(values.mean()), "std": float(values.std(ddof=1)) if n > 1 else 0.0,
+                    "min": float(values.min()), "max": float(values.max()),
+                    "diverged": sum(r.diverged_epoch is not None for r in records[i * n:(i + 1) * n])})
+    chance = float(records[0].chance_accuracy)
+    return clean({"metric": key, "seeds": n, "epochs": specs[0].epochs, "chance_accuracy": chance, "inits": out})

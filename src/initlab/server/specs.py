@@ -25,7 +25,7 @@ from .._validation import ValidationError
 from ..experiments.spec import MAX_SEED, RunSpec, canonical_init
 from .limits import FIELD_BOUNDS, LAB_DEFAULTS, LIMITS, UPLOAD_NAME, param_bounds
 
-__all__ = ["InitSpec", "LabRequest", "TrainSpec", "CompareSpec", "DATASETS", "FIELDS", "field_info",
+__all__ = ["InitSpec", "LabRequest", "TrainSpec", "CompareSpec", "SweepSpec", "DATASETS", "FIELDS", "field_info",
            "describe", "classic_preset"]
 
 DATASETS = (*LIMITS.datasets, "csv")
@@ -261,6 +261,27 @@ class CompareSpec(LabRequest):
     @property
     def init_names(self) -> list[str]:
         return [i.name for i in self.inits]
+
+
+class SweepSpec(CompareSpec):
+    """2 to 4 initializers x 1 to 10 seeds trained at once (one stack of the batched trainer):
+    ``POST /api/sweep``. Seeds are ``seed``, ``seed + 1``, ...; the data stay those of ``data_seed``."""
+
+    seeds: Annotated[int, Field(ge=1, le=LIMITS.max_sweep_seeds, strict=True)] = LIMITS.max_sweep_seeds
+
+    def specs(self) -> list[RunSpec]:
+        out = []
+        for i, init in enumerate(self.inits):
+            base = self.run_spec(init, f"inits[{i}]")
+            if initializers.get(base.init).scheme.kind == "data-dependent":
+                raise ValidationError(f"inits[{i}]: {init.name!r} needs data at init time; sweep it in a single run")
+            out += [base.replace(seed=min(self.seed + k, MAX_SEED), name=f"{base.name}, seed {self.seed + k}")
+                    for k in range(self.seeds)]
+        steps = LIMITS.check_steps(out[0])
+        if steps * len(out) > LIMITS.max_sweep_steps:
+            raise ValidationError(f"seeds: at most {LIMITS.max_sweep_steps} minibatch steps over all runs of a sweep, "
+                                  f"got {steps * len(out)} ({len(out)} runs x {steps}); use fewer seeds or epochs")
+        return out
 
 
 def field_info() -> dict[str, dict[str, Any]]:

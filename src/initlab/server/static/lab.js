@@ -179,7 +179,7 @@ async function boot() {
   $("reseed").onclick = () => { $("seed").value = Math.floor(Math.random() * 100000); onChange(); };
   $("mode-single").onclick = () => setMode("single"); $("mode-compare").onclick = () => setMode("compare");
   $("train").onclick = () => train(false); $("stop").onclick = stop; $("reset").onclick = reset;
-  $("pause").onclick = togglePause; $("step").onclick = step;
+  $("pause").onclick = togglePause; $("step").onclick = step; $("sweep").onclick = runSweep;
   $("preset-classic").onclick = () => applyPreset(opts.presets.classic);
   $("preset-lab").onclick = () => applyPreset(Object.fromEntries(Object.entries(opts.fields).map(([k, f]) => [k, f.default])));
   $("download-json").onclick = downloadJson; $("download-png").onclick = downloadPng;
@@ -226,6 +226,7 @@ function setMode(mode, initial) {
   $("mode-single").classList.toggle("active", mode === "single"); $("mode-compare").classList.toggle("active", mode === "compare");
   $("single-init").hidden = mode !== "single"; $("compare-init").hidden = mode !== "compare";
   $("single-view").hidden = mode !== "single"; $("compare-view").hidden = mode !== "compare";
+  $("theory-section").hidden = mode !== "single";
   onChange(initial);
 }
 
@@ -301,6 +302,8 @@ async function reset() {
     lab.frame = { epoch: 0, runs: previews.map((p) => p.json) };
   } else {
     lab.frame = { epoch: 0, ...previews[0].json };
+    lab.theory = previews[0].json.theory;
+    drawTheory(lab.theory);
   }
   lab.lastBoundary = lab.mode === "compare" ? lab.frame.runs.map((r) => r.boundary.p) : lab.frame.boundary.p;
   document.body.dataset.run = "reset";
@@ -421,6 +424,72 @@ function doneText(summaries) {
   });
   document.body.dataset.diverged = summaries.some((s) => s.diverged_epoch != null) ? "1" : "0";
   return parts.join("; ");
+}
+
+// Measured q^l (dots) against the mean-field prediction (line), log scale; a layer whose measured
+// variance is exactly 0 (zero init) sits on the axis floor.
+function drawTheory(t) {
+  const canvas = $("theory-chart"), ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+  const pad = { l: 50, r: 12, t: 22, b: 28 };
+  ctx.clearRect(0, 0, W, H); ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+  $("theory-section").hidden = lab.mode === "compare" || !t;
+  if (!t) return;
+  const vals = [...t.measured, ...(t.predicted || [])].filter((v) => v > 0 && isFinite(v));
+  const L = t.measured.length;
+  let lo = vals.length ? Math.floor(Math.log10(Math.min(...vals)) - 0.2) : -1, hi = vals.length ? Math.ceil(Math.log10(Math.max(...vals)) + 0.2) : 1;
+  if (hi - lo < 2) { lo -= 1; hi += 1; }
+  const X = (l) => pad.l + (L === 1 ? 0.5 : (l - 1) / (L - 1)) * (W - pad.l - pad.r);
+  const Y = (v) => H - pad.b - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (H - pad.t - pad.b);
+  ctx.strokeStyle = "#c9ced6"; ctx.beginPath(); ctx.moveTo(pad.l, pad.t); ctx.lineTo(pad.l, H - pad.b); ctx.lineTo(W - pad.r, H - pad.b); ctx.stroke();
+  ctx.fillStyle = "#6b7585"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right";
+  for (const e of [lo, Math.round((lo + hi) / 2), hi]) ctx.fillText(tick(10 ** e), pad.l - 5, Y(10 ** e) + 4);
+  ctx.textAlign = "center";
+  for (let l = 1; l <= L; l++) ctx.fillText(String(l), X(l), H - pad.b + 13);
+  ctx.fillText("hidden layer", (W + pad.l) / 2, H - 2);
+  ctx.save(); ctx.translate(10, pad.t + (H - pad.t - pad.b) / 2); ctx.rotate(-Math.PI / 2); ctx.fillText("q (log)", 0, 0); ctx.restore();
+  if (t.predicted) {
+    ctx.strokeStyle = "#1d2430"; ctx.lineWidth = 1.5; ctx.beginPath();
+    t.predicted.forEach((v, i) => { const x = X(i + 1), y = Y(v); if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+    ctx.stroke();
+  }
+  ctx.fillStyle = lab.colorsRun[0] || "#2f6fde";
+  t.measured.forEach((v, i) => { ctx.beginPath(); ctx.arc(X(i + 1), Y(v), 4, 0, 2 * Math.PI); ctx.fill(); });
+  ctx.textAlign = "left"; ctx.fillStyle = "#1d2430";
+  ctx.fillText("● measured (this network)   — predicted (mean field)", pad.l + 6, 12);
+  const ratio = t.predicted ? t.measured.map((m, i) => (t.predicted[i] > 0 ? m / t.predicted[i] : null)) : [];
+  $("theory-note").textContent = t.unavailable ? `No prediction: ${t.unavailable}.`
+    : `q0 = ${num3(t.q0)}; measured / predicted per layer: ${ratio.map((r) => (r == null ? "–" : r.toFixed(2))).join(", ")} `
+      + "(one narrow network scatters around the wide-network prediction).";
+}
+
+// ---------- an in-page sweep: inits x seeds, accuracy per init with its spread ----------
+async function runSweep() {
+  if (lab.run || lab.sweeping) return;
+  const s = spec(); delete s.weight_init; s.inits = lab.compare.map((name) => ({ name })); s.seeds = 10;
+  lab.sweeping = true; $("sweep").disabled = true; showError("");
+  status(`sweep: ${s.inits.length} initializers x ${s.seeds} seeds, trained at once...`);
+  document.body.dataset.sweep = "running";
+  try {
+    const r = await fetch("/api/sweep", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(s) });
+    const j = await readJson(r);
+    if (!r.ok) { showError(j.detail); status("sweep failed"); document.body.dataset.sweep = "error"; return; }
+    renderSweep(j);
+    status(`sweep done: ${s.inits.length * s.seeds} networks, ${j.epochs} epochs each`);
+    document.body.dataset.sweep = "done";
+  } finally { lab.sweeping = false; $("sweep").disabled = false; }
+}
+
+function renderSweep(j) {
+  const box = $("sweep-result"), label = j.metric === "val_accuracy" ? "validation accuracy" : "train accuracy";
+  const x = (v) => `${(100 * v).toFixed(1)}%`;
+  box.innerHTML = `<h2>Sweep: final ${label}, ${j.seeds} seeds each <span class="hint">dots: one seed each; bar: the mean; grey: chance (${x(j.chance_accuracy)})</span></h2>` +
+    j.inits.map((r, i) => `<div class="sweep-row" data-testid="sweep-row-${i}" data-init="${r.name}">
+      <span><span class="swatch" style="background:${r.color}"></span> ${r.name}</span>
+      <span class="sweep-strip"><b class="chance" style="left:${100 * j.chance_accuracy}%"></b>${r.accuracy.map((v) =>
+        `<i style="left:${100 * v}%;background:${r.color}" title="${x(v)}"></i>`).join("")}<b style="left:${100 * r.mean}%"></b></span>
+      <span data-testid="sweep-summary-${i}">${x(r.mean)} &plusmn; ${x(r.std)}${r.diverged ? `, ${r.diverged} diverged` : ""}</span></div>`).join("") +
+    `<div class="sweep-axis"><span>0%</span><span>50%</span><span>100%</span></div>`;
+  box.hidden = false;
 }
 
 // ---------- drawing ----------

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..diagnostics.stacked import diagnose_stack
 from ..experiments import execute
 from ..plots.style import init_color
-from .lab import LabData, boundary, clean, diagnostics, neurons, results_json, variance_vs_theory
+from .lab import LabData, boundary, clean, diagnostics, layer_rows, neurons, results_json, variance_vs_theory
 from .limits import LIMITS
 from .specs import CompareSpec, LabRequest, SweepSpec, TrainSpec
 
@@ -72,16 +74,20 @@ class Cancelled(Exception):
 
 
 class _Throttle:
-    """True at most ``rate`` times a second."""
+    """True at most ``rate`` times a second, and never sooner than twice the time the last frame
+    took to build after its start (so building frames takes at most half of a run's time)."""
 
     def __init__(self, rate: float = LIMITS.events_per_second) -> None:
-        self.period, self.last = 1.0 / rate, -1e9
+        self.period, self.last, self.build = 1.0 / rate, -1e9, 0.0
 
     def due(self, factor: float = 1.0) -> bool:
-        return time.monotonic() - self.last >= self.period * factor
+        return time.monotonic() - self.last >= max(self.period * factor, 2 * self.build)
 
     def mark(self) -> None:
         self.last = time.monotonic()
+
+    def built(self) -> None:
+        self.build = time.monotonic() - self.last
 
 
 class _Pacer:
@@ -190,19 +196,23 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
     m, epochs, optimizer = len(specs), specs[0].epochs, specs[0].optimizer
     history: dict[str, list[list[float]]] = {}  # key -> per epoch, (M,) values
     throttle, sent, initial = _Throttle(), [0], [None] * m
+    rows_X, rows_y = torch.as_tensor(data.X), torch.as_tensor(data.y)  # what diagnostics() looks at
     pacer = _Pacer(epochs, pace, cancel)
 
     def frame(trainer: Any, epoch: int) -> dict[str, Any]:
+        throttle.mark()  # the period counts from a frame's start: building one takes part of it
         proba = trainer.predict_proba(data.grid)  # (M, n*n) or (M, n*n, K)
+        # every network's diagnosis from the stacked tensors at once (= diagnose on each, 3-4x faster)
+        diags = [d for stack in trainer.stacks_ for d in diagnose_stack(stack, rows_X, rows_y)]
         runs = []
         for i in range(m):
-            model = trainer.to_model(i)
-            run = {"boundary": boundary(proba[i]), **diagnostics(model, data)}
+            run = {"boundary": boundary(proba[i]), "layers": layer_rows(diags[i]),
+                   "verdicts": [v.to_dict() for v in diags[i].verdicts]}
             if initial[i] is None:
                 initial[i] = run["layers"]
             _mark_split(run, symmetry_split(initial[i], run["layers"], optimizer))
             if not compare:
-                run["neurons"] = neurons(model, data)
+                run["neurons"] = neurons(trainer.to_model(i), data)
             runs.append(run)
         new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
         event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0],
@@ -212,7 +222,7 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
         else:
             event.update(history={k: v[0] for k, v in new.items()}, **runs[0])
         sent[0] = len(history.get("loss", []))
-        throttle.mark()
+        throttle.built()
         return event
 
     class _Stream:
@@ -310,7 +320,8 @@ def sweep(request: SweepSpec, data: LabData, cancel: threading.Event | None = No
 
     specs = request.specs()
     try:
-        records = list(execute(specs, callbacks=[_Cancel()], data=data.dataset, diagnostics=False, max_batch=len(specs)))
+        records = list(execute(specs, callbacks=[_Cancel()], data=data.dataset, diagnostics=False,
+                               max_batch=len(specs)))
     except _Stop:
         raise Cancelled from None
     n = request.seeds

@@ -417,3 +417,41 @@ def test_variance_at_init_is_drawn_against_the_mean_field(page):
     assert ratios == pytest.approx([m / p for m, p in zip(theory["measured"], theory["predicted"], strict=True)], abs=0.006)
     page.select_option("#weight-init", "lsuv")
     page.wait_for_function("document.getElementById('theory-note').textContent.startsWith('No prediction')")
+
+
+def test_a_runspec_field_without_a_hand_made_control_gets_one(page):
+    """A field another part of initlab adds to RunSpec reaches the page: a control is generated
+    from /api/options' field list (type, range, help) and its value goes into the request body."""
+    open_lab(page, QUICK)
+    body = page.evaluate("""(() => {
+        lab.options.fields.full_batch = {default: false, help: "one step per epoch"};
+        lab.options.fields.label_smoothing = {default: 0, kind: "a number", min: 0, max: 1, help: "smoothing"};
+        buildExtraFields(new URLSearchParams("f_label_smoothing=0.25"));
+        document.getElementById("field-full_batch").click();
+        return spec(); })()""")
+    assert body["full_batch"] is True and body["label_smoothing"] == 0.25
+    assert page.get_attribute("#field-label_smoothing", "max") == "1"
+
+
+def test_more_than_two_classes_from_a_csv(page, tmp_path, shots):
+    """Playground #68 (more than two classes) and #20 (your own data, size-limited upload)."""
+    rng = np_random = __import__("numpy").random.default_rng(0)
+    centres = [(-2, 0), (2, 0), (0, 2.5)]
+    rows = [f"{cx + rng.normal(0, .6):.4f},{cy + rng.normal(0, .6):.4f},{'abc'[k]}" for _ in range(40)
+            for k, (cx, cy) in enumerate(centres)]
+    del np_random
+    csv = tmp_path / "three.csv"
+    csv.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
+    open_lab(page, QUICK)
+    page.select_option("#dataset", "csv")
+    page.set_input_files("#csv-file", str(csv))
+    page.wait_for_function("document.getElementById('csv-status').textContent.includes('120 rows')")
+    page.wait_for_selector("body[data-run='reset']", state="attached")
+    page.click("#train")
+    wait_run(page)
+    exp = results(page)["experiments"][0]
+    assert exp["dataset"] == "upload.csv" and exp["n_samples"] == 120
+    assert page.evaluate("window.lab.data.class_names") == ["a", "b", "c"]
+    assert len(set(page.evaluate("window.lab.frame.boundary.c"))) == 3  # three regions drawn
+    assert exp["val_accuracy"] > 0.8
+    page.screenshot(path=str(shots / "lab-three-classes.png"))

@@ -98,9 +98,12 @@ def _field_definition(name: str) -> tuple[Any, Any]:
         depth = min(LIMITS.max_hidden_layers, *(m.max_length for m in info.metadata if isinstance(m, at.MaxLen)))
         return (Annotated[list[unit], Field(min_length=1, max_length=depth)],
                 Field(default_factory=lambda: list(default)))
-    annotation = _overlay(name, info.annotation, list(info.metadata)) if info.annotation in (int, float) else (
-        Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation)
-    return annotation, default
+    if info.annotation in (int, float):
+        return _overlay(name, info.annotation, list(info.metadata)), default
+    args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
+    if len(args) == 1 and args[0] in (int, float) and type(None) in info.annotation.__args__:
+        return _overlay(name, args[0], list(info.metadata)) | None, default  # e.g. batch_size None: full batch
+    return (Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation), default
 
 
 def range_text(name: str) -> str:

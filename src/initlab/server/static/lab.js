@@ -76,6 +76,7 @@ function spec() {
     momentum: num($("momentum")), batch_size: num($("batch-size")),
     epochs: num($("epochs")), seed: num($("seed")), data_seed: num($("data-seed")),
   };
+  if (lab.options) Object.assign(s, extraValues());
   if (s.dataset === "csv") s.csv = lab.csv || "";
   if (lab.mode === "compare") s.inits = lab.compare.map((name) => ({ name }));
   else s.weight_init = { name: $("weight-init").value, params: readParams($("weight-params")) };
@@ -93,6 +94,7 @@ function toQuery() {
   q.set("opt", s.optimizer); q.set("lr", s.learning_rate); q.set("mom", s.momentum);
   q.set("bs", s.batch_size); q.set("epochs", s.epochs); q.set("seed", s.seed);
   q.set("dseed", s.data_seed);
+  for (const [name, v] of Object.entries(extraValues())) if (v !== lab.options.fields[name].default) q.set(`f_${name}`, v);
   return q;
 }
 
@@ -118,6 +120,35 @@ function fromQuery() {
   $("learning-rate").value = get("lr", d.learning_rate); $("momentum").value = get("mom", d.momentum);
   $("batch-size").value = get("bs", d.batch_size); $("epochs").value = get("epochs", d.epochs);
   $("seed").value = get("seed", d.seed); $("data-seed").value = get("dseed", d.data_seed);
+  buildExtraFields(q);
+}
+
+// RunSpec fields the page has no hand-made control for get a generated one (a number, a checkbox
+// or a text box, with the field's range and help), so a field added to RunSpec reaches the lab.
+const KNOWN = new Set(["n_samples", "noise", "data_seed", "validation_split", "activation", "hidden", "optimizer",
+  "learning_rate", "momentum", "epochs", "batch_size", "seed"]);
+function extraFields() { return Object.entries(lab.options.fields).filter(([name]) => !KNOWN.has(name)); }
+function buildExtraFields(query) {
+  const box = $("extra-fields"); box.innerHTML = "";
+  for (const [name, f] of extraFields()) {
+    const wrap = document.createElement("div"), label = document.createElement("label"), id = `field-${name}`;
+    label.textContent = name.replace(/_/g, " "); label.htmlFor = id; label.title = f.help || "";
+    const input = document.createElement("input");
+    input.id = id; input.dataset.testid = id; input.dataset.field = name; input.title = f.help || "";
+    const given = query.get(`f_${name}`);
+    if (typeof f.default === "boolean") { input.type = "checkbox"; input.checked = given == null ? f.default : given === "true"; }
+    else if (f.kind) { input.type = "number"; input.step = "any"; if (f.min != null) input.min = f.min; if (f.max != null) input.max = f.max; input.value = given ?? (f.default ?? ""); }
+    else { input.type = "text"; input.value = given ?? (f.default ?? ""); }
+    input.addEventListener("change", onChange);
+    wrap.append(label, input); box.appendChild(wrap);
+  }
+}
+function extraValues() {
+  const out = {};
+  $("extra-fields").querySelectorAll("[data-field]").forEach((el) => {
+    out[el.dataset.field] = el.type === "checkbox" ? el.checked : el.type === "number" ? num(el) : el.value;
+  });
+  return out;
 }
 
 function maxOf(field, fallback) { const f = lab.options && lab.options.fields[field]; return f && f.max != null ? f.max : fallback; }

@@ -402,7 +402,8 @@ def test_a_sweep_in_the_page_shows_each_inits_spread(page, shots):
     page.wait_for_selector("body[data-sweep='done']", state="attached", timeout=120_000)
     rows = page.locator("#sweep-result .sweep-row")
     assert rows.count() == 4
-    assert [rows.nth(i).get_attribute("data-init") for i in range(4)] == ["zeros", "normal", "he_normal", "glorot_uniform"]
+    names = [rows.nth(i).get_attribute("data-init") for i in range(4)]
+    assert names == ["zeros", "normal", "he_normal", "glorot_uniform"]
     assert rows.nth(0).locator("i").count() == 10  # one dot per seed
     assert page.get_by_test_id("sweep-summary-0").inner_text() == "50.0% ± 0.0%"  # zeros: chance, every seed
     page.screenshot(path=str(shots / "lab-sweep.png"), full_page=True)
@@ -414,7 +415,8 @@ def test_variance_at_init_is_drawn_against_the_mean_field(page):
     assert len(theory["measured"]) == 3 and len(theory["predicted"]) == 3
     note = page.get_by_test_id("theory-note").inner_text()
     ratios = [float(x) for x in re.findall(r"(\d+\.\d\d)", note.split("per layer:")[1])]
-    assert ratios == pytest.approx([m / p for m, p in zip(theory["measured"], theory["predicted"], strict=True)], abs=0.006)
+    expected = [m / p for m, p in zip(theory["measured"], theory["predicted"], strict=True)]
+    assert ratios == pytest.approx(expected, abs=0.006)
     page.select_option("#weight-init", "lsuv")
     page.wait_for_function("document.getElementById('theory-note').textContent.startsWith('No prediction')")
 
@@ -435,11 +437,12 @@ def test_a_runspec_field_without_a_hand_made_control_gets_one(page):
 
 def test_more_than_two_classes_from_a_csv(page, tmp_path, shots):
     """Playground #68 (more than two classes) and #20 (your own data, size-limited upload)."""
-    rng = np_random = __import__("numpy").random.default_rng(0)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
     centres = [(-2, 0), (2, 0), (0, 2.5)]
     rows = [f"{cx + rng.normal(0, .6):.4f},{cy + rng.normal(0, .6):.4f},{'abc'[k]}" for _ in range(40)
             for k, (cx, cy) in enumerate(centres)]
-    del np_random
     csv = tmp_path / "three.csv"
     csv.write_text("x1,x2,label\n" + "\n".join(rows) + "\n")
     open_lab(page, QUICK)

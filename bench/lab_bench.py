@@ -1,52 +1,80 @@
-"""How fast the browser lab streams: progress frames per second of a run, paced and unpaced.
+"""How fast the browser lab streams (issue #20.7): first frame, updates per second, and what the
+per-neuron pictures cost. Not a test: the figures depend on the machine and its load.
 
-The lab paces a short run to ``LIMITS.min_run_seconds`` so that the view animates, and throttles
-progress frames to ``LIMITS.events_per_second``. Whether a machine reaches that rate depends on
-the machine and its load, so it is measured here rather than asserted in the tests (which check
-only what holds anywhere: several frames arrive, never more than the throttle allows).
+Measured over HTTP against a real server (uvicorn in a thread, as ``initlab.lab()`` runs it),
+reading the server-sent events as the page does:
 
-    python bench/lab_bench.py                    # the lab's default quick run, 3 repeats
-    python bench/lab_bench.py --epochs 300 --repeats 5
+- first frame: from sending ``POST /api/train`` to the first ``progress`` event (the initial
+  weights drawn), in ms; the page draws it on arrival;
+- single run: progress frames per second of the lab's default run (paced to
+  ``LIMITS.min_run_seconds``, throttled to ``LIMITS.events_per_second``); targets: >= 20/s;
+- compare-4: the same for 4 initializers side by side; target >= 10/s;
+- the same single run with the neuron pictures switched off, to show what they cost.
+
+    python bench/lab_bench.py                    # 3 repeats of each
+    python bench/lab_bench.py --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
-from fastapi.testclient import TestClient
+import httpx
 
-from initlab.server import LIMITS, create_app
+from initlab.server import LIMITS, background, create_app, runs
+
+SINGLE = {"weight_init": {"name": "he_normal"}}  # the lab's defaults: 200 points, 2-10-1, 200 epochs
+COMPARE = {"inits": [{"name": n} for n in ("zeros", "normal", "he_normal", "glorot_uniform")]}
 
 
-def one_run(client: TestClient, spec: dict) -> tuple[float, int]:
-    """(seconds, full progress frames) of one ``/api/train`` stream."""
+def one_run(http: httpx.Client, path: str, body: dict) -> tuple[float, float, int]:
+    """(ms to the first progress frame, seconds in all, progress frames) of one streamed run."""
     start = time.perf_counter()
-    body = client.post("/api/train", json=spec).text
-    took = time.perf_counter() - start
-    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
-    frames = sum(1 for e in events if e["type"] == "progress" and not e.get("partial"))
-    return took, frames
+    first, frames = None, 0
+    with http.stream("POST", path, json=body) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            if event["type"] == "progress":
+                frames += 1
+                if first is None:
+                    first = (time.perf_counter() - start) * 1000
+            elif event["type"] == "error":
+                raise RuntimeError(event["detail"])
+    return first or float("nan"), time.perf_counter() - start, frames
+
+
+def measure(label: str, path: str, body: dict, repeats: int) -> dict:
+    with background(create_app()) as url, httpx.Client(base_url=url, timeout=120) as http:
+        one_run(http, path, body)  # warm-up: imports, first allocation
+        rows = [one_run(http, path, body) for _ in range(repeats)]
+    first = statistics.median(r[0] for r in rows)
+    rate = statistics.median(r[2] / r[1] for r in rows)
+    print(f"| {label} | {first:.0f} | {statistics.median(r[1] for r in rows):.2f} | "
+          f"{statistics.median(r[2] for r in rows):.0f} | {rate:.1f} |", flush=True)
+    return {"label": label, "first_frame_ms": first, "updates_per_s": rate}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--n-samples", type=int, default=200)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[10])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    spec = {"epochs": args.epochs, "n_samples": args.n_samples, "hidden": args.hidden}
-    print(f"lab run: {spec}; throttle {LIMITS.events_per_second:g} frames/s, pacing "
-          f"{LIMITS.min_run_seconds:g} s\n")
-    print("| pacing | run | seconds | frames | frames/s |")
+    print(f"throttle {LIMITS.events_per_second:g} frames/s, pacing {LIMITS.min_run_seconds:g} s; "
+          f"medians of {args.repeats} runs\n")
+    print("| run | first frame (ms) | seconds | frames | updates/s |")
     print("|---|---:|---:|---:|---:|")
-    for pace in (LIMITS.min_run_seconds, 0.0):
-        with TestClient(create_app(min_run_seconds=pace)) as client:
-            for i in range(args.repeats):
-                took, frames = one_run(client, spec)
-                print(f"| {pace:g} s | {i + 1} | {took:.2f} | {frames} | {frames / took:.1f} |", flush=True)
+    measure("single (lab defaults)", "/api/train", SINGLE, args.repeats)
+    measure("compare-4", "/api/compare", COMPARE, args.repeats)
+    original = runs.neurons
+    runs.neurons = lambda model, data: []  # the pictures off: what do they cost?
+    try:
+        measure("single, no neuron pictures", "/api/train", SINGLE, args.repeats)
+    finally:
+        runs.neurons = original
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def test_catalog_lists_every_initializer_with_the_figures_colours(client):
 
 def test_openapi_describes_the_api(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/initializers", "/api/options", "/api/train", "/api/compare", "/api/preview", "/api/datasets/csv"):
+    for path in ("/api/initializers", "/api/options", "/api/train", "/api/compare", "/api/preview",
+                 "/api/datasets/csv"):
         assert path in paths
     assert "text/event-stream" in paths["/api/train"]["post"]["responses"]["200"]["content"]
 
@@ -187,7 +188,7 @@ def test_a_zero_init_run_streams_frames_and_ends_with_results(client):
     # the history arrives in slices that add up to every epoch once
     losses = [x for f in frames for x in f["history"].get("loss", [])]
     exp = evs[-1]["results"]["experiments"][0]
-    assert losses == exp["history"]["loss"] and len(losses) == 4
+    assert losses == pytest.approx(exp["history"]["loss"], rel=1e-6) and len(losses) == 4  # the record keeps 8 digits
     for key in ("dataset", "n_samples", "activation", "initializer", "hidden", "optimizer", "learning_rate",
                 "epochs", "batch_size", "seed", "train_accuracy", "val_accuracy", "train_loss", "val_loss"):
         assert key in exp
@@ -228,7 +229,7 @@ def test_compare_trains_side_by_side_and_matches_single_runs(client):
 def test_runs_per_client_are_limited_and_a_disconnect_stops_the_run():
     app = create_app(per_client=1, total=4)
     slots = app.state.slots
-    long_run = {"epochs": LIMITS.max_epochs, "n_samples": 400, "batch_size": 1}
+    long_run = {"epochs": LIMITS.max_epochs, "n_samples": 100, "batch_size": 1}  # 160,000 steps: within max_steps
     with background(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         with http.stream("POST", "/api/train", json=long_run) as stream:
             assert stream.status_code == 200

@@ -13,20 +13,25 @@ import time
 from collections.abc import Iterator
 
 from .app import create_app
-from .limits import LIMITS, Limits
+from .limits import LIMITS, LOOPBACK_HOSTS, Limits
 
 __all__ = ["create_app", "serve", "background", "LIMITS", "Limits"]
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the lab with uvicorn until interrupted (loopback only by default)."""
+def serve(host: str = "127.0.0.1", port: int = 8000, allowed_hosts: list[str] | None = None) -> None:
+    """Run the lab with uvicorn until interrupted (loopback only by default).
+
+    The lab answers Host headers naming the loopback names, ``host`` itself and ``allowed_hosts``
+    (``["*"]``: any); others get a 400, so a web page cannot reach it by DNS rebinding.
+    """
     import torch
     import uvicorn
 
     # Small MLPs train several times faster on one thread each than on a shared pool.
     check_listen(host, port)
     torch.set_num_threads(1)
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    hosts = [*LOOPBACK_HOSTS, *([host] if host not in ("0.0.0.0", "::") else []), *(allowed_hosts or [])]
+    uvicorn.run(create_app(allowed_hosts=hosts), host=host, port=port, log_level="info")
 
 
 def check_listen(host: str, port: int) -> None:

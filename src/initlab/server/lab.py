@@ -6,7 +6,7 @@ the per-layer statistics and verdicts of :func:`initlab.diagnose` on the current
 
 from __future__ import annotations
 
-import math
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +15,18 @@ import torch
 from torch import nn
 
 from .. import __version__, datasets, diagnose
+from .._json import json_safe
 from .._validation import DataError
-from ..experiments.record import clean as clean_json, summarize
+from ..experiments.record import summarize
+from ..experiments.spec import RunSpec
 from ..plots.style import CLASS_COLORS
 from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
 
-__all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json"]
+__all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json",
+           "neurons", "TILE_SCALE", "variance_vs_theory"]
+
+TILE_SCALE = 1.0  # a neuron's picture colours its output from -TILE_SCALE to +TILE_SCALE (clipped), as the Playground
 
 
 @dataclass
@@ -35,6 +40,7 @@ class LabData:
     y_val: np.ndarray  # (N_val,)
     extent: tuple[float, float, float, float]  # x0, x1, y0, y1
     grid: torch.Tensor = field(repr=False)  # (grid * grid, 2), row 0 at the top (y1)
+    tile_grid: torch.Tensor = field(repr=False, default=None)  # (tile * tile, 2), the neurons' pictures
 
     @property
     def name(self) -> str:
@@ -61,14 +67,17 @@ class LabData:
         }
 
 
-def load_data(spec: LabRequest) -> LabData:
-    """Generate (or parse the uploaded CSV of) ``spec``'s data and split it.
+def load_data(request: LabRequest, spec: RunSpec | None = None) -> LabData:
+    """Generate (or parse the uploaded CSV of) the data of ``spec`` (a validated run spec of
+    ``request``; its first when omitted) and split it.
 
     An uploaded CSV is shuffled with ``spec.data_seed`` before the split, since files are often
     sorted by class and Keras' split holds out the last rows.
     """
-    if spec.dataset == "csv":
-        X, y, class_names = datasets.parse_csv(spec.csv or "", UPLOAD_NAME)
+    if spec is None:
+        spec = request.specs()[0]  # validates every field (seeds included) before numpy sees them
+    if request.dataset == "csv":
+        X, y, class_names = datasets.parse_csv(request.csv or "", UPLOAD_NAME)
         if X.shape[1] != 2:
             raise DataError(f"{UPLOAD_NAME}: the lab draws 2-D data: needs exactly 2 feature columns, got {X.shape[1]}")
         if len(X) > LIMITS.max_samples:
@@ -82,7 +91,7 @@ def load_data(spec: LabRequest) -> LabData:
         ds = datasets.load(spec.dataset, n_samples=spec.n_samples, noise=spec.noise, seed=spec.data_seed)
     X_tr, y_tr, X_val, y_val = datasets.validation_split(ds.X, ds.y, spec.validation_split)
     extent = _square_window(ds.X)
-    return LabData(ds, X_tr, y_tr, X_val, y_val, extent, _grid(extent, LIMITS.grid))
+    return LabData(ds, X_tr, y_tr, X_val, y_val, extent, _grid(extent, LIMITS.grid), _grid(extent, LIMITS.tile_grid))
 
 
 def _square_window(X: np.ndarray, pad: float = 0.1) -> tuple[float, float, float, float]:
@@ -132,9 +141,69 @@ def layer_rows(diag: Any) -> list[dict[str, Any]]:
             for row in summarize(diag)["layers"]]
 
 
+@torch.no_grad()
+def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
+    """Each hidden unit's output over the input plane (``LIMITS.tile_grid`` squared points), per layer.
+
+    ``q`` is base64 of ``units * n * n`` bytes, unit by unit, row 0 at the top: the output clipped
+    to [-TILE_SCALE, TILE_SCALE] in 255 steps (127 is 0), one fixed scale for every unit as the
+    Playground draws, so a unit whose output is 1e-10 everywhere is white, not noise stretched
+    over a full colour scale. ``min``/``max``: the exact outputs' range per unit; ``flat``: the
+    range is below one colour step.
+    """
+    out = []
+    for layer, acts in enumerate(model.hidden(data.tile_grid), start=1):  # (n*n, units) each
+        a = acts.double().T.numpy()  # (units, n*n)
+        finite = np.isfinite(a)
+        clipped = np.clip(np.where(finite, a, 0.0), -TILE_SCALE, TILE_SCALE)
+        q = np.rint((clipped / TILE_SCALE + 1) * 127).astype(np.uint8)
+        q[~finite] = 255  # not a number: drawn as such (the page reads min/max)
+        any_finite = finite.any(axis=1)
+        lo = np.where(any_finite, np.where(finite, a, np.inf).min(axis=1), np.nan)
+        hi = np.where(any_finite, np.where(finite, a, -np.inf).max(axis=1), np.nan)
+        out.append({"layer": layer, "units": int(a.shape[0]), "n": LIMITS.tile_grid,
+                    "q": base64.b64encode(q.tobytes()).decode("ascii"), "min": lo.tolist(), "max": hi.tolist(),
+                    "flat": (np.nan_to_num(hi - lo, nan=np.inf) < 2 * TILE_SCALE / 254).tolist()})
+    return out
+
+
+@torch.no_grad()
+def variance_vs_theory(model: nn.Module, data: LabData, spec: RunSpec) -> dict[str, Any]:
+    """Per hidden layer, the pre-activation variance q^l at init: measured (mean of h^2 over units
+    and the training rows) and predicted by the mean-field length map (Poole et al. 2016, eq. 3;
+    :func:`initlab.theory.predicted_preactivation_variance`) from q^0 = the rows' mean square and
+    sigma_w2 = Var(W) * fan_in of the scheme on each layer's shape. The theory holds for wide
+    layers and i.i.d. zero-mean weights: a 10-unit layer of one network scatters around it.
+    ``unavailable`` says why there is no prediction (a constant or data-dependent scheme, biases
+    not zero)."""
+    from .._validation import InitlabError
+    from ..theory import effective_sigma_w2, predicted_preactivation_variance
+
+    x = torch.as_tensor(data.X)
+    q0 = float((x.double() ** 2).mean())
+    measured = []
+    for name, module in model.named_children():
+        x = module(x)
+        if name.startswith("hidden"):
+            measured.append(float((x.double() ** 2).mean()))
+    out: dict[str, Any] = {"q0": q0, "measured": measured, "predicted": None, "unavailable": None}
+    sizes = [data.X.shape[1], *spec.hidden]
+    if spec.bias_init != "zeros":
+        out["unavailable"] = f"the prediction here assumes zero biases; bias_init is {spec.bias_initializer}"
+        return out
+    try:
+        sigma_w2 = [effective_sigma_w2(spec.init, sizes[i], sizes[i + 1]) for i in range(len(spec.hidden))]
+        out["sigma_w2"] = sigma_w2
+        out["predicted"] = [float(q) for q in predicted_preactivation_variance(spec.activation, sigma_w2, 0.0, q0)]
+    except InitlabError as err:
+        out["unavailable"] = str(err).splitlines()[0]
+    return out
+
+
 def clean(value: Any) -> Any:
-    """JSON-safe, floats to 6 digits (the one cleaner, :func:`initlab.experiments.record.clean`)."""
-    return clean_json(value, digits=6)
+    """JSON-safe at full precision (the one cleaner, :func:`initlab._json.json_safe`): a gradient
+    norm of 1.44e-11 stays 1.44e-11; only the boundary's probabilities are rounded (to 3 decimals)."""
+    return json_safe(value)
 
 
 def results_json(records: list[dict[str, Any]]) -> dict[str, Any]:

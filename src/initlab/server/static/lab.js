@@ -13,7 +13,7 @@ const DEFAULT_COMPARE = ["zeros", "normal", "he_normal"];
 const lab = {
   catalog: {}, colors: {}, options: null, mode: "single", compare: [...DEFAULT_COMPARE], csv: null,
   run: null, data: null, history: null, frame: null, results: null, colorsRun: [],
-  stats: { events: 0, frames: 0, started: 0, finished: 0 }, lastBoundary: null,
+  stats: { events: 0, frames: 0, started: 0, finished: 0, firstFrame: 0 }, lastBoundary: null, previewGen: 0,
 };
 window.lab = lab;
 
@@ -50,16 +50,18 @@ function readParams(container) {
   const out = {};
   container.querySelectorAll("[data-param]").forEach((el) => {
     if (String(el.value) === String(el.dataset.default)) return;  // defaults stay implicit (short URLs)
-    out[el.dataset.param] = el.tagName === "SELECT" ? el.value : Number(el.value);
+    out[el.dataset.param] = el.tagName === "SELECT" ? el.value : num(el);
   });
   return out;
 }
 
-function hiddenSizes() { return [...$("hidden-layers").querySelectorAll("input")].map((el) => Number(el.value)); }
+// An empty (or half-typed) number field is sent as null: the server answers "required", never "got 0".
+function num(el) { const t = String(el.value).trim(); return t === "" || !isFinite(Number(t)) ? null : Number(t); }
+function hiddenSizes() { return [...$("hidden-layers").querySelectorAll("input")].map(num); }
 function setHidden(sizes) {
   const box = $("hidden-layers"); box.innerHTML = "";
   sizes.forEach((n, i) => {
-    const el = document.createElement("input"); el.type = "number"; el.min = 1; el.max = 64; el.value = n;
+    const el = document.createElement("input"); el.type = "number"; el.min = 1; el.max = maxOf("hidden", 64); el.value = n;
     el.id = `hidden-${i}`; el.dataset.testid = el.id; el.title = `units in hidden layer ${i + 1}`;
     el.addEventListener("change", onChange); box.appendChild(el);
   });
@@ -67,13 +69,14 @@ function setHidden(sizes) {
 
 function spec() {
   const s = {
-    dataset: $("dataset").value, n_samples: Number($("n-samples").value), noise: Number($("noise").value),
-    validation_split: Number($("val-split").value), activation: $("activation").value, hidden: hiddenSizes(),
+    dataset: $("dataset").value, n_samples: num($("n-samples")), noise: num($("noise")),
+    validation_split: num($("val-split")), activation: $("activation").value, hidden: hiddenSizes(),
     bias_init: { name: $("bias-init").value, params: readParams($("bias-params")) },
-    optimizer: $("optimizer").value, learning_rate: Number($("learning-rate").value),
-    momentum: Number($("momentum").value), batch_size: Number($("batch-size").value),
-    epochs: Number($("epochs").value), seed: Number($("seed").value), data_seed: Number($("data-seed").value),
+    optimizer: $("optimizer").value, learning_rate: num($("learning-rate")),
+    momentum: num($("momentum")), batch_size: num($("batch-size")),
+    epochs: num($("epochs")), seed: num($("seed")), data_seed: num($("data-seed")),
   };
+  if (lab.options) Object.assign(s, extraValues());
   if (s.dataset === "csv") s.csv = lab.csv || "";
   if (lab.mode === "compare") s.inits = lab.compare.map((name) => ({ name }));
   else s.weight_init = { name: $("weight-init").value, params: readParams($("weight-params")) };
@@ -91,6 +94,7 @@ function toQuery() {
   q.set("opt", s.optimizer); q.set("lr", s.learning_rate); q.set("mom", s.momentum);
   q.set("bs", s.batch_size); q.set("epochs", s.epochs); q.set("seed", s.seed);
   q.set("dseed", s.data_seed);
+  for (const [name, v] of Object.entries(extraValues())) if (v !== lab.options.fields[name].default) q.set(`f_${name}`, v);
   return q;
 }
 
@@ -116,6 +120,69 @@ function fromQuery() {
   $("learning-rate").value = get("lr", d.learning_rate); $("momentum").value = get("mom", d.momentum);
   $("batch-size").value = get("bs", d.batch_size); $("epochs").value = get("epochs", d.epochs);
   $("seed").value = get("seed", d.seed); $("data-seed").value = get("dseed", d.data_seed);
+  buildExtraFields(q);
+}
+
+// RunSpec fields the page has no hand-made control for get a generated one (a number, a checkbox
+// or a text box, with the field's range and help), so a field added to RunSpec reaches the lab.
+const KNOWN = new Set(["n_samples", "noise", "data_seed", "validation_split", "activation", "hidden", "optimizer",
+  "learning_rate", "momentum", "epochs", "batch_size", "seed"]);
+function extraFields() { return Object.entries(lab.options.fields).filter(([name]) => !KNOWN.has(name)); }
+function buildExtraFields(query) {
+  const box = $("extra-fields"); box.innerHTML = "";
+  for (const [name, f] of extraFields()) {
+    const wrap = document.createElement("div"), label = document.createElement("label"), id = `field-${name}`;
+    label.textContent = name.replace(/_/g, " "); label.htmlFor = id; label.title = f.help || "";
+    const input = document.createElement("input");
+    input.id = id; input.dataset.testid = id; input.dataset.field = name; input.title = f.help || "";
+    const given = query.get(`f_${name}`);
+    if (typeof f.default === "boolean") { input.type = "checkbox"; input.checked = given == null ? f.default : given === "true"; }
+    else if (f.kind) { input.type = "number"; input.step = "any"; if (f.min != null) input.min = f.min; if (f.max != null) input.max = f.max; input.value = given ?? (f.default ?? ""); }
+    else { input.type = "text"; input.value = given ?? (f.default ?? ""); }
+    input.addEventListener("change", onChange);
+    wrap.append(label, input); box.appendChild(wrap);
+  }
+}
+function extraValues() {
+  const out = {};
+  $("extra-fields").querySelectorAll("[data-field]").forEach((el) => {
+    out[el.dataset.field] = el.type === "checkbox" ? el.checked : el.type === "number" ? num(el) : el.value;
+  });
+  return out;
+}
+
+function maxOf(field, fallback) { const f = lab.options && lab.options.fields[field]; return f && f.max != null ? f.max : fallback; }
+
+// The number inputs' min/max are the server's effective ranges (RunSpec's, tightened by the lab's limits).
+function applyRanges() {
+  const ids = { "n-samples": "n_samples", "data-seed": "data_seed", "learning-rate": "learning_rate", "batch-size": "batch_size",
+    epochs: "epochs", momentum: "momentum", seed: "seed" };
+  for (const [id, field] of Object.entries(ids)) {
+    const f = lab.options.fields[field]; if (!f) continue;
+    if (f.min != null) $(id).min = f.min; if (f.max != null) $(id).max = f.max;
+    if (f.help) $(id).title = f.help;
+  }
+}
+
+// Presets: the classic notebook's setup (initlab reproduce's: RunSpec's defaults) or the lab's.
+function applyPreset(values) {
+  const set = (id, v) => { if (v != null) $(id).value = v; };
+  set("n-samples", values.n_samples); set("noise", values.noise); set("val-split", values.validation_split);
+  set("optimizer", values.optimizer); set("learning-rate", values.learning_rate); set("momentum", values.momentum);
+  set("batch-size", values.batch_size); set("epochs", values.epochs); set("data-seed", values.data_seed);
+  if (values.hidden) setHidden(values.hidden);
+  $("dataset").value = "moons";
+  onChange();
+}
+
+function tooltips() {
+  const t = lab.options.thresholds || {};
+  $("th-distinct").title = `distinct units: units that differ in their incoming weights and bias or their outgoing weights `
+    + `(by more than ${t.symmetry_tol ?? 1e-6} of the pair's largest weight). Identical units compute the same output and get the same gradient: 10 of them work as 1.`;
+  $("th-dead").title = `dead: units whose output and slope are exactly 0 on every training row, so no gradient passes them; `
+    + `a layer is flagged when at least ${Math.round(100 * (t.dead_fraction ?? 0.5))}% of its units are dead.`;
+  $("th-sat").title = `sat. (saturated): share of a bounded activation's outputs (tanh, sigmoid) where its slope is below `
+    + `${Math.round(100 * (t.saturation_slope ?? 0.04))}% of its largest slope (tanh: |a| > 0.98); flagged from ${Math.round(100 * (t.saturated_fraction ?? 0.5))}%.`;
 }
 
 function syncUrl() { history.replaceState(null, "", `${location.pathname}?${toQuery()}`); }
@@ -130,6 +197,7 @@ async function boot() {
   setOptions($("dataset"), opts.datasets, opts.datasets.map((d) => (d === "csv" ? "your CSV file..." : d)));
   setOptions($("activation"), opts.activations); setOptions($("optimizer"), opts.optimizers);
   fromQuery();
+  applyRanges(); tooltips();
   buildPicks();
   for (const id of ["dataset", "noise", "n-samples", "val-split", "activation", "optimizer", "learning-rate",
     "momentum", "batch-size", "epochs", "seed", "data-seed"]) $(id).addEventListener("change", onChange);
@@ -141,11 +209,14 @@ async function boot() {
   $("remove-layer").onclick = () => { const h = hiddenSizes(); if (h.length > 1) { setHidden(h.slice(0, -1)); onChange(); } };
   $("reseed").onclick = () => { $("seed").value = Math.floor(Math.random() * 100000); onChange(); };
   $("mode-single").onclick = () => setMode("single"); $("mode-compare").onclick = () => setMode("compare");
-  $("train").onclick = train; $("stop").onclick = stop; $("reset").onclick = reset;
+  $("train").onclick = () => train(false); $("stop").onclick = stop; $("reset").onclick = reset;
+  $("pause").onclick = togglePause; $("step").onclick = step; $("sweep").onclick = runSweep;
+  $("preset-classic").onclick = () => applyPreset(opts.presets.classic);
+  $("preset-lab").onclick = () => applyPreset(Object.fromEntries(Object.entries(opts.fields).map(([k, f]) => [k, f.default])));
   $("download-json").onclick = downloadJson; $("download-png").onclick = downloadPng;
   $("copy-link").onclick = () => { syncUrl(); navigator.clipboard?.writeText(location.href).catch(() => {}); status("link copied: the URL reproduces this setup"); };
   $("csv-file").addEventListener("change", uploadCsv);
-  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target.tagName !== "BUTTON") train(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Enter" && e.target.tagName !== "BUTTON") train(false); });
   setMode(lab.mode, true);
   document.body.dataset.ready = "1";
 }
@@ -186,6 +257,7 @@ function setMode(mode, initial) {
   $("mode-single").classList.toggle("active", mode === "single"); $("mode-compare").classList.toggle("active", mode === "compare");
   $("single-init").hidden = mode !== "single"; $("compare-init").hidden = mode !== "compare";
   $("single-view").hidden = mode !== "single"; $("compare-view").hidden = mode !== "compare";
+  $("theory-section").hidden = mode !== "single";
   onChange(initial);
 }
 
@@ -195,7 +267,9 @@ function onChange() {
   $("csv-row").hidden = $("dataset").value !== "csv"; $("generated-row").hidden = $("dataset").value === "csv";
   syncUrl();
   if (lab.run) return;  // a change takes effect on the next Train
-  clearTimeout(previewTimer); previewTimer = setTimeout(reset, 150);
+  // The preview comes 150 ms later; if Train was pressed meanwhile (a typed value's change event
+  // fires on that click), it is skipped: a preview never stops a run.
+  clearTimeout(previewTimer); previewTimer = setTimeout(() => { if (!lab.run) reset(); }, 150);
 }
 
 function status(text) { $("status").textContent = text; }
@@ -206,8 +280,8 @@ async function uploadCsv() {
   const file = $("csv-file").files[0]; if (!file) return;
   const body = new FormData(); body.append("file", file);
   const r = await fetch("/api/datasets/csv", { method: "POST", body });
-  const json = await r.json();
-  if (!r.ok) { lab.csv = null; $("csv-status").textContent = json.detail; showError(json.detail); return; }
+  const json = await readJson(r);
+  if (!r.ok) { clearTimeout(previewTimer); lab.csv = null; $("csv-status").textContent = json.detail; showError(json.detail); return; }
   lab.csv = json.csv; showError("");
   $("csv-status").textContent = `${file.name}: ${json.n_samples} rows, classes ${json.class_names.join(", ")}`;
   onChange();
@@ -219,19 +293,39 @@ function newHistory(m) {
   return Object.fromEntries(keys.map((k) => [k, m ? Array.from({ length: m }, () => []) : []]));
 }
 
+async function readJson(r) {
+  const text = await r.text();
+  try { return JSON.parse(text); } catch (e) { return { detail: `HTTP ${r.status}: ${text.slice(0, 200)}` }; }
+}
+
+// The view of an invalid setup: nothing of the previous network stays on screen.
+function clearView() {
+  lab.frame = null; lab.history = null;
+  $("verdicts").innerHTML = ""; $("layers-table").querySelector("tbody").innerHTML = ""; $("neurons").innerHTML = "";
+  for (const id of ["train-loss", "val-loss", "train-acc", "val-acc"]) $(id).textContent = "–";
+  $("epoch").textContent = "0"; $("rate").textContent = "";
+  const c = $("boundary"), ctx = c.getContext("2d"); ctx.fillStyle = "#f0f2f5"; ctx.fillRect(0, 0, c.width, c.height);
+  for (const id of ["loss-chart", "acc-chart"]) { const k = $(id); k.getContext("2d").clearRect(0, 0, k.width, k.height); }
+  $("compare-grid").innerHTML = "";
+}
+
 async function reset() {
   if (lab.run) stop();
-  showError(""); lab.results = null; $("download-json").disabled = true;
+  const gen = ++lab.previewGen;
   const s = spec();
-  if (s.dataset === "csv" && !s.csv) { status("choose a CSV file"); return; }
+  if (s.dataset === "csv" && !s.csv) { status("choose a CSV file"); return; }  // an upload's error stays
+  showError(""); lab.results = null; $("download-json").disabled = true; $("rate").textContent = "";
   const inits = lab.mode === "compare" ? s.inits : [s.weight_init];
-  const previews = await Promise.all(inits.map((w) => {
+  const previews = [];
+  for (const w of inits) {  // one after another: previews share the run slots with runs
     const one = { ...s, weight_init: w }; delete one.inits;
-    return fetch("/api/preview", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(one) })
-      .then(async (r) => ({ ok: r.ok, json: await r.json() }));
-  }));
+    const r = await fetch("/api/preview", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(one) });
+    previews.push({ ok: r.ok, json: await readJson(r) });
+    if (!r.ok || gen !== lab.previewGen) break;
+  }
+  if (gen !== lab.previewGen || lab.run) return;  // a newer preview or a run replaced this one
   const bad = previews.find((p) => !p.ok);
-  if (bad) { showError(bad.json.detail); status("invalid setup"); return; }
+  if (bad) { clearView(); showError(bad.json.detail); status("invalid setup: fix the field named above"); document.body.dataset.run = "error"; return; }
   lab.data = previews[0].json.data; lab.colorsRun = previews.map((p) => p.json.color);
   lab.history = newHistory(lab.mode === "compare" ? inits.length : 0);
   if (lab.mode === "compare") {
@@ -239,6 +333,8 @@ async function reset() {
     lab.frame = { epoch: 0, runs: previews.map((p) => p.json) };
   } else {
     lab.frame = { epoch: 0, ...previews[0].json };
+    lab.theory = previews[0].json.theory;
+    drawTheory(lab.theory);
   }
   lab.lastBoundary = lab.mode === "compare" ? lab.frame.runs.map((r) => r.boundary.p) : lab.frame.boundary.p;
   document.body.dataset.run = "reset";
@@ -246,20 +342,23 @@ async function reset() {
   render();
 }
 
-async function train() {
+async function train(paused) {
   if (lab.run) return;
+  clearTimeout(previewTimer); lab.previewGen++;  // a pending or in-flight preview must not undo this run
   showError("");
   const s = spec();
   if (s.dataset === "csv" && !s.csv) { showError("choose a CSV file first"); return; }
   const controller = new AbortController();
-  lab.run = { controller }; lab.results = null;
-  $("train").disabled = true; $("stop").disabled = false; $("download-json").disabled = true;
-  document.body.dataset.run = "running"; status("starting...");
-  lab.stats = { events: 0, frames: 0, started: performance.now(), finished: 0 };
+  lab.run = { controller, id: null, paused: !!paused }; lab.results = null; lab.summaries = null;
+  $("train").disabled = true; $("stop").disabled = false; $("pause").disabled = false; $("download-json").disabled = true;
+  $("pause").textContent = paused ? "▶ Resume" : "❚❚ Pause";
+  document.body.dataset.run = "running"; status("starting..."); $("rate").textContent = "";
+  lab.stats = { events: 0, frames: 0, started: performance.now(), finished: 0, firstFrame: 0 };
   try {
-    const r = await fetch(lab.mode === "compare" ? "/api/compare" : "/api/train", {
+    const url = (lab.mode === "compare" ? "/api/compare" : "/api/train") + (paused && lab.mode !== "compare" ? "?paused=true" : "");
+    const r = await fetch(url, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(s), signal: controller.signal });
-    if (!r.ok) { const j = await r.json(); throw new Error(j.detail || r.statusText); }
+    if (!r.ok) { const j = await readJson(r); if (r.status === 422) clearView(); throw new Error(j.detail || r.statusText); }
     const reader = r.body.getReader(), decoder = new TextDecoder();
     let buffer = "";
     for (;;) {
@@ -277,11 +376,33 @@ async function train() {
     if (err.name === "AbortError") { status("stopped"); document.body.dataset.run = "stopped"; }
     else { showError(err.message); status("failed"); document.body.dataset.run = "error"; }
   } finally {
-    lab.run = null; $("train").disabled = false; $("stop").disabled = true;
+    lab.run = null; $("train").disabled = false; $("stop").disabled = true; $("pause").disabled = true;
+    $("pause").textContent = "❚❚ Pause";
   }
 }
 
 function stop() { if (lab.run) lab.run.controller.abort(); }  // the server stops the run when we disconnect
+
+async function control(action) {
+  if (!lab.run || lab.run.id == null) return null;
+  const r = await fetch(`/api/runs/${lab.run.id}/${action}`, { method: "POST", headers: { "content-length": "0" } });
+  return r.ok ? r.json() : null;
+}
+
+async function togglePause() {
+  if (!lab.run || lab.mode === "compare" && lab.run.id == null) return;
+  const answer = await control(lab.run.paused ? "resume" : "pause");
+  if (!answer || !lab.run) return;
+  lab.run.paused = answer.paused;
+  $("pause").textContent = answer.paused ? "▶ Resume" : "❚❚ Pause";
+  status(answer.paused ? `paused at epoch ${lab.frame ? lab.frame.epoch : 0}: Step goes one epoch on` : "training...");
+}
+
+async function step() {
+  if (!lab.run) { train(true); return; }  // a paused run: its first frame is the initial weights
+  const answer = await control("step");
+  if (answer && lab.run) { lab.run.paused = true; $("pause").textContent = "▶ Resume"; }
+}
 
 function append(from, slice, m) {
   for (const [key, values] of Object.entries(slice)) {
@@ -295,16 +416,18 @@ let renderQueued = false;
 function onEvent(ev) {
   lab.stats.events++;
   if (ev.type === "start") {
-    lab.data = ev.data;
+    lab.data = ev.data; if (lab.run) lab.run.id = ev.run_id;
     const m = ev.mode === "compare" ? ev.colors.length : 0;
     lab.colorsRun = m ? ev.colors : [ev.color];
     lab.history = newHistory(m);
     if (m) buildCards(ev.spec.inits.map((i) => i.name));
   } else if (ev.type === "progress") {
     lab.stats.frames++;
+    if (!lab.stats.firstFrame) lab.stats.firstFrame = performance.now();
     append(ev.history_from, ev.history, lab.mode === "compare" ? lab.colorsRun.length : 0);
     lab.frame = ev;
-    status(`training: epoch ${ev.epoch} of ${ev.epochs}`);
+    status(ev.paused ? `paused at epoch ${ev.epoch} of ${ev.epochs}: Step goes one epoch on, Resume goes on`
+      : `training: epoch ${ev.epoch} of ${ev.epochs}`);
     if (!renderQueued) { renderQueued = true; requestAnimationFrame(() => { renderQueued = false; render(); }); }
   } else if (ev.type === "done") {
     lab.results = ev.results; lab.summaries = ev.summaries || [ev.summary];
@@ -313,11 +436,91 @@ function onEvent(ev) {
     $("rate").textContent = `${lab.stats.frames} updates in ${secs.toFixed(1)} s (${(lab.stats.frames / secs).toFixed(0)}/s)`;
     $("download-json").disabled = false;
     render();
-    status(`done: ${lab.results.experiments[0].epochs_run} epochs`);
+    status(doneText(lab.summaries));
     document.body.dataset.run = "done";
   } else if (ev.type === "error") {
     showError(ev.detail); document.body.dataset.run = "error";
   }
+}
+
+// What the status bar says at the end, from the run's own numbers: a run whose loss turned
+// non-finite diverged (its weights froze there); one whose loss ended above where it started blew up.
+function doneText(summaries) {
+  const parts = summaries.map((s) => {
+    const who = summaries.length > 1 ? `${s.initializer}: ` : "";
+    if (s.diverged_epoch != null) return `${who}diverged at epoch ${s.diverged_epoch + 1}: the loss became inf/NaN, the weights froze there`;
+    if (s.first_loss != null && s.last_loss != null && s.last_loss > s.first_loss)
+      return `${who}the loss rose from ${num3(s.first_loss)} to ${num3(s.last_loss)}: training made it worse (learning rate too high?)`;
+    return `${who}done: ${s.epochs_run} epochs`;
+  });
+  document.body.dataset.diverged = summaries.some((s) => s.diverged_epoch != null) ? "1" : "0";
+  return parts.join("; ");
+}
+
+// Measured q^l (dots) against the mean-field prediction (line), log scale; a layer whose measured
+// variance is exactly 0 (zero init) sits on the axis floor.
+function drawTheory(t) {
+  const canvas = $("theory-chart"), ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+  const pad = { l: 50, r: 12, t: 22, b: 28 };
+  ctx.clearRect(0, 0, W, H); ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+  $("theory-section").hidden = lab.mode === "compare" || !t;
+  if (!t) return;
+  const vals = [...t.measured, ...(t.predicted || [])].filter((v) => v > 0 && isFinite(v));
+  const L = t.measured.length;
+  let lo = vals.length ? Math.floor(Math.log10(Math.min(...vals)) - 0.2) : -1, hi = vals.length ? Math.ceil(Math.log10(Math.max(...vals)) + 0.2) : 1;
+  if (hi - lo < 2) { lo -= 1; hi += 1; }
+  const X = (l) => pad.l + (L === 1 ? 0.5 : (l - 1) / (L - 1)) * (W - pad.l - pad.r);
+  const Y = (v) => H - pad.b - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (H - pad.t - pad.b);
+  ctx.strokeStyle = "#c9ced6"; ctx.beginPath(); ctx.moveTo(pad.l, pad.t); ctx.lineTo(pad.l, H - pad.b); ctx.lineTo(W - pad.r, H - pad.b); ctx.stroke();
+  ctx.fillStyle = "#6b7585"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right";
+  for (const e of [lo, Math.round((lo + hi) / 2), hi]) ctx.fillText(tick(10 ** e), pad.l - 5, Y(10 ** e) + 4);
+  ctx.textAlign = "center";
+  for (let l = 1; l <= L; l++) ctx.fillText(String(l), X(l), H - pad.b + 13);
+  ctx.fillText("hidden layer", (W + pad.l) / 2, H - 2);
+  ctx.save(); ctx.translate(10, pad.t + (H - pad.t - pad.b) / 2); ctx.rotate(-Math.PI / 2); ctx.fillText("q (log)", 0, 0); ctx.restore();
+  if (t.predicted) {
+    ctx.strokeStyle = "#1d2430"; ctx.lineWidth = 1.5; ctx.beginPath();
+    t.predicted.forEach((v, i) => { const x = X(i + 1), y = Y(v); if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+    ctx.stroke();
+  }
+  ctx.fillStyle = lab.colorsRun[0] || "#2f6fde";
+  t.measured.forEach((v, i) => { ctx.beginPath(); ctx.arc(X(i + 1), Y(v), 4, 0, 2 * Math.PI); ctx.fill(); });
+  ctx.textAlign = "left"; ctx.fillStyle = "#1d2430";
+  ctx.fillText("● measured (this network)   — predicted (mean field)", pad.l + 6, 12);
+  const ratio = t.predicted ? t.measured.map((m, i) => (t.predicted[i] > 0 ? m / t.predicted[i] : null)) : [];
+  $("theory-note").textContent = t.unavailable ? `No prediction: ${t.unavailable}.`
+    : `q0 = ${num3(t.q0)}; measured / predicted per layer: ${ratio.map((r) => (r == null ? "–" : r.toFixed(2))).join(", ")} `
+      + "(one narrow network scatters around the wide-network prediction).";
+}
+
+// ---------- an in-page sweep: inits x seeds, accuracy per init with its spread ----------
+async function runSweep() {
+  if (lab.run || lab.sweeping) return;
+  const s = spec(); delete s.weight_init; s.inits = lab.compare.map((name) => ({ name })); s.seeds = 10;
+  lab.sweeping = true; $("sweep").disabled = true; showError("");
+  status(`sweep: ${s.inits.length} initializers x ${s.seeds} seeds, trained at once...`);
+  document.body.dataset.sweep = "running";
+  try {
+    const r = await fetch("/api/sweep", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(s) });
+    const j = await readJson(r);
+    if (!r.ok) { showError(j.detail); status("sweep failed"); document.body.dataset.sweep = "error"; return; }
+    renderSweep(j);
+    status(`sweep done: ${s.inits.length * s.seeds} networks, ${j.epochs} epochs each`);
+    document.body.dataset.sweep = "done";
+  } finally { lab.sweeping = false; $("sweep").disabled = false; }
+}
+
+function renderSweep(j) {
+  const box = $("sweep-result"), label = j.metric === "val_accuracy" ? "validation accuracy" : "train accuracy";
+  const x = (v) => `${(100 * v).toFixed(1)}%`;
+  box.innerHTML = `<h2>Sweep: final ${label}, ${j.seeds} seeds each <span class="hint">dots: one seed each; bar: the mean; grey: chance (${x(j.chance_accuracy)})</span></h2>` +
+    j.inits.map((r, i) => `<div class="sweep-row" data-testid="sweep-row-${i}" data-init="${r.name}">
+      <span><span class="swatch" style="background:${r.color}"></span> ${r.name}</span>
+      <span class="sweep-strip"><b class="chance" style="left:${100 * j.chance_accuracy}%"></b>${r.accuracy.map((v) =>
+        `<i style="left:${100 * v}%;background:${r.color}" title="${x(v)}"></i>`).join("")}<b style="left:${100 * r.mean}%"></b></span>
+      <span data-testid="sweep-summary-${i}">${x(r.mean)} &plusmn; ${x(r.std)}${r.diverged ? `, ${r.diverged} diverged` : ""}</span></div>`).join("") +
+    `<div class="sweep-axis"><span>0%</span><span>50%</span><span>100%</span></div>`;
+  box.hidden = false;
 }
 
 // ---------- drawing ----------
@@ -348,33 +551,60 @@ function drawBoundary(canvas, boundary, data, small) {
   dots(data.X, data.y, "#fff"); dots(data.X_val, data.y_val, "#1d2430");
 }
 
-function drawLoss(canvas, series, epochs) {
-  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, pad = { l: 42, r: 10, t: 26, b: 30 };
+// Tick labels that stay short whatever the scale (6e+23, not 600000000000000000000000.00).
+function tick(v) {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a >= 1e4 || a < 1e-2) return v.toExponential(0).replace("e+", "e");
+  return a >= 100 ? v.toFixed(0) : a >= 1 ? Number(v.toPrecision(3)).toString() : Number(v.toPrecision(2)).toString();
+}
+
+// A line chart of per-epoch series; the y axis turns logarithmic when the values span over 1000x
+// (a blown-up run), and is fixed to [0, 1] for accuracies.
+function drawChart(canvas, series, epochs, ylabel, fixed) {
+  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height, pad = { l: 50, r: 10, t: 24, b: 30 };
   ctx.clearRect(0, 0, W, H); ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
   const all = series.flatMap((s) => s.values.filter((v) => v != null && isFinite(v)));
-  const ymax = Math.max(0.1, ...all.slice(0, 5000)) * 1.05, xmax = Math.max(epochs, 1);
-  const X = (e) => pad.l + ((e) / xmax) * (W - pad.l - pad.r), Y = (v) => H - pad.b - (v / ymax) * (H - pad.t - pad.b);
+  let lo = 0, hi = fixed ? 1 : Math.max(0.1, ...all.slice(-5000)) * 1.05;
+  const positive = all.filter((v) => v > 0), log = !fixed && positive.length > 0 && hi / Math.min(...positive) > 1e3;
+  if (log) { lo = Math.log10(Math.min(...positive)); hi = Math.log10(Math.max(...positive)) + 0.05; if (hi - lo < 1) lo = hi - 1; }
+  const tf = (v) => (log ? Math.log10(Math.max(v, 10 ** lo)) : v);
+  const xmax = Math.max(epochs, 1);
+  const X = (e) => pad.l + (e / xmax) * (W - pad.l - pad.r), Y = (v) => H - pad.b - ((tf(v) - lo) / (hi - lo)) * (H - pad.t - pad.b);
   ctx.strokeStyle = "#c9ced6"; ctx.lineWidth = 1; ctx.beginPath(); ctx.moveTo(pad.l, pad.t); ctx.lineTo(pad.l, H - pad.b); ctx.lineTo(W - pad.r, H - pad.b); ctx.stroke();
   ctx.fillStyle = "#6b7585"; ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right";
-  for (const f of [0, 0.5, 1]) { ctx.fillText((ymax * f).toFixed(2), pad.l - 4, Y(ymax * f) + 4); }
-  ctx.textAlign = "center"; ctx.fillText("epoch", (W + pad.l) / 2, H - 6);
-  ctx.fillText("0", X(0), H - pad.b + 13); ctx.fillText(String(xmax), X(xmax), H - pad.b + 13);
-  ctx.save(); ctx.translate(11, (H - pad.b) / 2); ctx.rotate(-Math.PI / 2); ctx.fillText("loss", 0, 0); ctx.restore();
+  const ticks = log ? [lo, (lo + hi) / 2, hi].map((e) => 10 ** e) : [lo, (lo + hi) / 2, hi];
+  for (const v of ticks) ctx.fillText(fixed ? `${Math.round(100 * v)}%` : tick(v), pad.l - 5, Y(v) + 4);
+  ctx.textAlign = "center"; ctx.fillText("epoch", (W + pad.l) / 2, H - 4);
+  ctx.fillText("0", X(0), H - pad.b + 13); ctx.fillText(String(xmax), X(xmax) - 8, H - pad.b + 13);
+  ctx.save(); ctx.translate(10, pad.t + (H - pad.t - pad.b) / 2); ctx.rotate(-Math.PI / 2);
+  ctx.fillText(log ? `${ylabel} (log)` : ylabel, 0, 0); ctx.restore();
+  ctx.save(); ctx.beginPath(); ctx.rect(pad.l, pad.t - 2, W - pad.l - pad.r, H - pad.t - pad.b + 4); ctx.clip();
   for (const s of series) {
     ctx.strokeStyle = s.color; ctx.lineWidth = s.dash ? 1.5 : 2; ctx.setLineDash(s.dash ? [5, 4] : []);
     ctx.beginPath(); let started = false;
-    s.values.forEach((v, i) => { if (v == null || !isFinite(v)) return; const x = X(i + 1), y = Y(Math.min(v, ymax)); if (!started) { ctx.moveTo(x, y); started = true; } else ctx.lineTo(x, y); });
+    s.values.forEach((v, i) => { if (v == null || !isFinite(v)) return; const x = X(i + 1), y = Y(v); if (!started) { ctx.moveTo(x, y); started = true; } else ctx.lineTo(x, y); });
     ctx.stroke();
   }
-  ctx.setLineDash([]);
+  ctx.restore(); ctx.setLineDash([]);
   let lx = pad.l + 8; ctx.textAlign = "left";
   for (const s of series.filter((s) => s.label)) {
+    const w = 28 + ctx.measureText(s.label).width; if (lx + w > W) break;
     ctx.strokeStyle = s.color; ctx.setLineDash(s.dash ? [5, 4] : []); ctx.beginPath(); ctx.moveTo(lx, 10); ctx.lineTo(lx + 16, 10); ctx.stroke();
-    ctx.setLineDash([]); ctx.fillStyle = "#1d2430"; ctx.fillText(s.label, lx + 20, 14); lx += 28 + ctx.measureText(s.label).width;
+    ctx.setLineDash([]); ctx.fillStyle = "#1d2430"; ctx.fillText(s.label, lx + 20, 14); lx += w;
   }
 }
+function drawLoss(canvas, series, epochs) { drawChart(canvas, series, epochs, "loss", false); }
 
-const fmt = (v, d = 3) => (v == null || !isFinite(v) ? "–" : Number(v).toFixed(d));
+// Numbers as a learner can read them at any scale: 0.693, 1.45e+18, 1.44e-11; exactly 0 stays "0".
+function num3(v, d = 3) {
+  if (v == null || !isFinite(v)) return "–";
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 10 ** -d ? v.toExponential(2) : v.toFixed(d);
+}
+
+const fmt = (v, d = 3) => num3(v == null ? v : Number(v), d);
 const pct = (v) => (v == null || !isFinite(v) ? "–" : `${(100 * v).toFixed(1)}%`);
 const last = (a) => (a && a.length ? a[a.length - 1] : null);
 
@@ -392,9 +622,9 @@ function renderDiagnosis(frame) {
     return `<tr data-testid="layer-${l.name}"><td>${l.name}</td>
       <td><span class="badge ${hidden ? (sym ? "bad" : "ok") : ""}" data-testid="distinct-${l.name}">${l.distinct_units} of ${l.units}</span></td>
       <td><span class="badge ${hidden ? (dead ? "bad" : "ok") : ""}" data-testid="dead-${l.name}">${hidden ? l.dead_units : "–"}</span></td>
-      <td title="mean ${fmt(l.activation_mean)}, std ${fmt(l.activation_std)}">${fmt(l.activation_mean, 2)} &plusmn; ${fmt(l.activation_std, 2)}<span class="bar" style="width:${Math.round(40 * (l.activation_std || 0) / maxStd)}px"></span></td>
+      <td title="mean ${l.activation_mean}, std ${l.activation_std}" data-testid="activation-${l.name}">${fmt(l.activation_mean, 2)} &plusmn; ${fmt(l.activation_std, 2)}<span class="bar" style="width:${Math.round(40 * (l.activation_std || 0) / maxStd)}px"></span></td>
       <td>${l.activation === "tanh" || l.activation === "sigmoid" ? pct(l.saturated_fraction) : "–"}</td>
-      <td>${l.grad_norm == null ? "–" : Number(l.grad_norm).toExponential(1)}</td></tr>`;
+      <td data-testid="grad-${l.name}" title="${l.grad_norm}">${l.grad_norm == null ? "–" : l.grad_norm === 0 ? "0" : Number(l.grad_norm).toExponential(2)}</td></tr>`;
   }).join("");
 }
 
@@ -434,6 +664,7 @@ function render() {
       series.push({ values: lab.history.val_loss[i], color: c, dash: true });
     });
     drawLoss($("loss-chart"), series, epochs);
+    drawChart($("acc-chart"), lab.colorsRun.map((c, i) => ({ values: lab.history.val_accuracy[i].length ? lab.history.val_accuracy[i] : lab.history.accuracy[i], color: c, label: names[i] })), epochs, "val acc", true);
     renderDiagnosis(f.runs[f.runs.length - 1]);
     $("diagnosis-section").querySelector("h2").innerHTML = `Diagnosis <span class="hint">of ${names[names.length - 1] || ""} (each card shows its own badges)</span>`;
   } else {
@@ -445,8 +676,42 @@ function render() {
     $("train-acc").textContent = pct(last(h.accuracy)); $("val-acc").textContent = pct(last(h.val_accuracy));
     const color = lab.colorsRun[0] || "#2f6fde";
     drawLoss($("loss-chart"), [{ values: h.loss, color, label: "train" }, { values: h.val_loss, color, dash: true, label: "validation" }], epochs);
+    drawChart($("acc-chart"), [{ values: h.accuracy, color, label: "train" }, { values: h.val_accuracy, color, dash: true, label: "validation" }], epochs, "accuracy", true);
     renderDiagnosis(f);
+    if (f.neurons) renderNeurons(f.neurons);
+    // The catalog's text speaks of the scheme; what this run measured goes beside it.
+    const split = f.symmetry_split || [];
+    $("init-note").hidden = !split.length;
+    $("init-note").textContent = split.length ? `Measured in this run: ${split.map((x) => `${x.layer} went from ${x.initial} to ${x.distinct} distinct units`).join(", ")}, split by float rounding, not by the init (see Diagnosis).` : "";
     $("diagnosis-section").querySelector("h2").innerHTML = `Diagnosis <span class="hint">initlab.diagnose on the current weights</span>`;
+  }
+}
+
+// One small picture per hidden unit (its output over the input plane), as the Playground draws:
+// a fixed colour scale for every unit, so identical pictures are symmetric units and blank ones flat.
+const NEG = [47, 111, 222], POS = [245, 147, 34];
+function renderNeurons(layers) {
+  const box = $("neurons");
+  const shape = layers.map((l) => l.units).join(",");
+  if (box.dataset.shape !== shape) {
+    box.innerHTML = layers.map((l) => `<div class="neuron-row"><span class="neuron-layer">hidden${l.layer}</span>` +
+      Array.from({ length: l.units }, (_, u) => `<canvas class="neuron" width="${l.n}" height="${l.n}" data-layer="${l.layer}" data-unit="${u}" data-testid="neuron-${l.layer}-${u}"></canvas>`).join("") + "</div>").join("");
+    box.dataset.shape = shape;
+  }
+  for (const l of layers) {
+    const bytes = Uint8Array.from(atob(l.q), (c) => c.charCodeAt(0)), n2 = l.n * l.n;
+    box.querySelectorAll(`canvas[data-layer="${l.layer}"]`).forEach((cv) => {
+      const u = Number(cv.dataset.unit), img = new ImageData(l.n, l.n);
+      for (let i = 0; i < n2; i++) {
+        const q = bytes[u * n2 + i];
+        const t = q === 255 && !isFinite(l.max[u]) ? 1 : (q - 127) / 127, rgb = t >= 0 ? POS : NEG, a = Math.min(1, Math.abs(t));
+        img.data[4 * i] = 255 + (rgb[0] - 255) * a; img.data[4 * i + 1] = 255 + (rgb[1] - 255) * a;
+        img.data[4 * i + 2] = 255 + (rgb[2] - 255) * a; img.data[4 * i + 3] = 255;
+      }
+      cv.getContext("2d").putImageData(img, 0, 0);
+      cv.dataset.flat = l.flat[u] ? "1" : "0";
+      cv.title = `hidden${l.layer}, unit ${u + 1}: output from ${num3(l.min[u])} to ${num3(l.max[u])}${l.flat[u] ? " (flat: varies by less than one colour step)" : ""}`;
+    });
   }
 }
 

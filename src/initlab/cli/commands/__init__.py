@@ -8,3 +8,4 @@ from . import theory  # noqa: F401
 from . import serve  # noqa: F401
 from . import coord_check  # noqa: F401
 from . import paper  # noqa: F401
+from . import transfer  # noqa: F401

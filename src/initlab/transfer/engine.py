@@ -65,7 +65,7 @@ def train_stacked(forward: Callable, params: dict[str, torch.Tensor], lr_factors
     ``task.eval_x`` after the budget (``nan`` where it diverged)."""
     M = len(lrs)
     lr = torch.tensor(lrs, dtype=torch.float32)
-    state = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
+    state = {name: (torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p)) for name, p in params.items()}
     shapes = {name: (M,) + (1,) * (p.dim() - 1) for name, p in params.items()}
     alive = torch.ones(M, dtype=torch.bool)
     index = _batch_indices(seeds, task.x.shape[0], batch, steps)  # (steps, M, batch)
@@ -76,14 +76,17 @@ def train_stacked(forward: Callable, params: dict[str, torch.Tensor], lr_factors
         alive &= torch.isfinite(losses.detach())
         grads = torch.autograd.grad(losses.sum(), list(params.values()))
         with torch.no_grad():
-            step = lr * alive / (1 - b1 ** t)  # a diverged network stops (its weights would turn to nan)
-            c2 = 1 - b2 ** t
+            # lr m_hat / (sqrt(v_hat) + eps) = [lr sqrt(c2) / c1] m / (sqrt(v) + eps sqrt(c2)), c = 1 - beta^t;
+            # a diverged network stops (lr 0); its own weights may hold nan, which reach no other network
+            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+            step = lr * alive * (c2 ** 0.5 / c1)
             for (name, p), g in zip(params.items(), grads):
-                g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-                m, v = state[name]
+                m, v, buf = state[name]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.sub_((step * lr_factors[name]).view(shapes[name]) * m / (v.div(c2).sqrt_().add_(EPS)))
+                torch.sqrt(v, out=buf).add_(EPS * c2 ** 0.5)
+                torch.div(m, buf, out=buf).mul_((step * lr_factors[name]).view(shapes[name]))
+                p.sub_(buf)
     final = _evaluate(forward, params, task, M)
     final[~alive | ~torch.isfinite(final)] = float("nan")
     return [float(v) for v in final]

@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--family", default="mlp")
     parser.add_argument("--widths", default=None)
     parser.add_argument("--depths", default=None)
-    parser.add_argument("--lrs", default="2^-12:2^-1")
+    parser.add_argument("--lrs", default=None, help="default: the library's (2^-12:2^-1; umup 2^-7:2^4)")
     parser.add_argument("--parametrizations", default="sp,mup")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
@@ -37,7 +37,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     import initlab
 
-    cells, drift, per_grid = [], [], {}
+    cells, drift, per_grid, lrs = [], [], {}, {}
     load_before = os.getloadavg()
     for name in args.parametrizations.split(","):
         t0 = time.perf_counter()
@@ -47,22 +47,25 @@ def main() -> int:
         cells += r.cells
         drift += r.drift
         settings = r.settings
+        lrs.update(settings["lrs"])
         print(f"{name}: {len(r.cells)} cells ({r.trained} trained) in {per_grid[name]:.1f} s; per width "
               + ", ".join(f"{k.split('|')[1]}x{k.split('|')[2]}: {v:.1f} s" for k, v in r.timing.items()), flush=True)
     load_after = os.getloadavg()
     from initlab.transfer import TransferResult
 
-    settings["parametrizations"] = args.parametrizations.split(",")
+    settings["parametrizations"], settings["lrs"] = args.parametrizations.split(","), lrs
     result = TransferResult(cells, drift, settings, elapsed_s=sum(per_grid.values()))
     paths = result.save(args.out)
     print(f"\n{args.family} on {settings['task']}: widths {settings['widths']}, depths {settings['depths']}, "
-          f"{len(settings['lrs'])} lrs, {len(settings['seeds'])} seeds, {settings['steps']} steps, "
+          f"{[len(v) for v in lrs.values()]} lrs, {len(settings['seeds'])} seeds, {settings['steps']} steps, "
           f"{args.threads} thread(s), {os.cpu_count()} cores")
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    print("| parametrization | axis | best log2 lr per size | drift (oct/doubling) | 95% interval | verdict | grid time |")
+    print("| parametrization | axis | best log2 lr per size | drift (oct/doubling) | 95% interval | verdict "
+          "| grid time |")
     print("|---|---|---|---|---|---|---|")
     for d in drift:
-        best = ", ".join(f"{k}: {b:+.2f}{' (edge)' if e else ''}" for k, b, e in zip(d.sizes, d.best_log2_lr, d.at_edge))
+        best = ", ".join(f"{k}: {b:+.2f}{' (edge)' if e else ''}"
+                         for k, b, e in zip(d.sizes, d.best_log2_lr, d.at_edge, strict=True))
         print(f"| {d.parametrization} | {d.axis} | {best} | {d.octaves_per_doubling:+.3f} | "
               f"[{d.interval[0]:+.3f}, {d.interval[1]:+.3f}] | {d.verdict} | {per_grid[d.parametrization]:.0f} s |")
     print(json.dumps({"per_grid_s": per_grid, "load_before": load_before, "load_after": load_after,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,10 +190,11 @@ def test_transformer_family_trains_and_its_logits_have_the_task_shape():
     params, rules, forward = build_family("transformer", get("mup"), task, 16, 2, 16, 1, [0, 1])
     assert forward(params, task.x[:3].expand(2, 3, 16)).shape == (2, 3, 16, 32)
     assert rules["b1.out"].branch_output and rules["readout"].role == "readout"
-    before = train_stacked(forward, params, {n: r.lr_factor for n, r in rules.items()}, [1e-9, 1e-9], [0, 1], task, 1, 8)
+    factors = {n: r.lr_factor for n, r in rules.items()}
+    before = train_stacked(forward, params, factors, [1e-9, 1e-9], [0, 1], task, 1, 8)
     params, _, forward = build_family("transformer", get("mup"), task, 16, 2, 16, 1, [0, 1])
-    after = train_stacked(forward, params, {n: r.lr_factor for n, r in rules.items()}, [3e-2, 3e-2], [0, 1], task, 12, 8)
-    assert all(a < b for a, b in zip(after, before))
+    after = train_stacked(forward, params, factors, [3e-2, 3e-2], [0, 1], task, 12, 8)
+    assert all(a < b for a, b in zip(after, before, strict=True))
     assert before[0] == pytest.approx(math.log(32), rel=0.1)  # near-uniform logits at init: muP's small readout
 
 

@@ -80,7 +80,7 @@ def train_stacked(forward: Callable, params: dict[str, torch.Tensor], lr_factors
             # a diverged network stops (lr 0); its own weights may hold nan, which reach no other network
             c1, c2 = 1 - b1 ** t, 1 - b2 ** t
             step = lr * alive * (c2 ** 0.5 / c1)
-            for (name, p), g in zip(params.items(), grads):
+            for (name, p), g in zip(params.items(), grads, strict=True):
                 m, v, buf = state[name]
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)

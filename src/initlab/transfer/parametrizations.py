@@ -144,7 +144,8 @@ def parse_parametrizations(value: str | Sequence[str]) -> list[str]:
     parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else [str(p) for p in value]
     out = [get(p).name for p in parts if p]
     if not out:
-        raise ValidationError(f"parametrizations must name at least one of {', '.join(PARAMETRIZATIONS)}, got {value!r}")
+        raise ValidationError(f"parametrizations must name at least one of {', '.join(PARAMETRIZATIONS)}, "
+                              f"got {value!r}")
     if len(set(out)) != len(out):
         raise ValidationError(f"parametrizations must be distinct, got {value!r}")
     return out

@@ -37,12 +37,12 @@ def loss_figure(result: TransferResult, axis: str = "width") -> Figure:
     names = s["parametrizations"]
     sizes = s["widths"] if axis == "width" else s["depths"]
     colors = size_colors(sizes)
-    x = np.log2(np.array(s["lrs"]))
     fig = Figure(figsize=(3.6 * len(names) + 1.4, 3.6), layout="constrained")
     axes = fig.subplots(1, len(names), sharey=True, squeeze=False)[0]
     drifts = {(d.parametrization, d.axis): d for d in result.drift}
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         table = result.losses(name, axis)
+        x = np.log2(np.array(s["lrs"][name]))
         d = drifts.get((name, axis))
         for j, k in enumerate(sizes):
             losses = table[k]
@@ -80,10 +80,12 @@ def drift_figure(result: TransferResult) -> Figure:
     axes_names = ["width"] + (["depth"] if len(s["depths"]) > 1 else [])
     fig = Figure(figsize=(5.2 * len(axes_names) + 1.0, 3.8), layout="constrained")
     axes = fig.subplots(1, len(axes_names), squeeze=False)[0]
-    for ax, axis in zip(axes, axes_names):
-        for d in (d for d in result.drift if d.axis == axis):
+    for ax, axis in zip(axes, axes_names, strict=True):
+        shown = [d for d in result.drift if d.axis == axis]
+        for i, d in enumerate(shown):
             color = PARAM_COLORS.get(d.parametrization, "#7f7f7f")
-            lx = np.log2(np.array(d.sizes, float))
+            # a small sideways offset per parametrization, so equal points (muP and CompleteP at base depth) both show
+            lx = np.log2(np.array(d.sizes, float)) + 0.04 * (i - (len(shown) - 1) / 2)
             best = np.array(d.best_log2_lr)
             lo = best - np.array([a for a, _ in d.best_interval])
             hi = np.array([b for _, b in d.best_interval]) - best
@@ -93,12 +95,11 @@ def drift_figure(result: TransferResult) -> Figure:
                 a, b = d.interval
                 ax.plot(lx, np.polyval(fit, lx), "-", color=color, lw=1.4,
                         label=f"{d.parametrization}: {d.octaves_per_doubling:+.2f} [{a:+.2f}, {b:+.2f}] {d.verdict}")
-        ax.set_xticks(np.log2(np.array(d.sizes, float)), [str(k) for k in d.sizes])
+        ax.set_xticks(np.log2(np.array(shown[0].sizes, float)), [str(k) for k in shown[0].sizes])
         ax.set_xlabel(f"{axis} (log2 scale)")
         ax.set_ylabel("best log2 learning rate")
         ax.set_title(f"drift of the best lr, octaves per doubling of {axis}", fontsize=10)
         ax.legend(loc="best", fontsize=8, frameon=False, title="slope [95% interval] verdict", title_fontsize=8)
-    lr = np.log2(np.array(s["lrs"]))
     fig.suptitle(f"Best learning rate vs {' and '.join(axes_names)} "
-                 f"(grid 2^{lr.min():g}..2^{lr.max():g}; flat within +-{s['tolerance']:g} octave: transfers)")
+                 f"(transfers: the interval within +-{s['tolerance']:g} octave per doubling)")
     return fig

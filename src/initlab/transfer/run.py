@@ -36,8 +36,11 @@ __all__ = ["transfer", "TransferResult", "Cell", "parse_lrs", "parse_sizes", "DE
 # per family: widths, depth, lrs, steps, batch. Measured on this machine's 2-core CPU (see docs/transfer.md).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"widths": [64, 128, 256, 512, 1024], "depth": 1, "lrs": "2^-12:2^-1", "steps": 200, "batch": 64},
-    "transformer": {"widths": [32, 64, 128, 256], "depth": 2, "lrs": "2^-12:2^-1", "steps": 200, "batch": 16},
+    "transformer": {"widths": [16, 32, 64, 128], "depth": 2, "lrs": "2^-12:2^-1", "steps": 100, "batch": 16},
 }
+# u-muP's rules are absolute (no base width): its valley sits near lr 2^0 (Blake et al. 2024 report
+# optimal lrs near 1); measured on the MLP/digits family: best lr 2^-1 at width 64, 2^0 at 256.
+DEFAULT_LRS = {"umup": "2^-7:2^4"}
 MAX_CELLS = 100_000
 STACK_BUDGET = 60_000_000  # stacked parameters trained in one call (x4 with grads and Adam's moments)
 
@@ -75,9 +78,9 @@ class TransferResult:
                 "elapsed_s": round(self.elapsed_s, 2), "trained": self.trained, "timing_s": self.timing}
 
     def losses(self, parametrization: str, axis: str = "width") -> dict[int, np.ndarray]:
-        """Size -> (seeds, lrs) losses along ``axis`` (columns in the order of ``settings['lrs']``)."""
+        """Size -> (seeds, lrs) losses along ``axis`` (columns in the order of ``settings['lrs'][parametrization]``)."""
         s = self.settings
-        lrs, seeds = s["lrs"], s["seeds"]
+        lrs, seeds = s["lrs"][parametrization], s["seeds"]
         fixed = ("depth", s["depths"][0]) if axis == "width" else ("width", s["widths"][0])
         sizes = s["widths"] if axis == "width" else s["depths"]
         table = {(c.width if axis == "width" else c.depth, c.lr, c.seed): c.loss for c in self.cells
@@ -97,7 +100,7 @@ class TransferResult:
         return drift_figure(self)
 
     def save(self, out: str | Path) -> dict[str, Path]:
-        """Write ``transfer.json``, ``cells.csv``, ``transfer.png`` (``transfer_depth.png``) and ``transfer_drift.png``."""
+        """Write ``transfer.json``, ``cells.csv``, ``transfer.png`` (``transfer_depth.png``), ``transfer_drift.png``."""
         import csv
         import json
 
@@ -161,7 +164,8 @@ def parse_lrs(value: str | Sequence[float]) -> list[float]:
         if m:
             lo, hi, step = float(m.group(1)), float(m.group(2)), float(m.group(3) or 1.0)
             if hi <= lo or step <= 0:
-                raise ValidationError(f"lrs {value!r}: the range must go up (2^lo:2^hi with lo < hi) by a positive step")
+                raise ValidationError(f"lrs {value!r}: the range must go up (2^lo:2^hi with lo < hi) by a positive "
+                                      "step")
             n = int(math.floor((hi - lo) / step + 1e-9)) + 1
             out = [2.0 ** (lo + i * step) for i in range(n)]
         else:
@@ -212,8 +216,8 @@ def _user_group(factory: Callable, arity: int, spec, width: int, depth: int, bas
             try:
                 model = factory(width, depth) if arity == 2 else factory(width)
             except Exception as err:
-                raise ValidationError(f"factory raised {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                                      ) from err
+                first = str(err).splitlines()[0] if str(err) else ""
+                raise ValidationError(f"factory raised {type(err).__name__}: {first}") from err
         if not isinstance(model, nn.Module):
             raise ValidationError(f"factory returned {type(model).__name__}, expected a torch.nn.Module")
         p = parametrize(model, spec, base_width=base_width, width=width, depth=depth, base_depth=base_depth,
@@ -253,8 +257,9 @@ def transfer(
     ``factory``: a user's ``factory(width)`` or ``factory(width, depth)`` returning an ``nn.Module``
     for ``task`` (``digits``: (B, 64) floats -> (B, 10) logits; ``sequence``: (B, 16) token ids ->
     (B, 16, 32) logits); else the built-in ``family`` (``mlp`` or ``transformer``). ``lrs``:
-    ``"2^-12:2^-1"`` or a list. ``base_width``/``base_depth``: where muP equals SP (default the
-    smallest). ``store``: a SQLite file; cells already there are not trained again.
+    ``"2^-12:2^-1"`` or a list (default: that range, ``2^-7:2^4`` for ``umup``).
+    ``base_width``/``base_depth``: where muP equals SP (default the smallest). ``store``: a SQLite
+    file; cells already there are not trained again.
     Returns a :class:`TransferResult` (``.to_dict()``, ``.figure()``, ``.save(out)``).
     """
     t0 = time.perf_counter()
@@ -271,8 +276,8 @@ def transfer(
     depth_list = [defaults["depth"]] if depths is None else parse_sizes("depths", depths, 1)
     if factory is None and family == "transformer" and any(w % HEADS for w in width_list):
         raise ValidationError(f"widths of the transformer must be multiples of {HEADS} (its heads), got {width_list}")
-    lr_list = parse_lrs(defaults["lrs"] if lrs is None else lrs)
     names = parse_parametrizations(parametrizations)
+    lr_lists = {n: parse_lrs(DEFAULT_LRS.get(n, defaults["lrs"]) if lrs is None else lrs) for n in names}
     seeds = check_int("seeds", seeds, 1, 100)
     steps = check_int("steps", defaults["steps"] if steps is None else steps, 1, 100_000)
     batch = check_int("batch", defaults["batch"] if batch is None else batch, 1, 4096)
@@ -284,11 +289,11 @@ def transfer(
         raise ValidationError("depths needs a factory that takes a depth: def make(width, depth): ...")
     seed_list = list(range(seeds))
     plan = [(w, depth_list[0]) for w in width_list] + [(width_list[0], d) for d in depth_list[1:]]
-    total = len(names) * len(plan) * len(lr_list) * seeds
+    total = len(plan) * seeds * sum(len(v) for v in lr_lists.values())
     if total > MAX_CELLS:
         raise ValidationError(f"the grid has {total} cells; at most {MAX_CELLS} (fewer widths, lrs or seeds)")
     settings = {"family": family if factory is None else "factory", "factory": getattr(factory, "__qualname__", None),
-                "task": task_name, "widths": width_list, "depths": depth_list, "lrs": lr_list,
+                "task": task_name, "widths": width_list, "depths": depth_list, "lrs": lr_lists,
                 "parametrizations": names, "seeds": seed_list, "steps": steps, "batch": batch,
                 "base_width": base_width, "base_depth": base_depth, "data_seed": data_seed, "optimizer": "adam",
                 "tolerance": tolerance, "loss": "cross-entropy on the training split after the budget"}
@@ -304,10 +309,10 @@ def transfer(
         for name in names:
             spec = get(name)
             for width, depth in plan:
-                coords = [(lr, s) for s in seed_list for lr in lr_list]
+                coords = [(lr, s) for s in seed_list for lr in lr_lists[name]]
                 keys = [cell_key(sid, name, width, depth, lr, s) for lr, s in coords]
                 have = db.losses(keys) if db is not None else {}
-                todo = [(c, k) for c, k in zip(coords, keys) if k not in have]
+                todo = [(c, k) for c, k in zip(coords, keys, strict=True) if k not in have]
                 results = dict(have)
                 tg = time.perf_counter()
                 for chunk in _chunks(todo, factory, family, data, spec, width, depth, base_width, base_depth):
@@ -320,14 +325,16 @@ def transfer(
                         params, factors, forward = _user_group(factory, arity, spec, width, depth, base_width,
                                                                base_depth, c_seeds)
                     losses = train_stacked(forward, params, factors, c_lrs, c_seeds, data, steps, batch)
-                    rows = [(k, sid, name, width, depth, lr, s, loss) for ((lr, s), k), loss in zip(chunk, losses)]
+                    rows = [(k, sid, name, width, depth, lr, s, loss)
+                            for ((lr, s), k), loss in zip(chunk, losses, strict=True)]
                     if db is not None:
                         db.add(rows)  # one transaction per trained chunk
-                    results.update({k: loss for (_, k), loss in zip(chunk, losses)})
+                    results.update({k: loss for (_, k), loss in zip(chunk, losses, strict=True)})
                     trained += len(chunk)
                 if todo:
                     timing[f"{name}|{width}|{depth}"] = round(time.perf_counter() - tg, 3)
-                cells.extend(Cell(name, width, depth, lr, s, results[k]) for (lr, s), k in zip(coords, keys))
+                cells.extend(Cell(name, width, depth, lr, s, results[k])
+                             for (lr, s), k in zip(coords, keys, strict=True))
                 done += len(coords)
                 if progress is not None:
                     progress(done, total)
@@ -335,8 +342,8 @@ def transfer(
         if db is not None:
             db.close()
     result = TransferResult(cells, [], settings, trained=trained, timing=timing)
-    x = np.log2(np.array(lr_list))
     for name in names:
+        x = np.log2(np.array(lr_lists[name]))
         result.drift.append(analysis.drift(name, "width", x, result.losses(name, "width"), seed=data_seed,
                                            tolerance=tolerance))
         if len(depth_list) > 1:

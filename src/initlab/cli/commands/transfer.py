@@ -22,15 +22,17 @@ def transfer_command(
     task: str = typer.Option(None, "--task", help="Task of a FACTORY: digits ((B, 64) -> (B, 10) logits) or sequence "
                                                  "((B, 16) token ids -> (B, 16, 32) logits)."),
     widths: str = typer.Option(None, "--widths", help="At least 2 widths, comma separated (default mlp "
-                                                     "64,128,256,512,1024; transformer 32,64,128,256)."),
-    depths: str = typer.Option(None, "--depths", help="Depths (residual blocks), comma separated; several: also the "
-                                                     "depth axis, at the smallest width (default mlp 1, transformer 2)."),
-    lrs: str = typer.Option(None, "--lrs", help="Adam learning rates: a range 2^-12:2^-1 (one per octave; 2^-12:2^-1:0.5 "
-                                               "for half octaves) or a list 1e-3,3e-3,1e-2 (default 2^-12:2^-1)."),
+                                                     "64,128,256,512,1024; transformer 16,32,64,128)."),
+    depths: str = typer.Option(None, "--depths", help="Depths (residual blocks), comma separated; several: also "
+                                                     "the depth axis, at the smallest width (default mlp 1, "
+                                                     "transformer 2)."),
+    lrs: str = typer.Option(None, "--lrs", help="Adam learning rates: a range 2^-12:2^-1 (one per octave; "
+                                               "2^-12:2^-1:0.5 for half octaves) or a list 1e-3,3e-3,1e-2 "
+                                               "(default 2^-12:2^-1; umup 2^-7:2^4, its valley sits near 1)."),
     parametrizations: str = typer.Option("sp,mup", "--parametrizations",
                                          help="Comma separated: sp, mup, umup, depth-mup, completep."),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per (width, lr): 1-100; the intervals bootstrap over them."),
-    steps: int = typer.Option(None, "--steps", help="Adam steps per network (default 200)."),
+    steps: int = typer.Option(None, "--steps", help="Adam steps per network (default mlp 200, transformer 100)."),
     batch: int = typer.Option(None, "--batch", help="Minibatch size (default mlp 64, transformer 16 sequences)."),
     base_width: int = typer.Option(None, "--base-width", help="Width at which muP equals SP (default: the smallest)."),
     base_depth: int = typer.Option(None, "--base-depth", help="Depth at which depth-muP and CompleteP equal muP "
@@ -82,12 +84,14 @@ def transfer_command(
         table.add_column(col, justify=justify, no_wrap=col != "best log2 lr")
     colors = {"transfers": "green", "drifts": "red", "undetermined": "yellow"}
     for d in result.drift:
-        best = ", ".join(f"{k}:{b:+.1f}" + ("|" if e else "") for k, b, e in zip(d.sizes, d.best_log2_lr, d.at_edge))
+        best = ", ".join(f"{k}:{b:+.1f}" + ("|" if e else "")
+                         for k, b, e in zip(d.sizes, d.best_log2_lr, d.at_edge, strict=True))
         lo, hi = d.interval
         table.add_row(d.parametrization, d.axis, best, f"{d.octaves_per_doubling:+.2f}", f"[{lo:+.2f}, {hi:+.2f}]",
                       f"[{colors[d.verdict]}]{d.verdict}[/]")
     console.print(table)
-    console.print(f"drift: octaves of best lr per doubling of the axis; transfers: the 95% interval lies within +-{s['tolerance']:g} octave per doubling; drifts: it "
+    console.print(f"drift: octaves of best lr per doubling of the axis; transfers: the 95% interval lies within "
+                  f"+-{s['tolerance']:g} octave per doubling; drifts: it "
                   f"excludes 0 and the drift is larger; '|' marks a best lr at the edge of the grid (undetermined). "
                   f"{len(result.cells)} cells ({result.trained} trained now) in {result.elapsed_s:.1f} s.",
                   highlight=False)

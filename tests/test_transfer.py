@@ -275,3 +275,33 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, field):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and field in err
     assert not (tmp_path / "o").exists()
+
+
+def test_user_models_go_through_vmap_and_fall_back_to_a_loop():
+    from initlab.transfer.engine import stacked_module_forward
+
+    class Branchy(nn.Module):  # data-dependent control flow: vmap cannot take it
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 16), nn.Linear(16, 10)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x))
+            return self.b(h) if float(h.detach().sum()) >= 0 else -self.b(h)
+
+    torch.manual_seed(0)
+    plain = [nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)) for _ in range(2)]
+    branchy = [Branchy() for _ in range(2)]
+    for p, b in zip(plain, branchy, strict=True):
+        b.a.load_state_dict(p[0].state_dict())
+        b.b.load_state_dict(p[2].state_dict())
+    x = torch.randn(2, 5, 64)
+    pv, fv = stacked_module_forward(plain)
+    pl, fl = stacked_module_forward(branchy)
+    out_v, out_l = fv(pv, x), fl({"a.weight": pl["a.weight"], "a.bias": pl["a.bias"], "b.weight": pl["b.weight"],
+                                   "b.bias": pl["b.bias"]}, x)
+    assert fv.mode["forward"] is not None and fl.mode["forward"].__name__ == "looped"
+    assert fv.mode["forward"].__name__ != "looped"
+    assert torch.allclose(out_v, out_l, atol=1e-6)
+    want = torch.stack([plain[j](x[j]) for j in range(2)])
+    assert torch.allclose(out_v, want, atol=1e-6)

@@ -305,3 +305,16 @@ def test_user_models_go_through_vmap_and_fall_back_to_a_loop():
     assert torch.allclose(out_v, out_l, atol=1e-6)
     want = torch.stack([plain[j](x[j]) for j in range(2)])
     assert torch.allclose(out_v, want, atol=1e-6)
+
+
+def test_store_keys_an_edited_model_file_as_a_new_model(tmp_path):
+    from initlab.diagnostics.doctor import load_factory
+
+    db, f = tmp_path / "grid.db", tmp_path / "net.py"
+    body = "from torch import nn\ndef make(width):\n    return nn.Sequential(nn.Linear(64, width), nn.ReLU(), {})\n"
+    f.write_text(body.format("nn.Linear(width, 10)"))
+    kw = dict(parametrizations="sp", store=db, **{**TINY, "widths": [8, 16], "steps": 2})
+    assert initlab.transfer(load_factory(f"{f}:make"), **kw).trained == 20
+    assert initlab.transfer(load_factory(f"{f}:make"), **kw).trained == 0
+    f.write_text(body.format("nn.Tanh(), nn.Linear(width, 10)"))
+    assert initlab.transfer(load_factory(f"{f}:make"), **kw).trained == 20

@@ -297,8 +297,11 @@ def transfer(
                 "parametrizations": names, "seeds": seed_list, "steps": steps, "batch": batch,
                 "base_width": base_width, "base_depth": base_depth, "data_seed": data_seed, "optimizer": "adam",
                 "tolerance": tolerance, "loss": "cross-entropy on the training split after the budget"}
-    sid = settings_hash({k: v for k, v in settings.items() if k not in ("parametrizations", "widths", "depths", "lrs",
-                                                                         "seeds", "tolerance")})
+    keyed = {k: v for k, v in settings.items() if k not in ("parametrizations", "widths", "depths", "lrs", "seeds",
+                                                             "tolerance")}
+    if factory is not None:  # an edited model file is another model: its cells are new
+        keyed["factory_source"] = _source_hash(factory)
+    sid = settings_hash(keyed)
     data: Task = TASKS[task_name](data_seed)
     db = TransferStore(store) if store is not None else None
     cells: list[Cell] = []
@@ -351,6 +354,18 @@ def transfer(
                                                tolerance=tolerance))
     result.elapsed_s = time.perf_counter() - t0
     return result
+
+
+def _source_hash(factory: Callable | None) -> str | None:
+    """sha256 of the source file that defines ``factory`` (None for the built-in families or without a source)."""
+    if factory is None:
+        return None
+    import hashlib
+
+    try:
+        return hashlib.sha256(inspect.getsource(inspect.getmodule(factory)).encode()).hexdigest()[:16]
+    except (TypeError, OSError):
+        return None
 
 
 def _chunks(todo: list, factory, family: str, data: Task, spec, width: int, depth: int, base_width: int,

@@ -50,7 +50,7 @@ def transfer_command(
 
       initlab transfer --family mlp --widths 64,128,256,512,1024 --parametrizations sp,mup
 
-      initlab transfer --family transformer --widths 32,64,128 --depths 1,2,4 --parametrizations mup,completep
+      initlab transfer --family transformer --widths 16,32,64 --depths 1,2,4 --parametrizations mup,completep
 
       initlab transfer mymodel.py:make --task digits --widths 64,256,1024 --lrs 2^-12:2^-2 --store grid.db
     """

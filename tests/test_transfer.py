@@ -318,3 +318,13 @@ def test_store_keys_an_edited_model_file_as_a_new_model(tmp_path):
     assert initlab.transfer(load_factory(f"{f}:make"), **kw).trained == 0
     f.write_text(body.format("nn.Tanh(), nn.Linear(width, 10)"))
     assert initlab.transfer(load_factory(f"{f}:make"), **kw).trained == 20
+
+
+def test_cli_table_names_each_parametrization_and_its_verdict(tmp_path, capsys):
+    assert main(["transfer", "--widths", "16,32", "--lrs", "2^-8:2^-4", "--seeds", "2", "--steps", "4",
+                 "--parametrizations", "sp", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    data = json.loads((tmp_path / "o" / "transfer.json").read_text())
+    verdict = data["drift"][0]["verdict"]
+    row = next(line for line in out.splitlines() if line.strip().startswith("sp"))
+    assert "width" in row and verdict in row and f"{data['drift'][0]['octaves_per_doubling']:+.2f}" in row

@@ -4,8 +4,9 @@ Every rule here is written in the *absorbed* form for Adam: a parameter multipli
 forward pass (``W_eff = a * W``), an init ``W ~ N(0, b^2)`` and a per-parameter learning rate
 ``c * lr`` give, under Adam (whose update does not depend on the gradient's scale, up to its
 ``eps``), the same training run as a plain weight ``W_eff`` with init std ``a * b`` and learning
-rate ``a * c * lr`` (the "abc-symmetry" of Yang et al. 2022, section J.2.1, and of Blake et al.
-2024, eq. 2). So each parametrization is, per weight, two numbers: ``std`` and ``lr_factor``.
+rate ``a * c * lr`` (the "abc" symmetry that Yang et al. 2022 and Blake et al. 2024 both use to
+move a multiplier between the forward pass, the init and the learning rate). So each
+parametrization is, per weight, two numbers: ``std`` and ``lr_factor``.
 
 Notation: ``n`` = the weight's fan-in (1 for an embedding table, which sees one-hot inputs),
 ``n_out`` its fan-out, ``m = width / base_width`` the width multiplier, ``d = depth / base_depth``
@@ -84,7 +85,7 @@ class Parametrization:
         if role == "vector":
             return 0.0, 1.0
         std, lr = 1.0 / math.sqrt(n), 1.0
-        if self.unit:  # Blake et al. 2024, Table 2 (u-muP), B = 1 absorbed: std = A, lr = A * C
+        if self.unit:  # Blake et al. 2024, u-muP's weight rules (init B = 1, multiplier A, Adam lr C): std A, lr A C
             if role == "input":
                 lr = 1.0 / math.sqrt(n * fan_out)  # A = 1/sqrt(n) (1 for an embedding), C = 1/sqrt(fan-out)
             elif role == "hidden":
@@ -110,7 +111,7 @@ PARAMETRIZATIONS: dict[str, Parametrization] = {p.name: p for p in (
     Parametrization("mup", "muP", "Yang et al. 2022, Tensor Programs V, Table 3 (Adam)", mup_width=True,
                     attention_scale="linear"),
     Parametrization("umup", "u-muP", "Blake et al. 2024, u-muP: The Unit-Scaled Maximal Update Parametrization, "
-                    "Table 2 (weights only)", mup_width=False, unit=True, attention_scale="linear"),
+                    "weight rules only", mup_width=False, unit=True, attention_scale="linear"),
     Parametrization("depth-mup", "depth-muP", "Bordelon et al. 2023 (ICLR 2024) and Yang et al. 2023, Tensor "
                     "Programs VI: branch multiplier 1/sqrt(L), hidden Adam lr 1/sqrt(L)", mup_width=True,
                     depth_alpha=0.5, attention_scale="linear"),

@@ -23,7 +23,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
-    "autoinit", "coord_check", "verify",
+    "autoinit", "coord_check", "verify", "transfer", "parametrize",
 ]
 
 # The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
@@ -43,6 +43,11 @@ def __getattr__(name: str):
         from .coordcheck import coord_check
 
         return coord_check
+    if name in ("transfer", "parametrize"):  # issue 24: the subpackage, callable as the function; its parametrize
+        import importlib
+
+        module = importlib.import_module(".transfer", __name__)
+        return module if name == "transfer" else module.parametrize
     if name in _LAZY:
         from . import experiments
 

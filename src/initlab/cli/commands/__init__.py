@@ -9,3 +9,4 @@ from . import serve  # noqa: F401
 from . import coord_check  # noqa: F401
 from . import paper  # noqa: F401
 from . import verify  # noqa: F401
+from . import transfer  # noqa: F401

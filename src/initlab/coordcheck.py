@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import __version__
+from ._version import __version__
 from ._inputs import call_model, error_line
 from ._rng import make_generator
 from ._validation import ValidationError, check_choice, check_float, check_int, did_you_mean

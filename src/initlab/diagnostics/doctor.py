@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from .._inputs import error_line
 from .._rng import make_generator
 from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .. import __version__, initializers
+from .. import initializers
+from .._version import __version__
 from .._json import json_safe as clean
 from .spec import RunSpec
 

@@ -25,7 +25,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__, initializers
+from .. import initializers
+from .._version import __version__
 from .._validation import InitlabError
 from ..models import activation_names
 from ..plots.style import CLASS_COLORS, INIT_COLORS, init_color

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__, datasets, diagnose
+from .. import datasets, diagnose
+from .._version import __version__
 from .._validation import DataError
 from ..experiments.record import clean as clean_json, summarize
 from ..plots.style import CLASS_COLORS

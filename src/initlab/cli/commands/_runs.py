@@ -13,12 +13,10 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from ...report.explain import TABLE_COLUMNS, table_row
 from ..main import console, err_console
 
 # TABLE_COLUMNS without the verdict, shortened for a terminal.
 _SHORT_COLUMNS = ["experiment", "act", "init", "train", "val", "distinct", "dead", "grad@0", "grad@end"]  # noqa: E501
-assert len(_SHORT_COLUMNS) == len(TABLE_COLUMNS) - 1
 
 
 @contextmanager
@@ -47,6 +45,9 @@ def epoch_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
 
 def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], as_json: bool) -> None:
     """The table of results and where the files went (or the results as JSON)."""
+    from ...report.explain import TABLE_COLUMNS, table_row
+
+    assert len(_SHORT_COLUMNS) == len(TABLE_COLUMNS) - 1
     if as_json:
         print(json.dumps({"out": str(folder), "experiments": list(entries)}, indent=2))
         return

@@ -12,7 +12,6 @@ from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from ...diagnostics.doctor import run_doctor
 from ..main import app, console, err_console
 
 
@@ -77,6 +76,8 @@ def doctor_command(
 
     Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
     """
+    from ...diagnostics.doctor import run_doctor
+
     with _progress() as progress:
         result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed, dtype, vocab, output, progress)
         if progress is not None:

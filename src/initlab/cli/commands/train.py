@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ...experiments.spec import RunSpec, parse_init
-from ...experiments.train import DEFAULT_TRAIN_OUT, load_specs, train_many
+from ..defaults import TRAIN_OUT
 from ..main import app
 from ._runs import epoch_progress, print_results
 
@@ -35,7 +34,7 @@ def train_command(
     name: str | None = typer.Option(None, "--name", help="Experiment name (default: INIT_ACTIVATION)."),
     spec_file: Path | None = typer.Option(None, "--spec", help="Re-run the runs of a results.json (from train, reproduce or the lab's download) or of `initlab results --run ID --format json`; the other options are ignored."),
     run: str | None = typer.Option(None, "--run", help="With --spec: only the run with this name or run id."),
-    out: Path = typer.Option(Path(DEFAULT_TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs."),
+    out: Path = typer.Option(Path(TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
     """Train one network and measure its initialization before and after; same outputs as reproduce.
@@ -48,6 +47,9 @@ def train_command(
 
       initlab train --spec initlab-out/reproduce/results.json --run zeros_relu
     """
+    from ...experiments.spec import RunSpec, parse_init
+    from ...experiments.train import load_specs, train_many
+
     if spec_file is not None:
         specs = load_specs(spec_file, run)
     else:

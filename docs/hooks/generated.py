@@ -33,8 +33,10 @@ def _command_md(cmd, path: list[str], parent=None) -> list[str]:
     ctx = typer.Context(cmd, info_name=path[-1], parent=parent)
     params = [p for p in cmd.params if not p.hidden]
     records = [p.get_help_record(ctx) for p in params]
-    arguments = [r[0].split()[0].upper() for p, r in zip(params, records) if r and p.param_type_name == "argument"]
-    usage = " ".join([*path, "[OPTIONS]", *arguments, *(["COMMAND [ARGS]..."] if hasattr(cmd, "list_commands") else [])])
+    arguments = [r[0].split()[0].upper() for p, r in zip(params, records, strict=True)
+                 if r and p.param_type_name == "argument"]
+    group = ["COMMAND [ARGS]..."] if hasattr(cmd, "list_commands") else []
+    usage = " ".join([*path, "[OPTIONS]", *arguments, *group])
     out = [f"## `{' '.join(path)}`", "", "```text", f"Usage: {usage}", "```", ""]
     for para in (cmd.help or "").strip().split("\n\n"):
         lines = [line.strip() for line in para.strip().splitlines()]
@@ -71,7 +73,8 @@ def catalog_table() -> str:
     """The catalog as a Markdown table: name, aliases, parameters, distribution, paper."""
     from initlab import initializers
 
-    rows = ["| name | aliases | parameters and defaults | distribution / formula | reference |", "|---|---|---|---|---|"]
+    rows = ["| name | aliases | parameters and defaults | distribution / formula | reference |",
+            "|---|---|---|---|---|"]
     for s in initializers.catalog():
         params = ", ".join(f"{k}={v}" for k, v in s.defaults.items())
         aliases = ", ".join(f"`{a}`" for a in s.aliases)

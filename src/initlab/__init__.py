@@ -20,8 +20,8 @@ __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
-    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
-    "autoinit", "coord_check",
+    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",  # noqa: F822
+    "autoinit", "coord_check",  # noqa: F822  (lazy: __getattr__)
 ]
 
 # public name -> (module, attribute); attribute None: the module itself

@@ -45,10 +45,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._version import __version__
 from ._inputs import call_model, error_line
 from ._rng import make_generator
 from ._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
+from ._version import __version__
 from .diagnostics.doctor import build_model, load_inputs
 
 if TYPE_CHECKING:  # pandas and matplotlib load when a result is read or drawn

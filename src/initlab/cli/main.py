@@ -63,7 +63,9 @@ def default_threads() -> int:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit.",
+    ),
     threads: int = typer.Option(
         None, "--threads", min=1,
         help="torch CPU threads for the command (default: $INITLAB_THREADS, else the cores minus one).",
@@ -159,7 +161,8 @@ def _os_message(err: OSError) -> str:
 
 def _is_out_of_memory(err: RuntimeError) -> bool:
     text = str(err)
-    return "can't allocate memory" in text or "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError"
+    return ("can't allocate memory" in text or "out of memory" in text.lower()
+            or type(err).__name__ == "OutOfMemoryError")
 
 
 def entry() -> None:

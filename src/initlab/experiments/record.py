@@ -18,8 +18,8 @@ import numpy as np
 import orjson
 
 from .. import initializers
-from .._version import __version__
 from .._json import json_safe as clean
+from .._version import __version__
 from .spec import RunSpec
 
 __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]

@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from ._validation import DataError, InitlabError, ValidationError
     from .coordcheck import coord_check
     from .diagnostics import Diagnosis, Monitor, diagnose
-    from .experiments import ExperimentSpec, reproduce, run_experiment
+    from .experiments import ExperimentSpec, reproduce, run_experiment  # type: ignore[no-redef]
     from .initializers import apply_init
 
 

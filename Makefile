@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test test-fast lint docs docs-serve install bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,25 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/initlab reproduce
 
+# Everything, slow tests included (the README's command).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The quick tier: every test not marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff (lint) and mypy (types), as configured in pyproject.toml; pre-commit runs the same.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+# The documentation site (mkdocs.yml, docs/): built into site/, warnings are errors.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	# peers measured side by side (anyinit), never runtime dependencies
@@ -33,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/autoinit_bench.py --quick
 
 clean:
-	rm -rf $(VENV) initlab-out .pytest_cache
+	rm -rf $(VENV) initlab-out .pytest_cache site

@@ -150,9 +150,9 @@ def test_bad_input_exits_2_with_one_line(model_file, tmp_path, capsys, target_su
     assert not (tmp_path / "r").exists()
 
 
-def test_readme_doctor_section_runs(tmp_path, capsys, monkeypatch):
-    """The README's doctor example: its model file and its commands, as written."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def test_docs_doctor_section_runs(tmp_path, capsys, monkeypatch):
+    """The docs' doctor example (docs/tutorials/diagnose.md): its model file and its commands, as written."""
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "diagnose.md").read_text()
     section = readme.split("<!-- section:doctor -->")[1].split("<!-- /section:doctor -->")[0]
     source = re.search(r"```python\n# mymodel\.py\n(.*?)```", section, re.S).group(1)
     (tmp_path / "mymodel.py").write_text(source)

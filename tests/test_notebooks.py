@@ -91,6 +91,7 @@ def test_ushape_csv_is_what_the_script_writes(tmp_path):
     assert sorted({line.rsplit(",", 1)[1] for line in lines[1:]}) == ["0", "1"]
 
 
+@pytest.mark.slow  # a fresh kernel runs the notebook (25-35 s)
 def test_classic_notebook(scratch):
     text, cells = _executed(NAMES[0], scratch)
     assert Path(_line(text, "EXECUTABLE")).resolve() == Path(sys.executable).resolve()
@@ -113,6 +114,7 @@ def test_classic_notebook(scratch):
     assert _images(cells) == 4  # the decision boundaries
 
 
+@pytest.mark.slow  # a fresh kernel runs the notebook (25-35 s)
 def test_keras_notebook(scratch):
     text, cells = _executed(NAMES[1], scratch)
     assert Path(_line(text, "EXECUTABLE")).resolve() == Path(sys.executable).resolve()
@@ -139,6 +141,7 @@ def test_keras_notebook(scratch):
     assert _images(cells) == 2  # the monitor's heat map and the decision boundaries
 
 
+@pytest.mark.slow  # a fresh kernel runs the notebook (25-35 s)
 def test_sweeps_and_theory_notebook(scratch):
     from initlab.theory import critical_sigma_w2
 

@@ -68,6 +68,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no initlab-out/ either
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_cli_json_equals_to_dict_and_the_files_are_written(results, tmp_path, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(papers, "run", lambda name, quick=False, seed=0: calls.append((name, quick, seed)) or results[name])
@@ -87,6 +88,7 @@ def test_cli_json_equals_to_dict_and_the_files_are_written(results, tmp_path, ca
     assert (out / "saxe2014.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_cli_table_names_each_claim_and_verdict(results, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(papers, "run", lambda name, quick=False, seed=0: results[name])
     assert main(["paper", "mishkin2016", "--out", str(tmp_path / "m")]) == 0
@@ -100,12 +102,14 @@ def test_cli_table_names_each_claim_and_verdict(results, tmp_path, capsys, monke
     assert (tmp_path / "m" / "mishkin2016.png").exists()
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_same_seed_same_numbers(results):
     a, b = papers.run("saxe2014", quick=True, seed=0), results["saxe2014"]
     assert a.measured == b.measured and a.data == b.data
     assert [c.to_dict() for c in a.claims] == [c.to_dict() for c in b.claims]
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_result_pickles_and_displays_in_a_notebook(results):
     result = results["he2015"]
     again = pickle.loads(pickle.dumps(result))
@@ -115,6 +119,7 @@ def test_result_pickles_and_displays_in_a_notebook(results):
     assert html.count(">yes<") + html.count(">no<") == len(result.claims)
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_every_result_is_json_clean_and_claims_are_complete(results):
     for name, result in results.items():
         d = result.to_dict()
@@ -126,6 +131,7 @@ def test_every_result_is_json_clean_and_claims_are_complete(results):
 
 
 # --------------------------------------------------------------------------- the papers
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_glorot2010(results):
     r = results["glorot2010"]
     m = r.measured
@@ -162,6 +168,7 @@ def test_glorot2010(results):
     assert len(hist["counts"]) == 5 and abs(sum(hist["counts"][0]) - 1) < 0.02
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_he2015(results):
     r = results["he2015"]
     m = r.measured
@@ -187,6 +194,7 @@ def test_he2015(results):
     assert all(c.note for c in r.claims if not c.holds)  # a claim that fails says why
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_saxe2014(results):
     r = results["saxe2014"]
     m = r.measured
@@ -215,6 +223,7 @@ def test_saxe2014(results):
     assert claims["gaussian_slows_with_depth"].holds == (gauss[-1] >= 2 * gauss[0])
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_mishkin2016(results):
     r = results["mishkin2016"]
     m = r.measured
@@ -234,6 +243,7 @@ def test_mishkin2016(results):
     assert claims["trains_as_well"].holds == (fl["lsuv"] <= 1.1 * min(fl["orthogonal"], fl["he"]))
 
 
+@pytest.mark.slow  # runs the four papers (module fixture, about 45 s)
 def test_figures_are_titled_and_labelled(results):
     for name, result in results.items():
         figs = papers.get(name).figures(result)

@@ -1,18 +1,16 @@
-"""initlab: a laboratory for neural-network weight initialization."""
+"""initlab: a laboratory for neural-network weight initialization.
+
+Importing ``initlab`` is light (no torch): every public name below loads its module on first
+use, so ``initlab --help`` answers at once and ``import initlab`` changes no global state.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import _adapters, datasets, diagnostics, initializers, models, training
-from ._validation import DataError, InitlabError, ValidationError
-
-# ``initlab.autoinit`` is the function: importing the subpackage binds the module under that name on
-# this package first, and this line rebinds the name to the function (later imports of
-# ``initlab.autoinit.<module>`` do not rebind it). The subpackage's modules stay importable.
-from .autoinit import autoinit
-from .diagnostics import Diagnosis, Monitor, diagnose
-from .initializers import apply_init
+from . import _adapters
+from ._version import __version__
 
 # Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
 _adapters.register("keras", "diagnose", "initlab.integrations.keras:diagnose_keras")
@@ -22,38 +20,50 @@ __all__ = [
     "__version__", "apply_init", "diagnose", "Diagnosis", "Monitor",
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
-    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",
-    "autoinit", "coord_check", "verify", "transfer", "parametrize",
+    "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",  # noqa: F822
+    "autoinit", "coord_check",  # noqa: F822  (lazy: __getattr__)
 ]
 
-# The experiments layer pulls in matplotlib; load it on first use so `import initlab` stays light.
-_LAZY = {"reproduce": "reproduce", "run_experiment": "run_experiment", "ExperimentSpec": "ExperimentSpec"}
+# public name -> (module, attribute); attribute None: the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "apply_init": (".initializers", "apply_init"),
+    "diagnose": (".diagnostics", "diagnose"),
+    "Diagnosis": (".diagnostics", "Diagnosis"),
+    "Monitor": (".diagnostics", "Monitor"),
+    "InitlabError": ("._validation", "InitlabError"),
+    "ValidationError": ("._validation", "ValidationError"),
+    "DataError": ("._validation", "DataError"),
+    "reproduce": (".experiments", "reproduce"),
+    "run_experiment": (".experiments", "run_experiment"),
+    "ExperimentSpec": (".experiments", "ExperimentSpec"),
+    "lab": (".server.notebook", "lab"),  # the browser lab from a notebook (FastAPI and uvicorn)
+    "coord_check": (".coordcheck", "coord_check"),  # muP's width check (pandas on first use)
+    # issue 10: the subpackage, callable as the function (see autoinit/__init__.py)
+    "autoinit": (".autoinit", None),
+    **{name: (f".{name}", None) for name in (
+        "datasets", "diagnostics", "initializers", "models", "training",
+        "experiments", "results", "theory", "server", "papers",
+    )},
+}
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
+    from . import datasets, diagnostics, experiments, initializers, models, results, theory, training
+    from ._validation import DataError, InitlabError, ValidationError
+    from .coordcheck import coord_check
+    from .diagnostics import Diagnosis, Monitor, diagnose
+    from .experiments import ExperimentSpec, reproduce, run_experiment  # type: ignore[no-redef]
+    from .initializers import apply_init
 
 
-# Subpackages with heavier imports (pandas, scipy-free quadrature tables, matplotlib), also lazy.
-_LAZY_MODULES = ("experiments", "results", "theory", "server", "verify")  # verify: callable (issue 23)
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
-def __getattr__(name: str):
-    if name == "lab":  # the browser lab from a notebook (FastAPI and uvicorn load on first use)
-        from .server.notebook import lab
-
-        return lab
-    if name == "coord_check":  # muP's width check (pandas on first use)
-        from .coordcheck import coord_check
-
-        return coord_check
-    if name in ("transfer", "parametrize"):  # issue 24: the subpackage, callable as the function; its parametrize
-        import importlib
-
-        module = importlib.import_module(".transfer", __name__)
-        return module if name == "transfer" else module.parametrize
-    if name in _LAZY:
-        from . import experiments
-
-        return getattr(experiments, _LAZY[name])
-    if name in _LAZY_MODULES:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

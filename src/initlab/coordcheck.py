@@ -53,10 +53,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import __version__
 from ._inputs import call_model, error_line
 from ._rng import make_generator
 from ._validation import ValidationError, check_choice, check_float, check_int, did_you_mean
+from ._version import __version__
 from .diagnostics.doctor import build_model, load_inputs
 from .diagnostics.thresholds import FLAT_SLOPE, MIN_WIDTH_SPAN, SLOPE_INTERVAL
 

@@ -1,8 +1,19 @@
-"""``initlab`` entry point. Exit codes: 0 success, 2 bad input (one line), 1 internal failure."""
+"""``initlab`` entry point. Exit codes: 0 success, 2 bad input (one line), 1 internal failure.
+
+Adding a command: write ``cli/commands/NAME.py`` whose ``@app.command("NAME")`` (or
+``app.add_typer``) registers it, and add ``"NAME"`` to :data:`COMMANDS` below. A command module
+imports only typer, rich and the standard library at its top, and the library (torch) inside
+the command's function: ``initlab --help``, ``initlab NAME --help`` and usage errors then answer
+without importing torch (``tests/test_cli_fast.py`` checks every command).
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +35,7 @@ err_console = Console(stderr=True)
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from .._version import __version__
 
         console.print(f"initlab {__version__}")
         raise typer.Exit(0)
@@ -52,16 +63,58 @@ def default_threads() -> int:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit.",
+    ),
     threads: int = typer.Option(
         None, "--threads", min=1,
         help="torch CPU threads for the command (default: $INITLAB_THREADS, else the cores minus one).",
     ),
 ) -> None:
     """initlab: reproduce, initialize, diagnose, sweep, predict and explore weight initialization."""
-    import torch
+    # Applied when the command itself runs (see _with_threads), after its arguments parsed: so
+    # `initlab CMD --help` and a usage error never import torch.
+    _invocation["threads"] = threads
 
-    torch.set_num_threads(threads or default_threads())
+
+# The root options of the invocation in progress (one per process: the CLI is the top layer).
+_invocation: dict[str, int | None] = {"threads": None}
+
+# The command modules, in the order `initlab --help` lists them (cli/commands/NAME.py).
+COMMANDS: tuple[str, ...] = (
+    "inits", "reproduce", "train", "doctor", "sweep", "theory", "serve", "coord_check", "paper", "verify", "transfer",
+)
+
+
+def _with_threads(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` that first sets torch's CPU threads (``--threads``, else :func:`default_threads`)."""
+
+    @functools.wraps(callback)  # typer reads the parameters through __wrapped__
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        torch.set_num_threads(_invocation["threads"] or default_threads())
+        return callback(*args, **kwargs)
+
+    run._initlab_threads = True  # type: ignore[attr-defined]
+    return run
+
+
+def _wrap_commands(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_initlab_threads", False):
+            info.callback = _with_threads(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _wrap_commands(group.typer_instance)
+
+
+def load_commands() -> typer.Typer:
+    """Import every module of :data:`COMMANDS` (each registers itself on :data:`app`) and return the app."""
+    for name in COMMANDS:
+        importlib.import_module(f".commands.{name}", __package__)
+    _wrap_commands(app)
+    return app
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -73,8 +126,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; library errors become a one-line message and exit code 2."""
-    from . import commands  # noqa: F401  (registers the subcommands)
-
+    load_commands()
     try:
         app(args=argv, prog_name="initlab")  # standalone: click handles usage errors (exit 2)
     except InitlabError as err:
@@ -109,7 +161,8 @@ def _os_message(err: OSError) -> str:
 
 def _is_out_of_memory(err: RuntimeError) -> bool:
     text = str(err)
-    return "can't allocate memory" in text or "out of memory" in text.lower() or type(err).__name__ == "OutOfMemoryError"
+    return ("can't allocate memory" in text or "out of memory" in text.lower()
+            or type(err).__name__ == "OutOfMemoryError")
 
 
 def entry() -> None:

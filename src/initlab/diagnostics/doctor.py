@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
 from .._inputs import error_line
 from .._rng import make_generator
 from .._validation import DataError, InitlabError, ValidationError, check_int, did_you_mean
+from .._version import __version__
 from ..initializers import apply_init, get
 from .diagnose import Diagnosis, diagnose
 from .io import Inputs, batch_shape, check_dtype, describe, load_data, make_inputs, with_dtype

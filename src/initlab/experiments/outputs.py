@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from .. import __version__
+from .._version import __version__
 from ..diagnostics.figures import heatmap_figure, layer_histograms
 from ..plots.boundary import BoundaryPanel, boundaries_figure, boundary_figure
 from ..plots.history import Curves, histories_figure, history_figure

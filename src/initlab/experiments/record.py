@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .. import __version__, initializers
+from .. import initializers
 from .._json import json_safe as clean
+from .._version import __version__
 from .spec import RunSpec
 
 __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]

@@ -98,7 +98,7 @@ def save(result: PaperResult, out: str | Path | None = None) -> Path:
     ``out`` defaults to ``initlab-out/paper/NAME``; returns the folder. The figures are drawn from
     ``result`` by the paper's ``figures`` (nothing is re-run).
     """
-    from .. import __version__
+    from .._version import __version__
     from ..plots.style import save as save_figure
     from ..report.html import render_html
     from ..report.markdown import render_markdown

@@ -30,8 +30,9 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__, initializers
+from .. import initializers
 from .._validation import InitlabError
+from .._version import __version__
 from ..models import activation_names
 from ..plots.style import CLASS_COLORS, INIT_COLORS, init_color
 from ..training import DEFAULT_LR, OPTIMIZERS

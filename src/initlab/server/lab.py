@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__, datasets, diagnose
+from .. import datasets, diagnose
 from .._json import json_safe
+from .._version import __version__
 from .._validation import DataError
 from ..experiments.record import summarize
 from ..experiments.spec import RunSpec

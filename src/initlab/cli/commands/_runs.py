@@ -13,12 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ...report.explain import TABLE_COLUMNS, table_row
 from ..main import console, err_console
 
 # TABLE_COLUMNS without the verdict, shortened for a terminal.
 _SHORT_COLUMNS = ["experiment", "act", "init", "train", "val", "distinct", "dead", "grad@0", "grad@end"]  # noqa: E501
-assert len(_SHORT_COLUMNS) == len(TABLE_COLUMNS) - 1
 
 
 @contextmanager
@@ -50,7 +48,9 @@ def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], 
     """The table of results and where the files went (or the results as JSON). ``stored``: run_id ->
     the numbers a re-run (``train --spec``) is compared with; each comparison is printed (JSON: ``rerun``)."""
     from ...experiments.rerun import compare_rerun
+    from ...report.explain import TABLE_COLUMNS, table_row
 
+    assert len(_SHORT_COLUMNS) == len(TABLE_COLUMNS) - 1
     stored = stored or {}
     checks = [compare_rerun(stored[e["run_id"]], e) if e.get("run_id") in stored else None for e in entries]
     if as_json:

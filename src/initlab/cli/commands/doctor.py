@@ -13,7 +13,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from ..._validation import ValidationError
-from ...diagnostics.doctor import run_doctor
 from ..main import app, console, err_console
 
 
@@ -78,6 +77,8 @@ def doctor_command(
 
     Token ids: initlab doctor gpt.py:make --dtype long --vocab 200 --input-shape 16
     """
+    from ...diagnostics.doctor import run_doctor
+
     with _progress() as progress:
         try:
             result = run_doctor(target, input_shape, batch, data, _auto_init if init == "auto" else init, seed, dtype, vocab,

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ... import initializers
 from ..main import app, console
 
 
@@ -23,6 +22,8 @@ def inits_command(
 
     Examples: initlab inits --json;  initlab inits --plot catalog.png --fan-in 512 --fan-out 128
     """
+    from ... import initializers
+
     if plot is not None:
         from ...plots import check_figure_path, save
         from ...plots.catalog import catalog_figure

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from ...experiments.reproduce import CLASSIC_NAMES, DEFAULT_OUT, reproduce
+from ..defaults import CLASSIC_NAMES, REPRODUCE_OUT
 from ..main import app
 from ._runs import epoch_progress, print_results
 
 
 @app.command("reproduce")
 def reproduce_command(
-    out: Path = typer.Option(Path(DEFAULT_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs."),
+    out: Path = typer.Option(Path(REPRODUCE_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs."),
     data: Path | None = typer.Option(None, "--data", help="A CSV file (header row, class in the last column) instead of two moons."),
     epochs: int = typer.Option(100, "--epochs", help="Epochs per experiment (the notebook: 100)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the weight draw and the minibatch order."),
@@ -33,6 +33,8 @@ def reproduce_command(
 
       initlab reproduce --out /tmp/repro --only zeros_sigmoid,he_relu --epochs 50
     """
+    from ...experiments.reproduce import reproduce
+
     with epoch_progress(quiet=as_json) as progress:
         results, outputs = reproduce(out, data=data, epochs=epochs, seed=seed, only=only, progress=progress)
     entries = json.loads(outputs.results_json.read_text())["experiments"]

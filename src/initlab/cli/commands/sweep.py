@@ -10,17 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..._validation import ValidationError, check_choice, check_int
-from ...experiments.executors import EXECUTORS, open_executor
-from ...experiments.store import DEFAULT_STORE, Store
-from ...experiments.sweep import check_data, run_sweep
-from ...experiments.sweep_spec import load_spec
+from ..defaults import STORE
 from ..main import app, console, fail
 
 
 @app.command("sweep")
 def sweep_command(
     spec: Path = typer.Argument(..., help="The sweep spec (TOML) with tables data, grid and train (see examples/sweep.toml)."),
-    store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store (created if missing)."),
+    store: Path = typer.Option(Path(STORE), "--store", help="SQLite store (created if missing)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     executor: str = typer.Option("local", "--executor", help="local (batched, in this process) or ray (pip install 'initlab\\[ray]')."),
     address: str = typer.Option(None, "--address", help="ray: auto or HOST:PORT of a running cluster (default: a local Ray instance)."),
@@ -39,6 +36,11 @@ def sweep_command(
     On a Ray cluster (each node: pip install 'initlab\\[ray]'):
     initlab sweep examples/sweep.toml --executor ray --address auto
     """
+    from ...experiments.executors import EXECUTORS, open_executor
+    from ...experiments.store import Store
+    from ...experiments.sweep import check_data, run_sweep
+    from ...experiments.sweep_spec import load_spec
+
     parsed = load_spec(spec)  # every key and name checked before any work
     check_int("--threads", threads, 0)
     executor = check_choice("executor", executor.strip().lower(), EXECUTORS)
@@ -92,7 +94,7 @@ def _sweep_with_bar(bar: Progress, parsed, store: Path, device: str, runner, max
 
 @app.command("results")
 def results_command(
-    store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store written by `initlab sweep`."),
+    store: Path = typer.Option(Path(STORE), "--store", help="SQLite store written by `initlab sweep`."),
     fmt: str = typer.Option("table", "--format", help="table, csv or json."),
     by: str = typer.Option("", "--by", help="Comma-separated columns to group by (default: all that vary but the seed)."),
     sweep: str = typer.Option("", "--sweep", help="Only the runs of this spec hash."),
@@ -154,7 +156,7 @@ def results_command(
 
 @app.command("plot")
 def plot_command(
-    store: Path = typer.Option(Path(DEFAULT_STORE), "--store", help="SQLite store written by `initlab sweep`."),
+    store: Path = typer.Option(Path(STORE), "--store", help="SQLite store written by `initlab sweep`."),
     out: Path = typer.Option(Path("sweep.png"), "--out", help="PNG file to write."),
     kind: str = typer.Option("heatmap", "--kind", help="heatmap or curves."),
     value: str = typer.Option("val_accuracy", "--value", help="heatmap: the column to colour by."),

@@ -16,7 +16,8 @@ import typer
 
 from ...experiments.rerun import stored_runs
 from ...experiments.spec import RunSpec, SpecField, parse_init
-from ...experiments.train import DEFAULT_TRAIN_OUT, load_specs, train_many
+from ...experiments.train import load_specs, train_many
+from ..defaults import TRAIN_OUT
 from ..main import app
 from ._runs import epoch_progress, print_results
 
@@ -71,7 +72,7 @@ _EXTRA = [
     inspect.Parameter("run", inspect.Parameter.KEYWORD_ONLY, annotation=str | None, default=typer.Option(
         None, "--run", help="With --spec: only the run with this name or run id.")),
     inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Path, default=typer.Option(
-        Path(DEFAULT_TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs.")),
+        Path(TRAIN_OUT), "--out", help="Folder for report.html, report.md, results.json and the PNGs.")),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
         False, "--json", help="Print the results as JSON instead of a table.")),
 ]

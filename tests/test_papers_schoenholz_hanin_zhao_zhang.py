@@ -69,6 +69,7 @@ def _check_result(result, name: str, keys: set[str], tmp_path) -> None:
 
 
 # ------------------------------------------------------------------ schoenholz2017
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_schoenholz_grid_and_fractions(schoenholz, tmp_path):
     _check_result(schoenholz, "schoenholz2017", {"trainable_fraction_inside", "trainable_fraction_outside", "grid"},
                   tmp_path)
@@ -97,6 +98,7 @@ def test_schoenholz_grid_and_fractions(schoenholz, tmp_path):
 
 
 # ------------------------------------------------------------------ hanin2018
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_hanin_ratios_against_the_exact_law(hanin, tmp_path):
     _check_result(hanin, "hanin2018", {"measured_ratio", "predicted_ratio"}, tmp_path)
     measured, predicted = hanin.measured["measured_ratio"], hanin.measured["predicted_ratio"]
@@ -128,6 +130,7 @@ def test_hanin_lengths_are_exactly_one_step_of_the_law():
 
 
 # ------------------------------------------------------------------ zhao2022
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_zhao_zero_trains_and_is_deterministic(zhao, tmp_path):
     _check_result(zhao, "zhao2022", {"final_accuracy", "seed_identical"}, tmp_path)
     acc = zhao.measured["final_accuracy"]
@@ -150,6 +153,7 @@ def test_zhao_zero_trains_and_is_deterministic(zhao, tmp_path):
 
 
 # ------------------------------------------------------------------ zhang2019
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_zhang_he_explodes_fixup_trains(zhang, tmp_path):
     _check_result(zhang, "zhang2019", {"output_std_at_init", "final_loss"}, tmp_path)
     std = zhang.measured["output_std_at_init"]
@@ -169,6 +173,7 @@ def test_zhang_he_explodes_fixup_trains(zhang, tmp_path):
     assert all(c.holds for c in zhang.claims) and zhang.tested == 2
 
 
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_same_seed_same_numbers(zhang):
     again = papers.run("zhang2019", quick=True, seed=0)
     assert again.to_dict() | {"elapsed_s": 0} == zhang.to_dict() | {"elapsed_s": 0}
@@ -219,6 +224,7 @@ def test_zero_expansion_is_a_scaled_hadamard_block(n_out, n_in):
     assert np.allclose(zero_matrix(n_out, n_in).numpy(), w, rtol=1e-7, atol=0)
 
 
+@pytest.mark.slow  # a quick paper run (module fixture)
 def test_zero_breaks_the_symmetry_zeros_keeps(zhao):
     distinct = _claims(zhao)["zero_trains_as_well_as_random"].measured["distinct_first_layer_units_after_training"]
     for setup, units in (("moons 2-10-1", 10), ("digits 64-128-128-10", 128)):

@@ -283,3 +283,16 @@ def test_init_code_that_needs_values_is_one_line_error():
     with pytest.raises(initlab.ValidationError, match=r"running reset_parameters on recording tensors failed: "
                                                       r".*\{glob: spec\} dict instead"):
         verify(Odd(), "torch")
+
+
+def test_a_partial_write_after_the_law_leaves_the_parameter_unmatched():
+    """reset_parameters drawing a law, then overwriting a slice: no single law; unmatched, not failed."""
+    class Sliced(nn.Linear):
+        def reset_parameters(self):
+            super().reset_parameters()
+            with torch.no_grad():
+                self.weight[:, :4].normal_(0, 5.0)
+
+    report = verify(_seeded(0, lambda: Sliced(200, 200)), "torch")
+    assert report.unmatched == ["weight"] and "part of the tensor" in report["weight"].reason
+    assert report.ok and report["bias"].status == "pass"

@@ -77,7 +77,7 @@ def _from_records(records: dict[str, Record], source: str, owners: dict[str, str
                   missing: str) -> dict[str, Declared]:
     out = {}
     for name, rec in records.items():
-        if rec.law is None:
+        if rec.law is None or rec.undeclared:  # undeclared: a write after the last law (a slice, copy_)
             why = rec.undeclared or missing.format(module=owners.get(name, "?"))
             out[name] = Declared(None, source, reason=why)
         else:
@@ -129,7 +129,7 @@ def _catalog_law(init: Initializer, shape: tuple[int, ...], fans: tuple[int, int
         return Declared(None, text, expected=expected)
     probe = Probe.of(shape)
     init(probe, fans=fans)
-    law = probe._record.law
+    law = None if probe._record.undeclared else probe._record.law
     params = {**init.scheme.defaults, **init.params}
     if law is None and init.name == "truncated_normal":  # absolute bounds: drawn in float64, then copied
         mean, std = float(params["mean"]), float(params["std"])

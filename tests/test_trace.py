@@ -266,3 +266,23 @@ def test_a_tied_output_head_is_no_attention():
     diag = initlab.diagnose(Tied(), torch.randint(0, 20, (2, 6), generator=torch.Generator().manual_seed(0)))
     assert diag.attention == []
     assert [c["shape"] for c in diag.coverage.unmeasured_computations] == [[2, 6, 20]]
+
+
+def test_sdpa_on_three_axes_is_measured():
+    class Sdpa(nn.Module):  # F.scaled_dot_product_attention on (B*H, T, d) inputs, logits x60
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.head = nn.Linear(16, 48), nn.Linear(16, 1)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            return self.head(F.scaled_dot_product_attention(q, k, v, scale=60 / 4))
+
+    torch.manual_seed(1)
+    model, x = Sdpa(), torch.randn(6, 9, 16, generator=torch.Generator().manual_seed(2))
+    diag = initlab.diagnose(model, x)
+    with torch.no_grad():
+        q, k, _ = model.qkv(x).chunk(3, dim=-1)
+        top = torch.softmax(q @ k.transpose(1, 2) * 15, dim=-1).amax(-1)
+    assert len(diag.attention) == 1 and diag.attention[0]["layout"] == "folded"
+    assert abs(diag.attention[0]["collapsed_fraction"] - float((top >= 0.9).float().mean())) < 1e-6

@@ -528,7 +528,11 @@ def _coverage(parameters: list[tuple[str, torch.Tensor, Any]], grads: dict[str, 
                              "grad_norm": tensor_norm(grad) if grad is not None else None})
     total = sum(t.numel() for _, t, _ in parameters)
     missing = sum(u["numel"] for u in unattributed)
-    return Coverage(len(parameters), len(parameters) - len(unattributed), total, total - missing, unattributed)
+    computations = {"weighted": sum(r.weighted for r in records),
+                    "activation": sum(r.activation is not None and r.activation != "linear" for r in records),
+                    "norm": len(norms), "attention": 0}  # Keras attention layers are listed in not_measured
+    return Coverage(len(parameters), len(parameters) - len(unattributed), total, total - missing, unattributed,
+                    computations)
 
 
 def apply_init_keras(model: Any, weight: Any, bias: Any = "zeros", generator: torch.Generator | int | None = None,

@@ -12,3 +12,5 @@ from ..activations import (
 
 __all__ = ["ACTIVATIONS", "activation_names", "make_activation", "activation_fn", "SATURATING", "HEALTHY_GAIN",
            "canonical_activation"]
+
+_canonical = canonical_activation  # the name older callers import (use canonical_activation)

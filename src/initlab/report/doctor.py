@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from .._validation import check_out_folder
 from ..diagnostics import thresholds
-from ..diagnostics.diagnose import Diagnosis
+from ..diagnostics.types import Diagnosis
 from ..diagnostics.doctor import DoctorResult
 from ..diagnostics.figures import depth_profile, layer_histograms
 from ..diagnostics.table import COLUMNS, layer_cells
@@ -52,6 +52,10 @@ def _coverage(diag: Diagnosis) -> list:
         rows = [[u["name"], "x".join(map(str, u["shape"])) or "scalar", f"{u['numel']:,}", u["reason"],
                  "-" if u["grad_norm"] is None else f"{u['grad_norm']:.3g}"] for u in diag.coverage.unattributed]
         blocks.append(Table(["parameter", "shape", "values", "why not measured", "|dL/dp|"], rows))
+    if diag.coverage.unmeasured_computations:  # a softmax that may be attention, not measured as such
+        blocks.append(Paragraph("Computations seen but not measured:"))
+        blocks.append(Bullets([f"{c['op']} over {tuple(c['shape'])} in {c['name']}: {c['reason']}"
+                               for c in diag.coverage.unmeasured_computations]))
     return blocks
 
 

@@ -63,19 +63,20 @@ def measure_attention(name: str, logits: torch.Tensor, layout: str = "heads") ->
 
 
 def sdpa_logits(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """The logits ``(B, H, T, S)`` of one ``F.scaled_dot_product_attention`` call (None: not 4-d)."""
+    """The logits ``(..., T, S)`` of one ``F.scaled_dot_product_attention`` call: ``(B, H, T, S)`` for
+    4-d inputs, ``(N, T, S)`` for 3-d ones (heads folded into the batch). None: fewer than 2 axes."""
     q, k = arg(args, kwargs, 0, "query"), arg(args, kwargs, 1, "key")
-    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)) or q.ndim != 4 or k.ndim != 4:
+    if not (isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor)) or q.ndim < 2 or k.ndim != q.ndim:
         return None
     mask = arg(args, kwargs, 3, "attn_mask")
     causal = bool(arg(args, kwargs, 5, "is_causal"))
     scale = arg(args, kwargs, 6, "scale")
     with torch.no_grad():
         q, k = q.detach().float(), k.detach().float()
-        if k.shape[1] != q.shape[1] and q.shape[1] % k.shape[1] == 0:  # grouped-query attention
+        if q.ndim == 4 and k.shape[1] != q.shape[1] and q.shape[1] % k.shape[1] == 0:  # grouped-query attention
             k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
         scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-        logits = (q @ k.transpose(-2, -1)) * scale  # (B, H, T, S)
+        logits = (q @ k.transpose(-2, -1)) * scale  # (..., T, S)
         if causal:
             t, s = logits.shape[-2:]
             keep = torch.ones(t, s, dtype=torch.bool, device=logits.device).tril(s - t)

@@ -178,8 +178,10 @@ class Tracer(ModuleHooks):
             self._softmax(args, kwargs, out)
         elif func is torch.nn.functional.scaled_dot_product_attention:
             logits = sdpa_logits(args, kwargs)
-            if logits is not None:
+            if logits is not None and logits.ndim == 4:
                 self._attention(logits)
+            elif logits is not None:  # heads folded into the batch, or a single head
+                self._attention(logits.reshape(-1, 1, *logits.shape[-2:]), "folded")
         elif func in ops.VIEWS:
             self._view(args, out)
         else:

@@ -71,9 +71,12 @@ def _num(value: Any) -> str:
 
 def _how(stored: Mapping[str, Any], rerun: Mapping[str, Any]) -> str:
     batch = stored.get("batch_runs")
-    if isinstance(batch, int) and batch > 1:
-        return f"in a batch of {batch} runs (this re-run: alone)"
     old, new = stored.get("trainer"), rerun.get("trainer")
-    if old and new and old != new:
+    trainers = old and new and old != new
+    if isinstance(batch, int) and batch > 1:
+        if trainers:
+            return f"in a batch of {batch} runs with the {old} trainer (this re-run: alone, with the {new} one)"
+        return f"in a batch of {batch} runs (this re-run: alone)"
+    if trainers:
         return f"with the {old} trainer (this re-run: the {new} one)"
     return "in another batch or process"

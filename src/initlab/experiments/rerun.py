@@ -1,14 +1,17 @@
 """Whether ``initlab train --spec`` reproduced a stored run: measured, by comparing the numbers.
 
 A run's numbers depend on float rounding, and rounding depends on how the run was trained: in
-a batch (the batched trainer's kernels sum in an order set by the stack's shape) or alone, and
-with which trainer. Training can amplify such differences. Measured (tanh, depth 20, width 16,
-30 epochs, 4 seeds; one run trained alone against the same run in a batch of 4): the losses
-agree at the first epoch and by ~3e-7 at the second, then drift apart; final val_loss differs
-by up to 0.19 with variance scaling 4 (chaotic at init, chi_1 = 1.36), and still by up to
-0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the mean-field phase at init
-does not decide whether a run re-runs exactly; only a comparison does. The store records each
-run's batch size (``batch_runs``); ``train --spec`` on a stored record or a results.json
+a sweep's batch (the batched trainer, with batch mates) or alone (``train --spec`` uses the
+single-model trainer). Training can amplify such differences. Measured (tanh, depth 20, width
+16, 30 epochs, 4 seeds; the batched trainer, one run alone against the same run in a batch of
+4): the losses agree at the first epoch and by ~3e-7 at the second, then drift apart; final
+val_loss differs by up to 0.19 with variance scaling 4 (chaotic at init, chi_1 = 1.36), and
+still by up to 0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the mean-field
+phase at init does not decide whether a run re-runs exactly; only a comparison does. Making a
+run's numbers independent of its batch was not done: one slice of a batched matmul is
+bit-identical whatever the batch, and forcing the per-model path for the shared first layer did
+not remove the difference, so its source lies deeper in the batched step. The store records
+each run's batch size (``batch_runs``); ``train --spec`` on a stored record or a results.json
 compares its numbers with the stored ones and says which differ, by how much, and why.
 """
 

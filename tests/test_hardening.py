@@ -309,6 +309,11 @@ def test_phase_diagram_with_an_absurd_axis_is_one_line_without_warnings(tmp_path
     assert not out.exists()
 
 
+def test_theory_check_with_an_absurd_bias_variance_is_one_line(capsys):
+    assert main(["theory", "check", "--init", "he_normal", "--depth", "2", "--width", "4", "--sigma-b2", "1e308"]) == 2
+    assert "sigma_b2 must be a number in [0.0, 10000.0]" in _one_error_line(capsys.readouterr().err)
+
+
 # ---------------------------------------------------------------- 21.8: re-runs in the chaotic phase
 def _cell(scale: float, seed: int, activation: str = "tanh") -> RunSpec:
     return RunSpec(dataset="moons", n_samples=200, activation=activation, hidden=[16] * 20, epochs=30,

@@ -309,6 +309,11 @@ def test_phase_diagram_with_an_absurd_axis_is_one_line_without_warnings(tmp_path
     assert not out.exists()
 
 
+def test_theory_check_with_an_absurd_bias_variance_is_one_line(capsys):
+    assert main(["theory", "check", "--init", "he_normal", "--depth", "2", "--width", "4", "--sigma-b2", "1e308"]) == 2
+    assert "sigma_b2 must be a number in [0.0, 10000.0]" in _one_error_line(capsys.readouterr().err)
+
+
 # ---------------------------------------------------------------- 21.8: re-runs in the chaotic phase
 def _cell(scale: float, seed: int, activation: str = "tanh") -> RunSpec:
     return RunSpec(dataset="moons", n_samples=200, activation=activation, hidden=[16] * 20, epochs=30,
@@ -358,5 +363,7 @@ def test_a_rerun_that_differs_says_by_how_much_and_why():
     check = compare_rerun(stored, rerun)
     assert not check["same"] and check["max_abs_diff"] == pytest.approx(0.085)
     assert "val_loss 0.034 now, 0.119 stored" in check["note"] and "in a batch of 96 runs" in check["note"]
+    both = compare_rerun({**stored, "trainer": "batched"}, {**rerun, "trainer": "single"})["note"]
+    assert "in a batch of 96 runs with the batched trainer (this re-run: alone, with the single one)" in both
     assert compare_rerun(stored, {**stored, "val_loss": 0.119 + 2e-6})["same"]
     assert compare_rerun(stored, {**rerun, "val_loss": None})["max_abs_diff"] == math.inf  # diverged now

@@ -1,14 +1,17 @@
 """Whether ``initlab train --spec`` reproduced a stored run: measured, by comparing the numbers.
 
 A run's numbers depend on float rounding, and rounding depends on how the run was trained: in
-a batch (the batched trainer's kernels sum in an order set by the stack's shape) or alone, and
-with which trainer. Training can amplify such differences. Measured (tanh, depth 20, width 16,
-30 epochs, 4 seeds; one run trained alone against the same run in a batch of 4): the losses
-agree at the first epoch and by ~3e-7 at the second, then drift apart; final val_loss differs
-by up to 0.19 with variance scaling 4 (chaotic at init, chi_1 = 1.36), and still by up to
-0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the mean-field phase at init
-does not decide whether a run re-runs exactly; only a comparison does. The store records each
-run's batch size (``batch_runs``); ``train --spec`` on a stored record or a results.json
+a sweep's batch (the batched trainer, with batch mates) or alone (``train --spec`` uses the
+single-model trainer). Training can amplify such differences. Measured (tanh, depth 20, width
+16, 30 epochs, 4 seeds; the batched trainer, one run alone against the same run in a batch of
+4): the losses agree at the first epoch and by ~3e-7 at the second, then drift apart; final
+val_loss differs by up to 0.19 with variance scaling 4 (chaotic at init, chi_1 = 1.36), and
+still by up to 0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the mean-field
+phase at init does not decide whether a run re-runs exactly; only a comparison does. Making a
+run's numbers independent of its batch was not done: one slice of a batched matmul is
+bit-identical whatever the batch, and forcing the per-model path for the shared first layer did
+not remove the difference, so its source lies deeper in the batched step. The store records
+each run's batch size (``batch_runs``); ``train --spec`` on a stored record or a results.json
 compares its numbers with the stored ones and says which differ, by how much, and why.
 """
 
@@ -71,9 +74,12 @@ def _num(value: Any) -> str:
 
 def _how(stored: Mapping[str, Any], rerun: Mapping[str, Any]) -> str:
     batch = stored.get("batch_runs")
-    if isinstance(batch, int) and batch > 1:
-        return f"in a batch of {batch} runs (this re-run: alone)"
     old, new = stored.get("trainer"), rerun.get("trainer")
-    if old and new and old != new:
+    trainers = old and new and old != new
+    if isinstance(batch, int) and batch > 1:
+        if trainers:
+            return f"in a batch of {batch} runs with the {old} trainer (this re-run: alone, with the {new} one)"
+        return f"in a batch of {batch} runs (this re-run: alone)"
+    if trainers:
         return f"with the {old} trainer (this re-run: the {new} one)"
     return "in another batch or process"

@@ -120,12 +120,15 @@ class Store:
             raise DataError(_write_failure(self.path, err)) from None
 
     def _open_readonly(self) -> sqlite3.Connection:
-        """A connection that cannot write. A WAL file (every initlab store) in a writable folder is
-        opened as usual but query-only, so SQLite removes the -wal and -shm files it makes when the
-        connection closes (``mode=ro`` would leave them behind); elsewhere SQLite's ``mode=ro``, and in
-        a folder where SQLite cannot create a WAL file's shared-memory file, the file read as
-        immutable (nobody can be writing it there)."""
-        if _wal_header(self.path) and os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK):
+        """A connection that cannot write. A WAL-mode file (every initlab store) without a -wal file
+        beside it, in a writable folder, is opened as usual but query-only: SQLite removes the -wal
+        and -shm files it makes when the connection closes (``mode=ro`` would leave them behind), and
+        its checkpoint on close has nothing to copy. Otherwise SQLite's ``mode=ro`` (which never
+        checkpoints a -wal file someone left), and in a folder where SQLite cannot create a WAL
+        file's shared-memory file, the file read as immutable (nobody can be writing it there)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        if _wal_header(self.path) and not wal.exists() and writable:
             conn = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             conn.execute("PRAGMA query_only = ON")
             return conn

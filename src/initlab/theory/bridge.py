@@ -23,7 +23,7 @@ import torch
 
 from .. import initializers
 from .._rng import make_generator
-from .._validation import ValidationError, check_int
+from .._validation import ValidationError, check_float, check_int
 from ..initializers._fans import fan_for_mode
 from ..initializers.registry import Initializer
 from .meanfield import Activation, MeanField, _variance, resolve_activation
@@ -266,6 +266,9 @@ class VarianceCheck:
         }
 
 
+MEASURED_SIGMA_B2_MAX = 1e4  # bias variance of the networks check_variance measures (float32)
+
+
 def check_variance(
     init: str | Mapping[str, Any] | Initializer,
     activation: Activation,
@@ -292,7 +295,9 @@ def check_variance(
     seed = check_int("seed", seed, 0)
     batch = check_int("batch", batch, 1)
     input_dim = width if input_dim is None else check_int("input_dim", input_dim, 1)
-    sigma_b2 = _variance("sigma_b2", sigma_b2)
+    # the measured networks are float32: biases of variance 1e308 are inf there (NaN in the comparison, numpy
+    # warnings); the bound keeps the biases finite (how q^l grows with depth is what the check compares)
+    sigma_b2 = check_float("sigma_b2", _variance("sigma_b2", sigma_b2), 0.0, MEASURED_SIGMA_B2_MAX)
     init = initializers.get(init)
     kernel = resolve_activation(activation)
     sw2 = [effective_sigma_w2(init, fi, fo) for fi, fo in _layer_fans(input_dim, width, depth)]

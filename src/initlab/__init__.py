@@ -12,6 +12,12 @@ from typing import TYPE_CHECKING, Any
 from . import _adapters
 from ._version import __version__
 
+# ``initlab.autoinit`` and ``initlab.verify`` are plain functions. Importing a subpackage binds the
+# module under its name on this package; these lines rebind each name to its function (later
+# imports of ``initlab.autoinit.<module>`` do not rebind it). Both subpackages import light.
+from .autoinit import autoinit
+from .verify import verify
+
 # Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
 _adapters.register("keras", "diagnose", "initlab.integrations.keras:diagnose_keras")
 _adapters.register("keras", "apply_init", "initlab.integrations.keras:apply_init_keras")
@@ -21,7 +27,7 @@ __all__ = [
     "datasets", "diagnostics", "initializers", "models", "training",
     "InitlabError", "ValidationError", "DataError",
     "reproduce", "run_experiment", "ExperimentSpec", "experiments", "results", "theory", "lab",  # noqa: F822
-    "autoinit", "coord_check",  # noqa: F822  (lazy: __getattr__)
+    "autoinit", "verify", "coord_check", "transfer", "parametrize",  # noqa: F822  (lazy: __getattr__)
 ]
 
 # public name -> (module, attribute); attribute None: the module itself
@@ -38,8 +44,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ExperimentSpec": (".experiments", "ExperimentSpec"),
     "lab": (".server.notebook", "lab"),  # the browser lab from a notebook (FastAPI and uvicorn)
     "coord_check": (".coordcheck", "coord_check"),  # muP's width check (pandas on first use)
-    # issue 10: the subpackage, callable as the function (see autoinit/__init__.py)
-    "autoinit": (".autoinit", None),
+    "transfer": (".transfer", None),  # issue 24: the subpackage, callable as the function
+    "parametrize": (".transfer", "parametrize"),
     **{name: (f".{name}", None) for name in (
         "datasets", "diagnostics", "initializers", "models", "training",
         "experiments", "results", "theory", "server", "papers",

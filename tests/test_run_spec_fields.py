@@ -104,3 +104,32 @@ def test_no_paper_builds_a_trainer_or_stack():
             if isinstance(node, ast.ImportFrom):
                 assert not (node.module or "").startswith(("training", "models.stacked")), (path.name, node.module)
                 assert not forbidden & {a.name for a in node.names}, (path.name, node.module)
+
+
+def test_train_options_are_the_spec_fields():
+    import inspect
+
+    from initlab.cli.commands.train import train_command
+
+    params = inspect.signature(train_command).parameters
+    for field in RunSpec.field_table():
+        option = params[field.name].default
+        assert "--" + field.name.replace("_", "-") in option.param_decls[0]
+        if field.name not in ("name", "learning_rate", "init_seed", "order_seed"):
+            expected = ",".join(map(str, field.default)) if field.kind == "sizes" else field.default
+            assert option.default == expected, field.name
+        assert option.help.startswith(field.help)
+
+
+def test_train_cli_takes_the_new_fields(tmp_path, capsys):
+    import json
+
+    from initlab.cli.main import main
+
+    assert main(["train", "--full-batch", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "3",
+                 "--out", str(tmp_path), "--json"]) == 0
+    spec = json.loads((tmp_path / "results.json").read_text())["experiments"][0]["spec"]
+    assert spec["full_batch"] is True and spec["learning_rate"] == 0.1 and spec["loss"] == "auto"
+    # train records a per-step Monitor in the single-model trainer, which has no bias-free layers: one line, exit 2
+    assert main(["train", "--no-bias", "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
+    assert "bias-free layers train in the batched trainer only" in capsys.readouterr().err

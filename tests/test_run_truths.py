@@ -99,3 +99,41 @@ def test_lab_default_zero_sigmoid_split_is_said_to_be_rounding():
     f = findings(result)
     assert (f.distinct_units_init, f.distinct_units) == (1, 2)
     assert "broken by rounding" in f.verdict
+
+
+def _linear_agreement(model, X: np.ndarray) -> float:
+    """Share of a 200x200 grid (the data's range + 0.5) where the best straight line (logistic regression by
+    Newton steps) gives the model's predicted class: 1 means a straight boundary."""
+    lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
+    axes = [np.linspace(lo[k], hi[k], 200) for k in range(2)]
+    grid = np.stack(np.meshgrid(*axes), -1).reshape(-1, 2).astype(np.float32)
+    with torch.no_grad():
+        label = (model.predict_proba(torch.as_tensor(grid)).numpy().ravel() > 0.5).astype(float)
+    A, w = np.c_[grid, np.ones(len(grid))].astype(np.float64), np.zeros(3)
+    for _ in range(100):
+        q = 1 / (1 + np.exp(-np.clip(A @ w, -30, 30)))
+        w -= np.linalg.solve(A.T @ (A * (q * (1 - q))[:, None]) + 1e-6 * np.eye(3), A.T @ (q - label))
+    return float(((A @ w > 0) == (label > 0.5)).mean())
+
+
+@pytest.mark.slow
+def test_boundary_shapes_told_in_readme_and_notebook():
+    """Issue 19 item 12: README (reproduce defaults) and notebook 01 (ushape.csv, 60 epochs) say which fixed boundary
+    bends and which stays almost straight; decided here by the grid agreement of a straight line."""
+    import pathlib
+
+    from initlab.experiments import RunSpec, execute
+    from initlab.experiments.execute import load_split
+    from initlab.experiments.reproduce import classic_specs
+
+    readme = {s.name: s for s in classic_specs() if s.name in ("xavier_tanh", "he_relu")}
+    csv = str(pathlib.Path(__file__).resolve().parents[1] / "examples" / "notebooks" / "ushape.csv")
+    notebook = {n: RunSpec(name=n, dataset=csv, activation=a, init=i, hidden=[10], epochs=60, seed=0)
+                for n, a, i in (("he_relu_nb", "relu", "he_normal"), ("glorot_sigmoid_nb", "sigmoid", "glorot_normal"))}
+    agreement = {}
+    for name, spec in {**readme, **notebook}.items():
+        (record,) = execute([spec], monitor=True, keep=True)
+        X = np.concatenate([load_split(spec)[1][0], load_split(spec)[1][2]])
+        agreement[name] = _linear_agreement(record.artifacts.model, X)
+    assert agreement["he_relu"] == pytest.approx(0.936, abs=0.005) and agreement["xavier_tanh"] > 0.98
+    assert agreement["he_relu_nb"] == pytest.approx(0.923, abs=0.005) and agreement["glorot_sigmoid_nb"] > 0.995

@@ -173,8 +173,9 @@ def _he_claims(t22, loss22, t30, loss30, ratio30):
     from initlab.papers._base import Claim
 
     return [
-        Claim("signal_at_init", "", {"activation_std_ratio_last_first_30": ratio30, "predicted_xavier": 2 ** -14},
-              bool(ratio30["xavier"] < 0.01 and 0.25 <= ratio30["he"] <= 4), ""),
+        Claim("signal_at_init", "", {"activation_std_ratio_last_first_30": ratio30, "predicted_xavier": 2 ** -14,
+                                     "he_band": [2 ** -3.5, 2 ** 3.5]},
+              bool(ratio30["xavier"] < 0.01 and 2 ** -3.5 <= ratio30["he"] <= 2 ** 3.5), ""),
         Claim("stall_at_30", "", {"epochs_to_threshold_30": t30, "final_loss_30": loss30},
               bool(t30["he"] is not None and t30["xavier"] is None), ""),
         Claim("both_at_22", "", {"epochs_to_threshold_22": t22, "final_loss_22": loss22},
@@ -202,12 +203,12 @@ def test_he2015_notes_name_the_part_that_failed():
     assert notes["stall_at_30"] == ""  # Xavier's loss never fell below 0.9 x chance: no "starts to learn"
     # Xavier at 30 moves early, not late
     claims = _he_claims({"he": 3, "xavier": 5}, {"he": 0.05, "xavier": 0.04}, {"he": 3, "xavier": None},
-                        {"he": 0.05, "xavier": 1.9}, {"xavier": 1e-4, "he": 0.1})
+                        {"he": 0.05, "xavier": 1.9}, {"xavier": 1e-4, "he": 0.05})
     _annotate(claims, ratio, cfg, {"30": [2.3, 2.0] + [1.9] * 8})
     notes = {c.id: c.note for c in claims}
     assert "start to learn during the run" in notes["stall_at_30"] and "epoch 2 of 10" in notes["stall_at_30"]
     assert "late" not in notes["stall_at_30"] and 1.9 < 0.9 * math.log(10)
-    assert "He's ratio is 0.1, outside [0.25, 4]" in notes["signal_at_init"] and "drifts below" in notes["signal_at_init"]
+    assert "He's ratio is 0.05, outside [0.0884, 11.3]" in notes["signal_at_init"] and "drifts below" in notes["signal_at_init"]
 
 
 def test_zhang2019_train_note_claims_he_failure_only_when_measured():

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..diagnostics import Diagnosis
 from ..diagnostics.symmetry import ROUNDING_SPLIT
 
@@ -17,8 +19,7 @@ if TYPE_CHECKING:
     from .run import ExperimentResult
 
 __all__ = ["Findings", "findings", "plain_verdict", "one_unit_words", "chance_loss", "rounding_split",
-           "ROUNDING_SPLIT", "CHANCE_MARGIN",
-           "CHANCE_LOSS_SHARE"]
+           "ROUNDING_SPLIT", "CHANCE_MARGIN", "CHANCE_LOSS_SHARE"]
 
 CHANCE_MARGIN = 0.05  # accuracy within this of the majority-class share counts as chance level
 CHANCE_LOSS_SHARE = 0.95  # a training loss above this share of the chance loss: the net has not learned
@@ -27,8 +28,6 @@ CHANCE_LOSS_SHARE = 0.95  # a training loss above this share of the chance loss:
 def chance_loss(y: Any) -> float:
     """Cross-entropy (nats) of a model that predicts the class shares of ``y`` for every row: what a net that
     learned nothing from the inputs scores at best (ln 2 for two balanced classes, ln 10 for ten)."""
-    import numpy as np
-
     counts = np.bincount(np.asarray(y).astype(np.int64).ravel())
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())

@@ -97,8 +97,11 @@ def _bootstrap_constant(lengths_by_schedule: dict[str, np.ndarray], seed: int) -
     ratios = {}
     for name, M in lengths_by_schedule.items():
         idx = rng.integers(0, len(M), (BOOTSTRAP, len(M)))
-        sample = M[idx]  # (B, N, D)
-        ratios[name] = (sample ** 2).mean(1) / sample.mean(1) ** 2
+        parts = []
+        for start in range(0, BOOTSTRAP, 10):  # 10 resamples at a time: (10, N, D) in memory
+            sample = M[idx[start:start + 10]]
+            parts.append((sample ** 2).mean(1) / sample.mean(1) ** 2)
+        ratios[name] = np.concatenate(parts)  # (B, D)
     return fit_constant(ratios)
 
 

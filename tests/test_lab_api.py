@@ -18,7 +18,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from initlab import initializers
-from initlab.experiments.spec import MAX_SEED, RunSpec
+from initlab.runspec import MAX_SEED, RunSpec
 from initlab.server import LIMITS, background, create_app, runs
 from initlab.server.limits import FIELD_BOUNDS, PARAM_BOUNDS, param_bounds
 from initlab.server.specs import FIELDS, TrainSpec

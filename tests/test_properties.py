@@ -24,7 +24,7 @@ from initlab import initializers
 from initlab._validation import InitlabError
 from initlab.datasets.files import MIN_ROWS, parse_csv
 from initlab.experiments import RunSpec
-from initlab.experiments.spec import MAX_DEPTH
+from initlab.runspec import MAX_DEPTH
 from initlab.experiments.sweep_spec import GRID_AXES, GRID_OPTIONAL, SweepSpec, parse_spec
 
 EXAMPLES = 150

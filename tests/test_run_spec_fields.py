@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from initlab.experiments import RunSpec, execute, initialized, plan
-from initlab.experiments.spec import SpecField
+from initlab.runspec import SpecField
 
 PAPERS = pathlib.Path(__file__).resolve().parents[1] / "src" / "initlab" / "papers"
 

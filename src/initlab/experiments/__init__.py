@@ -13,7 +13,7 @@ from .findings import Findings, findings
 from .execute import Batch, LocalExecutor, execute, initialized, load_split, plan, run_batch
 from .record import RunRecord, clean
 from .reproduce import CLASSIC_NAMES, classic_specs, reproduce
-from .spec import ExperimentSpec, RunSpec, parse_hidden, parse_init
+from ..runspec import ExperimentSpec, RunSpec, parse_hidden, parse_init
 from .store import Store
 from .sweep import SweepReport, make_batches, run_sweep
 from .sweep_spec import SweepSpec, load_spec, parse_spec

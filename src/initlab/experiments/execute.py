@@ -31,7 +31,7 @@ from ..initializers import apply_init
 from ..models import MLP
 from ..training import BatchedTrainer, Trainer
 from .record import RunArtifacts, RunRecord, summarize
-from .spec import RunSpec
+from ..runspec import RunSpec
 
 __all__ = [
     "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split",

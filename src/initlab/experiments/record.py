@@ -20,7 +20,7 @@ import orjson
 from .. import initializers
 from .._json import json_safe as clean
 from .._version import __version__
-from .spec import RunSpec
+from ..runspec import RunSpec
 
 __all__ = ["RunRecord", "RunArtifacts", "clean", "summarize"]
 

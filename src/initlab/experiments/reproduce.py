@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._validation import ValidationError, check_choice, check_int, check_out_folder
 from ..datasets import load_csv
-from .spec import RunSpec
+from ..runspec import RunSpec
 
 if TYPE_CHECKING:  # the report side (matplotlib) loads when a report is written, not with the package
     from .outputs import Outputs

@@ -19,7 +19,7 @@ from ..plots.boundary import ProbabilityGrid, probability_grid
 from .execute import execute
 from .findings import findings
 from .record import RunRecord, _short
-from .spec import RunSpec
+from ..runspec import RunSpec
 
 __all__ = ["ExperimentResult", "run_experiment", "from_record"]
 

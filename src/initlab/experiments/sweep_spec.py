@@ -19,7 +19,7 @@ from typing import Any
 
 from .._validation import ValidationError, check_int, did_you_mean
 from ..training.optim import DEFAULT_LR
-from .spec import MAX_DEPTH, RunSpec, canonical_init
+from ..runspec import MAX_DEPTH, RunSpec, canonical_init
 
 if sys.version_info >= (3, 11):
     import tomllib

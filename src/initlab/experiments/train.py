@@ -11,7 +11,7 @@ from typing import Any
 
 from .._validation import DataError, ValidationError, check_out_folder
 from .execute import load_split
-from .spec import RunSpec
+from ..runspec import RunSpec
 
 if TYPE_CHECKING:  # the report side (matplotlib) loads when a report is written, not with the package
     from .outputs import Outputs

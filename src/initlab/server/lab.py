@@ -19,7 +19,7 @@ from .._json import json_safe
 from .._version import __version__
 from .._validation import DataError
 from ..experiments.record import summarize
-from ..experiments.spec import RunSpec
+from ..runspec import RunSpec
 from ..plots.style import CLASS_COLORS
 from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest

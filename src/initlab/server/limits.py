@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .._validation import ValidationError, check_choice
 
 if TYPE_CHECKING:
-    from ..experiments.spec import RunSpec
+    from ..runspec import RunSpec
 
 __all__ = ["Limits", "LIMITS", "UPLOAD_NAME", "FIELD_BOUNDS", "PARAM_BOUNDS", "LAB_DEFAULTS", "param_bounds",
            "LOOPBACK_HOSTS"]

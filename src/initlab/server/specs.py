@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from .. import initializers
 from .._validation import ValidationError
-from ..experiments.spec import MAX_SEED, RunSpec, canonical_init
+from ..runspec import MAX_SEED, RunSpec, canonical_init
 from .limits import FIELD_BOUNDS, LAB_DEFAULTS, LIMITS, UPLOAD_NAME, param_bounds
 
 __all__ = ["InitSpec", "LabRequest", "TrainSpec", "CompareSpec", "SweepSpec", "DATASETS", "FIELDS", "field_info",

@@ -26,13 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._defaults import DEFAULT_LR, OPTIMIZERS  # noqa: F401  (re-exported: initlab.training)
 from .._validation import check_choice, check_float
 
 __all__ = ["OPTIMIZERS", "DEFAULT_LR", "make_optimizer", "loss_for", "KerasAdam", "KerasRMSprop"]
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-# Keras' default learning rates: Adam 1e-3, SGD 1e-2, RMSprop 1e-3.
-DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2, "rmsprop": 1e-3}
 _HAS_FUSED_ADAM = hasattr(torch, "_fused_adam_")
 
 

@@ -77,6 +77,8 @@ def sweep_command(
 
 def _sweep_with_bar(bar: Progress, parsed, store: Path, device: str, runner, max_batch: int):
     """Run the sweep, redrawing ``bar`` after each committed batch."""
+    from ...experiments.sweep import run_sweep
+
     task = bar.add_task("sweep", total=None, rate="")
     start = {"done": None}
 

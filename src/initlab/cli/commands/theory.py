@@ -116,7 +116,7 @@ def check_command(
 
     Example: initlab theory check --init xavier_normal --activation tanh --depth 50 --width 512
     """
-    from ...experiments.spec import parse_init
+    from ...runspec import parse_init
     from ...plots import check_figure_path, save
     from ...theory import check_variance, variance_check_plot
 

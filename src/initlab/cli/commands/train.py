@@ -14,9 +14,7 @@ from typing import Any
 
 import typer
 
-from ...experiments.rerun import stored_runs
-from ...experiments.spec import RunSpec, SpecField, parse_init
-from ...experiments.train import load_specs, train_many
+from ...runspec import RunSpec, SpecField, parse_init  # pydantic only: help needs no torch
 from ..defaults import TRAIN_OUT
 from ..main import app
 from ._runs import epoch_progress, print_results
@@ -102,6 +100,9 @@ def train_command(**options: Any) -> None:
 
       initlab train --spec initlab-out/reproduce/results.json --run zeros_relu
     """
+    from ...experiments.rerun import stored_runs
+    from ...experiments.train import load_specs, train_many
+
     spec_file, run, out, as_json = (options.pop(k) for k in ("spec_file", "run", "out", "as_json"))
     specs = load_specs(spec_file, run) if spec_file is not None else [_spec_from_options(options)]
     with epoch_progress(quiet=as_json) as progress:

@@ -29,10 +29,30 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .. import datasets, initializers
-from .._validation import ValidationError, check_choice, check_int, did_you_mean
-from ..models.activations import canonical_activation
-from ..training.optim import DEFAULT_LR, OPTIMIZERS
+from ._defaults import DEFAULT_LR, OPTIMIZERS
+from ._validation import ValidationError, check_choice, check_int, did_you_mean
+
+# The catalog, the data sets and the activation names are loaded when a spec is checked, not when
+# this module is imported: ``initlab train --help`` derives its options from RunSpec without torch.
+
+
+def _initializers() -> Any:
+    from . import initializers
+
+    return initializers
+
+
+def _datasets() -> Any:
+    from . import datasets
+
+    return datasets
+
+
+def _canonical_activation(name: str) -> str:
+    """The activation's canonical name (:func:`initlab.models.activations.canonical_activation`)."""
+    from .models.activations import canonical_activation as canonical
+
+    return canonical(name)
 
 __all__ = ["RunSpec", "SpecField", "LOSSES", "PER_MODEL_LR", "ExperimentSpec", "InitSpec", "parse_hidden", "parse_init",
            "canonical_init", "MAX_SEED", "MAX_DEPTH"]
@@ -131,12 +151,12 @@ class RunSpec(BaseModel):
     def _dataset(cls, value: str) -> str:
         if value.lower().endswith(".csv"):
             return value
-        return check_choice("dataset", value.lower(), datasets.names(), hint="or a path to a .csv file")
+        return check_choice("dataset", value.lower(), _datasets().names(), hint="or a path to a .csv file")
 
     @field_validator("activation")
     @classmethod
     def _activation(cls, value: str) -> str:
-        return canonical_activation(value)
+        return _canonical_activation(value)
 
     @field_validator("optimizer")
     @classmethod
@@ -196,16 +216,16 @@ class RunSpec(BaseModel):
     @property
     def initializer(self) -> str:
         """The weight initializer with its parameters, e.g. ``he_normal`` or ``normal(std=0.5)``."""
-        return str(initializers.get(self.init))
+        return str(_initializers().get(self.init))
 
     @property
     def init_name(self) -> str:
         """The weight initializer's canonical name alone (for colours), e.g. ``normal``."""
-        return initializers.get(self.init).name
+        return _initializers().get(self.init).name
 
     @property
     def bias_initializer(self) -> str:
-        return str(initializers.get(self.bias_init))
+        return str(_initializers().get(self.bias_init))
 
     @property
     def lr(self) -> float:
@@ -294,11 +314,11 @@ def _spec_field(name: str, info: Any) -> SpecField:
 def canonical_init(value: Any) -> InitSpec:
     """An initializer as stored: its canonical name, or a spec dict when it has parameters."""
     if isinstance(value, Mapping):
-        init = initializers.get(dict(value))
+        init = _initializers().get(dict(value))
         return dict(init.spec) if init.params else init.name
     if not isinstance(value, str):
         raise ValidationError(f"an initializer must be a catalog name or a spec dict, got {value!r}")
-    return initializers.canonical_name(value)
+    return _initializers().canonical_name(value)
 
 
 def _bounds(field: str) -> tuple[str, str]:
@@ -364,7 +384,7 @@ def parse_init(text: str) -> InitSpec:
             spec = json.loads(text)
         except json.JSONDecodeError as err:
             raise ValidationError(f"initializer spec is not valid JSON ({err.msg}): {text!r}") from None
-        initializers.get(spec)
+        _initializers().get(spec)
         return spec
-    initializers.get(text)
+    _initializers().get(text)
     return text

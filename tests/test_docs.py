@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = sorted((ROOT / "docs").rglob("*.md"))
 # measured on 2 busy cores, 1 torch thread: diagnose 31 s, autoinit 15-83 s, coord-check 14 s,
-# sweeps-theory 8-12 s; the rest under 2 s when the machine is quieter (up to 36 s under heavy load)
-SLOW_PAGES = {"tutorials/autoinit.md", "tutorials/diagnose.md", "how-to/coord-check.md", "tutorials/sweeps-theory.md"}
+# sweeps-theory 8-12 s, api 1-36 s (it trains an MLP); the rest under 4 s
+SLOW_PAGES = {"tutorials/autoinit.md", "tutorials/diagnose.md", "how-to/coord-check.md", "tutorials/sweeps-theory.md",
+              "reference/api.md"}
 
 _BLOCK = re.compile(r"(<!-- docs-test: (\w+) -->\s*\n)?```(\w+)\n(.*?)```", re.S)
 

@@ -1,4 +1,4 @@
-"""The README figure docs/img/autoinit-depth.png and the table in the autoinit section.
+"""The figure docs/img/autoinit-depth.png and the table of the docs' autoinit page (docs/tutorials/autoinit.md).
 
 50-layer MLPs of width 256 on digits (standardized, upsampled to 256 features by linear
 interpolation): torch's default init, anyinit's analytic mode and ``initlab.autoinit`` (analytic,

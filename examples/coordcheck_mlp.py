@@ -1,4 +1,4 @@
-"""Two width-parametrized MLPs for ``initlab coord-check`` (see the README's "Width check").
+"""Two width-parametrized MLPs for ``initlab coord-check`` (see docs/how-to/coord-check.md).
 
 ``sp(width)``: standard parametrization, PyTorch's default init, no multipliers.
 ``mup(width)``: the same network with muP's readout (Yang et al. 2022, "Tensor Programs V",

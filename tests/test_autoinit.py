@@ -63,6 +63,7 @@ def linear_output_stds(model, x):
     return out
 
 
+@pytest.mark.slow  # a 30-layer MLP per activation: 3-10 s each, about 60 s together
 @pytest.mark.parametrize("act", activation_names() + ["custom"])
 def test_deep_mlp_keeps_every_layer_in_range(act):
     torch.manual_seed(0)

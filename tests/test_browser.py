@@ -70,6 +70,7 @@ def accuracy(page, testid: str) -> float:
     return float(page.get_by_test_id(testid).inner_text().rstrip("%")) / 100
 
 
+@pytest.mark.slow  # measured 5-10 s on 2 busy cores
 def test_zero_init_sigmoid_has_one_distinct_unit_and_he_relu_learns_better(page, tmp_path):
     open_lab(page, QUICK)
     page.select_option("#weight-init", "zeros")
@@ -130,6 +131,7 @@ def test_compare_three_initializers_shows_three_boundaries(page, tmp_path):
     page.screenshot(path=str(tmp_path / "serve-compare.png"))
 
 
+@pytest.mark.slow  # measured 5-10 s on 2 busy cores
 def test_url_restores_the_setup_and_reset_keeps_the_initial_weights(page, tmp_path):
     open_lab(page, "w=glorot_normal&act=tanh&hidden=8,6,4&seed=7&dseed=3&opt=sgd&lr=0.1&bs=16&epochs=40&data=circles")
     assert page.input_value("#weight-init") == "glorot_normal"

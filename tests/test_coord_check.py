@@ -37,6 +37,7 @@ def runs(factories):
     }
 
 
+@pytest.mark.slow  # the README's run: 5 widths up to 1024 (module fixture, 93 s on 2 busy cores)
 def test_standard_parametrization_with_adam_grows_with_width(runs):
     sp = runs["sp"]
     v = {x.module: x for x in sp.verdicts}
@@ -51,6 +52,7 @@ def test_standard_parametrization_with_adam_grows_with_width(runs):
     assert logits[-1] > logits[1] > logits[0]
 
 
+@pytest.mark.slow  # the README's run: 5 widths up to 1024 (module fixture, 93 s on 2 busy cores)
 def test_mup_readout_and_learning_rates_stay_flat(runs):
     mup = runs["mup"]
     assert [v.verdict for v in mup.verdicts] == ["flat"] * 7
@@ -66,6 +68,7 @@ def test_mup_readout_and_learning_rates_stay_flat(runs):
     assert readout_only["4"] == readout_only["5"] == readout_only[LOGITS] == "grows"
 
 
+@pytest.mark.slow  # the README's run: 5 widths up to 1024 (module fixture, 93 s on 2 busy cores)
 def test_data_frame_matches_an_independent_recomputation(runs, factories):
     sp = runs["sp"]
     assert list(sp.data.columns) == ["width", "seed", "step", "module", "l1"]
@@ -140,6 +143,7 @@ def test_chosen_modules_and_python_api_errors(factories):
         result.verdict("x")
 
 
+@pytest.mark.slow  # 6 s
 def test_same_seed_same_numbers_and_global_rng_untouched(factories):
     state = torch.get_rng_state()
     kw = dict(input_shape=(32,), steps=2, seeds=2)
@@ -168,6 +172,7 @@ def test_mup_learning_rates_follow_muadam_and_musgd(factories):
                    "6.weight": 4, "6.bias": 1}
 
 
+@pytest.mark.slow  # the README's run: 5 widths up to 1024 (module fixture, 93 s on 2 busy cores)
 def test_figure_and_files(runs, tmp_path):
     sp = runs["sp"]
     fig = sp.figure()

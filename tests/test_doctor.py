@@ -83,6 +83,7 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow  # measured 7-23 s on 2 busy cores
 def test_report_for_cnn_with_residual_block_and_norms(model_file, tmp_path, capsys):
     out_dir = tmp_path / "report"
     code, out, err = _run(capsys, f"{model_file}:make", "--input-shape", "3,16,16", "--batch", "8", "--out", str(out_dir))
@@ -97,6 +98,7 @@ def test_report_for_cnn_with_residual_block_and_norms(model_file, tmp_path, caps
     assert "2.conv1" in out and "healthy" in out
 
 
+@pytest.mark.slow  # measured 7-23 s on 2 busy cores
 def test_init_shows_before_and_after(model_file, tmp_path, capsys):
     code, out, err = _run(capsys, f"{model_file}:deep_tanh", "--input-shape", "32", "--init", "xavier_normal",
                           "--out", str(tmp_path))
@@ -150,6 +152,7 @@ def test_bad_input_exits_2_with_one_line(model_file, tmp_path, capsys, target_su
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # measured 7-23 s on 2 busy cores
 def test_docs_doctor_section_runs(tmp_path, capsys, monkeypatch):
     """The docs' doctor example (docs/tutorials/diagnose.md): its model file and its commands, as written."""
     readme = (Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "diagnose.md").read_text()
@@ -215,6 +218,7 @@ def _report(capsys, *args: str) -> dict:
     return json.loads(out)
 
 
+@pytest.mark.slow  # measured 7-23 s on 2 busy cores
 def test_token_ids_for_a_gpt2(hf_folder, tmp_path, capsys):
     """Issue 9: a Hugging Face causal LM returns a ModelOutput and needs integer ids."""
     report = _report(capsys, f"{hf_folder}/hf.py:gpt2", "--dtype", "long", "--vocab", "200", "--input-shape", "16",
@@ -277,6 +281,7 @@ def test_token_models_bad_input_one_line(hf_folder, tmp_path, capsys, factory, e
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # measured 7-23 s on 2 busy cores
 def test_progress_bar_follows_the_passes_and_layers_on_a_terminal(model_file, tmp_path, monkeypatch):
     from rich.console import Console
 

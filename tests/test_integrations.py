@@ -68,6 +68,7 @@ def _pl_trainer(callback, accumulate: int = 1):
                       accumulate_grad_batches=accumulate)
 
 
+@pytest.mark.slow  # Lightning's Trainer fits a model (15 s)
 def test_lightning_callback_records_every_n_steps_and_writes_files(tmp_path):
     import lightning.pytorch as pl
 

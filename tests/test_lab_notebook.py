@@ -11,6 +11,7 @@ import pytest
 import initlab
 
 
+@pytest.mark.slow  # starts the lab server (12 s)
 def test_lab_starts_on_a_free_port_shows_an_iframe_and_stops():
     lab = initlab.lab()
     try:

@@ -183,6 +183,7 @@ def test_empirical_account_says_what_was_left_and_why():
     assert list(info["modules"]) == ["fc"] and info["converged"]
 
 
+@pytest.mark.slow  # measured 8-19 s on 2 busy cores
 def test_gpt2_tied_head_is_set_once_for_the_logits():
     transformers = pytest.importorskip("transformers")
     config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32,
@@ -229,6 +230,7 @@ class _Residual(nn.Module):
         return x + self.fc2(torch.relu(self.fc1(x)))
 
 
+@pytest.mark.slow  # measured 8-19 s on 2 busy cores
 def test_residual_branches_end_at_one_over_sqrt_r_so_the_stream_stays_near_target():
     torch.manual_seed(0)
     x = torch.randn(256, 32, generator=_gen(9))
@@ -247,6 +249,7 @@ def test_residual_branches_end_at_one_over_sqrt_r_so_the_stream_stays_near_targe
     assert fc2.measured_std == pytest.approx(0.25, rel=TOL)
 
 
+@pytest.mark.slow  # measured 8-19 s on 2 busy cores
 def test_plain_lsuv_on_a_residual_stream_says_what_it_cannot_fix():
     torch.manual_seed(0)
     x = torch.randn(256, 32, generator=_gen(9))

@@ -70,6 +70,7 @@ def _gpt2(n_layer: int = 4):
     return GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_embd=64, n_head=4, vocab_size=200, n_positions=64))
 
 
+@pytest.mark.slow  # a Hugging Face model built and diagnosed (7-10 s on 2 busy cores)
 def test_gpt2_every_weight_is_measured_and_roles_compare_like_with_like():
     model = _gpt2()
     ids = torch.randint(0, 200, (4, 16), generator=_gen())
@@ -336,6 +337,7 @@ def test_hf_convnext_lists_its_layer_scale_with_the_operation_that_uses_it():
     assert "measured 42 of 46 parameter tensors" in diag.verdicts[0].message
 
 
+@pytest.mark.slow  # a Hugging Face model built and diagnosed (7-10 s on 2 busy cores)
 def test_hf_vit_attention_and_the_parameters_added_directly():
     from transformers import ViTConfig, ViTModel
 

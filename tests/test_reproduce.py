@@ -32,6 +32,7 @@ def _hidden(entry, key="diagnostics"):
     return entry[key]["layers"][0]
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_results_json_follows_the_design_schema(run):
     _, _, by_name, payload, _ = run
     assert payload["initlab_version"] and list(by_name) == list(CLASSIC_NAMES)
@@ -46,6 +47,7 @@ def test_results_json_follows_the_design_schema(run):
         assert (entry["optimizer"], entry["learning_rate"], entry["batch_size"]) == ("adam", 0.001, 32)
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_zeros_relu_is_dead_gradient_free_and_at_chance(run):
     e = run[2]["zeros_relu"]
     assert (e["initializer"], e["bias_initializer"], e["activation"]) == ("zeros", "zeros", "relu")
@@ -58,6 +60,7 @@ def test_zeros_relu_is_dead_gradient_free_and_at_chance(run):
     assert e["summary"]["dead_units"] == 10 and e["summary"]["at_chance"]
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_zeros_sigmoid_keeps_one_distinct_unit(run):
     e = run[2]["zeros_sigmoid"]
     assert _hidden(e)["distinct_units"] == 1 and _hidden(e)["units"] == 10
@@ -68,6 +71,7 @@ def test_zeros_sigmoid_keeps_one_distinct_unit(run):
     assert e["summary"]["next_weights_zero_init"] is True
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_random_inits_keep_every_unit_and_beat_zero_init(run):
     by_name = run[2]
     worst_zero = max(by_name[n]["val_accuracy"] for n in ("zeros_relu", "zeros_sigmoid"))
@@ -79,6 +83,7 @@ def test_random_inits_keep_every_unit_and_beat_zero_init(run):
         assert e["summary"]["verdict"].startswith("Healthy")
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_files_and_reports(run):
     out, _, by_name, payload, _ = run
     for name in CLASSIC_NAMES:
@@ -108,6 +113,7 @@ def test_files_and_reports(run):
     assert "Only the output layer learns" not in md and "at the first step" not in md
 
 
+@pytest.mark.slow  # the full reproduce (module fixture; 230 s on 2 busy cores)
 def test_progress_reports_every_epoch(run):
     events = run[4]
     assert [e for e in events if e[0] == "he_relu"][-1] == ("he_relu", 100, 100)
@@ -132,6 +138,7 @@ def test_run_is_a_pure_picklable_function_of_its_spec():
     assert run_experiment(spec.replace(seed=4)).history != a.history
 
 
+@pytest.mark.slow  # trains the classic nets (14-31 s on 2 busy cores)
 def test_only_and_csv_data(tmp_path):
     X, y = datasets.moons(60, 0.1, seed=1)
     csv = tmp_path / "ushape.csv"
@@ -142,6 +149,7 @@ def test_only_and_csv_data(tmp_path):
     assert entry["dataset"] == str(csv) and (entry["n_train"], entry["n_val"]) == (48, 12)
 
 
+@pytest.mark.slow  # trains the classic nets (14-31 s on 2 busy cores)
 def test_cli_reproduce_prints_table_and_paths(tmp_path, capsys):
     code = main(["reproduce", "--out", str(tmp_path), "--only", "zeros_relu", "--epochs", "2", "--seed", "1"])
     assert code == 0
@@ -150,6 +158,7 @@ def test_cli_reproduce_prints_table_and_paths(tmp_path, capsys):
     assert "Every hidden unit dead" in out
 
 
+@pytest.mark.slow  # trains the classic nets (14-31 s on 2 busy cores)
 def test_cli_reproduce_json(tmp_path, capsys):
     assert main(["reproduce", "--out", str(tmp_path), "--only", "he_relu", "--epochs", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

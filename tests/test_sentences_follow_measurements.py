@@ -40,6 +40,7 @@ def _stream_ratio(model: Branches, x: torch.Tensor) -> float:
     return max(stream[1:]) / min(stream[1:])
 
 
+@pytest.mark.slow  # measured 6-16 s on 2 busy cores
 @pytest.mark.parametrize("norm", [False, True])
 def test_growing_stream_advice_scales_the_input_only_where_that_helps(norm):
     torch.manual_seed(0)
@@ -137,6 +138,7 @@ class Gated(nn.Module):
         return self.head(self.gate(h))
 
 
+@pytest.mark.slow  # measured 6-16 s on 2 busy cores
 def test_coord_check_undefined_text_says_what_was_measured():
     from initlab.coordcheck import coord_check
 
@@ -357,6 +359,7 @@ class Shrinking(nn.Module):
         return x
 
 
+@pytest.mark.slow  # measured 6-16 s on 2 busy cores
 def test_a_shrinking_stream_gets_no_advice_to_scale_the_start_up():
     torch.manual_seed(0)
     model = Shrinking()

@@ -91,6 +91,7 @@ def test_run_id_ignores_spelling_and_changes_with_parameters():
     assert a.run_id == b.run_id != c.run_id
 
 
+@pytest.mark.slow  # measured 9-17 s on 2 busy cores
 def test_sweep_stores_what_a_single_trainer_computes(spec_file, tmp_path):
     store = tmp_path / "s.db"
     report = run_sweep(spec_file, store, device="cpu")
@@ -113,6 +114,7 @@ def test_sweep_stores_what_a_single_trainer_computes(spec_file, tmp_path):
     assert {"val_accuracy_mean", "val_accuracy_std"} <= set(agg.columns)
 
 
+@pytest.mark.slow  # measured 9-17 s on 2 busy cores
 def test_rerun_skips_and_shared_runs_are_not_recomputed(spec_file, tmp_path):
     store = tmp_path / "s.db"
     run_sweep(spec_file, store, device="cpu")
@@ -131,6 +133,7 @@ def test_rerun_skips_and_shared_runs_are_not_recomputed(spec_file, tmp_path):
     assert len(initlab.results.load(store, spec_hash=load_spec(spec_file).spec_hash)) == 24
 
 
+@pytest.mark.slow  # measured 9-17 s on 2 busy cores
 def test_cli_sweep_results_plot(spec_file, tmp_path, capsys):
     store = tmp_path / "cli.db"
     assert main(["sweep", str(spec_file), "--store", str(store), "--device", "cpu", "--json"]) == 0

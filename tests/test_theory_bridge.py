@@ -132,6 +132,7 @@ def test_effective_sigma_b2_matches_a_real_draw():
         assert float(b.pow(2).mean()) == pytest.approx(effective_sigma_b2(bias, 200), rel=0.15), bias
 
 
+@pytest.mark.slow  # measured 9-26 s on 2 busy cores
 def test_initializers_do_not_import_theory():
     # Layers: theory builds on initializers, never the other way (no import cycle).
     package = Path(initializers.__file__).parent
@@ -147,6 +148,7 @@ def test_initializers_do_not_import_theory():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # measured 9-26 s on 2 busy cores
 def test_tanh_predicted_variance_within_5_percent():
     """Width 1000, depth 20, 5 networks: every layer's predicted q^l within 5% of the measured mean."""
     check = check_variance("xavier_normal", "tanh", depth=20, width=1000, sigma_b2=0.0, seeds=5, batch=500)
@@ -155,6 +157,7 @@ def test_tanh_predicted_variance_within_5_percent():
     assert check.predicted[-1] < 0.15 * check.predicted[0]
 
 
+@pytest.mark.slow  # measured 9-26 s on 2 busy cores
 def test_relu_predicted_variance_against_measured():
     """He + ReLU, width 1000, depth 20, 5 networks.
 
@@ -206,6 +209,7 @@ def _curve_label(fig):
     return [t.get_text() for t in fig.axes[0].get_legend().get_texts() if "xi_c" in t.get_text()][0]
 
 
+@pytest.mark.slow  # measured 9-26 s on 2 busy cores
 def test_accuracy_heatmap_uses_the_runs_bias_variance():
     rows = [{"depth": d, "init": json.dumps({"name": "variance_scaling", "scale": w, "distribution": "normal"}),
              "activation": "tanh", "width": 32, "val_accuracy": 0.5}

@@ -458,3 +458,11 @@ def test_more_than_two_classes_from_a_csv(page, tmp_path, shots):
     assert len(set(page.evaluate("window.lab.frame.boundary.c"))) == 3  # three regions drawn
     assert exp["val_accuracy"] > 0.8
     page.screenshot(path=str(shots / "lab-three-classes.png"))
+
+
+def test_histograms_per_layer_are_drawn(page):
+    open_lab(page, "hidden=10,5&epochs=10&n=100")
+    rows = page.locator("#histograms .hist-row[data-layer]")
+    assert [rows.nth(i).get_attribute("data-layer") for i in range(rows.count())] == ["hidden1", "hidden2", "output"]
+    lo = page.evaluate("window.lab.frame.histograms[0].weights.lo")
+    assert page.get_by_test_id("hist-w-range-hidden1").inner_text().split("\n")[0] == f"{lo:.2f}"

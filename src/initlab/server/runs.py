@@ -22,7 +22,17 @@ import torch
 from ..diagnostics.stacked import diagnose_stack
 from ..experiments import execute
 from ..plots.style import init_color
-from .lab import LabData, boundary, clean, diagnostics, layer_rows, neurons, results_json, variance_vs_theory
+from .lab import (
+    LabData,
+    boundary,
+    clean,
+    diagnostics,
+    histograms,
+    layer_rows,
+    neurons,
+    results_json,
+    variance_vs_theory,
+)
 from .limits import LIMITS
 from .specs import CompareSpec, LabRequest, SweepSpec, TrainSpec
 
@@ -212,7 +222,8 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
                 initial[i] = run["layers"]
             _mark_split(run, symmetry_split(initial[i], run["layers"], optimizer))
             if not compare:
-                run["neurons"] = neurons(trainer.to_model(i), data)
+                model = trainer.to_model(i)
+                run["neurons"], run["histograms"] = neurons(model, data), histograms(model, data)
             runs.append(run)
         new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
         event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0],
@@ -293,6 +304,7 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
                 raise _Stop
             taken["neurons"] = neurons(model, data)
             taken["theory"] = variance_vs_theory(model, data, spec)
+            taken["histograms"] = histograms(model, data)
             raise _Stop
 
     (spec,) = request.specs()

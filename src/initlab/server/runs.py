@@ -84,17 +84,26 @@ class Cancelled(Exception):
 
 
 class _Throttle:
-    """True at most ``rate`` times a second, and never sooner than twice the time the last frame
-    took to build after its start (so building frames takes at most half of a run's time)."""
+    """At most ``rate`` frames a second on average (a token bucket: frames land on epoch ends, so
+    a fixed gap would round the rate down to the next whole number of epochs), never two closer
+    than half a period, and never sooner than twice the time the last frame took to build (so
+    building frames takes at most half of a run's time)."""
 
     def __init__(self, rate: float = LIMITS.events_per_second) -> None:
         self.period, self.last, self.build = 1.0 / rate, -1e9, 0.0
+        self.first, self.count = 0.0, 0
 
     def due(self, factor: float = 1.0) -> bool:
-        return time.monotonic() - self.last >= max(self.period * factor, 2 * self.build)
+        now = time.monotonic()
+        if now - self.last < max(0.5 * self.period * factor, 2 * self.build):
+            return False
+        return self.count == 0 or self.count < (now - self.first) / (self.period * factor) + 1
 
     def mark(self) -> None:
         self.last = time.monotonic()
+        if self.count == 0:
+            self.first = self.last
+        self.count += 1
 
     def built(self) -> None:
         self.build = time.monotonic() - self.last

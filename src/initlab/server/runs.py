@@ -233,6 +233,8 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
             if not compare:
                 model = trainer.to_model(i)
                 run["neurons"], run["histograms"] = neurons(model, data), histograms(model, data)
+                if epoch == 0:  # the initial weights: their variance against the mean field
+                    run["theory"] = variance_vs_theory(model, data, specs[i])
             runs.append(run)
         new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
         event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0],

@@ -681,6 +681,7 @@ function render() {
     renderDiagnosis(f);
     if (f.neurons) renderNeurons(f.neurons);
     if (f.histograms) renderHistograms(f.histograms);
+    if (f.theory && f.theory !== lab.theory) { lab.theory = f.theory; drawTheory(f.theory); }
     // The catalog's text speaks of the scheme; what this run measured goes beside it.
     const split = f.symmetry_split || [];
     $("init-note").hidden = !split.length;

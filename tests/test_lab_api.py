@@ -412,3 +412,20 @@ def test_variance_at_init_against_the_mean_field_prediction(client):
     assert theory["measured"] == pytest.approx(measured, rel=1e-5)
     lsuv = client.post("/api/preview", json={**body, "weight_init": {"name": "lsuv"}}).json()["theory"]
     assert lsuv["predicted"] is None and "lsuv" in lsuv["unavailable"]
+
+
+def test_weight_and_activation_histograms_per_layer(client):
+    from initlab.experiments.execute import Batch, build_stack
+    from initlab.server.lab import HIST_BINS, load_data
+
+    body = {**FAST, "hidden": [10, 5], "activation": "relu"}
+    hist = {h["layer"]: h for h in client.post("/api/preview", json=body).json()["histograms"]}
+    assert list(hist) == ["hidden1", "hidden2", "output"] and "activations" not in hist["output"]
+    spec = TrainSpec(**body)
+    data = load_data(spec)
+    model = build_stack(Batch(tuple(spec.specs())), data.dataset, data.split).to_model(0).requires_grad_(False)
+    w = model.hidden2.weight.double().numpy().ravel()
+    counts, _ = np.histogram(w, bins=HIST_BINS, range=(w.min(), w.max()))
+    assert hist["hidden2"]["weights"]["counts"] == counts.tolist()
+    a = torch.relu(model.hidden1(torch.as_tensor(data.X))).double().numpy().ravel()
+    assert (hist["hidden1"]["activations"]["lo"], sum(hist["hidden1"]["activations"]["counts"])) == (a.min(), a.size)

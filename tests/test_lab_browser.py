@@ -458,3 +458,25 @@ def test_more_than_two_classes_from_a_csv(page, tmp_path, shots):
     assert len(set(page.evaluate("window.lab.frame.boundary.c"))) == 3  # three regions drawn
     assert exp["val_accuracy"] > 0.8
     page.screenshot(path=str(shots / "lab-three-classes.png"))
+
+
+def test_histograms_per_layer_are_drawn(page):
+    open_lab(page, "hidden=10,5&epochs=10&n=100")
+    rows = page.locator("#histograms .hist-row[data-layer]")
+    assert [rows.nth(i).get_attribute("data-layer") for i in range(rows.count())] == ["hidden1", "hidden2", "output"]
+    lo = page.evaluate("window.lab.frame.histograms[0].weights.lo")
+    assert page.get_by_test_id("hist-w-range-hidden1").inner_text().split("\n")[0] == f"{lo:.2f}"
+
+
+def test_the_variance_chart_follows_the_data_a_run_starts_from(page):
+    """Typing then Train skips the preview; the run's first frame carries its own q^0 and q^l."""
+    open_lab(page, QUICK)
+    before = page.evaluate("window.lab.theory.q0")
+    page.fill("#noise", "0.9")
+    page.fill("#n-samples", "300")
+    page.click("#train")
+    wait_run(page)
+    after = page.evaluate("window.lab.theory.q0")
+    first = page.evaluate("window.lab.results.experiments[0].n_samples")
+    assert first == 300 and after != before
+    assert f"q0 = {after:.3f}" in page.get_by_test_id("theory-note").inner_text()

@@ -65,7 +65,7 @@ class LabError(BaseModel):
     errors: list[ErrorItem] = []
 
 
-_ERRORS = {code: {"model": LabError} for code in (400, 411, 413, 422, 429, 503)}
+_ERRORS = {code: {"model": LabError} for code in (400, 404, 411, 413, 422, 429, 499, 503)}
 
 _NUMERIC = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_type", "int_parsing",
             "int_from_float", "float_type", "float_parsing", "finite_number", "missing")

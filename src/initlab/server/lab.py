@@ -25,7 +25,9 @@ from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
 
 __all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json",
-           "neurons", "TILE_SCALE", "variance_vs_theory"]
+           "neurons", "TILE_SCALE", "variance_vs_theory", "histograms", "HIST_BINS"]
+
+HIST_BINS = 24  # bins of each weight and activation histogram
 
 TILE_SCALE = 1.0  # a neuron's picture colours its output from -TILE_SCALE to +TILE_SCALE (clipped), as the Playground
 
@@ -165,6 +167,33 @@ def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
         out.append({"layer": layer, "units": int(a.shape[0]), "n": LIMITS.tile_grid,
                     "q": base64.b64encode(q.tobytes()).decode("ascii"), "min": lo.tolist(), "max": hi.tolist(),
                     "flat": (np.nan_to_num(hi - lo, nan=np.inf) < 2 * TILE_SCALE / 254).tolist()})
+    return out
+
+
+def _hist(values: np.ndarray) -> dict[str, Any]:
+    """``HIST_BINS`` equal bins over the finite values' own range (``lo == hi``: one spike)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return {"lo": None, "hi": None, "counts": [], "non_finite": int(values.size)}
+    lo, hi = float(finite.min()), float(finite.max())
+    counts = np.histogram(finite, bins=HIST_BINS, range=(lo, hi) if hi > lo else (lo - 0.5, lo + 0.5))[0]
+    return {"lo": lo, "hi": hi, "counts": counts.tolist(), "non_finite": int(values.size - finite.size)}
+
+
+@torch.no_grad()
+def histograms(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
+    """Per weighted layer: a histogram of its weights, and (hidden layers) of its outputs on the
+    training rows, each over its own range, ``HIST_BINS`` bins."""
+    out, x = [], torch.as_tensor(data.X)
+    layers: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_children():
+        x = module(x)
+        if isinstance(module, nn.Linear):
+            layers[name] = {"layer": name, "weights": _hist(module.weight.detach().double().numpy().ravel())}
+            last = name
+        elif name.startswith("act"):
+            layers[last]["activations"] = _hist(x.double().numpy().ravel())
+    out = list(layers.values())
     return out
 
 

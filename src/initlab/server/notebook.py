@@ -17,7 +17,7 @@ class LabServer:
     Also a context manager: ``with initlab.lab() as lab: ...`` stops it at the end of the block.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, height: int = 760,
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, height: int = 900,
                  min_run_seconds: float | None = None) -> None:
         app = create_app() if min_run_seconds is None else create_app(min_run_seconds=min_run_seconds)
         self.height = height
@@ -52,7 +52,7 @@ class LabServer:
                 f'<a href="{url}/" target="_blank">{url}</a>; <code>lab.stop()</code> stops it.</p>')
 
 
-def lab(port: int = 0, host: str = "127.0.0.1", height: int = 760) -> LabServer:
+def lab(port: int = 0, host: str = "127.0.0.1", height: int = 900) -> LabServer:
     """Start the lab on a free local port (or ``port``) in a background thread and return it;
     as a notebook cell's last value it displays inline. ``lab.stop()`` stops it."""
     return LabServer(host, port, height)

@@ -22,7 +22,17 @@ import torch
 from ..diagnostics.stacked import diagnose_stack
 from ..experiments import execute
 from ..plots.style import init_color
-from .lab import LabData, boundary, clean, diagnostics, layer_rows, neurons, results_json, variance_vs_theory
+from .lab import (
+    LabData,
+    boundary,
+    clean,
+    diagnostics,
+    histograms,
+    layer_rows,
+    neurons,
+    results_json,
+    variance_vs_theory,
+)
 from .limits import LIMITS
 from .specs import CompareSpec, LabRequest, SweepSpec, TrainSpec
 
@@ -74,17 +84,26 @@ class Cancelled(Exception):
 
 
 class _Throttle:
-    """True at most ``rate`` times a second, and never sooner than twice the time the last frame
-    took to build after its start (so building frames takes at most half of a run's time)."""
+    """At most ``rate`` frames a second on average (a token bucket: frames land on epoch ends, so
+    a fixed gap would round the rate down to the next whole number of epochs), never two closer
+    than half a period, and never sooner than twice the time the last frame took to build (so
+    building frames takes at most half of a run's time)."""
 
     def __init__(self, rate: float = LIMITS.events_per_second) -> None:
         self.period, self.last, self.build = 1.0 / rate, -1e9, 0.0
+        self.first, self.count = 0.0, 0
 
     def due(self, factor: float = 1.0) -> bool:
-        return time.monotonic() - self.last >= max(self.period * factor, 2 * self.build)
+        now = time.monotonic()
+        if now - self.last < max(0.5 * self.period * factor, 2 * self.build):
+            return False
+        return self.count == 0 or self.count < (now - self.first) / (self.period * factor) + 1
 
     def mark(self) -> None:
         self.last = time.monotonic()
+        if self.count == 0:
+            self.first = self.last
+        self.count += 1
 
     def built(self) -> None:
         self.build = time.monotonic() - self.last
@@ -212,7 +231,10 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
                 initial[i] = run["layers"]
             _mark_split(run, symmetry_split(initial[i], run["layers"], optimizer))
             if not compare:
-                run["neurons"] = neurons(trainer.to_model(i), data)
+                model = trainer.to_model(i)
+                run["neurons"], run["histograms"] = neurons(model, data), histograms(model, data)
+                if epoch == 0:  # the initial weights: their variance against the mean field
+                    run["theory"] = variance_vs_theory(model, data, specs[i])
             runs.append(run)
         new = {k: np.array(v[sent[0]:]).T.reshape(m, -1) for k, v in history.items()}  # key -> (M, new epochs)
         event = {"type": "progress", "epoch": epoch, "epochs": epochs, "history_from": sent[0],
@@ -293,6 +315,7 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
                 raise _Stop
             taken["neurons"] = neurons(model, data)
             taken["theory"] = variance_vs_theory(model, data, spec)
+            taken["histograms"] = histograms(model, data)
             raise _Stop
 
     (spec,) = request.specs()

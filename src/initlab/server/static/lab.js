@@ -257,7 +257,7 @@ function setMode(mode, initial) {
   $("mode-single").classList.toggle("active", mode === "single"); $("mode-compare").classList.toggle("active", mode === "compare");
   $("single-init").hidden = mode !== "single"; $("compare-init").hidden = mode !== "compare";
   $("single-view").hidden = mode !== "single"; $("compare-view").hidden = mode !== "compare";
-  $("theory-section").hidden = mode !== "single";
+  $("theory-section").hidden = mode !== "single"; $("histograms-section").hidden = mode !== "single";
   onChange(initial);
 }
 
@@ -302,6 +302,7 @@ async function readJson(r) {
 function clearView() {
   lab.frame = null; lab.history = null;
   $("verdicts").innerHTML = ""; $("layers-table").querySelector("tbody").innerHTML = ""; $("neurons").innerHTML = "";
+  $("histograms").innerHTML = ""; $("histograms").dataset.shape = ""; $("neurons").dataset.shape = "";
   for (const id of ["train-loss", "val-loss", "train-acc", "val-acc"]) $(id).textContent = "–";
   $("epoch").textContent = "0"; $("rate").textContent = "";
   const c = $("boundary"), ctx = c.getContext("2d"); ctx.fillStyle = "#f0f2f5"; ctx.fillRect(0, 0, c.width, c.height);
@@ -679,6 +680,8 @@ function render() {
     drawChart($("acc-chart"), [{ values: h.accuracy, color, label: "train" }, { values: h.val_accuracy, color, dash: true, label: "validation" }], epochs, "accuracy", true);
     renderDiagnosis(f);
     if (f.neurons) renderNeurons(f.neurons);
+    if (f.histograms) renderHistograms(f.histograms);
+    if (f.theory && f.theory !== lab.theory) { lab.theory = f.theory; drawTheory(f.theory); }
     // The catalog's text speaks of the scheme; what this run measured goes beside it.
     const split = f.symmetry_split || [];
     $("init-note").hidden = !split.length;
@@ -712,6 +715,37 @@ function renderNeurons(layers) {
       cv.dataset.flat = l.flat[u] ? "1" : "0";
       cv.title = `hidden${l.layer}, unit ${u + 1}: output from ${num3(l.min[u])} to ${num3(l.max[u])}${l.flat[u] ? " (flat: varies by less than one colour step)" : ""}`;
     });
+  }
+}
+
+function drawHist(canvas, h, color) {
+  const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+  ctx.clearRect(0, 0, W, H);
+  if (!h || !h.counts.length) return;
+  const top = Math.max(...h.counts), bw = W / h.counts.length;
+  ctx.fillStyle = color;
+  h.counts.forEach((c, i) => { const bh = top ? (c / top) * (H - 2) : 0; ctx.fillRect(i * bw + 0.5, H - bh, bw - 1, bh); });
+}
+
+function renderHistograms(layers) {
+  const box = $("histograms"), shape = layers.map((l) => l.layer).join(",");
+  if (box.dataset.shape !== shape) {
+    box.innerHTML = `<div class="hist-row"><span></span><span>weights</span><span>outputs</span></div>` + layers.map((l) =>
+      `<div class="hist-row" data-layer="${l.layer}"><span>${l.layer}</span>
+        <div><canvas width="160" height="34" data-testid="hist-w-${l.layer}"></canvas><div class="range" data-testid="hist-w-range-${l.layer}"></div></div>
+        <div>${l.activations ? `<canvas width="160" height="34" data-testid="hist-a-${l.layer}"></canvas><div class="range" data-testid="hist-a-range-${l.layer}"></div>` : ""}</div></div>`).join("");
+    box.dataset.shape = shape;
+  }
+  const color = lab.colorsRun[0] || "#2f6fde";
+  const range = (h) => (h && h.lo != null ? `<span>${num3(h.lo, 2)}</span><span>${num3(h.hi, 2)}</span>` : "<span>–</span>");
+  for (const l of layers) {
+    const row = box.querySelector(`.hist-row[data-layer="${l.layer}"]`);
+    drawHist(row.querySelector(`[data-testid="hist-w-${l.layer}"]`), l.weights, color);
+    row.querySelector(`[data-testid="hist-w-range-${l.layer}"]`).innerHTML = range(l.weights);
+    if (l.activations) {
+      drawHist(row.querySelector(`[data-testid="hist-a-${l.layer}"]`), l.activations, "#7f8b9c");
+      row.querySelector(`[data-testid="hist-a-range-${l.layer}"]`).innerHTML = range(l.activations);
+    }
   }
 }
 

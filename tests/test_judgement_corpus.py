@@ -1,6 +1,6 @@
 """Issue 18 item 3 ("One judgement"), acceptance: on a corpus of models, after each autoinit mode,
-``assert_healthy()`` raises exactly when ``diagnose`` (on fresh data, with class targets) gives a
-depth, saturation, dead, non-finite or output verdict.
+``assert_healthy()`` raises exactly when ``diagnose`` (on autoinit's example, with class targets) gives
+a depth, saturation, dead, non-finite or output verdict (``thresholds.UNHEALTHY_VERDICTS``).
 
 Run as a script (``PYTHONPATH=src python tests/test_judgement_corpus.py``) to print the table.
 """
@@ -16,11 +16,10 @@ from torch import nn
 
 import initlab
 from initlab.autoinit import UnhealthyInitError, autoinit
+from initlab.diagnostics.thresholds import UNHEALTHY_VERDICTS
 
 WIDTH, BATCH, D_IN, CLASSES = 64, 128, 32, 10
-# diagnose's verdicts that say the init is not healthy (symmetry and attention collapse are not what autoinit judges)
-UNHEALTHY = {"non_finite", "dead_units", "saturation", "vanishing_gradients", "exploding_gradients", "dead_output",
-             "overconfident_output"}
+UNHEALTHY = set(UNHEALTHY_VERDICTS)
 
 
 class Act(nn.Module):
@@ -130,14 +129,14 @@ def judge(name: str, mode: str) -> tuple[list[str], list[str]]:
         pytest.importorskip("transformers")
     torch.manual_seed(0)
     model = CORPUS[name]()
-    report = autoinit(model, _batch(name, 1)[0], mode=mode, generator=0)
+    x, y = _batch(name, 1)
+    report = autoinit(model, x, mode=mode, generator=0)
     problems = [p.code for p in report.problem_records()]
     try:
         report.assert_healthy()
         assert not problems
     except UnhealthyInitError:
         assert problems
-    x, y = _batch(name, 2)
     diag = initlab.diagnose(model, x, y, loss_fn=_token_loss if name.startswith("gpt2") else None)
     return problems, diag.codes
 

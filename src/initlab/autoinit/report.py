@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import _html
 from .._validation import InitlabError
-from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, in_band
+from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, UNHEALTHY_VERDICTS, in_band
 from ..initializers.account import KINDS, ParamEntry  # one row type for apply_init and autoinit
 
 __all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS", "Problem", "PROBLEM_CODES",
@@ -31,6 +31,7 @@ PROBLEM_CODES = (
     "stability_unavailable",  # the stability across depth could not be analysed
     "stream_not_flat",        # the std between repeated blocks spreads more than the band allows
     "signal_drift",           # empirical mode: the signal entering repeated layers drifts more than the band allows
+    *UNHEALTHY_VERDICTS,      # diagnose's verdict on the initialized model and the example (the same judgement)
 )
 
 
@@ -118,6 +119,21 @@ class AutoInitReport:
         return pd.DataFrame([asdict(e) for e in self.entries], columns=cols)
 
     # ---- checks ------------------------------------------------------------------------
+    def judge(self, model: Any, example: Any) -> None:
+        """Diagnose the initialized ``model`` on ``example`` (``initlab.diagnose``: one forward and one
+        backward pass, the surrogate loss) and keep its verdicts in ``info["verdicts"]``: each verdict of
+        ``thresholds.UNHEALTHY_VERDICTS`` is a problem, so ``assert_healthy`` and ``diagnose`` give one
+        judgement. A model diagnose cannot read is said in a warning."""
+        from ..diagnostics.diagnose import diagnose
+
+        try:
+            diag = diagnose(model, example)
+        except InitlabError as err:
+            self.warnings.append(f"diagnose could not judge the initialized model: {err}")
+            return
+        self.info["verdicts"] = [{"code": v.code, "layers": list(v.layers), "message": v.message}
+                                 for v in diag.verdicts]
+
     def stream_problems(self, limit: float = STREAM_SPREAD) -> list[str]:
         """One line per group of repeated blocks whose stream std spreads more than ``limit``
         (max/min over the blocks), with the numbers and what to change."""
@@ -221,6 +237,10 @@ class AutoInitReport:
             if not (row["max_over_min"] <= spread):
                 out.append(Problem("stream_not_flat", f"{row['where']} {row['blocks']}", self._stream_line(row, spread),
                                    {"max_over_min": row["max_over_min"]}))
+        for v in self.info.get("verdicts", []):
+            if v["code"] in UNHEALTHY_VERDICTS:
+                where = ", ".join(v["layers"][:3]) + (", ..." if len(v["layers"]) > 3 else "")
+                out.append(Problem(v["code"], where, f"diagnose on the example: {v['code']}: {v['message']}"))
         drift = self.info.get("signal_drift")
         if isinstance(drift, dict) and math.isfinite(drift.get("ratio", 1.0)) and not in_band(
                 drift["ratio"], (1.0 / spread, spread)):

@@ -85,6 +85,12 @@ SLOPE_INTERVAL = 0.9  # each slope's interval over seeds: a two-sided Student-t 
 MIN_WIDTH_SPAN = 4.0  # widths spanning less than this factor (largest/smallest) give a warning: a slope is poorly pinned
 
 
+# diagnose's verdicts that say an init is not healthy: assert_healthy() raises on each (symmetry and
+# attention_collapse are verdicts too, about what autoinit does not set: they are reported, not raised on)
+UNHEALTHY_VERDICTS = ("non_finite", "dead_units", "saturation", "vanishing_gradients", "exploding_gradients",
+                      "dead_output", "overconfident_output")
+
+
 def in_band(value: float, band: tuple[float, float]) -> bool:
     """``band[0] <= value <= band[1]``, False for nan."""
     return band[0] <= value <= band[1]

@@ -497,17 +497,19 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
 
-    def what(crossed) -> str:  # which measured ratio crossed the threshold names the subject
+    def what(crossed, verb: str) -> str:  # which measured ratio crossed the threshold names the subject
         fwd, bwd = crossed(std_ratio), crossed(grad_ratio)
-        return "the signal" if fwd and bwd else "the activation std" if fwd else "the back-propagated gradient"
+        if fwd and bwd:
+            return f"the activation std (x{std_ratio:.3g}) and the back-propagated gradient (x{grad_ratio:.3g}) {verb}"
+        return ("the activation std" if fwd else "the back-propagated gradient") + f" {verb}es"
 
     if min(ratios) < T.VANISH_RATIO:
-        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO)
-        return [Verdict("vanishing_gradients", f"{who} vanishes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO, "vanish")
+        return [Verdict("vanishing_gradients", f"{who} with depth: {measured}", _names(chain),
                         _depth_fix(chain, ""))]
     if max(ratios) > T.EXPLODE_RATIO:
-        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO)
-        return [Verdict("exploding_gradients", f"{who} explodes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO, "explode")
+        return [Verdict("exploding_gradients", f"{who} with depth: {measured}", _names(chain),
                         _depth_fix(chain, "use smaller weights: "))]
     return []
 

@@ -210,7 +210,8 @@ class AutoInitReport:
             m = e.measured_std
             if not (math.isfinite(m) and lo * ref <= m <= hi * ref):
                 out.append(Problem("output_std_off", e.module,
-                                   f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})",
+                                   f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} "
+                                   f"(allowed x{lo:g}..x{hi:g})",
                                    {"measured_std": m, "expected_std": ref}))
         for e in self.left():
             if (e.reason.startswith("tied to") and e.measured_std is not None and e.module not in seen
@@ -224,7 +225,8 @@ class AutoInitReport:
         for s in self.stability:
             label = str(s.get("activation"))
             if s.get("chi_1") is None:
-                out.append(Problem("stability_unavailable", label, str(s.get("message", f"{label}: chi_1 not computed"))))
+                text = str(s.get("message", f"{label}: chi_1 not computed"))
+                out.append(Problem("stability_unavailable", label, text))
             elif not s.get("stable", True):
                 out.append(Problem("unstable_depth", label,
                                    str(s.get("message", f"{label}: unstable across depth")),

@@ -239,7 +239,7 @@ def output_verdicts(layers: list[LayerStats], readout: dict | None = None) -> li
 
 
 def _scale_hint(s: LayerStats) -> str:
-    """The output layer's weight std now and the variance-preserving one (1/sqrt(fan_in): logits of the input's scale)."""
+    """The output layer's weight std now and 1/sqrt(fan_in) (logits of the input's scale)."""
     if s.fan_in > 0:
         return f"weight std now {s.weight_std:.3g}; 1/sqrt(fan_in) = {1 / math.sqrt(s.fan_in):.3g}"
     return f"weight std now {s.weight_std:.3g}"
@@ -303,7 +303,8 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
     ratio = scale_ratio(upto)
     if math.isfinite(ratio) and ratio > T.SCALE_MATCH:  # the weights are a cause: name their scale first
         fix = (f"the weights up to {first.name} are x{ratio:.3g} the variance-preserving scale, so the values grow "
-               f"until they overflow: use smaller weights ({suggest_init(upto)}) or normalization (LayerNorm, BatchNorm)")
+               f"until they overflow: use smaller weights ({suggest_init(upto)}) or normalization "
+               "(LayerNorm, BatchNorm)")
     if len(before) >= 2:
         rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
         growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "

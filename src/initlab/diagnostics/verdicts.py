@@ -185,7 +185,8 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
         found.extend(_worst_depth_verdict(chains))
 
     if not broken:
-        found.extend(output_verdicts(layers, readout))
+        explained = any(v.code in ("symmetry", "dead_units") for v in found)  # a zero net: those verdicts say why
+        found.extend(v for v in output_verdicts(layers, readout) if not (explained and v.code == "dead_output"))
 
     if not found:
         scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import initlab
+from initlab import InitlabError
 from initlab.autoinit import UnhealthyInitError, autoinit
 from initlab.diagnostics.thresholds import UNHEALTHY_VERDICTS
 
@@ -130,13 +131,17 @@ def judge(name: str, mode: str) -> tuple[list[str], list[str]]:
     torch.manual_seed(0)
     model = CORPUS[name]()
     x, y = _batch(name, 1)
-    report = autoinit(model, x, mode=mode, generator=0)
-    problems = [p.code for p in report.problem_records()]
     try:
-        report.assert_healthy()
-        assert not problems
-    except UnhealthyInitError:
-        assert problems
+        report = autoinit(model, x, mode=mode, generator=0)
+    except InitlabError:  # autoinit refused (e.g. LSUV met a non-finite output): the model is left as it was
+        problems = ["autoinit refused"]
+    else:
+        problems = [p.code for p in report.problem_records()]
+        try:
+            report.assert_healthy()
+            assert not problems
+        except UnhealthyInitError:
+            assert problems
     diag = initlab.diagnose(model, x, y, loss_fn=_token_loss if name.startswith("gpt2") else None)
     return problems, diag.codes
 

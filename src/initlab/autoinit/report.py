@@ -128,8 +128,9 @@ class AutoInitReport:
 
         try:
             diag = diagnose(model, example)
-        except InitlabError as err:
-            self.warnings.append(f"diagnose could not judge the initialized model: {err}")
+        except Exception as err:  # diagnose cannot read every model: the init stands, and the report says so
+            line = (str(err).splitlines() or [""])[0][:200]
+            self.warnings.append(f"diagnose could not judge the initialized model: {type(err).__name__}: {line}")
             return
         self.info["verdicts"] = [{"code": v.code, "layers": list(v.layers), "message": v.message}
                                  for v in diag.verdicts]

@@ -78,7 +78,8 @@ def _resmlp(act, blocks: int, norm: bool = False) -> nn.Sequential:
 def _gpt2() -> nn.Module:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    return GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=64, n_head=4, vocab_size=200, n_positions=64)).eval()
+    return GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=64, n_head=4, vocab_size=200, n_positions=64,
+                                      bos_token_id=0, eos_token_id=0)).eval()
 
 
 def _cnn() -> nn.Module:

@@ -215,7 +215,7 @@ def test_the_sweep_path_starts_without_the_report_side():
     import subprocess
     import sys
 
-    code = ("import sys, initlab.cli.main, initlab.experiments, initlab.experiments.sweep; initlab.cli.main.load_commands(); "
+    code = ("import sys, initlab.cli.main, initlab.cli.commands, initlab.experiments, initlab.experiments.sweep; "
             "print(sorted(m for m in ('matplotlib', 'pandas', 'sklearn', 'fastapi') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -161,7 +161,7 @@ def test_corpus_is_large_and_varied_enough():
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(CORPUS)
-    print(f"| model | autoinit mode | assert_healthy | problems | diagnose codes | agree |\n|---|---|---|---|---|---|")
+    print("| model | autoinit mode | assert_healthy | problems | diagnose codes | agree |\n|---|---|---|---|---|---|")
     for name in names:
         for mode in MODES:
             t = time.time()

@@ -83,6 +83,18 @@ def test_deep_mlp_keeps_every_layer_in_range(act):
         stds = linear_output_stds(model, data(2))
         assert all(LO * target <= s <= HI * target for s in stds), (target, stds)
         assert report.stability[0]["chi_1"] == pytest.approx(1.0, abs=0.05)
+        # one judgement (issue 18.3): at that scale most sigmoid outputs sit where the slope is below 0.04 of
+        # its largest (measured here by plain forward passes), which diagnose calls saturation: a problem
+        saturated, x = [], data(1)
+        with torch.no_grad():
+            for m in model:
+                if isinstance(m, nn.Sigmoid):
+                    saturated.append(float((torch.sigmoid(x) * (1 - torch.sigmoid(x)) < 0.04 * 0.25).float().mean()))
+                x = m(x)
+        assert max(saturated) >= 0.5
+        with pytest.raises(UnhealthyInitError, match="saturation"):
+            report.assert_healthy()
+        return
     report.assert_healthy()
     assert len(report.touched()) == 2 * (DEPTH + 1)  # every weight and bias
 

@@ -71,8 +71,8 @@ def test_reported_gradient_change_is_the_measured_norm_change(name, fn, issue_va
 
 def test_stability_band_is_diagnoses_gradient_band():
     """Stable means the gradient norm's change over the model lies in diagnose's band (x1e-2..x1e2)."""
-    from initlab.autoinit.stability import stability_rows
     from initlab.autoinit.moments import Stat
+    from initlab.autoinit.stability import stability_rows
 
     # sin at unit pre-activation variance: chi_1 = sigma_w2 E[cos^2] with sigma_w2 = 1 / E[sin^2]
     z = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

@@ -136,3 +136,27 @@ def test_non_finite_forward_names_the_weight_scale():
     assert diag.codes == ["non_finite"]
     fix = diag.verdicts[0].fix
     assert f"are x{sorted(ratios[:2])[1]:.3g} the variance-preserving scale" in fix and "divisions" not in fix
+
+
+def test_exploding_text_names_both_quantities_that_exploded():
+    model = _he_relu(4)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(100)
+    x, _ = _batch()
+    h, outs = x, []
+    for m in model:
+        h = m(h)
+        if isinstance(m, nn.ReLU):
+            h.retain_grad()
+            outs.append(h)
+    (h * torch.randn(h.shape, generator=torch.Generator().manual_seed(0))).sum().backward()
+    std_ratio = float(outs[-1].detach().std() / outs[0].detach().std())
+    assert std_ratio > T.EXPLODE_RATIO and float(outs[0].grad.norm() / outs[-1].grad.norm()) > T.EXPLODE_RATIO
+    diag = initlab.diagnose(model, x)
+    (v,) = [v for v in diag.verdicts if v.code == "exploding_gradients"]
+    assert v.message.startswith("the activation std (x") and "and the back-propagated gradient (x" in v.message
+    assert "explode with depth" in v.message and "the signal" not in v.message
+    shown = float(v.message.split("the activation std (x", 1)[1].split(")", 1)[0])
+    assert shown == pytest.approx(std_ratio, rel=5e-3)

@@ -472,8 +472,8 @@ def _warnings(widths: list[int], seeds: int) -> list[str]:
     out = []
     span = widths[-1] / widths[0]
     if span < MIN_WIDTH_SPAN:
-        out.append(f"the widths span only x{span:.3g} ({widths[0]}..{widths[-1]}), less than x{MIN_WIDTH_SPAN:g}: over so "
-                   "narrow a range the seed-to-seed noise outweighs a slope; widen the range (e.g. 64..1024)")
+        out.append(f"the widths span only x{span:.3g} ({widths[0]}..{widths[-1]}), less than x{MIN_WIDTH_SPAN:g}: "
+                   "over so narrow a range the seed-to-seed noise outweighs a slope; widen the range (e.g. 64..1024)")
     if seeds < 2:
         out.append("one seed: no interval over seeds, so a verdict can change with --seed; use --seeds 3 or more")
     return out

@@ -196,6 +196,7 @@ def _autoinit(model: nn.Module, example: Any, input_shape: Any, mode: str, targe
         why = f" ({report.unstable()[0]['message']})" if report.unstable() else ""
         raise ValidationError(f"autoinit: non-finite scale or output at {', '.join(bad[:3])}{why}; "
                               "model left as it was")
+    report.judge(model, ex)  # diagnose's verdicts on the example: one judgement (issue 18.3)
     return report
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import _html
 from .._validation import InitlabError
-from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, in_band
+from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, UNHEALTHY_VERDICTS, in_band
 from ..initializers.account import KINDS, ParamEntry  # one row type for apply_init and autoinit
 
 __all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS", "Problem", "PROBLEM_CODES",
@@ -31,6 +31,7 @@ PROBLEM_CODES = (
     "stability_unavailable",  # the stability across depth could not be analysed
     "stream_not_flat",        # the std between repeated blocks spreads more than the band allows
     "signal_drift",           # empirical mode: the signal entering repeated layers drifts more than the band allows
+    *UNHEALTHY_VERDICTS,      # diagnose's verdict on the initialized model and the example (the same judgement)
 )
 
 
@@ -118,6 +119,22 @@ class AutoInitReport:
         return pd.DataFrame([asdict(e) for e in self.entries], columns=cols)
 
     # ---- checks ------------------------------------------------------------------------
+    def judge(self, model: Any, example: Any) -> None:
+        """Diagnose the initialized ``model`` on ``example`` (``initlab.diagnose``: one forward and one
+        backward pass, the surrogate loss) and keep its verdicts in ``info["verdicts"]``: each verdict of
+        ``thresholds.UNHEALTHY_VERDICTS`` is a problem, so ``assert_healthy`` and ``diagnose`` give one
+        judgement. A model diagnose cannot read is said in a warning."""
+        from ..diagnostics.diagnose import diagnose
+
+        try:
+            diag = diagnose(model, example)
+        except Exception as err:  # diagnose cannot read every model: the init stands, and the report says so
+            line = (str(err).splitlines() or [""])[0][:200]
+            self.warnings.append(f"diagnose could not judge the initialized model: {type(err).__name__}: {line}")
+            return
+        self.info["verdicts"] = [{"code": v.code, "layers": list(v.layers), "message": v.message}
+                                 for v in diag.verdicts]
+
     def stream_problems(self, limit: float = STREAM_SPREAD) -> list[str]:
         """One line per group of repeated blocks whose stream std spreads more than ``limit``
         (max/min over the blocks), with the numbers and what to change."""
@@ -194,7 +211,8 @@ class AutoInitReport:
             m = e.measured_std
             if not (math.isfinite(m) and lo * ref <= m <= hi * ref):
                 out.append(Problem("output_std_off", e.module,
-                                   f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} (allowed x{lo:g}..x{hi:g})",
+                                   f"{e.module}: measured output std {m:.3g}, expected {ref:.3g} "
+                                   f"(allowed x{lo:g}..x{hi:g})",
                                    {"measured_std": m, "expected_std": ref}))
         for e in self.left():
             if (e.reason.startswith("tied to") and e.measured_std is not None and e.module not in seen
@@ -208,7 +226,8 @@ class AutoInitReport:
         for s in self.stability:
             label = str(s.get("activation"))
             if s.get("chi_1") is None:
-                out.append(Problem("stability_unavailable", label, str(s.get("message", f"{label}: chi_1 not computed"))))
+                text = str(s.get("message", f"{label}: chi_1 not computed"))
+                out.append(Problem("stability_unavailable", label, text))
             elif not s.get("stable", True):
                 out.append(Problem("unstable_depth", label,
                                    str(s.get("message", f"{label}: unstable across depth")),
@@ -221,6 +240,10 @@ class AutoInitReport:
             if not (row["max_over_min"] <= spread):
                 out.append(Problem("stream_not_flat", f"{row['where']} {row['blocks']}", self._stream_line(row, spread),
                                    {"max_over_min": row["max_over_min"]}))
+        for v in self.info.get("verdicts", []):
+            if v["code"] in UNHEALTHY_VERDICTS:
+                where = ", ".join(v["layers"][:3]) + (", ..." if len(v["layers"]) > 3 else "")
+                out.append(Problem(v["code"], where, f"diagnose on the example: {v['code']}: {v['message']}"))
         drift = self.info.get("signal_drift")
         if isinstance(drift, dict) and math.isfinite(drift.get("ratio", 1.0)) and not in_band(
                 drift["ratio"], (1.0 / spread, spread)):

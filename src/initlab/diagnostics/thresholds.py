@@ -32,6 +32,11 @@ and its outputs far out on both sides.
   Collapse").
 - ``non_finite``: some row's values or gradients hold inf or NaN (or the loss does): no other
   verdict is given about those rows.
+- ``dead_output``: the output layer's weights are all exactly 0 and so is the back-propagated
+  gradient of every hidden weighted layer: at init only the output layer learns.
+- ``overconfident_output`` (with class targets): at least ``OVERCONFIDENT_FRACTION`` of the rows give
+  one class a probability of at least ``CONFIDENT_PROB``, or the cross-entropy is above
+  ``CHANCE_LOSS_RATIO`` times chance (ln K for K classes, ln 2 for one 0/1 output).
 - ``healthy``: none of the above.
 
 Fixes: when the weights already have the variance-preserving scale (median weight std within a
@@ -59,7 +64,7 @@ COLLAPSED_FRACTION = 0.5  # an attention layer is flagged when at least this fra
 # Schoenholz et al., 2017, "Deep Information Propagation", eq. 5 and section 3).
 GRADIENT_BAND = (VANISH_RATIO, EXPLODE_RATIO)
 CHI_TOL = 0.05  # |chi_1 - 1| within this: near-critical (autoinit names the scale that reaches it)
-LENGTH_SLOPE_TOL = 1.01  # a length-map slope up to this counts as marginal (relu: exactly 1); above, the fixed point repels
+LENGTH_SLOPE_TOL = 1.01  # a length-map slope up to this is marginal (relu: exactly 1); above, the fixed point repels
 
 # A measured output std against the one aimed at (autoinit's target, a prediction, LSUV's target):
 # the ratio measured/expected must lie in STD_BAND.
@@ -82,7 +87,13 @@ CHANCE_LOSS_RATIO = 3.0  # ... or the cross-entropy is above this multiple of ch
 # growth; it was chosen from these measurements, not tuned to a case.
 FLAT_SLOPE = 0.2
 SLOPE_INTERVAL = 0.9  # each slope's interval over seeds: a two-sided Student-t interval of this level
-MIN_WIDTH_SPAN = 4.0  # widths spanning less than this factor (largest/smallest) give a warning: a slope is poorly pinned
+MIN_WIDTH_SPAN = 4.0  # widths spanning less than this factor (largest/smallest) give a warning: a poorly pinned slope
+
+
+# diagnose's verdicts that say an init is not healthy: assert_healthy() raises on each (symmetry and
+# attention_collapse are verdicts too, about what autoinit does not set: they are reported, not raised on)
+UNHEALTHY_VERDICTS = ("non_finite", "dead_units", "saturation", "vanishing_gradients", "exploding_gradients",
+                      "dead_output", "overconfident_output")
 
 
 def in_band(value: float, band: tuple[float, float]) -> bool:

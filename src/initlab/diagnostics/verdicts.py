@@ -186,7 +186,8 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
         found.extend(_worst_depth_verdict(chains))
 
     if not broken:
-        found.extend(output_verdicts(layers, readout))
+        explained = any(v.code in ("symmetry", "dead_units") for v in found)  # a zero net: those verdicts say why
+        found.extend(v for v in output_verdicts(layers, readout) if not (explained and v.code == "dead_output"))
 
     if not found:
         scope = ("no verdict threshold crossed: " if coverage is None or coverage.complete else
@@ -240,7 +241,7 @@ def output_verdicts(layers: list[LayerStats], readout: dict | None = None) -> li
 
 
 def _scale_hint(s: LayerStats) -> str:
-    """The output layer's weight std now and the variance-preserving one (1/sqrt(fan_in): logits of the input's scale)."""
+    """The output layer's weight std now and 1/sqrt(fan_in) (logits of the input's scale)."""
     if s.fan_in > 0:
         return f"weight std now {s.weight_std:.3g}; 1/sqrt(fan_in) = {1 / math.sqrt(s.fan_in):.3g}"
     return f"weight std now {s.weight_std:.3g}"
@@ -304,7 +305,8 @@ def _non_finite(layers: list[LayerStats], broken: list[LayerStats], loss: float 
     ratio = scale_ratio(upto)
     if math.isfinite(ratio) and ratio > T.SCALE_MATCH:  # the weights are a cause: name their scale first
         fix = (f"the weights up to {first.name} are x{ratio:.3g} the variance-preserving scale, so the values grow "
-               f"until they overflow: use smaller weights ({suggest_init(upto)}) or normalization (LayerNorm, BatchNorm)")
+               f"until they overflow: use smaller weights ({suggest_init(upto)}) or normalization "
+               "(LayerNorm, BatchNorm)")
     if len(before) >= 2:
         rate = (before[-1].std / before[0].std) ** (1 / (len(before) - 1))
         growth = (f"; up to there the activation std goes {before[0].std:.3g} in {before[0].name} -> "
@@ -498,17 +500,19 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
 
-    def what(crossed) -> str:  # which measured ratio crossed the threshold names the subject
+    def what(crossed, verb: str) -> str:  # which measured ratio crossed the threshold names the subject
         fwd, bwd = crossed(std_ratio), crossed(grad_ratio)
-        return "the signal" if fwd and bwd else "the activation std" if fwd else "the back-propagated gradient"
+        if fwd and bwd:
+            return f"the activation std (x{std_ratio:.3g}) and the back-propagated gradient (x{grad_ratio:.3g}) {verb}"
+        return ("the activation std" if fwd else "the back-propagated gradient") + f" {verb}es"
 
     if min(ratios) < T.VANISH_RATIO:
-        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO)
-        return [Verdict("vanishing_gradients", f"{who} vanishes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and 0 < r < T.VANISH_RATIO, "vanish")
+        return [Verdict("vanishing_gradients", f"{who} with depth: {measured}", _names(chain),
                         _depth_fix(chain, ""))]
     if max(ratios) > T.EXPLODE_RATIO:
-        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO)
-        return [Verdict("exploding_gradients", f"{who} explodes with depth: {measured}", _names(chain),
+        who = what(lambda r: math.isfinite(r) and r > T.EXPLODE_RATIO, "explode")
+        return [Verdict("exploding_gradients", f"{who} with depth: {measured}", _names(chain),
                         _depth_fix(chain, "use smaller weights: "))]
     return []
 

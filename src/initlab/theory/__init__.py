@@ -1,7 +1,11 @@
 """Mean-field signal propagation: predict, before training, how an initializer propagates signals.
 
 >>> from initlab.theory import MeanField, critical_sigma_w2
->>> MeanField("tanh", sigma_w2=1.5, sigma_b2=0.05).phase
+>>> round(critical_sigma_w2("tanh", sigma_b2=0.05), 3)  # chi_1 = 1: the edge of chaos
+1.761
+>>> MeanField("tanh", sigma_w2=1.5, sigma_b2=0.05).phase  # below the edge: chi_1 = 0.939
+'ordered'
+>>> MeanField("tanh", sigma_w2=2.5, sigma_b2=0.05).phase  # above it: chi_1 = 1.134
 'chaotic'
 >>> critical_sigma_w2("relu")
 2.0

@@ -28,7 +28,8 @@ def coord_check_command(
     lr_scaling: str = typer.Option("none", "--lr-scaling", help="none, or mup: muP's per-parameter learning rates (mup.MuAdam / MuSGD)."),
     base_width: int = typer.Option(None, "--base-width", help="muP's base width (default: the smallest width)."),
     loss: str = typer.Option("mse", "--loss", help="mse (against standard-normal targets) or cross_entropy (random labels)."),
-    threshold: float = typer.Option(None, "--threshold", help="|slope| below this reads flat (default 0.2); the slope's interval over seeds must lie inside it."),
+    threshold: float = typer.Option(None, "--threshold", help="|slope| below this reads flat (default 0.2): the slope's interval over seeds "
+                                                     "must lie inside +-threshold."),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch, the targets and the first model seed."),
     out: Path = typer.Option(Path("initlab-out/coord-check"), "--out", help="Folder for coord_check.png, .csv and .json."),
     as_json: bool = typer.Option(False, "--json", help="Print coord_check.json to stdout instead of the table."),
@@ -78,7 +79,8 @@ def coord_check_command(
     for v in result.verdicts:
         sd = f"{v.slope_sd:.2f}" if v.slope_sd == v.slope_sd else "-"
         slope = f"{round(v.slope, 2) + 0.0:+.2f}" if v.slope == v.slope else "-"
-        interval = f"{v.slope_lo:+.2f}..{v.slope_hi:+.2f}" if v.slope_lo == v.slope_lo and v.slope_hi == v.slope_hi else "-"
+        known = v.slope_lo == v.slope_lo and v.slope_hi == v.slope_hi  # nan with one seed
+        interval = f"{v.slope_lo:+.2f}..{v.slope_hi:+.2f}" if known else "-"
         table.add_row(v.module, v.kind, slope, sd, interval, f"[{colors[v.verdict]}]{v.verdict}[/]")
     console.print(table)
     console.print(f"slope: the exponent a of mean|x| ~ width^a at step {result.steps}, fitted to the mean of "

@@ -328,3 +328,15 @@ def test_cli_table_names_each_parametrization_and_its_verdict(tmp_path, capsys):
     verdict = data["drift"][0]["verdict"]
     row = next(line for line in out.splitlines() if line.strip().startswith("sp"))
     assert "width" in row and verdict in row and f"{data['drift'][0]['octaves_per_doubling']:+.2f}" in row
+
+
+def test_transfer_leaves_the_global_rng_alone(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("from torch import nn\ndef make(width):\n    return nn.Sequential(nn.Linear(64, width), nn.ReLU(), "
+                 "nn.Linear(width, 10))\n")
+    from initlab.diagnostics.doctor import load_factory
+
+    state = torch.random.get_rng_state()
+    initlab.transfer(parametrizations="mup", **{**TINY, "steps": 2})
+    initlab.transfer(load_factory(f"{f}:make"), parametrizations="sp", **{**TINY, "steps": 2})
+    assert torch.equal(torch.random.get_rng_state(), state)

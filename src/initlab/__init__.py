@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from . import _adapters
 from ._version import __version__
 
-# ``initlab.autoinit`` and ``initlab.verify`` are plain functions. Importing a subpackage binds the
-# module under its name on this package; these lines rebind each name to its function (later
-# imports of ``initlab.autoinit.<module>`` do not rebind it). Both subpackages import light.
+# ``initlab.autoinit``, ``initlab.verify`` and ``initlab.transfer`` are plain functions. Importing a
+# subpackage binds the module under its name on this package; these lines rebind each name to its function (later
+# imports of ``initlab.autoinit.<module>`` do not rebind it). The subpackages import light.
 from .autoinit import autoinit
+from .transfer import transfer
 from .verify import verify
 
 # Keras 3 models (torch backend) go to their adapter; nothing is imported until one is seen.
@@ -44,8 +45,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ExperimentSpec": (".experiments", "ExperimentSpec"),
     "lab": (".server.notebook", "lab"),  # the browser lab from a notebook (FastAPI and uvicorn)
     "coord_check": (".coordcheck", "coord_check"),  # muP's width check (pandas on first use)
-    "transfer": (".transfer", None),  # issue 24: the subpackage, callable as the function
-    "parametrize": (".transfer", "parametrize"),
+    "parametrize": (".transfer.parametrizations", "parametrize"),  # issue 24
     **{name: (f".{name}", None) for name in (
         "datasets", "diagnostics", "initializers", "models", "training",
         "experiments", "results", "theory", "server", "papers",

@@ -217,10 +217,10 @@ def _check_width_parameter(factory: Callable[..., Any], name: str) -> None:
 
 def load_width_factory(target: str) -> Callable[[int], nn.Module]:
     """The factory named by ``"file.py:make"`` (as ``initlab doctor`` loads it), checked to take a width."""
-    from .diagnostics.doctor import _split_target, load_factory
+    from .diagnostics.doctor import split_target, load_factory
 
     factory = load_factory(target)
-    _check_width_parameter(factory, _split_target(target)[1])
+    _check_width_parameter(factory, split_target(target)[1])
     return factory
 
 

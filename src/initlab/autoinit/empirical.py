@@ -30,7 +30,7 @@ from .._rng import make_generator
 from .._validation import ValidationError, check_float, check_int
 from ..initializers import schemes
 from ..initializers.account import Account, ParamEntry, ParamSlot, is_conv1d, param_slots
-from ..initializers.lsuv import LSUVResult, LSUVUnit, _rescale, preserved, scalable_units
+from ..initializers.lsuv import LSUVResult, LSUVUnit, rescale_units, preserved, scalable_units
 
 __all__ = ["empirical_init"]
 
@@ -91,7 +91,7 @@ def empirical_init(
                 if u.bias is not None:
                     u.bias.zero_()
         if units:
-            result = _rescale(model, units, example, target_std, tol, max_iter)
+            result = rescale_units(model, units, example, target_std, tol, max_iter)
         with torch.no_grad():
             called = {id(u.param) for u in result.units} | {id(u.bias_param) for u in result.units}
             for key, saved in snapshot.items():  # a layer the example never reaches keeps what it had

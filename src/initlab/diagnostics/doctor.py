@@ -28,7 +28,7 @@ from ..initializers import apply_init, get
 from .diagnose import Diagnosis, diagnose
 from .io import Inputs, batch_shape, check_dtype, describe, load_data, make_inputs, with_dtype
 
-__all__ = ["DoctorResult", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor"]
+__all__ = ["DoctorResult", "split_target", "load_factory", "build_model", "parse_shape", "load_inputs", "run_doctor"]
 
 
 @dataclass
@@ -50,7 +50,8 @@ class DoctorResult:
                 "before": self.before.to_dict(), "after": self.after.to_dict()}
 
 
-def _split_target(target: str) -> tuple[str, str]:
+def split_target(target: str) -> tuple[str, str]:
+    """``"FILE.py:FACTORY"`` (or ``"MODULE:FACTORY"``) -> ``(where, factory name)``; one-line error otherwise."""
     where, sep, name = str(target).rpartition(":")
     if not sep or not where or not name:
         raise ValidationError(f"model must be FILE.py:FACTORY or MODULE:FACTORY, got {target!r}")
@@ -87,7 +88,7 @@ def _import(where: str):
 
 def load_factory(target: str) -> Callable[[], Any]:
     """The callable named by ``"path/to/file.py:make"`` or ``"package.module:make"``."""
-    where, name = _split_target(target)
+    where, name = split_target(target)
     module = _import(where)
     factory = getattr(module, name, None)
     if factory is None or not callable(factory):
@@ -179,7 +180,7 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
     init_spec = get(init) if init is not None and reinit is None else None  # a bad name fails before any work
     check_dtype(dtype, vocab, random=data is None)
     factory = load_factory(target)
-    model = build_model(factory, _split_target(target)[1])
+    model = build_model(factory, split_target(target)[1])
     generator = make_generator(seed)
     inputs = load_inputs(input_shape, batch, data, generator, dtype, vocab)
     before = _diagnose(model, inputs, output, _labelled(progress, "as built"))

@@ -53,7 +53,7 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _short(name: str, size: int = 40) -> str:
+def short_name(name: str, size: int = 40) -> str:
     """``name`` cut to ``size`` characters for a one-line repr (a spec's name may have 200)."""
     return name if len(name) <= size else name[: size - 3] + "..."
 
@@ -167,7 +167,7 @@ class RunRecord:
         }
 
     def __repr__(self) -> str:
-        return (f"RunRecord({_short(self.name)!r}, run_id={self.run_id!r}, status={self.status!r}, "
+        return (f"RunRecord({short_name(self.name)!r}, run_id={self.run_id!r}, status={self.status!r}, "
                 f"epochs={self.epochs_run}, val_accuracy={self.val_accuracy:.3g})")
 
     def _repr_html_(self) -> str:

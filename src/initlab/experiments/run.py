@@ -18,7 +18,7 @@ from ..diagnostics import Diagnosis, Monitor
 from ..plots.boundary import ProbabilityGrid, probability_grid
 from .execute import execute
 from .findings import findings
-from .record import RunRecord, _short
+from .record import RunRecord, short_name
 from ..runspec import RunSpec
 
 __all__ = ["ExperimentResult", "run_experiment", "from_record"]
@@ -64,7 +64,7 @@ class ExperimentResult:
 
     def __repr__(self) -> str:
         r = self.record
-        return (f"ExperimentResult({_short(r.name)!r}, run_id={r.run_id!r}, status={r.status!r}, "
+        return (f"ExperimentResult({short_name(r.name)!r}, run_id={r.run_id!r}, status={r.status!r}, "
                 f"val_accuracy={r.val_accuracy:.3g}, verdicts={self.end_diagnosis.codes if self.end_diagnosis else []})")
 
     def _repr_html_(self) -> str:

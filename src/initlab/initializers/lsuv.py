@@ -37,7 +37,7 @@ from .._validation import DataError, ValidationError, check_float, check_int
 from . import schemes
 from .account import is_conv1d
 
-__all__ = ["lsuv", "lsuv_rescale", "lsuv_model", "LSUVResult", "LSUVUnit", "scalable_units", "preserved",
+__all__ = ["lsuv", "lsuv_rescale", "rescale_units", "lsuv_model", "LSUVResult", "LSUVUnit", "scalable_units", "preserved",
            "run_example"]
 
 
@@ -349,9 +349,10 @@ class _Pass:
 
 
 @torch.no_grad()
-def _rescale(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: float, tol: float,
-             max_iter: int) -> LSUVResult:
-    """The passes (no snapshot here; see :func:`lsuv_model`)."""
+def rescale_units(model: nn.Module, units: list[LSUVUnit], example: Any, target_std: float, tol: float,
+                  max_iter: int) -> LSUVResult:
+    """LSUV's passes over ``units`` (no snapshot here: :func:`lsuv_model` restores on failure; autoinit's
+    empirical mode calls this inside its own)."""
     state = _Pass(units, target_std**2, tol)
     removers = state.hooks()
     passes, corrected = 0, True
@@ -401,7 +402,7 @@ def lsuv_model(model: nn.Module, example: Any, *, target_std: float = 1.0, tol: 
     if not units:
         raise ValidationError(f"lsuv: {type(model).__name__} has no Linear, Conv or attention layer to scale")
     with preserved(model):
-        return _rescale(model, units, example, target_std, tol, max_iter)
+        return rescale_units(model, units, example, target_std, tol, max_iter)
 
 
 def lsuv_rescale(

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import datasets, diagnose
+from .. import datasets
+from ..diagnostics import diagnose
 from .._json import json_safe
 from .._version import __version__
 from .._validation import DataError

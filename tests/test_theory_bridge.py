@@ -84,13 +84,16 @@ def test_critical_spec_for_weights_and_biases_gives_chi1_equal_1(activation, sig
     assert mf.chi_1 == pytest.approx(1, abs=1e-9)
 
 
-def test_critical_weights_with_zero_biases_are_chaotic():
-    # The trap the bias spec avoids: s* for sigma_b2 = 0.05 with apply_init's zero biases.
+def test_critical_weights_with_zero_biases_would_be_chaotic_so_the_biases_are_drawn():
+    # The trap: s* for sigma_b2 = 0.05 with zero biases is chaotic (chi_1 = 1.074); apply_init draws the
+    # biases N(0, sigma_b2) with such a spec (issue 19.11), so the net it builds is critical.
     spec = {"name": "critical", "activation": "tanh", "sigma_b2": 0.05}
     model = initializers.apply_init(MLP([4, 8, 1], "tanh"), spec, generator=0)
-    assert all(torch.count_nonzero(lin.bias) == 0 for lin in model.linears)
-    chi = MeanField("tanh", effective_sigma_w2(spec, 8), effective_sigma_b2("zeros", 8)).chi_1
-    assert chi == pytest.approx(1.0736, abs=1e-3)
+    assert all(torch.count_nonzero(lin.bias) == lin.bias.numel() for lin in model.linears)
+    with_zeros = MeanField("tanh", effective_sigma_w2(spec, 8), effective_sigma_b2("zeros", 8)).chi_1
+    assert with_zeros == pytest.approx(1.0736, abs=1e-3)
+    drawn = MeanField("tanh", effective_sigma_w2(spec, 8), effective_sigma_b2(spec, 8)).chi_1
+    assert drawn == pytest.approx(1.0, abs=1e-6)
 
 
 def test_critical_bias_at_sigma_b2_zero_is_zeros_and_draws_nothing():

@@ -20,6 +20,7 @@ from ..models.stacked import StackedMLP
 from . import thresholds as T
 from .diagnose import diagnose
 from .pipeline import diagnosis_from_rows
+from .readout import measure_readout
 from .slopes import profile, slope
 from .symmetry import SYMMETRY_TOL
 from .types import Coverage, Diagnosis, LayerStats
@@ -138,6 +139,6 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
         for row, col in zip(template, columns):
             layers.append(replace(row, std_change=None, grad_change=None, **{k: v[i] for k, v in col.items()}))
         out.append(diagnosis_from_rows(layers, float(losses[i].detach()), input_shape=tuple(X.shape),
-                                       coverage=coverage))
+                                       coverage=coverage, readout=measure_readout(pre[-1][i].detach(), y)))
     return out
 

@@ -77,6 +77,7 @@ from keras import layers as _kl  # noqa: E402  (after the check above, on purpos
 
 from ..diagnostics.monitor import Monitor as TorchMonitor  # noqa: E402
 from ..diagnostics.pipeline import default_loss, diagnosis_from_rows, surrogate_loss  # noqa: E402
+from ..diagnostics.readout import measure_readout  # noqa: E402
 from ..diagnostics.rows import SAMPLE_SIZE, layer_stats, row_gradients, row_samples, tensor_norm  # noqa: E402
 from ..diagnostics.types import Coverage, Diagnosis  # noqa: E402
 from ..trace import Lineage, NormRecord, Record  # noqa: E402
@@ -471,7 +472,8 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
         layers, float(loss.detach()), input_shape=_first_shape(inputs),
         samples={r.name: row_samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)},
         coverage=_coverage(parameters, param_grads, records, recorder.norms, not_measured),
-        norms=[asdict(n) for n in recorder.norms], cls=KerasDiagnosis, not_measured=not_measured)
+        norms=[asdict(n) for n in recorder.norms], readout=measure_readout(head, targets), cls=KerasDiagnosis,
+        not_measured=not_measured)
 
 
 def _logits(records: list[Record], outputs: torch.Tensor) -> torch.Tensor:

@@ -81,7 +81,7 @@ class MLP(nn.Sequential):
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities: ``(N,)`` P(class 1) for a sigmoid output, ``(N, K)`` for softmax."""
-        logits = self(x)
+        logits: torch.Tensor = self(x)
         if self.output_kind == "sigmoid":
             return torch.sigmoid(logits).squeeze(-1)
         if self.output_kind == "softmax":

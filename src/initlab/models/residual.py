@@ -16,6 +16,8 @@ He initialization (``initlab.apply_init(model, "he_normal")``) and Fixup
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -41,7 +43,7 @@ class ResidualBlock(nn.Module):
         self.linears = nn.ModuleList()
         for _ in range(self.branch_layers):
             layer = _linear(width, width, gen)
-            layer.bias = None  # the scalar biases below replace the vectors
+            layer.bias = None  # type: ignore[assignment]  # torch allows None (the stub says Parameter); the scalar biases below replace the vectors
             self.linears.append(layer)
         self.bias_in = nn.ParameterList(_scalar(0.0) for _ in range(self.branch_layers))  # before each Linear
         self.bias_act = nn.ParameterList(_scalar(0.0) for _ in range(self.branch_layers - 1))  # before each relu
@@ -92,4 +94,4 @@ class ResidualMLP(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x) + self.bias_head)
+        return cast(torch.Tensor, self.head(self.features(x) + self.bias_head))  # Module calls are Any

@@ -114,7 +114,7 @@ def chi_1(kernel: _gauss.Kernel, sigma_w2: float, q_star: float) -> float:
     return float(sigma_w2 * kernel.e_dphi2(q))
 
 
-def critical_sigma_w2(activation: Activation, sigma_b2: float = 0.0) -> float:
+def critical_sigma_w2(activation: Activation | _gauss.Kernel, sigma_b2: float = 0.0) -> float:
     """The sigma_w2 where chi_1 = 1 (the order-chaos boundary) for ``activation`` and ``sigma_b2``.
 
     ReLU: 2, leaky ReLU: 2 / (1 + a^2), linear: 1 (any sigma_b2); tanh with sigma_b2 = 0: 1.

@@ -14,9 +14,9 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -24,9 +24,13 @@ import torch
 from .. import initializers
 from .._rng import make_generator
 from .._validation import ValidationError, check_int
+from ..initializers._critical_point import _variance
 from ..initializers._fans import fan_for_mode
 from ..initializers.registry import Initializer
-from .meanfield import Activation, MeanField, _variance, resolve_activation
+from .meanfield import Activation, MeanField, resolve_activation
+
+if TYPE_CHECKING:
+    from ..initializers._gauss import Kernel
 
 __all__ = ["effective_sigma_w2", "effective_sigma_b2", "as_init_spec", "predicted_preactivation_variance",
            "measure_preactivation_variance",
@@ -98,13 +102,13 @@ def as_init_spec(value: Any) -> str | Mapping[str, Any] | Initializer:
     if isinstance(value, str) and value.strip().startswith(("{", '"')):
         text = value.strip()
         try:
-            return json.loads(text)
+            return cast("str | Mapping[str, Any] | Initializer", json.loads(text))  # a spec, checked by get()
         except json.JSONDecodeError:
             try:
-                return ast.literal_eval(text)
+                return cast("str | Mapping[str, Any] | Initializer", ast.literal_eval(text))
             except (ValueError, SyntaxError):
                 raise ValidationError(f"initializer {value!r} is neither a name nor a JSON or dict spec") from None
-    return value
+    return cast("str | Mapping[str, Any] | Initializer", value)
 
 
 def effective_sigma_b2(bias_init: Any, fan_in: int, fan_out: int | None = None) -> float:
@@ -149,7 +153,8 @@ def _layer_fans(input_dim: int, width: int, depth: int) -> list[tuple[int, int]]
 
 
 def predicted_preactivation_variance(
-    activation: Activation, sigma_w2: float | Sequence[float], sigma_b2: float, q0: float, depth: int | None = None
+    activation: Activation | Kernel, sigma_w2: float | Sequence[float], sigma_b2: float, q0: float,
+    depth: int | None = None,
 ) -> np.ndarray:
     """Predicted q^1..q^L: the variance of the pre-activations h^l = W^l phi(h^{l-1}) + b^l.
 
@@ -159,20 +164,21 @@ def predicted_preactivation_variance(
     """
     if np.ndim(sigma_w2) == 0:
         depth = check_int("depth", depth, 1)
-        sigma_w2 = [float(sigma_w2)] * depth
+        sigma_w2 = [float(cast(float, sigma_w2))] * depth
+    per_layer = cast("Sequence[float]", sigma_w2)
     kernel = resolve_activation(activation)
-    qs = [sigma_w2[0] * float(q0) + _variance("sigma_b2", sigma_b2)]
-    for sw2 in sigma_w2[1:]:
+    qs = [per_layer[0] * float(q0) + _variance("sigma_b2", sigma_b2)]
+    for sw2 in per_layer[1:]:
         qs.append(MeanField(kernel, sw2, sigma_b2).length_map(qs[-1]))
     return np.asarray(qs)
 
 
 class _Elementwise(torch.nn.Module):
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.fn = fn
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
 
@@ -187,8 +193,8 @@ def _network(input_dim: int, width: int, depth: int, activation: Activation) -> 
         layers: list[torch.nn.Module] = []
         for i, (n_in, n_out) in enumerate(_layer_fans(input_dim, width, depth)):
             layers += ([_Elementwise(activation)] if i else []) + [torch.nn.Linear(n_in, n_out)]
-        model = torch.nn.Sequential(*layers)
-        return model, [m for m in layers if isinstance(m, torch.nn.Linear)]
+        stack = torch.nn.Sequential(*layers)
+        return stack, [m for m in layers if isinstance(m, torch.nn.Linear)]
 
 
 @torch.no_grad()
@@ -246,7 +252,7 @@ class VarianceCheck:
     @property
     def relative_error(self) -> np.ndarray:
         """(predicted - measured) / measured per layer."""
-        return (self.predicted - self.measured) / self.measured
+        return cast(np.ndarray, (self.predicted - self.measured) / self.measured)
 
     @property
     def max_relative_error(self) -> float:

@@ -9,7 +9,7 @@ each one by its import path (``register``), and :func:`adapter` imports it on fi
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 __all__ = ["register", "adapter", "framework"]
 
@@ -38,4 +38,4 @@ def adapter(model: Any, operation: str) -> Callable[..., Any] | None:
     if target is None:
         return None
     module, function = target.split(":")
-    return getattr(importlib.import_module(module), function)
+    return cast("Callable[..., Any]", getattr(importlib.import_module(module), function))

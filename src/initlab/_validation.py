@@ -11,7 +11,7 @@ import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "InitlabError",
@@ -47,7 +47,7 @@ def check_choice(field: str, value: Any, choices: Iterable[str], hint: str = "")
     """Return ``value`` if it is one of ``choices``, else raise a ValidationError naming them."""
     choices = list(choices)
     if value in choices:
-        return value
+        return cast(str, value)  # one of the (str) choices
     allowed = ", ".join(choices)
     tail = f"; {hint}" if hint else ""
     raise ValidationError(
@@ -61,9 +61,9 @@ def check_int(field: str, value: Any, minimum: int | None = None, maximum: int |
         hasattr(value, "__index__")
     ):
         raise ValidationError(f"{field} must be an integer, got {value!r}")
-    value = int(value)
-    _check_range(field, value, minimum, maximum, "an integer")
-    return value
+    out = int(value)
+    _check_range(field, out, minimum, maximum, "an integer")
+    return out
 
 
 def check_float(
@@ -83,14 +83,14 @@ def check_float(
     return out
 
 
-def _check_range(field: str, value: float, minimum, maximum, kind: str) -> None:
+def _check_range(field: str, value: float, minimum: float | None, maximum: float | None, kind: str) -> None:
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         lo = "-inf" if minimum is None else minimum
         hi = "inf" if maximum is None else maximum
         raise ValidationError(f"{field} must be {kind} in [{lo}, {hi}], got {value!r}")
 
 
-def check_out_folder(field: str, path: str | os.PathLike) -> Path:
+def check_out_folder(field: str, path: str | os.PathLike[str]) -> Path:
     """Return ``path`` if an output folder can be created or reused there (checked before any work)."""
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -60,12 +60,12 @@ class Tracker(LayerRules):
         self.names: dict[int, str] = {}
         for name, p in model.named_parameters(remove_duplicate=False):
             self.names.setdefault(id(p), name)
-        self.params = {id(p): p for p in model.parameters()}
+        self.params: dict[int, torch.Tensor] = {id(p): p for p in model.parameters()}  # and views of them
         self.recs: dict[int, Rec] = {}
         self.alive: list[Any] = []
         self.uses: dict[str, Use] = {}             # parameter name -> what happened to it
         self.unknown: dict[str, str] = {}           # parameter name -> op that consumed it
-        self.activations: list[tuple[str, Callable, Stat]] = []
+        self.activations: list[tuple[str, Callable[..., Any], Stat]] = []
         self.fallbacks: dict[str, int] = {}
         self.notes: list[str] = []
         self.max_chain = 0
@@ -94,6 +94,7 @@ class Tracker(LayerRules):
             return Stat.of(t, self.batch)
         if r.stat is None:
             src = r.source()
+            assert r.fn is not None and src.stat is not None  # no stat: an expression of a source that has one
             res = mom.moments(r.fn, src.stat, r.label or "activation")
             if res.note:
                 self.notes.append(res.note)
@@ -124,7 +125,7 @@ class Tracker(LayerRules):
             return meas
         return pred
 
-    def is_param(self, t: Any) -> bool:
+    def is_param(self, t: Any) -> TypeGuard[torch.Tensor]:
         return isinstance(t, torch.Tensor) and id(t) in self.params
 
     def module_of(self, pname: str) -> str:
@@ -193,7 +194,7 @@ class Tracker(LayerRules):
         return Stat(0.0 * rel, std * std * fan_in * x.second), name
 
     # ---- dispatch ------------------------------------------------------------------------
-    def handle(self, func, args: tuple, kwargs: dict):
+    def handle(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One torch call of the pass (from :class:`~initlab.trace.InterceptMode`): the moment rule
         of its kind in :func:`initlab.trace.op_kind`, else the measured fallback."""
         name, kind = op_kind(func)
@@ -209,7 +210,7 @@ class Tracker(LayerRules):
                 return res
         return self._fallback(func, name, args, kwargs)
 
-    def _fallback(self, func, name, args, kwargs):
+    def _fallback(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
         for a in tree_flatten((args, kwargs))[0]:
             if self.is_param(a) and self.names[id(a)] not in self.uses:
@@ -223,11 +224,11 @@ class Tracker(LayerRules):
         return out
 
     # ---- weight layers -------------------------------------------------------------------
-    def _finish_weight(self, out, stat: Stat, wname: str):
+    def _finish_weight(self, out: Any, stat: Stat, wname: str) -> Any:
         self.track(out, Rec(stat=stat, origin=(wname, self.n)))
         return out
 
-    def _linear(self, func, name, args, kwargs):
+    def _linear(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         x, w = args[0], args[1] if len(args) > 1 else kwargs.get("weight")
         b = args[2] if len(args) > 2 else kwargs.get("bias")
         if not self.is_param(w) or self.rec(x) is None:
@@ -236,7 +237,8 @@ class Tracker(LayerRules):
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
-    def _addmm(self, func, name, args, kwargs):  # HF Conv1D: addmm(bias, x, weight[in, out])
+    # HF Conv1D: addmm(bias, x, weight[in, out])
+    def _addmm(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         b, x, w = args[0], args[1], args[2]
         if not self.is_param(w) or self.rec(x) is None:
             return NotImplemented
@@ -244,14 +246,14 @@ class Tracker(LayerRules):
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
-    def _matmul(self, func, name, args, kwargs):
+    def _matmul(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         x, w = args[0], args[1]
         if self.is_param(w) and self.rec(x) is not None and w.dim() == 2:
             stat, wname = self.weight_op(w, w.shape[0], self.anchored(x, w), "linear")
             return self._finish_weight(func(*args, **kwargs), stat, wname)
         return NotImplemented
 
-    def _conv(self, func, name, args, kwargs):
+    def _conv(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         x, w = args[0], args[1] if len(args) > 1 else kwargs.get("weight")
         b = args[2] if len(args) > 2 else kwargs.get("bias")
         if not self.is_param(w) or self.rec(x) is None:
@@ -267,7 +269,7 @@ class Tracker(LayerRules):
         self.zero(b)
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
-    def _embedding(self, func, name, args, kwargs):
+    def _embedding(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         idx, w = args[0], args[1]
         if not self.is_param(w):
             return NotImplemented
@@ -284,7 +286,7 @@ class Tracker(LayerRules):
         return self._finish_weight(out, Stat(0.0, (use.std or 0.0) ** 2), wname)
 
     # ---- elementwise and arithmetic ------------------------------------------------------
-    def _elementwise(self, func, name, args, kwargs):
+    def _elementwise(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         kw = {k: (False if k == "inplace" else v) for k, v in kwargs.items()}
         recs = [self.rec(a) for a in args]
         sources = {id(r.source()): r.source() for r in recs if r is not None}
@@ -294,7 +296,8 @@ class Tracker(LayerRules):
             parts = [(r.fn if r is not None and r.src is not None else (lambda u: u)) if r is not None else None
                      for r in recs]
 
-            def fn(u, func=func, args=args, parts=parts, kw=kw):
+            def fn(u: torch.Tensor, func: Callable[..., Any] = func, args: tuple[Any, ...] = args,
+                   parts: list[Any] = parts, kw: dict[str, Any] = kw) -> Any:
                 vals = [p(u) if p is not None else (a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a)
                         for a, p in zip(args, parts)]
                 return func(*vals, **kw)
@@ -332,12 +335,14 @@ class Tracker(LayerRules):
             else:
                 sign = -1.0 if name in SUBTRACTIONS else 1.0
                 st = Stat(s.mean + sign * float(p.mean()), s.var + float(p.var(unbiased=False)))
-            self.track(out, Rec(stat=st, origin=self.rec(x).origin if name in PRODUCT_OPS else None, chain=self.rec(x).chain))
+            rx = cast(Rec, self.rec(x))  # x was picked for having a Rec
+            self.track(out, Rec(stat=st, origin=rx.origin if name in PRODUCT_OPS else None, chain=rx.chain))
             return out
         return NotImplemented
 
-    def _sum(self, func, name, args, kwargs):
+    def _sum(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ra, rb = self.rec(args[0]), self.rec(args[1])
+        assert ra is not None and rb is not None  # _elementwise: two followed sources
         a, b = self.stat(args[0]), self.stat(args[1])
         # the branch: the term a weight layer produced (up to a linear map) after the other term existed
         branch = None
@@ -350,7 +355,7 @@ class Tracker(LayerRules):
         self.max_chain = max(self.max_chain, chain)
         if branch is not None and self.R > 1:
             br_t, br_r = args[branch], (ra, rb)[branch]
-            wname = br_r.origin[0]
+            wname = cast("tuple[str, int]", br_r.origin)[0]  # the branch is the term with an origin
             use = self.uses.get(wname)
             if wname not in self.branch_scaled and use is not None and use.std is not None and use.touched:
                 f = 1.0 / math.sqrt(self.R)
@@ -379,7 +384,7 @@ class Tracker(LayerRules):
                 return pid
         raise KeyError(wname)
 
-    def _shape(self, func, name, args, kwargs):
+    def _shape(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         out = func(*args, **kwargs)
         r = self.rec(args[0]) if args else None
         if r is None:  # a view of a parameter (w.t()) or a constant

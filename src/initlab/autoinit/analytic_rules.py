@@ -8,8 +8,9 @@ normalisation, attention (measured mixing) and recurrent cells; and what is know
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ class Rec:
 
     stat: Stat | None = None
     src: "Rec | None" = None                       # the pre-activation this is an elementwise function of
-    fn: Callable | None = None                     # u -> value, on float64 tensors
+    fn: Callable[..., Any] | None = None                    # u -> value, on float64 tensors
     label: str = ""                                # the activation's name in the report
     origin: tuple[str, int] | None = None          # (weight name, op index) if a weight op's output, up to a linear map
     chain: int = 0                                 # residual additions since the last normalization
@@ -50,8 +51,31 @@ class Use:
 class LayerRules:
     """Moment rules for concatenation, dropout, normalisation, attention and recurrent cells."""
 
-    def _cat(self, func, name, args, kwargs):
-        seq = args[0] if args else kwargs.get("tensors")
+    if TYPE_CHECKING:  # provided by Tracker (declared here for the type checker only)
+        uses: dict[str, Use]
+        names: dict[int, str]
+        target: float
+        fallbacks: dict[str, int]
+        batch: int
+        n: int
+        apply: bool
+
+        def track(self, t: Any, rec: Rec) -> None: ...
+
+        def rec(self, t: Any) -> Rec | None: ...
+
+        def stat(self, t: torch.Tensor) -> Stat: ...
+
+        def is_param(self, t: Any) -> TypeGuard[torch.Tensor]: ...
+
+        def module_of(self, pname: str) -> str: ...
+
+        def draw(self, w: torch.Tensor, std: float, gaussian: bool = False) -> None: ...
+
+        def zero(self, b: Any, kind: str = "bias") -> None: ...
+
+    def _cat(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seq = cast("Sequence[torch.Tensor]", args[0] if args else kwargs.get("tensors"))  # torch.cat(tensors)
         if not all(self.rec(t) is not None for t in seq):
             return NotImplemented
         sts, ns = [self.stat(t).pooled for t in seq], [t.numel() for t in seq]
@@ -62,7 +86,7 @@ class LayerRules:
         self.track(out, Rec(stat=Stat(mean, max(second - mean * mean, 0.0))))
         return out
 
-    def _dropout(self, func, name, args, kwargs):
+    def _dropout(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         x = args[0]
         r = self.rec(x)
         if r is None:
@@ -78,7 +102,7 @@ class LayerRules:
         self.track(out, Rec(stat=st, origin=r.origin, chain=r.chain))
         return out
 
-    def _norm(self, func, name, args, kwargs):
+    def _norm(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         x = args[0]
         if self.rec(x) is None:
             return NotImplemented
@@ -123,7 +147,7 @@ class LayerRules:
         return out
 
     # ---- attention and recurrent cells ---------------------------------------------------
-    def _mha(self, func, name, args, kwargs):
+    def _mha(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         params = [a for a in tree_flatten((args, kwargs))[0] if self.is_param(a)]
         q = args[0]
         if self.rec(q) is None:
@@ -163,7 +187,7 @@ class LayerRules:
             self.track(o, Rec(stat=Stat.of(o, self.batch), measured=True))
         return out
 
-    def _rnn(self, func, name, args, kwargs):
+    def _rnn(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         params = [a for a in tree_flatten((args, kwargs))[0] if self.is_param(a)]
         x = args[0]
         x2 = self.stat(x).second_pooled if self.rec(x) is not None else 1.0

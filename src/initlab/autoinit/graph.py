@@ -9,6 +9,7 @@ layer fixes the input's shape, from which an example is drawn.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -101,7 +102,7 @@ def _describe(example: Any) -> str:
 
 
 @contextmanager
-def quiet_forward(model: nn.Module):
+def quiet_forward(model: nn.Module) -> Iterator[None]:
     """A forward pass that leaves no trace: no grad, global RNG restored, buffers (BN stats) restored,
     the fused fast paths of attention off (they hide the projection weights in one kernel)."""
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}

@@ -39,7 +39,7 @@ def depth_chains(layers: list[LayerStats]) -> list[list[LayerStats]]:
         chain = hidden_weighted(layers)
         return [chain] if chain else []
     out = output_layer(layers)
-    groups: dict[tuple, list[LayerStats]] = {}
+    groups: dict[tuple[str, str, str | None], list[LayerStats]] = {}
     for s in weighted:
         if s is not out and "*" in s.role:
             groups.setdefault((s.role, s.kind, s.activation), []).append(s)
@@ -58,7 +58,7 @@ def geometric_rate(values: list[float]) -> float:
     """Geometric mean of consecutive ratios ``values[l+1]/values[l]`` (nan if undefined)."""
     if len(values) < 2 or min(values) <= 0 or not all(math.isfinite(v) for v in values):
         return float("nan")
-    return (values[-1] / values[0]) ** (1.0 / (len(values) - 1))
+    return float((values[-1] / values[0]) ** (1.0 / (len(values) - 1)))  # float ** float is Any in the stubs
 
 
 def rates(layers: list[LayerStats]) -> tuple[float, float]:

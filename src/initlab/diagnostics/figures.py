@@ -12,16 +12,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.colors import Normalize
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..plots.style import init_color, styled
 from .diagnose import Diagnosis, depth_chains, hidden_weighted
 from .monitor import Monitor
+
+if TYPE_CHECKING:
+    from matplotlib.cm import ScalarMappable
 
 __all__ = ["layer_histograms", "heatmap_figure", "depth_profile"]
 
@@ -40,7 +45,9 @@ def _hidden_names(layers: Sequence[tuple[str, bool]]) -> list[str]:
     return [n for n, _ in layers if n != output]
 
 
-def _columns(source) -> list[tuple[str, dict[str, dict[str, np.ndarray]], list[str]]]:
+def _columns(
+    source: Diagnosis | Mapping[str, Diagnosis] | Monitor,
+) -> list[tuple[str, dict[str, dict[str, np.ndarray]], list[str]]]:
     """``[(title, {layer: {"activation", "gradient"}}, hidden layer names)]`` for any source."""
     if isinstance(source, Diagnosis):
         source = {"at initialization": source}
@@ -57,7 +64,7 @@ def _columns(source) -> list[tuple[str, dict[str, dict[str, np.ndarray]], list[s
     return out
 
 
-def _density(ax, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: list) -> None:
+def _density(ax: Axes, per_layer: list[tuple[str, np.ndarray]], kind: str, colors: Sequence[Any]) -> None:
     # Exact zeros (ReLU's off units, and the gradients they block) would dwarf the rest of the
     # curve: they are left out and their share is written in the legend and in the panel.
     per_layer = [(name, v[np.isfinite(v)]) for name, v in per_layer]
@@ -103,7 +110,7 @@ def _spread(names: list[str], most: int) -> list[str]:
 
 
 @styled
-def layer_histograms(source, title: str | None = None) -> Figure:
+def layer_histograms(source: Diagnosis | Mapping[str, Diagnosis] | Monitor, title: str | None = None) -> Figure:
     """Per-layer histograms of activations (top row) and back-propagated gradients (bottom row).
 
     ``source``: a :class:`Diagnosis` (one column), a mapping ``label -> Diagnosis`` (a column
@@ -133,7 +140,7 @@ def layer_histograms(source, title: str | None = None) -> Figure:
     return fig
 
 
-def _mappable(cmap, norm):
+def _mappable(cmap: Colormap, norm: Normalize) -> ScalarMappable:
     from matplotlib.cm import ScalarMappable
 
     return ScalarMappable(norm=norm, cmap=cmap)
@@ -158,7 +165,8 @@ def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
         image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap="magma",
                           extent=(-0.5, len(steps) - 0.5, len(names) - 0.5, -0.5))
         ax.set_yticks(range(len(names)), names, fontsize=7 if len(names) > 12 else 9)
-        ticks = np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)) if steps else []
+        ticks: Sequence[int] | np.ndarray = (
+            np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)) if steps else [])
         ax.set_xticks(ticks, [str(steps[t]) for t in ticks])
         ax.set_xlabel("training step")
         ax.set_ylabel("layer")

@@ -19,7 +19,7 @@ import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from .._validation import DataError, ValidationError, check_choice, check_int, d
 __all__ = ["Inputs", "DTYPES", "as_inputs", "call_model", "pick_output", "check_dtype", "make_inputs",
            "with_dtype", "load_data", "describe", "batch_shape"]
 
-Inputs = Union[torch.Tensor, tuple, dict]
+Inputs = Union[torch.Tensor, tuple[Any, ...], dict[str, Any]]
 DTYPES = ("float", "long")  # --dtype: standard-normal floats, or integer ids in [0, vocab)
 _OUTPUT_HINT = "pick one with --output FIELD (output='FIELD' in Python)"
 
@@ -53,7 +53,7 @@ def _tensor(value: Any) -> Any:
     return value
 
 
-def _numeric(value: Sequence) -> bool:
+def _numeric(value: Sequence[Any]) -> bool:
     """True for a (nested) list of plain numbers, which is one array rather than several arguments."""
     if not len(value) or any(isinstance(v, (torch.Tensor, np.ndarray, Mapping)) for v in value):
         return False
@@ -203,7 +203,7 @@ def pick_output(output: Any, key: str | int | None = None) -> torch.Tensor:
                                       f"{did_you_mean(str(key), names)} (tensor fields: {_listing(fields)})")
             return value
         if isinstance(dict(fields).get("logits"), torch.Tensor):
-            return dict(fields)["logits"]
+            return cast(torch.Tensor, dict(fields)["logits"])
         if len(tensors) == 1 or (tensors and dataclasses.is_dataclass(output)):
             return tensors[0][1]
         if not tensors:
@@ -221,7 +221,7 @@ def pick_output(output: Any, key: str | int | None = None) -> torch.Tensor:
     raise ValidationError(f"the model must return a tensor, a tuple, a dict or a dataclass of tensors, got {kind}")
 
 
-def _tuple_item(output: tuple | list, key: str | int) -> torch.Tensor:
+def _tuple_item(output: tuple[Any, ...] | list[Any], key: str | int) -> torch.Tensor:
     kind = type(output).__name__
     names = list(getattr(output, "_fields", ()))
     text = str(key)
@@ -262,10 +262,10 @@ def make_inputs(shape: Sequence[int], dtype: str = "float", vocab: int | None = 
                 generator: int | torch.Generator | None = 0) -> torch.Tensor:
     """A random batch of ``shape`` (batch dimension first): standard normal for ``"float"``,
     integer ids uniform in ``[0, vocab)`` (int64) for ``"long"``."""
-    dtype = check_dtype(dtype, vocab)
+    dtype = cast(str, check_dtype(dtype, vocab))  # a str in, a str out
     gen = make_generator(generator)
     if dtype == "long":
-        return torch.randint(0, int(vocab), tuple(shape), generator=gen)
+        return torch.randint(0, int(cast(int, vocab)), tuple(shape), generator=gen)  # check_dtype: long needs vocab
     return torch.randn(tuple(shape), generator=gen)
 
 
@@ -290,13 +290,15 @@ def with_dtype(inputs: Inputs, dtype: str) -> Inputs:
         return {k: cast(f" [{k}]", v) for k, v in inputs.items()}
     if isinstance(inputs, tuple):
         return tuple(cast(f" [{i}]", v) for i, v in enumerate(inputs))
-    return cast("", inputs)
+    out: Inputs = cast("", inputs)  # (the local cast above)
+    return out
 
 
 def _array(name: str, array: np.ndarray, batch: int) -> torch.Tensor:
     if array.ndim < 1 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise DataError(f"data {name} must be a numeric array of shape (rows, ...), got {array.dtype} {array.shape}")
-    return _tensor(np.ascontiguousarray(array[:batch]))
+    tensor: torch.Tensor = _tensor(np.ascontiguousarray(array[:batch]))
+    return tensor
 
 
 def load_data(path: str | Path, batch: int) -> Inputs:

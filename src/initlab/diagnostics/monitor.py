@@ -140,7 +140,7 @@ class Monitor:
 
     def _update_ratio(self, weight: torch.Tensor | None) -> float:
         before = self._before.get(id(weight)) if weight is not None else None
-        if before is None:
+        if before is None or weight is None:
             return 0.0
         norm = float(before.norm())
         return float((weight.detach() - before).norm()) / norm if norm > 0 else 0.0

@@ -39,7 +39,8 @@ class Recorder(Tracer):
         super()._add(rec)
         if self.keep_grads and rec.output.requires_grad:
             index = len(self.records) - 1
-            rec.output.register_hook(lambda g, i=index: self.grads.__setitem__(i, g))
+            # torch's Tensor.register_hook is unannotated
+            rec.output.register_hook(lambda g, i=index: self.grads.__setitem__(i, g))  # type: ignore[no-untyped-call]
 
 
 @contextlib.contextmanager

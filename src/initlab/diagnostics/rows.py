@@ -4,6 +4,7 @@ gradients of every row from one autograd call (:func:`row_gradients`), sampled v
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ def row_gradients(loss: torch.Tensor, records: list[Record], extra: dict[str, di
     tensors: list[torch.Tensor] = []
     index: dict[int, int] = {}
 
-    def slot(t) -> int | None:
+    def slot(t: object) -> int | None:
         if not isinstance(t, torch.Tensor) or not t.requires_grad:
             return None
         if id(t) not in index:
@@ -58,7 +59,7 @@ def row_gradients(loss: torch.Tensor, records: list[Record], extra: dict[str, di
     if tensors and loss.requires_grad:
         full = list(torch.autograd.grad(loss, tensors, allow_unused=True))
 
-    def get(i):
+    def get(i: int | None) -> torch.Tensor | None:
         return None if i is None else full[i]
 
     return ([[get(i) for i in row] for row in w_slots], [[get(i) for i in row] for row in b_slots],
@@ -111,19 +112,20 @@ def _outgoing(rec: Record) -> list[torch.Tensor]:
     return [outgoing_rows(reader, k) for reader, k in rec.readers]
 
 
-def norm_all(ts) -> float:
+def norm_all(ts: torch.Tensor | Sequence[torch.Tensor | None] | None) -> float:
     """Norm of one tensor, or of several taken together (None entries count 0)."""
     if ts is None or isinstance(ts, torch.Tensor):
         return tensor_norm(ts)
     return math.sqrt(sum(tensor_norm(t) ** 2 for t in ts))
 
 
-def _finite(*ts) -> bool:
+def _finite(*ts: torch.Tensor | None) -> bool:
     return all(t is None or bool(torch.isfinite(t.detach()).all()) for t in ts)
 
 
-def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
-                symmetry: bool = True, bias_grad=None) -> LayerStats:
+def layer_stats(rec: Record, weight_grad: torch.Tensor | Sequence[torch.Tensor | None] | None,
+                out_grad: torch.Tensor | None, symmetry: bool = True,
+                bias_grad: torch.Tensor | Sequence[torch.Tensor | None] | None = None) -> LayerStats:
     """The measurements of one recorded row (``symmetry=False`` skips ``distinct_units``,
     which compares every pair of units, and reports ``units`` instead). ``weight_grad`` and
     ``bias_grad``: a tensor, or a list of tensors for a row that owns several (an LSTM)."""
@@ -145,6 +147,7 @@ def layer_stats(rec: Record, weight_grad, out_grad: torch.Tensor | None,
             weighted=False, saturable=saturable, finite=finite, params=list(rec.params), composite=rec.composite,
         )
     weight = rec.weight  # (units, fan_in...)
+    assert weight is not None  # rec.weighted
     bias = rec.bias
     gain = activation_gain(rec)
     outgoing = _outgoing(rec) if symmetry and finite else []

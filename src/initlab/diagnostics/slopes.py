@@ -47,9 +47,9 @@ def profile(fn: Callable[[torch.Tensor], torch.Tensor]) -> ActivationProfile:
     class, a repr or any other key, and then one's profile would decide the other's verdicts)."""
     with torch.no_grad():
         far = fn(torch.tensor([-_FARTHER, -_FAR, _FAR, _FARTHER]))
-    limits = []
-    for a, b in ((far[0], far[1]), (far[3], far[2])):
-        a, b = float(a), float(b)
+    limits: list[float | None] = []
+    for ta, tb in ((far[0], far[1]), (far[3], far[2])):
+        a, b = float(ta), float(tb)
         flat = abs(a - b) <= 1e-6 * (1.0 + abs(a)) and abs(a) < float("inf")
         limits.append(a if flat else None)
     return ActivationProfile(float(slope(fn, _GRID).abs().max()), limits[0], limits[1])

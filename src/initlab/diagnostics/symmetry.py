@@ -16,6 +16,7 @@ the tolerance allows; cheap necessary conditions (7 more projections, the rows' 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ def distinct_units_all_pairs(weight: torch.Tensor, bias: torch.Tensor | None = N
 # A "part" is the list of 2-D blocks ``(units, values)`` whose columns, side by side, are the rows
 # compared: the incoming part is [weight, bias]; each outgoing tensor is a part of its own.
 
-def _row_chunks(block: torch.Tensor):
+def _row_chunks(block: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     step = max(1, _CHUNK // max(1, block.shape[1]))
     for start in range(0, block.shape[0], step):
         yield start, block[start:start + step]
@@ -189,10 +190,10 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
     ordered = key[order]
     low = torch.searchsorted(ordered, key - reach, side="left").cpu().numpy()
     high = torch.searchsorted(ordered, key + reach, side="right").cpu().numpy()
-    order = order.cpu().numpy()
+    order_np = order.cpu().numpy()
     columns = [_columns(part, generator).numpy() for part in parts]
-    keys, reach = keys.cpu().numpy(), reach.cpu().numpy()
-    scales = [s.cpu().numpy() for s in scales]
+    keys_np, reach_np = keys.cpu().numpy(), reach.cpu().numpy()
+    scales_np = [s.cpu().numpy() for s in scales]
     grouped = np.zeros(units, dtype=bool)
     groups = 0
     for i in range(units):
@@ -202,10 +203,10 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
         grouped[i] = True
         if high[i] - low[i] <= 1:
             continue
-        others = order[low[i]:high[i]]
+        others = order_np[low[i]:high[i]]
         others = others[~grouped[others]]
-        others = others[(np.abs(keys[others] - keys[i]) <= reach[i]).all(axis=1)]
-        for scale, sample in zip(scales, columns):  # necessary conditions, on a few numbers per row
+        others = others[(np.abs(keys_np[others] - keys_np[i]) <= reach_np[i]).all(axis=1)]
+        for scale, sample in zip(scales_np, columns):  # necessary conditions, on a few numbers per row
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])
@@ -213,7 +214,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
             if sample.shape[1]:
                 keep &= np.abs(sample[others] - sample[i]).max(axis=1) <= limit
             others = others[keep]
-        for part, scale in zip(parts, scales):  # the full comparison
+        for part, scale in zip(parts, scales_np):  # the full comparison
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])

@@ -69,7 +69,9 @@ def diagnosis_table(before: Diagnosis, after: Diagnosis | None = None, title: st
     return table
 
 
-def layer_cells(before: Diagnosis, after: Diagnosis | None, columns=COLUMNS, arrow: str = "->"):
+def layer_cells(before: Diagnosis, after: Diagnosis | None,
+                columns: dict[str, Callable[[LayerStats], str]] = COLUMNS,
+                arrow: str = "->") -> list[tuple[LayerStats, list[str]]]:
     """Per layer of ``before``: ``(stats, cells)``, each cell ``"before <arrow> after"`` when ``after`` is given."""
     others = {s.name: s for s in after.layers} if after is not None else {}
     rows = []

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._json import json_safe
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["LayerStats", "Verdict", "Coverage", "Diagnosis"]
 
@@ -160,7 +163,7 @@ class Diagnosis:
             "blocks": json_safe(self.blocks),
         }
 
-    def table(self, after: Diagnosis | None = None, title: str | None = None):
+    def table(self, after: Diagnosis | None = None, title: str | None = None) -> Table:
         """A ``rich.table.Table`` of the layers; with ``after``, each cell reads ``before -> after``."""
         from .table import diagnosis_table
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
+from torch import nn
 
 from .._validation import ValidationError, check_float
 from . import _gauss
@@ -26,11 +28,12 @@ Activation = Union[str, Callable[[torch.Tensor], torch.Tensor]]
 _KINKED = ("elu", "selu")
 
 
-def _variance(field: str, value: Any) -> float:
-    value = check_float(field, value)
-    if value < 0:
-        raise ValidationError(f"{field} is a variance and must be >= 0, got {value!r}")
-    return value
+def variance_arg(field: str, value: Any) -> float:
+    """``value`` as a float variance (>= 0); a one-line ValidationError naming ``field`` otherwise."""
+    number = check_float(field, value)
+    if number < 0:
+        raise ValidationError(f"{field} is a variance and must be >= 0, got {number!r}")
+    return number
 
 
 @lru_cache(maxsize=64)
@@ -41,7 +44,7 @@ def _named_kernel(name: str) -> _gauss.Kernel:
     if key == "relu":
         return _gauss.ClosedFormLeakyReLU(0.0, "relu")
     if key == "leaky_relu":
-        return _gauss.ClosedFormLeakyReLU(make_activation(key).negative_slope, "leaky_relu")
+        return _gauss.ClosedFormLeakyReLU(cast(nn.LeakyReLU, make_activation(key)).negative_slope, "leaky_relu")
     if key == "linear":
         return _gauss.ClosedFormLinear()
     module = make_activation(key)
@@ -67,7 +70,7 @@ def resolve_activation(activation: Activation | _gauss.Kernel) -> _gauss.Kernel:
     return _gauss.SplitKernel(activation, name)
 
 
-def _length_map(kernel: _gauss.Kernel, sigma_w2: float, sigma_b2: float, q):
+def _length_map(kernel: _gauss.Kernel, sigma_w2: float, sigma_b2: float, q: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return sigma_w2 * kernel.e_phi2(np.asarray(q, dtype=float)) + sigma_b2
 
 
@@ -112,13 +115,13 @@ def chi_1(kernel: _gauss.Kernel, sigma_w2: float, q_star: float) -> float:
     return float(sigma_w2 * kernel.e_dphi2(q))
 
 
-def critical_sigma_w2(activation: Activation, sigma_b2: float = 0.0) -> float:
+def critical_sigma_w2(activation: Activation | _gauss.Kernel, sigma_b2: float = 0.0) -> float:
     """The sigma_w2 where chi_1 = 1 (the order-chaos boundary) for ``activation`` and ``sigma_b2``.
 
     ReLU: 2, leaky ReLU: 2 / (1 + a^2), linear: 1 (any sigma_b2); tanh with sigma_b2 = 0: 1.
     Otherwise Brent's method on chi_1(sigma_w2) - 1. Schoenholz et al. 2017, Fig. 1.
     """
-    sigma_b2 = _variance("sigma_b2", sigma_b2)
+    sigma_b2 = variance_arg("sigma_b2", sigma_b2)
     kernel = resolve_activation(activation)
     if isinstance(kernel, (_gauss.ClosedFormLeakyReLU, _gauss.ClosedFormLinear)):
         return 1.0 / kernel.e_dphi2(1.0)
@@ -127,7 +130,9 @@ def critical_sigma_w2(activation: Activation, sigma_b2: float = 0.0) -> float:
 
 @lru_cache(maxsize=256)  # named kernels are singletons, so this caches per (activation, sigma_b2)
 def _critical(kernel: _gauss.Kernel, sigma_b2: float) -> float:
-    f = lambda w: chi_1(kernel, w, length_fixed_point(kernel, w, sigma_b2)) - 1.0  # noqa: E731
+    def f(w: float) -> float:
+        return chi_1(kernel, w, length_fixed_point(kernel, w, sigma_b2)) - 1.0
+
     lo, hi = 0.5, 2.0
     while f(lo) > 0 and lo > 1e-6:
         lo /= 4

@@ -16,10 +16,11 @@ correlation c), the five expectations mean-field theory needs:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from .._validation import ValidationError
@@ -39,7 +40,7 @@ class Kernel:
     name: str = "activation"
     kinked: bool = False
 
-    def e_phi2(self, q: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+    def e_phi2(self, q: npt.ArrayLike) -> npt.NDArray[np.float64]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def e_dphi2(self, q: float) -> float:  # pragma: no cover
@@ -67,23 +68,23 @@ class ClosedFormLeakyReLU(Kernel):
     def __init__(self, slope: float = 0.0, name: str = "relu") -> None:
         self.a, self.name = float(slope), name
 
-    def e_phi2(self, q):
+    def e_phi2(self, q: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return np.asarray(q, dtype=float) * (1 + self.a**2) / 2
 
-    def e_dphi2(self, q):
+    def e_dphi2(self, q: float) -> float:
         return (1 + self.a**2) / 2
 
-    def dq_e_phi2(self, q):
+    def dq_e_phi2(self, q: float) -> float:
         return (1 + self.a**2) / 2
 
-    def e_phiphi(self, q, c):
+    def e_phiphi(self, q: float, c: float) -> float:
         c = min(1.0, max(-1.0, c))
         theta = math.acos(c)
         relu = q * (math.sin(theta) + (math.pi - theta) * c) / (2 * math.pi)
         a = self.a
         return (1 - a) ** 2 * relu + a * (1 - a) * q * c + a**2 * q * c
 
-    def e_dphidphi(self, q, c):
+    def e_dphidphi(self, q: float, c: float) -> float:
         theta = math.acos(min(1.0, max(-1.0, c)))
         return (1 + self.a**2) * (math.pi - theta) / (2 * math.pi) + self.a * theta / math.pi
 
@@ -93,24 +94,24 @@ class ClosedFormLinear(Kernel):
 
     name = "linear"
 
-    def e_phi2(self, q):
+    def e_phi2(self, q: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return np.asarray(q, dtype=float)
 
-    def e_dphi2(self, q):
+    def e_dphi2(self, q: float) -> float:
         return 1.0
 
-    def dq_e_phi2(self, q):
+    def dq_e_phi2(self, q: float) -> float:
         return 1.0
 
-    def e_phiphi(self, q, c):
+    def e_phiphi(self, q: float, c: float) -> float:
         return q * c
 
-    def e_dphidphi(self, q, c):
+    def e_dphidphi(self, q: float, c: float) -> float:
         return 1.0
 
 
 @contextmanager
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """Quadrature arrays are small: torch's intra-op threads only add overhead (50x on a busy machine)."""
     n = torch.get_num_threads()
     if n == 1:
@@ -144,27 +145,27 @@ class _AutogradKernel(Kernel):
 class HermiteKernel(_AutogradKernel):
     """Gauss-Hermite quadrature (probabilists' weight e^{-z^2/2}) for smooth activations."""
 
-    def __init__(self, fn, name):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
         super().__init__(fn, name)
         z, w = np.polynomial.hermite_e.hermegauss(_HERMITE_1D)
         self.z, self.w = z, w / math.sqrt(2 * math.pi)
         z2, w2 = np.polynomial.hermite_e.hermegauss(_HERMITE_2D)
         self.z2, self.w2 = z2, w2 / math.sqrt(2 * math.pi)
 
-    def e_phi2(self, q):
+    def e_phi2(self, q: npt.ArrayLike) -> npt.NDArray[np.float64]:
         q = np.atleast_1d(np.asarray(q, dtype=float))
         p = self.phi(np.sqrt(q)[:, None] * self.z[None, :])  # (nq, nodes)
         return (p**2) @ self.w
 
-    def e_dphi2(self, q):
+    def e_dphi2(self, q: float) -> float:
         _, d = self.phi_dphi(math.sqrt(q) * self.z)
         return float(d**2 @ self.w)
 
-    def dq_e_phi2(self, q):
+    def dq_e_phi2(self, q: float) -> float:
         p, d = self.phi_dphi(math.sqrt(q) * self.z)
         return float((p * d * self.z) @ self.w / math.sqrt(q))
 
-    def _pair(self, q, c, derivative: bool):
+    def _pair(self, q: float, c: float, derivative: bool) -> float:
         s = math.sqrt(max(0.0, 1 - c * c))
         u1 = math.sqrt(q) * self.z2  # (n,)
         u2 = math.sqrt(q) * (c * self.z2[:, None] + s * self.z2[None, :])  # (n, n)
@@ -174,10 +175,10 @@ class HermiteKernel(_AutogradKernel):
             f1, f2 = self.phi(u1), self.phi(u2)
         return float(self.w2 @ (f1[:, None] * f2) @ self.w2)
 
-    def e_phiphi(self, q, c):
+    def e_phiphi(self, q: float, c: float) -> float:
         return self._pair(q, c, False)
 
-    def e_dphidphi(self, q, c):
+    def e_dphidphi(self, q: float, c: float) -> float:
         return self._pair(q, c, True)
 
 
@@ -193,7 +194,7 @@ class SplitKernel(_AutogradKernel):
 
     kinked = True
 
-    def __init__(self, fn, name):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
         super().__init__(fn, name)
         x, w = np.polynomial.legendre.leggauss(_LEGENDRE)
         half = (x + 1) * _RADIUS / 2  # nodes on [0, R]
@@ -210,7 +211,7 @@ class SplitKernel(_AutogradKernel):
     e_dphi2 = HermiteKernel.e_dphi2
     dq_e_phi2 = HermiteKernel.dq_e_phi2
 
-    def _pair_sum(self, q, c, use_derivative: bool) -> float:
+    def _pair_sum(self, q: float, c: float, use_derivative: bool) -> float:
         t0 = math.acos(min(1.0, max(-1.0, c)))
         cuts = sorted({(k * math.pi / 2 + s) % (2 * math.pi) for k in (1, 3) for s in (0.0, t0)})
         cuts = cuts + [cuts[0] + 2 * math.pi]
@@ -226,14 +227,14 @@ class SplitKernel(_AutogradKernel):
         f = self.phi_dphi(u1)[1] * self.phi_dphi(u2)[1] if use_derivative else self.phi(u1) * self.phi(u2)
         return float(self.wr @ f @ wt)
 
-    def e_phiphi(self, q, c):
+    def e_phiphi(self, q: float, c: float) -> float:
         return self._pair_sum(q, c, False)
 
-    def e_dphidphi(self, q, c):
+    def e_dphidphi(self, q: float, c: float) -> float:
         return self._pair_sum(q, c, True)
 
 
-def check_differentiable(fn: Callable, name: str) -> None:
+def check_differentiable(fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> None:
     """Raise a ValidationError unless ``fn`` is elementwise, finite and differentiable by autograd."""
     x = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64, requires_grad=True)
     try:

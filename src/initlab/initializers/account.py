@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, SupportsIndex, cast, overload
 
 import torch
 from torch import nn
@@ -46,7 +46,7 @@ class ParamEntry:
         return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-class Account(list):
+class Account(list["ParamEntry"]):
     """A list of :class:`ParamEntry`, one per parameter name, with a short repr and a table view."""
 
     def touched(self) -> list[ParamEntry]:
@@ -57,7 +57,13 @@ class Account(list):
         """Entries of the parameters left as they were, each with its reason."""
         return [e for e in self if e.action == "left"]
 
-    def __getitem__(self, key):
+    @overload
+    def __getitem__(self, key: str | SupportsIndex) -> ParamEntry: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[ParamEntry]: ...
+
+    def __getitem__(self, key: str | SupportsIndex | slice) -> ParamEntry | list[ParamEntry]:
         if isinstance(key, str):  # account["lm_head.weight"]
             for e in self:
                 if e.name == key:
@@ -127,7 +133,7 @@ def _split(param: torch.Tensor, parts: int) -> list[Block]:
     return [Block(param[i * rows:(i + 1) * rows], (param.shape[1], rows)) for i in range(parts)]
 
 
-def _classify(module: nn.Module, attr: str, param: torch.Tensor) -> tuple[str, list[Block], list, str]:
+def _classify(module: nn.Module, attr: str, param: torch.Tensor) -> tuple[str, list[Block], list[tuple[int, int]], str]:
     """(kind, weight blocks, bias fans, note) for ``module.<attr>``."""
     if isinstance(module, nn.MultiheadAttention):
         if attr == "in_proj_weight":  # (3E, E): q, k, v stacked
@@ -162,7 +168,8 @@ def _classify(module: nn.Module, attr: str, param: torch.Tensor) -> tuple[str, l
         if attr == "weight":  # (in, out): drawn through its transpose, PyTorch's (out, in)
             return "linear", [Block(param.T, (param.shape[0], param.shape[1]))], [], ""
         if attr == "bias":
-            return "bias", [], [(module.weight.shape[0], module.weight.shape[1])], ""
+            weight = cast(torch.Tensor, module.weight)
+            return "bias", [], [(weight.shape[0], weight.shape[1])], ""
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         return "embedding", [], [], "an embedding (a lookup table, no fan-in): kept as it is"
     if isinstance(module, _NORMS):

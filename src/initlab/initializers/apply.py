@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -15,6 +15,9 @@ from .account import Account, ParamEntry, ParamSlot, param_slots
 from .critical import bind_critical
 from .lsuv import lsuv_model, preserved
 from .registry import Initializer, get
+
+if TYPE_CHECKING:
+    from .lsuv import LSUVResult, LSUVUnit
 
 __all__ = ["apply_init", "init_layers"]
 
@@ -62,7 +65,7 @@ def apply_init(
     """
     foreign = adapter(model, "apply_init")  # a Keras 3 model (torch backend): initlab.integrations.keras
     if foreign is not None:
-        return foreign(model, weight, bias, generator, data)
+        return cast("nn.Module | Account", foreign(model, weight, bias, generator, data))
     weight_init = get(weight)
     bias_init = get(bias) if bias is not None else None
     weight_init, bias_init = bind_critical(model, weight_init, bias_init)
@@ -136,10 +139,10 @@ def _std(p: torch.Tensor) -> float | None:
     return float(p.detach().float().std()) if p.numel() > 1 else None
 
 
-def _add_lsuv(entries: Account, result, slots: list[ParamSlot]) -> None:
+def _add_lsuv(entries: Account, result: LSUVResult, slots: list[ParamSlot]) -> None:
     """Measured output std of each rescaled weight (mean over its blocks' variances), and its std after."""
     param_of = {s.name: s.param for s in slots}
-    units: dict[int, list] = {}
+    units: dict[int, list[LSUVUnit]] = {}
     for u in result.units:
         units.setdefault(id(u.param), []).append(u)
     uncalled = {id(u.param) for u in result.uncalled}

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from .._validation import ValidationError
-from ._critical_point import _variance, critical_sigma_w2
+from ._critical_point import critical_sigma_w2, variance_arg
 from .registry import Initializer
-from .schemes import _normal_, variance_scaling
+from .schemes import fill_normal_, variance_scaling
 
 __all__ = ["critical", "bind_critical", "model_activations"]
 
@@ -27,13 +27,13 @@ def critical(tensor, activation: str = "tanh", sigma_b2: float = 0.0, *, generat
     zero biases s* = 1.76 would be chaotic (chi_1 = 1.07).
     Reference: Schoenholz et al., 2017, "Deep Information Propagation"; Poole et al., 2016.
     """
-    sigma_b2 = _variance("sigma_b2", sigma_b2)
+    sigma_b2 = variance_arg("sigma_b2", sigma_b2)
     scale = critical_sigma_w2(activation, sigma_b2)
     if tensor.dim() - batch_dims == 1:  # a bias
         if sigma_b2 == 0.0:  # as "zeros": no draw, so the weights that follow are the same numbers
             with torch.no_grad():
                 return tensor.zero_()
-        return _normal_(tensor, 0.0, math.sqrt(sigma_b2), generator)
+        return fill_normal_(tensor, 0.0, math.sqrt(sigma_b2), generator)
     return variance_scaling(tensor, scale, "fan_in", "normal", generator=generator, fans=fans, batch_dims=batch_dims)
 
 

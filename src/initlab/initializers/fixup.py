@@ -15,6 +15,8 @@ It is a model-level scheme (it needs the block structure), so it is not in the p
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -29,7 +31,7 @@ def fixup_scale(num_blocks: int, branch_layers: int) -> float:
     """Fixup's branch scale ``L^(-1/(2m-2))`` (Zhang et al. 2019, rule 2): L branches of m layers."""
     num_blocks = check_int("num_blocks", num_blocks, 1)
     branch_layers = check_int("branch_layers", branch_layers, 2)
-    return num_blocks ** (-1.0 / (2 * branch_layers - 2))
+    return float(num_blocks ** (-1.0 / (2 * branch_layers - 2)))  # int ** float is Any in the stubs
 
 
 def fixup_init(model: nn.Module, num_blocks: int | None = None,
@@ -56,10 +58,11 @@ def fixup_init(model: nn.Module, num_blocks: int | None = None,
         raise ValidationError(f"num_blocks={num_blocks} but the model has {n} residual blocks")
     gen = make_generator(generator)
     he = get("he_normal")
+    stem, head = cast(nn.Linear, model.stem), cast(nn.Linear, model.head)  # checked above
     with torch.no_grad():
-        he(model.stem.weight, gen)
-        if model.stem.bias is not None:
-            model.stem.bias.zero_()
+        he(stem.weight, gen)
+        if stem.bias is not None:
+            stem.bias.zero_()
         for block in blocks:
             m = len(block.linears)
             scale = fixup_scale(num_blocks, m)
@@ -69,10 +72,10 @@ def fixup_init(model: nn.Module, num_blocks: int | None = None,
             for p in (*block.bias_in, *block.bias_act, block.bias_out):
                 p.zero_()
             block.scale.fill_(1.0)
-        model.head.weight.zero_()
-        if model.head.bias is not None:
-            model.head.bias.zero_()
-        model.bias_head.zero_()
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
+        cast(torch.Tensor, model.bias_head).zero_()
     return model
 
 

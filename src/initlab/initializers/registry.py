@@ -23,7 +23,7 @@ import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import torch
 
@@ -137,13 +137,19 @@ def catalog() -> list[Scheme]:
 
 
 @dataclass(frozen=True)
-class Catalog(Sequence):
+class Catalog(Sequence["Scheme"]):
     """The catalog as one object a notebook shows as a table: name, aliases, kind, parameters,
     formula, reference. A sequence of :class:`Scheme` (as :func:`catalog`'s list)."""
 
     schemes: tuple[Scheme, ...]
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Scheme: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Scheme, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Scheme | tuple[Scheme, ...]:
         return self.schemes[index]
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ opposite of what this one does.
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import torch
 
@@ -46,10 +47,11 @@ def zero_matrix(n_out: int, n_in: int) -> torch.Tensor:
         return torch.eye(n_out, n_in, dtype=torch.float64)
     m = math.ceil(math.log2(n_out))
     c = 2.0 ** (-(m - 1) / 2.0)
-    return c * sylvester_hadamard(n_out, n_in, m)
+    return cast(torch.Tensor, c * sylvester_hadamard(n_out, n_in, m))  # float * Tensor is Any in torch's stubs
 
 
-def hadamard_identity(tensor, *, generator=None, fans=None, batch_dims=0):
+def hadamard_identity(tensor: torch.Tensor, *, generator: torch.Generator | None = None,
+                      fans: tuple[int, int] | None = None, batch_dims: int = 0) -> torch.Tensor:
     """ZerO: W = I (out = in), I* (out < in), 2^(-(m-1)/2) H_m[:out, :in], m = ceil(log2 out) (out > in).
 
     Deterministic. I* is the partial identity (I*_ij = 1 if i == j else 0).
@@ -73,5 +75,7 @@ def hadamard_identity(tensor, *, generator=None, fans=None, batch_dims=0):
         matrix = zero_matrix(n_out, n_in).to(tensor.dtype)  # (out, in)
         tensor.zero_()
         centre = tuple(k // 2 for k in shape[2:])
-        tensor[(Ellipsis, slice(None), slice(None), *centre)] = matrix.to(tensor.device)
+        # the index is built first: mypy reads t[(a, *b)] as the 3.11-only t[a, *b]
+        index: tuple[Any, ...] = (Ellipsis, slice(None), slice(None), *centre)
+        tensor[index] = matrix.to(tensor.device)
     return tensor

@@ -33,7 +33,7 @@ def _build() -> type:
     transformers = import_extra("transformers", "transformers", "hf")
     from ..diagnostics.monitor import Monitor
 
-    class MonitorCallback(transformers.TrainerCallback):
+    class MonitorCallback(transformers.TrainerCallback):  # type: ignore[name-defined,misc]  # base from an optional package imported at run time
         """Record :class:`initlab.Monitor` statistics during ``Trainer.train`` and write them at the end
         (see :mod:`initlab.integrations.hf`)."""
 

@@ -34,10 +34,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from .._rng import make_generator
 from .._validation import InitlabError, ValidationError, check_int
@@ -52,7 +53,7 @@ class KerasUnavailable(InitlabError, ImportError):
     """Keras 3 is missing or runs on a backend other than torch."""
 
 
-def require_keras():
+def require_keras() -> Any:
     """Import Keras and check it is Keras 3 on the torch backend; else raise one line saying what to do."""
     try:
         keras = importlib.import_module("keras")
@@ -131,7 +132,7 @@ class KerasWeights:
     @property
     def kernel(self) -> torch.Tensor:
         """The kernel's torch parameter, in Keras' layout (what gradients are taken against)."""
-        return self.layer.kernel.value
+        return cast(torch.Tensor, self.layer.kernel.value)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -170,7 +171,7 @@ def _unit_dim(layer: Any) -> int:
     return 1 if getattr(layer, "data_format", "channels_last") == "channels_first" else -1
 
 
-def _act_name(fn: Callable | None) -> str:
+def _act_name(fn: Callable[..., Any] | None) -> str:
     name = getattr(fn, "__name__", type(fn).__name__) if fn is not None else "linear"
     return _NAMES.get(name, name)
 
@@ -217,8 +218,8 @@ class KerasRecorder:
     norms: list[NormRecord] = field(default_factory=list)  # one per call of a normalisation layer with weights
 
     def __post_init__(self) -> None:
-        self._handles: list = []
-        self._acts: dict[int, Callable] = {}  # id(layer) -> its own activation, while swapped out
+        self._handles: list[RemovableHandle] = []
+        self._acts: dict[int, Callable[..., Any]] = {}  # id(layer) -> its own activation, while swapped out
         self._weights: dict[int, KerasWeights] = {}
         self.lineage = Lineage()  # tensor -> row whose pre-activation (owner) or units (feed) it holds
         self.done = False
@@ -274,7 +275,7 @@ class KerasRecorder:
     def _recording(self) -> bool:
         return not self.done and torch.is_grad_enabled()
 
-    def _end(self, module, inputs, output):
+    def _end(self, module: Any, inputs: tuple[Any, ...], output: Any) -> None:
         if self._recording() and self.records:
             self.done = True
             self.lineage.clear()
@@ -287,14 +288,15 @@ class KerasRecorder:
         self.records.append(rec)
         if self.keep_grads and rec.output.requires_grad:
             index = len(self.records) - 1
-            rec.output.register_hook(lambda g, i=index: self.grads.__setitem__(i, g))
+            # torch's Tensor.register_hook is unannotated
+            rec.output.register_hook(lambda g, i=index: self.grads.__setitem__(i, g))  # type: ignore[no-untyped-call]
 
-    def _on_weighted(self, layer, inputs, output):
+    def _on_weighted(self, layer: Any, inputs: tuple[Any, ...], output: Any) -> Any:
         act = self._acts.get(id(layer))
         linear = act is None or act is keras.activations.linear
         if not isinstance(output, torch.Tensor):  # a symbolic (shape-only) call
             return None
-        y = output if linear else act(output)
+        y = output if linear or act is None else act(output)
         if not self._recording():
             return None if linear else y
         weights = self._weights[id(layer)]
@@ -305,7 +307,8 @@ class KerasRecorder:
         fan_in, fan_out = weights.fans
         # the rows are the kernel in torch's layout (out, in, *kernel), one per unit; the gradients are
         # taken against the kernel parameter itself (Keras' layout: the same values, so the same norms)
-        rec = Record(self._unique(layer.name), weights, output, _unit_dim(layer),
+        # the row's owner is the layer's KerasWeights (duck-typed where torch rows hold an nn.Module)
+        rec = Record(self._unique(layer.name), cast(Any, weights), output, _unit_dim(layer),
                      pre_std=float(out.std()) if out.numel() > 1 else 0.0, kind=type(layer).__name__, input_rms=rms,
                      weight=weights.weight, weights=[weights.kernel], biases=[] if bias is None else [bias],
                      fan_in=fan_in, fan_out=fan_out, role=layer.name, params=weights.params)
@@ -314,7 +317,7 @@ class KerasRecorder:
             rec.activation, rec.act_output, rec.act_input = name, y, output
             rec.act_fn = act if name in ELEMENTWISE else None
         feed = self.lineage.feed(x)
-        if feed is not None:
+        if feed is not None and x is not None:  # a feed is only found for a tensor
             self._add_reader(feed[0], weights, x, layer)
         self._add(rec)
         if linear:
@@ -331,7 +334,7 @@ class KerasRecorder:
             return
         source.readers.append((reader, 1))
 
-    def _on_pass_through(self, layer, inputs, output):
+    def _on_pass_through(self, layer: Any, inputs: tuple[Any, ...], output: Any) -> None:
         if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
             return
         owner = self.lineage.owner(inputs[0])
@@ -341,7 +344,7 @@ class KerasRecorder:
         if isinstance(layer, tuple(NORMS)) and isinstance(inputs[0], torch.Tensor):
             self._norm(layer, inputs[0], output)
 
-    def _norm(self, layer, x: torch.Tensor, output: torch.Tensor) -> None:
+    def _norm(self, layer: Any, x: torch.Tensor, output: torch.Tensor) -> None:
         """A normalisation layer's call: input and output std and its mean gain, as the torch path
         records ``F.batch_norm``/``F.layer_norm``/``F.group_norm``; its gamma and beta are its parameters."""
         gamma, beta = getattr(layer, "gamma", None), getattr(layer, "beta", None)
@@ -359,7 +362,7 @@ class KerasRecorder:
         taken = sum(1 for n in self.norms if n.name == name or n.name.startswith(name + "#"))
         return name if taken == 0 else f"{name}#{taken + 1}"
 
-    def _on_activation(self, layer, inputs, output):
+    def _on_activation(self, layer: Any, inputs: tuple[Any, ...], output: Any) -> None:
         if not (self._recording() and inputs and isinstance(output, torch.Tensor)):
             return
         x = inputs[0]
@@ -417,7 +420,7 @@ def _to_tensor(inputs: Any, model: Any) -> Any:
         if not isinstance(x, torch.Tensor):
             array = np.asarray(x)
             x = torch.as_tensor(array if np.issubdtype(array.dtype, np.integer) else array.astype(np.float32))
-        return x.to(device) if device is not None else x
+        return cast(torch.Tensor, x.to(device) if device is not None else x)
 
     return keras.tree.map_structure(convert, inputs)
 
@@ -449,7 +452,7 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
         recorder.detach()
     records = recorder.records
     not_measured = list(recorder.not_measured)
-    seen = {id(r.module.layer) for r in records if r.weighted}
+    seen = {id(cast(KerasWeights, r.module).layer) for r in records if r.weighted}
     not_measured += [{"name": layer.name, "kind": type(layer).__name__, "reason": "not reached by the forward pass"}
                      for layer in recorder.weighted_layers if id(layer) not in seen]
     if not isinstance(outputs, torch.Tensor):
@@ -468,12 +471,12 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
             loss = surrogate_loss(head)
         weight_grads, bias_grads, out_grads, param_grads = _gradients(loss, records, parameters)
     layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
-    return diagnosis_from_rows(
+    return cast(KerasDiagnosis, diagnosis_from_rows(  # cls=KerasDiagnosis
         layers, float(loss.detach()), input_shape=_first_shape(inputs),
         samples={r.name: row_samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)},
         coverage=_coverage(parameters, param_grads, records, recorder.norms, not_measured),
         norms=[asdict(n) for n in recorder.norms], readout=measure_readout(head, targets), cls=KerasDiagnosis,
-        not_measured=not_measured)
+        not_measured=not_measured))
 
 
 def _logits(records: list[Record], outputs: torch.Tensor) -> torch.Tensor:
@@ -499,7 +502,9 @@ def _parameters(model: Any) -> list[tuple[str, torch.Tensor, Any]]:
     return found
 
 
-def _gradients(loss: torch.Tensor, records: list[Record], parameters: list[tuple[str, torch.Tensor, Any]]):
+def _gradients(loss: torch.Tensor, records: list[Record], parameters: list[tuple[str, torch.Tensor, Any]]
+               ) -> tuple[list[list[torch.Tensor | None]], list[list[torch.Tensor | None]], list[torch.Tensor | None],
+                          dict[Any, torch.Tensor | None]]:
     """``(weight grads, bias grads, output grads, {path: grad})``: per row a list for its weights
     (the kernel, Keras' layout) and one for its biases, d loss / d its output, and every parameter's
     gradient, from one ``torch.autograd.grad`` call (None where a tensor takes no part in the loss)."""
@@ -513,7 +518,7 @@ def _coverage(parameters: list[tuple[str, torch.Tensor, Any]], grads: dict[str, 
     other one was not: its layer's ``not_measured`` reason, frozen, or no gradient reached it."""
     measured = {n for r in records for n in r.params} | {n for norm in norms for n in norm.params}
     reasons = {d["name"]: d["reason"] for d in not_measured}
-    unattributed = []
+    unattributed: list[dict[str, Any]] = []
     for path, tensor, layer in parameters:
         if path in measured:
             continue
@@ -565,7 +570,7 @@ def apply_init_keras(model: Any, weight: Any, bias: Any = "zeros", generator: to
 
 # -- initializers --------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="initlab", name="Initializer")
-class Initializer(keras.initializers.Initializer):
+class Initializer(keras.initializers.Initializer):  # type: ignore[name-defined,misc]  # base from an optional package imported at run time
     """An initlab catalog scheme as a Keras initializer: ``Dense(10, kernel_initializer=Initializer("he_normal", seed=0))``.
 
     The values are drawn by :func:`initlab.initializers.get` on a torch tensor of torch's layout
@@ -590,7 +595,7 @@ class Initializer(keras.initializers.Initializer):
         weight = torch.empty(torch_shape(shape), dtype=torch.float32)
         self.init(weight, make_generator(self.seed))
         values = to_keras_layout(weight).contiguous()
-        return keras.ops.convert_to_tensor(values, dtype=dtype or keras.config.floatx())
+        return cast(torch.Tensor, keras.ops.convert_to_tensor(values, dtype=dtype or keras.config.floatx()))
 
     def get_config(self) -> dict[str, Any]:
         return {"identifier": self.init.spec, "seed": self.seed}
@@ -605,7 +610,7 @@ def initializer(identifier: str | dict[str, Any], seed: int | None = None) -> In
 
 
 # -- Monitor -------------------------------------------------------------------------------------
-class Monitor(TorchMonitor, keras.callbacks.Callback):
+class Monitor(TorchMonitor, keras.callbacks.Callback):  # type: ignore[name-defined,misc]  # base from an optional package imported at run time
     """``initlab.Monitor`` as a Keras callback: ``model.fit(X, y, callbacks=[initlab.keras.Monitor(every=10)])``.
 
     Records what ``initlab.Monitor`` records, the same way (its recorded steps 1, every + 1, ...,
@@ -627,24 +632,25 @@ class Monitor(TorchMonitor, keras.callbacks.Callback):
         self.records: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.layer_info: dict[str, dict[str, Any]] = {}
-        self._recorder: KerasRecorder | None = None
+        # records through a KerasRecorder (TorchMonitor's is a torch Recorder, never built here)
+        self._recorder: KerasRecorder | None = None  # type: ignore[assignment]
         self._before: dict[int, torch.Tensor] = {}
         self._steps = 0
 
     # Keras callback -------------------------------------------------------------------------
-    def on_train_begin(self, logs: dict | None = None) -> None:
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if getattr(self.model, "jit_compile", False) is True:  # hooks inside torch.compile'd steps: not supported
             raise ValidationError("initlab.keras.Monitor needs eager training steps: compile the model with "
                                   "jit_compile=False (the torch backend's default)")
         self._recorder = KerasRecorder(self.model, keep_grads=True)
 
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self._recorder is not None and self._steps % self.every == 0:  # the next step is 1, every + 1, ...
             self._recorder.attach()
             self._before = {id(w.kernel): w.kernel.detach().clone() for w in self._recorder._weights.values()
                             if getattr(w.layer, "built", False)}
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._steps += 1
         recorder = self._recorder
         if recorder is not None and recorder.attached:
@@ -653,10 +659,11 @@ class Monitor(TorchMonitor, keras.callbacks.Callback):
                 self._collect(self._steps)
             self._before = {}
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    # Keras' signature: the torch Trainer's on_epoch_end(trainer, epoch, logs) is never called on this class
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:  # type: ignore[override]
         pass
 
-    def on_train_end(self, logs: dict | None = None) -> None:
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.close()
         if self.out is not None and self.records:
             self.save(self.out, getattr(self.model, "name", "Keras model"))

@@ -48,7 +48,7 @@ def _build() -> type:
     pl = import_extra("lightning.pytorch", "lightning", "lightning")
     from ..diagnostics.monitor import Monitor
 
-    class MonitorCallback(pl.Callback):
+    class MonitorCallback(pl.Callback):  # type: ignore[name-defined,misc]  # base from an optional package imported at run time
         """Record :class:`initlab.Monitor` statistics during ``Trainer.fit`` and write them at the end
         (see :mod:`initlab.integrations.lightning`)."""
 

@@ -19,7 +19,7 @@ __all__ = ["MLP", "OUTPUTS"]
 OUTPUTS = ("sigmoid", "softmax", "linear")
 
 
-def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+def default_linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
     """``nn.Linear(n_in, n_out)`` with its default init drawn from ``generator``, not the global RNG."""
     # Built on the meta device (no storage, nothing drawn), then given real tensors. (skip_init
     # does the same through Module.to_empty, whose first call imports torch's reference ops: 0.5 s.)
@@ -56,9 +56,9 @@ class MLP(nn.Sequential):
         gen = make_generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
-            layers[f"hidden{i}"] = _linear(n_in, n_out, gen)
+            layers[f"hidden{i}"] = default_linear(n_in, n_out, gen)
             layers[f"act{i}"] = make_activation(activation)
-        layers["output"] = _linear(sizes[-2], sizes[-1], gen)
+        layers["output"] = default_linear(sizes[-2], sizes[-1], gen)
         super().__init__(layers)
         self.sizes = sizes
         self.activation = activation
@@ -81,7 +81,7 @@ class MLP(nn.Sequential):
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities: ``(N,)`` P(class 1) for a sigmoid output, ``(N, K)`` for softmax."""
-        logits = self(x)
+        logits: torch.Tensor = self(x)
         if self.output_kind == "sigmoid":
             return torch.sigmoid(logits).squeeze(-1)
         if self.output_kind == "softmax":

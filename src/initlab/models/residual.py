@@ -16,12 +16,14 @@ He initialization (``initlab.apply_init(model, "he_normal")``) and Fixup
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from .._rng import make_generator
 from .._validation import check_int
-from .mlp import _linear
+from .mlp import default_linear
 
 __all__ = ["ResidualBlock", "ResidualMLP"]
 
@@ -40,8 +42,8 @@ class ResidualBlock(nn.Module):
         gen = make_generator(generator if generator is not None else 0)
         self.linears = nn.ModuleList()
         for _ in range(self.branch_layers):
-            layer = _linear(width, width, gen)
-            layer.bias = None  # the scalar biases below replace the vectors
+            layer = default_linear(width, width, gen)
+            layer.bias = None  # type: ignore[assignment]  # torch allows None (the stub says Parameter); the scalar biases below replace the vectors
             self.linears.append(layer)
         self.bias_in = nn.ParameterList(_scalar(0.0) for _ in range(self.branch_layers))  # before each Linear
         self.bias_act = nn.ParameterList(_scalar(0.0) for _ in range(self.branch_layers - 1))  # before each relu
@@ -79,10 +81,10 @@ class ResidualMLP(nn.Module):
         self.n_out = check_int("n_out", n_out, 1)
         self.branch_layers = check_int("branch_layers", branch_layers, 2)
         gen = make_generator(generator)
-        self.stem = _linear(in_features, width, gen)
+        self.stem = default_linear(in_features, width, gen)
         self.blocks = nn.ModuleList(ResidualBlock(width, branch_layers, gen) for _ in range(num_blocks))
         self.bias_head = _scalar(0.0)  # Fixup's scalar bias before the classifier
-        self.head = _linear(width, n_out, gen)
+        self.head = default_linear(width, n_out, gen)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last block's output ``(N, width)``."""
@@ -92,4 +94,4 @@ class ResidualMLP(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x) + self.bias_head)
+        return cast(torch.Tensor, self.head(self.features(x) + self.bias_head))  # Module calls are Any

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +91,7 @@ class StackedMLP:
         self.weights, self.biases = self._views(self.flat)
         # Training-step scratch tensors, reused every step: fresh large allocations cost page
         # faults each time (they are mmap'ed and returned to the OS), which dominated small steps.
-        self._scratch: dict[tuple, torch.Tensor] = {}
+        self._scratch: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def _buffer(self, key: str, *shape: int) -> torch.Tensor:
         """A reusable scratch tensor of ``shape`` (contents undefined)."""
@@ -144,7 +144,7 @@ class StackedMLP:
         net = cls(sizes, activation, len(inits), output, device, bias)
         resolved: dict[str, Any] = {}
 
-        def resolve(spec: Spec | None):
+        def resolve(spec: Spec | None) -> Any:  # an Initializer, or None
             key = repr(spec)
             if key not in resolved:
                 resolved[key] = None if spec is None else get_init(spec)
@@ -157,7 +157,8 @@ class StackedMLP:
             if w_init.scheme.kind == "data-dependent":
                 model = MLP(net.sizes, net.activation, net.output)
                 data = None if init_data is None else torch.as_tensor(init_data, dtype=torch.float32)
-                net.set_model(i, apply_init(model, w_init, b_init if bias else None, generator=seed, data=data))
+                fitted = apply_init(model, w_init, b_init if bias else None, generator=seed, data=data)
+                net.set_model(i, cast(MLP, fitted))  # account=False: the model itself
                 if not bias:
                     for b in net.biases:
                         b[i].zero_()
@@ -166,19 +167,20 @@ class StackedMLP:
                 raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
             gen = make_generator(seed)
             with torch.no_grad():
-                for weight, bias, fans in zip(net.weights, net.biases, layer_fans):
+                # (not named ``bias``: that would rebind the argument the next model's branch tests)
+                for weight, layer_bias, fans in zip(net.weights, net.biases, layer_fans):
                     if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
                         w_init(weight[i], gen)
                         if net.bias:
-                            b_init(bias[i], gen, fans=fans)
+                            b_init(layer_bias[i], gen, fans=fans)
                         continue
                     w = torch.empty(weight.shape[1:])  # (out, in): drawn on CPU as apply_init does
                     w_init(w, gen)
                     weight[i].copy_(w)
                     if net.bias:
-                        b = torch.empty(bias.shape[1])  # (out,)
+                        b = torch.empty(layer_bias.shape[1])  # (out,)
                         b_init(b, gen, fans=fans)
-                        bias[i].copy_(b)
+                        layer_bias[i].copy_(b)
         return net
 
     @classmethod
@@ -259,7 +261,7 @@ class StackedMLP:
         for l, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             m, n_out, n_in = weight.shape
             z = self._buffer(f"z{l}", m, n_out, b) if train else torch.empty(m, n_out, b, device=self.device)
-            if train:
+            if cache is not None:  # training
                 cache.inputs.append(h)
             if h.dim() == 2:  # every model sees the same inputs: one matmul for all M
                 torch.addmm(bias.reshape(m * n_out, 1), weight.reshape(m * n_out, n_in), h, out=z.view(m * n_out, b))
@@ -271,7 +273,7 @@ class StackedMLP:
                 torch.baddbmm(bias.unsqueeze(-1), weight, h, out=z)  # (M, out, B)
             if l == last:
                 return z
-            if train:
+            if cache is not None:  # training
                 cache.pre.append(z if keep_pre else None)
             h = act(z) if keep_pre else _inplace(self.activation, z)
         raise AssertionError("unreachable")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -14,6 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .style import CLASS_COLORS, styled
+
+if TYPE_CHECKING:
+    from matplotlib.contour import QuadContourSet
+    from matplotlib.image import AxesImage
 
 __all__ = ["ProbabilityGrid", "BoundaryPanel", "probability_grid", "draw_boundary", "boundary_figure", "boundaries_figure", "legend_handles"]
 
@@ -48,7 +53,8 @@ def probability_grid(model: torch.nn.Module, X: np.ndarray, size: int = 150, mar
     gy = np.linspace(lo[1], hi[1], size, dtype=np.float32)
     xx, yy = np.meshgrid(gx, gy)  # (G, G) each
     points = torch.as_tensor(np.stack([xx.ravel(), yy.ravel()], axis=1))  # (G*G, 2)
-    proba = model.predict_proba(points).numpy()
+    predict = cast("Callable[[torch.Tensor], torch.Tensor]", model.predict_proba)  # an MLP's, duck-typed
+    proba = predict(points).numpy()
     proba = proba.reshape(size, size, *proba.shape[1:])
     return ProbabilityGrid(gx, gy, np.nan_to_num(proba, nan=0.5))
 
@@ -77,14 +83,15 @@ def _class_names(panel: BoundaryPanel) -> list[str]:
     return [str(c) for c in range(top + 1)]
 
 
-def draw_boundary(ax: Axes, panel: BoundaryPanel, legend: bool = True):
+def draw_boundary(ax: Axes, panel: BoundaryPanel, legend: bool = True) -> QuadContourSet | AxesImage:
     """Draw one panel on ``ax``; returns the heat map (for a colour bar)."""
     grid = panel.grid
     extent = (grid.x[0], grid.x[-1], grid.y[0], grid.y[-1])
     if grid.proba.ndim == 2:
         # Filled bands every 0.05 rather than a smooth image: as readable, and a small PNG.
-        image = ax.contourf(grid.x, grid.y, grid.proba, levels=np.linspace(0.0, 1.0, 21), cmap=_two_class_cmap(),
-                            vmin=0.0, vmax=1.0, alpha=0.85)
+        image: QuadContourSet | AxesImage = ax.contourf(
+            grid.x, grid.y, grid.proba, levels=np.linspace(0.0, 1.0, 21), cmap=_two_class_cmap(),
+            vmin=0.0, vmax=1.0, alpha=0.85)
         lo, hi = float(grid.proba.min()), float(grid.proba.max())
         if lo < 0.5 < hi:
             with warnings.catch_warnings():

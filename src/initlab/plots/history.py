@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .style import styled
@@ -23,7 +24,7 @@ class Curves:
     color: str = "black"
 
 
-def _loss_axis(ax) -> None:
+def _loss_axis(ax: Axes) -> None:
     """Cross-entropy from 0, without an offset: a flat loss must look flat, not like noise."""
     ax.set_ylim(bottom=0.0, top=max(ax.get_ylim()[1], 0.1))
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")

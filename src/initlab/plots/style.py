@@ -18,7 +18,7 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import matplotlib
 from matplotlib.backend_bases import FigureCanvasBase
@@ -72,13 +72,14 @@ STYLE = {
     "axes.grid": False,
 }
 
-_F = TypeVar("_F", bound=Callable)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """initlab's look (:data:`STYLE`) for the figures made inside; matplotlib's own settings come back after."""
-    with matplotlib.rc_context(STYLE):
+    # matplotlib's stub types the keys as a Literal of rc names; STYLE's keys are such names
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         yield
 
 
@@ -86,7 +87,7 @@ def styled(make_figure: _F) -> _F:
     """Decorator: the figure-making function runs inside :func:`style`."""
 
     @functools.wraps(make_figure)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         with style():
             return make_figure(*args, **kwargs)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -56,13 +58,14 @@ def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", c
                if c in df and c not in (rows, cols, panel) and df[c].nunique() > 1]
     over = "seeds" + "".join(f" and {c} in {{{', '.join(str(v) for v in sorted(df[c].unique(), key=str))}}}" for c in varying)
     fig.suptitle(title or f"{value.replace('_', ' ')} (mean over {over})", y=1.06)
+    assert image is not None  # one per panel; fig.subplots refuses zero panels
     fig.colorbar(image, ax=axes[0].tolist(), label=value.replace("_", " "), shrink=0.9)
     return fig
 
 
 @styled
 def learning_curves(df: pd.DataFrame, metric: str = "val_accuracy", by: str = "init", panel: str = "activation",
-                    where: dict | None = None, title: str | None = None) -> Figure:
+                    where: dict[str, Any] | None = None, title: str | None = None) -> Figure:
     """Mean learning curve per ``by`` value with a band of +-1 std over the runs (seeds), a panel per ``panel``.
 
     ``df`` needs the ``history`` column (``initlab.results.load(store, history=True)``); ``where``

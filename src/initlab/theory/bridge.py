@@ -14,9 +14,9 @@ from __future__ import annotations
 import ast
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -24,9 +24,13 @@ import torch
 from .. import initializers
 from .._rng import make_generator
 from .._validation import ValidationError, check_float, check_int
+from ..initializers._critical_point import variance_arg
 from ..initializers._fans import fan_for_mode
 from ..initializers.registry import Initializer
-from .meanfield import Activation, MeanField, _variance, resolve_activation
+from .meanfield import Activation, MeanField, resolve_activation
+
+if TYPE_CHECKING:
+    from ..initializers._gauss import Kernel
 
 __all__ = ["effective_sigma_w2", "effective_sigma_b2", "as_init_spec", "predicted_preactivation_variance",
            "measure_preactivation_variance",
@@ -98,13 +102,13 @@ def as_init_spec(value: Any) -> str | Mapping[str, Any] | Initializer:
     if isinstance(value, str) and value.strip().startswith(("{", '"')):
         text = value.strip()
         try:
-            return json.loads(text)
+            return cast("str | Mapping[str, Any] | Initializer", json.loads(text))  # a spec, checked by get()
         except json.JSONDecodeError:
             try:
-                return ast.literal_eval(text)
+                return cast("str | Mapping[str, Any] | Initializer", ast.literal_eval(text))
             except (ValueError, SyntaxError):
                 raise ValidationError(f"initializer {value!r} is neither a name nor a JSON or dict spec") from None
-    return value
+    return cast("str | Mapping[str, Any] | Initializer", value)
 
 
 def effective_sigma_b2(bias_init: Any, fan_in: int, fan_out: int | None = None) -> float:
@@ -126,7 +130,7 @@ def effective_sigma_b2(bias_init: Any, fan_in: int, fan_out: int | None = None) 
     init = initializers.get(as_init_spec(bias_init))
     params = {**init.scheme.defaults, **init.params}
     if init.name == "critical":
-        return _variance("sigma_b2", params["sigma_b2"])
+        return variance_arg("sigma_b2", params["sigma_b2"])
     zero = init.name == "zeros" or (init.name == "constant" and float(params["value"]) == 0.0)
     if init.name in _NOT_BIAS_SCHEMES or (init.scheme.kind == "constant" and not zero):
         why = "a matrix scheme" if init.name in _NOT_BIAS_SCHEMES else "constant and not zero"
@@ -149,7 +153,8 @@ def _layer_fans(input_dim: int, width: int, depth: int) -> list[tuple[int, int]]
 
 
 def predicted_preactivation_variance(
-    activation: Activation, sigma_w2: float | Sequence[float], sigma_b2: float, q0: float, depth: int | None = None
+    activation: Activation | Kernel, sigma_w2: float | Sequence[float], sigma_b2: float, q0: float,
+    depth: int | None = None,
 ) -> np.ndarray:
     """Predicted q^1..q^L: the variance of the pre-activations h^l = W^l phi(h^{l-1}) + b^l.
 
@@ -159,20 +164,21 @@ def predicted_preactivation_variance(
     """
     if np.ndim(sigma_w2) == 0:
         depth = check_int("depth", depth, 1)
-        sigma_w2 = [float(sigma_w2)] * depth
+        sigma_w2 = [float(cast(float, sigma_w2))] * depth
+    per_layer = cast("Sequence[float]", sigma_w2)
     kernel = resolve_activation(activation)
-    qs = [sigma_w2[0] * float(q0) + _variance("sigma_b2", sigma_b2)]
-    for sw2 in sigma_w2[1:]:
+    qs = [per_layer[0] * float(q0) + variance_arg("sigma_b2", sigma_b2)]
+    for sw2 in per_layer[1:]:
         qs.append(MeanField(kernel, sw2, sigma_b2).length_map(qs[-1]))
     return np.asarray(qs)
 
 
 class _Elementwise(torch.nn.Module):
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.fn = fn
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
 
@@ -187,8 +193,8 @@ def _network(input_dim: int, width: int, depth: int, activation: Activation) -> 
         layers: list[torch.nn.Module] = []
         for i, (n_in, n_out) in enumerate(_layer_fans(input_dim, width, depth)):
             layers += ([_Elementwise(activation)] if i else []) + [torch.nn.Linear(n_in, n_out)]
-        model = torch.nn.Sequential(*layers)
-        return model, [m for m in layers if isinstance(m, torch.nn.Linear)]
+        stack = torch.nn.Sequential(*layers)
+        return stack, [m for m in layers if isinstance(m, torch.nn.Linear)]
 
 
 @torch.no_grad()
@@ -209,7 +215,7 @@ def measure_preactivation_variance(
     """
     resolve_activation(activation)
     init = initializers.get(init)
-    sigma_b2 = _variance("sigma_b2", sigma_b2)
+    sigma_b2 = variance_arg("sigma_b2", sigma_b2)
     bias = {"name": "normal", "std": math.sqrt(sigma_b2)} if sigma_b2 > 0 else "zeros"
     model, linears = _network(inputs.shape[1], width, depth, activation)
     captured: list[torch.Tensor] = []
@@ -246,7 +252,7 @@ class VarianceCheck:
     @property
     def relative_error(self) -> np.ndarray:
         """(predicted - measured) / measured per layer."""
-        return (self.predicted - self.measured) / self.measured
+        return cast(np.ndarray, (self.predicted - self.measured) / self.measured)
 
     @property
     def max_relative_error(self) -> float:
@@ -297,7 +303,7 @@ def check_variance(
     input_dim = width if input_dim is None else check_int("input_dim", input_dim, 1)
     # the measured networks are float32: biases of variance 1e308 are inf there (NaN in the comparison, numpy
     # warnings); the bound keeps the biases finite (how q^l grows with depth is what the check compares)
-    sigma_b2 = check_float("sigma_b2", _variance("sigma_b2", sigma_b2), 0.0, MEASURED_SIGMA_B2_MAX)
+    sigma_b2 = check_float("sigma_b2", variance_arg("sigma_b2", sigma_b2), 0.0, MEASURED_SIGMA_B2_MAX)
     init = initializers.get(init)
     kernel = resolve_activation(activation)
     sw2 = [effective_sigma_w2(init, fi, fo) for fi, fo in _layer_fans(input_dim, width, depth)]

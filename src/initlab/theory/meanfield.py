@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from scipy import optimize
@@ -38,9 +38,12 @@ from scipy import optimize
 from .. import _html
 from .._validation import check_float
 from ..initializers._critical_point import (
-    Q_MAX, Q_MIN, Activation, _variance, critical_sigma_w2, length_fixed_point, resolve_activation,
+    Q_MAX, Q_MIN, Activation, variance_arg, critical_sigma_w2, length_fixed_point, resolve_activation,
 )
 from ..initializers._critical_point import chi_1 as _chi_1
+
+if TYPE_CHECKING:
+    from ..initializers._gauss import Kernel
 
 __all__ = ["MeanField", "critical_sigma_w2", "resolve_activation", "Activation"]
 
@@ -67,9 +70,9 @@ class MeanField:
     sigma_w2 > 2) and ``0`` when it collapses (odd activation, sigma_b2 = 0, ordered).
     """
 
-    def __init__(self, activation: Activation, sigma_w2: float, sigma_b2: float = 0.0) -> None:
-        self.sigma_w2 = _variance("sigma_w2", sigma_w2)
-        self.sigma_b2 = _variance("sigma_b2", sigma_b2)
+    def __init__(self, activation: Activation | Kernel, sigma_w2: float, sigma_b2: float = 0.0) -> None:
+        self.sigma_w2 = variance_arg("sigma_w2", sigma_w2)
+        self.sigma_b2 = variance_arg("sigma_b2", sigma_b2)
         self.kernel = resolve_activation(activation)
         self.activation = self.kernel.name
 
@@ -94,6 +97,12 @@ class MeanField:
         return _html.box(title, _html.badge(self.phase, tone), table, subtitle="Poole et al. 2016; Schoenholz et al. 2017")
 
     # ---- length --------------------------------------------------------------------------
+    @overload
+    def length_map(self, q: float) -> float: ...
+
+    @overload
+    def length_map(self, q: np.ndarray) -> np.ndarray: ...
+
     def length_map(self, q: float | np.ndarray) -> float | np.ndarray:
         """q -> sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2: the next layer's pre-activation variance."""
         out = self.sigma_w2 * self.kernel.e_phi2(np.asarray(q, dtype=float)) + self.sigma_b2
@@ -156,7 +165,9 @@ class MeanField:
         """
         if self.chi_1 <= 1.0 + _CRITICAL_TOL or math.isinf(self.q_star):
             return 1.0
-        g = lambda c: self.correlation_map(c) - c  # noqa: E731
+        def g(c: float) -> float:
+            return self.correlation_map(c) - c
+
         # c = 1 is an unstable fixed point here (and c = -1 too for odd phi with sigma_b2 = 0):
         # step in from both ends until C(c) < c near 1 and C(c) > c near -1, then bracket.
         h = 1e-3
@@ -209,7 +220,8 @@ class MeanField:
 
     def predicted_lengths(self, q0: float, depth: int) -> np.ndarray:
         """q^1..q^depth from q^0 (the input's mean square), iterating the length map."""
-        qs, q = [], float(q0)
+        qs: list[float] = []
+        q = float(q0)
         for _ in range(int(depth)):
             q = self.length_map(q)
             qs.append(q)
@@ -217,7 +229,7 @@ class MeanField:
 
     def to_dict(self) -> dict[str, Any]:
         """Every quantity, JSON-friendly (inf as the string 'inf')."""
-        def clean(v):
+        def clean(v: Any) -> Any:
             return "inf" if isinstance(v, float) and math.isinf(v) else v
         return {
             "activation": self.activation, "sigma_w2": self.sigma_w2, "sigma_b2": self.sigma_b2,

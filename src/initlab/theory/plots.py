@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -20,6 +20,11 @@ from .._validation import DataError, ValidationError
 from ..plots.style import init_color, styled
 from .bridge import VarianceCheck, as_init_spec, effective_sigma_b2, effective_sigma_w2
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..initializers._gauss import Kernel
 
 __all__ = ["MARKED_INITS", "phase_diagram", "trainable_depth_plot", "accuracy_heatmap", "variance_check_plot", "xi_c_grid"]
 
@@ -32,7 +37,7 @@ def _finite(x: float) -> float:
     return x if math.isfinite(x) else np.nan
 
 
-def xi_c_grid(activation: Activation, sigma_w2: np.ndarray, sigma_b2: np.ndarray) -> np.ndarray:
+def xi_c_grid(activation: Activation | Kernel, sigma_w2: np.ndarray, sigma_b2: np.ndarray) -> np.ndarray:
     """xi_c on the grid: an array (len(sigma_b2), len(sigma_w2)), inf on the critical line."""
     kernel = resolve_activation(activation)
     return np.array([[MeanField(kernel, w, b).xi_c for w in sigma_w2] for b in sigma_b2])
@@ -91,7 +96,7 @@ def phase_diagram(
     return fig
 
 
-def _critical_or_nan(kernel, b: float) -> float:
+def _critical_or_nan(kernel: Kernel, b: float) -> float:
     try:
         return critical_sigma_w2(kernel, b)
     except ValidationError:
@@ -139,7 +144,7 @@ def _spec_sigma_w2(spec: Any, fan: int) -> float:
     return effective_sigma_w2(as_init_spec(spec), fan, fan)
 
 
-def load_runs_csv(path: str | Path):
+def load_runs_csv(path: str | Path) -> pd.DataFrame:
     """A CSV of runs (one row per run) for :func:`accuracy_heatmap`; a missing or unreadable file is a DataError."""
     import pandas as pd
 
@@ -155,7 +160,7 @@ def load_runs_csv(path: str | Path):
 
 @styled
 def accuracy_heatmap(
-    frame,
+    frame: pd.DataFrame,
     activation: Activation | None = None,
     sigma_b2: float | None = None,
     metric: str = "val_accuracy",
@@ -233,7 +238,7 @@ def _geometric(values: np.ndarray) -> bool:
     """True when sorted positive values are spaced more evenly in log than in linear scale."""
     if len(values) < 3 or values.min() <= 0:
         return False
-    return np.std(np.diff(np.log(values))) < np.std(np.diff(values)) / np.mean(values)
+    return bool(np.std(np.diff(np.log(values))) < np.std(np.diff(values)) / np.mean(values))
 
 
 def _edges(values: np.ndarray, log: bool) -> np.ndarray:
@@ -247,7 +252,7 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
-def _single(df, column: str, given):
+def _single(df: pd.DataFrame, column: str, given: Any) -> Any:
     if given is not None or column not in df.columns:
         return given
     values = df[column].dropna().unique()

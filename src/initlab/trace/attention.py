@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -62,7 +63,7 @@ def measure_attention(name: str, logits: torch.Tensor, layout: str = "heads") ->
                          heads, int(logits.shape[-1]), layout)
 
 
-def sdpa_logits(args: tuple, kwargs: dict) -> torch.Tensor | None:
+def sdpa_logits(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
     """The logits ``(..., T, S)`` of one ``F.scaled_dot_product_attention`` call: ``(B, H, T, S)`` for
     4-d inputs, ``(N, T, S)`` for 3-d ones (heads folded into the batch). None: fewer than 2 axes."""
     q, k = arg(args, kwargs, 0, "query"), arg(args, kwargs, 1, "key")

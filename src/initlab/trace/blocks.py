@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from torch import nn
 
 __all__ = ["block_signature", "repeated_blocks", "block_groups", "role"]
 
 
-def block_signature(module: nn.Module) -> tuple:
+def block_signature(module: nn.Module) -> tuple[Any, ...]:
     """A block's class and parameter shapes: two blocks with one signature are repeats."""
     return (type(module), tuple((n, tuple(p.shape)) for n, p in module.named_parameters()))
 
@@ -24,7 +25,7 @@ def repeated_blocks(root: nn.Module) -> dict[str, str]:
         if any(name.startswith(block + ".") for block in found):  # the layers inside a block are its roles
             continue
         children = [(n, c) for n, c in module.named_children() if n.isdigit() and any(True for _ in c.children())]
-        counts: dict[tuple, int] = defaultdict(int)
+        counts: dict[tuple[Any, ...], int] = defaultdict(int)
         for _, c in children:
             counts[block_signature(c)] += 1
         prefix = f"{name}." if name else ""
@@ -34,9 +35,9 @@ def repeated_blocks(root: nn.Module) -> dict[str, str]:
     return found
 
 
-def block_groups(root: nn.Module) -> dict[tuple[str, tuple], list[str]]:
+def block_groups(root: nn.Module) -> dict[tuple[str, tuple[Any, ...]], list[str]]:
     """``{(label, signature): [block names, in order]}``: the repeated blocks grouped by container and signature."""
-    groups: dict[tuple[str, tuple], list[str]] = {}
+    groups: dict[tuple[str, tuple[Any, ...]], list[str]] = {}
     for name, star in repeated_blocks(root).items():
         groups.setdefault((star, block_signature(root.get_submodule(name))), []).append(name)
     return groups

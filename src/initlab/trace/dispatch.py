@@ -23,6 +23,7 @@ from typing import Any
 from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
 
 __all__ = ["composite_bypass", "FunctionalMode", "InterceptMode", "module_stack", "COMPOSITES"]
 
@@ -47,8 +48,9 @@ def composite_bypass() -> Iterator[None]:
     global _users, _original
     with _lock:
         if _users == 0:
-            _original = F.has_torch_function
-            F.has_torch_function = _has_torch_function
+            # F re-exports has_torch_function from torch.overrides without listing it in its stubs
+            _original = F.has_torch_function  # type: ignore[attr-defined]
+            F.has_torch_function = _has_torch_function  # type: ignore[attr-defined]
         _users += 1
     _local.bypass = getattr(_local, "bypass", 0) + 1
     try:
@@ -58,7 +60,7 @@ def composite_bypass() -> Iterator[None]:
         with _lock:
             _users -= 1
             if _users == 0:
-                F.has_torch_function = _original
+                F.has_torch_function = _original  # type: ignore[attr-defined]  # see above
                 _original = None
 
 
@@ -66,11 +68,13 @@ class FunctionalMode(TorchFunctionMode):
     """Runs every torch call, then hands ``(func, args, kwargs, out)`` to ``observe`` while
     ``active()``; a composite function runs with the mode active inside it."""
 
-    def __init__(self, observe: Callable[[Any, tuple, dict, Any], None], active: Callable[[], bool]) -> None:
+    def __init__(self, observe: Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None],
+                 active: Callable[[], bool]) -> None:
         super().__init__()
         self.observe, self.active = observe, active
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         on = self.active()
         if on and func in COMPOSITES:
@@ -87,25 +91,26 @@ class InterceptMode(TorchFunctionMode):
     """Hands every torch call to ``handle(func, args, kwargs)``, which runs it (possibly after changing
     a weight it reads, as the analytic autoinit does) and returns its result."""
 
-    def __init__(self, handle: Callable[[Any, tuple, dict], Any]) -> None:
+    def __init__(self, handle: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]) -> None:
         super().__init__()
         self.handle = handle
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         return self.handle(func, args, kwargs or {})
 
 
 @contextlib.contextmanager
 def module_stack(model: nn.Module, stack: list[tuple[str, nn.Module]]) -> Iterator[list[tuple[str, nn.Module]]]:
     """Keep ``stack`` equal to the (name, module) calls in progress; hooks always removed."""
-    handles = []
+    handles: list[RemovableHandle] = []
 
-    def pre(name):
-        def hook(mod, args):
+    def pre(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        def hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
             stack.append((name, mod))
         return hook
 
-    def post(mod, args, out):
+    def post(mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if stack and stack[-1][1] is mod:
             stack.pop()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,12 +99,13 @@ class WeightedCall:
     groups: int = 1
 
 
-def arg(args: tuple, kwargs: dict, i: int, name: str):
+def arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, name: str) -> Any:
     """Argument ``i`` (positional) or ``name`` (keyword) of a call."""
     return args[i] if len(args) > i else kwargs.get(name)
 
 
-def weighted_call(func, args: tuple, kwargs: dict, is_param: Callable[[object], bool]) -> WeightedCall | None:
+def weighted_call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                  is_param: Callable[[object], bool]) -> WeightedCall | None:
     """The weighted op ``func(*args, **kwargs)`` applies with a parameter, or None."""
     if func is F.linear or func is torch._C._nn.linear:
         x, w, b = arg(args, kwargs, 0, "input"), arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
@@ -135,7 +137,7 @@ def weighted_call(func, args: tuple, kwargs: dict, is_param: Callable[[object], 
     return None
 
 
-def op_name(func) -> str:
+def op_name(func: Callable[..., Any]) -> str:
     """``torch.relu`` or ``Tensor.add``: how a use of a parameter is named in coverage."""
     name = getattr(func, "__name__", str(func))
     owner = getattr(func, "__qualname__", name)
@@ -144,7 +146,7 @@ def op_name(func) -> str:
     return f"torch.{name}"
 
 
-def first_tensor(obj) -> torch.Tensor | None:
+def first_tensor(obj: object) -> torch.Tensor | None:
     """The first tensor of a module's output (a tensor, tuple, dict or ``ModelOutput``)."""
     if isinstance(obj, torch.Tensor):
         return obj
@@ -236,7 +238,8 @@ def module_fn(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda t: forward(module, t)
 
 
-def functional_fn(func, rest: tuple, kwargs: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+def functional_fn(func: Callable[..., Any], rest: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
     """``func`` applied with the rest of the arguments of one call."""
     return lambda t: func(t, *rest, **kwargs)
 
@@ -281,7 +284,7 @@ _KIND_SETS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-def short_name(func) -> str:
+def short_name(func: Callable[..., Any]) -> str:
     """A torch function's or Tensor method's bare name (``relu_``, ``__add__``; ``T`` for the property)."""
     name = getattr(func, "__name__", "")
     if name == "__get__":  # a Tensor property such as .T
@@ -289,7 +292,7 @@ def short_name(func) -> str:
     return name
 
 
-def op_kind(func) -> tuple[str, str | None]:
+def op_kind(func: Callable[..., Any]) -> tuple[str, str | None]:
     """``(name, kind)`` of a torch call in the moment vocabulary: kind is one of linear, addmm, matmul,
     embedding, concat, conv, elementwise, shape, dropout, norm, attention, recurrent, or None."""
     name = short_name(func)

@@ -19,10 +19,12 @@ after its activation, through dropout or normalisation, or through ``nn.Flatten`
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeGuard, cast
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from . import ops
 from .attention import Attention, measure_attention, sdpa_logits
@@ -52,7 +54,7 @@ class Tracer(ModuleHooks):
         self.uses: dict[str, set[str]] = {}  # parameter name -> operations that used it
         self.softmaxes: list[dict[str, Any]] = []  # {"name", "shape", "attention": bool} per softmax over >= 3 axes
         self.done = False
-        self._handles: list = []
+        self._handles: list[RemovableHandle] = []
         self._mode: FunctionalMode | None = None
         self._names: dict[int, str] = {}
         self._param_names: dict[int, str] = {}
@@ -88,7 +90,7 @@ class Tracer(ModuleHooks):
             handle.remove()
         self._handles = []
         if self._mode is not None:
-            self._mode.__exit__(None, None, None)
+            self._mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # torch's TorchFunctionMode is unannotated
             self._mode = None
         self._reset()
 
@@ -108,14 +110,14 @@ class Tracer(ModuleHooks):
     def _active(self) -> bool:
         return self._recording() and not self._probing
 
-    def _begin(self, module, inputs):
+    def _begin(self, module: nn.Module, inputs: tuple[Any, ...]) -> None:
         if self._recording() and self.functional and self._mode is None:
             self._mode = FunctionalMode(self._seen, self._active)
-            self._mode.__enter__()
+            self._mode.__enter__()  # type: ignore[no-untyped-call]  # torch's TorchFunctionMode is unannotated
 
-    def _end(self, module, inputs, output):
+    def _end(self, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
         if self._mode is not None:
-            self._mode.__exit__(None, None, None)
+            self._mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]  # as in detach()
             self._mode = None
         if self._recording() and self.records:
             self.done = True
@@ -129,7 +131,7 @@ class Tracer(ModuleHooks):
     def param_name(self, p: torch.Tensor) -> str:
         return self._param_names.get(id(p), "")
 
-    def _is_param(self, t) -> bool:
+    def _is_param(self, t: object) -> TypeGuard[torch.Tensor]:
         return isinstance(t, torch.Tensor) and id(t) in self._param_names
 
     def _row_name(self, weight: torch.Tensor) -> str:
@@ -148,8 +150,8 @@ class Tracer(ModuleHooks):
         return self._stack[-1][0] if self._stack else "attention"
 
     # -- functional calls -------------------------------------------------------------------
-    def _params_in(self, args, kwargs) -> list[torch.Tensor]:
-        found = []
+    def _params_in(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+        found: list[torch.Tensor] = []
         for a in [*args, *kwargs.values()]:
             if isinstance(a, (list, tuple)):
                 found.extend(t for t in a if isinstance(t, torch.Tensor) and id(t) in self._param_names)
@@ -157,7 +159,7 @@ class Tracer(ModuleHooks):
                 found.append(a)
         return found
 
-    def _seen(self, func, args, kwargs, out) -> None:
+    def _seen(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Every torch call while tracing: parameters used, weighted functional calls, norms,
         attention, activations, reshapes of a row's output."""
         params = self._params_in(args, kwargs)
@@ -189,7 +191,7 @@ class Tracer(ModuleHooks):
             if kind is not None and args:
                 self._functional(kind, func, args, kwargs, out)
 
-    def _follow_scores(self, func, args, kwargs, out) -> None:
+    def _follow_scores(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Mark ``q @ k^T`` products of two activations, and what scaling, masking and reshaping make of them."""
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.ndim < 2:
             return
@@ -204,7 +206,7 @@ class Tracer(ModuleHooks):
         elif func in ops.SCORE_KEEPING and any(self.lineage.is_score(t) for t in tensors):
             self.lineage.mark_score(out)
 
-    def _arithmetic(self, func, args, out) -> None:
+    def _arithmetic(self, func: Callable[..., Any], args: tuple[Any, ...], out: Any) -> None:
         """Follow a lone activation's output through ``+ - * /`` with numbers; a product with
         another tensor makes it part of an expression (``Record.composite``)."""
         if not isinstance(out, torch.Tensor) or len(args) < 2:
@@ -218,7 +220,8 @@ class Tracer(ModuleHooks):
             elif func in ops.PRODUCT:
                 rec.composite = True
 
-    def _functional_weighted(self, func, args, kwargs, out) -> bool:
+    def _functional_weighted(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                             out: Any) -> bool:
         if not isinstance(out, torch.Tensor):
             return False
         call = ops.weighted_call(func, args, kwargs, self._is_param) if ops.hashable(func) else None
@@ -230,7 +233,7 @@ class Tracer(ModuleHooks):
                            call.unit_dim, call.fan_in, call.fan_out, call.kind, groups=call.groups)
         return True
 
-    def _norm(self, func, args, kwargs, out) -> bool:
+    def _norm(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> bool:
         where = ops.NORM_FUNCTIONS.get(func) if ops.hashable(func) else None
         if where is None or not isinstance(out, torch.Tensor):
             return False
@@ -240,7 +243,7 @@ class Tracer(ModuleHooks):
         params = [self.param_name(p) for p in (w, b) if self._is_param(p)]
         if not params:
             return False
-        name = self._row_name(w) if self._is_param(w) else self._row_name(b)
+        name = self._row_name(w) if self._is_param(w) else self._row_name(cast(torch.Tensor, b))  # params: b is one
         with torch.no_grad():
             self.norms.append(NormRecord(
                 name, func.__name__,
@@ -252,7 +255,7 @@ class Tracer(ModuleHooks):
             self.lineage.own(out, owner)
         return True
 
-    def _view(self, args, out) -> None:
+    def _view(self, args: tuple[Any, ...], out: Any) -> None:
         """A reshape that keeps the last axis keeps a Linear-like row's units."""
         x = args[0] if args else None
         if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor) or out.ndim == 0 or x.ndim == 0:
@@ -263,7 +266,7 @@ class Tracer(ModuleHooks):
         self.lineage.own(out, rec)
         self.lineage.pass_feed(x, out)
 
-    def _softmax(self, args, kwargs, out) -> None:
+    def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         x = args[0] if args else kwargs.get("input")
         dim = ops.arg(args, kwargs, 1, "dim")
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -309,7 +312,7 @@ class Tracer(ModuleHooks):
                      weight=rows, weights=weights, biases=biases, fan_in=int(fan_in), fan_out=int(fan_out),
                      role=self.role(name), params=params)
         feed = self.lineage.feed(x)
-        if feed is not None:
+        if feed is not None and x is not None:  # a feed is only found for a tensor
             self._add_reader(*feed, rows, groups, unit_dim, x)
         self._add(rec)
         self.lineage.own(output, rec)
@@ -330,7 +333,9 @@ class Tracer(ModuleHooks):
             return
         source.readers.append((reader, per_unit))
 
-    def _activation(self, kind: str, x, output, name: str, label: str, fn=None, params=()) -> None:
+    def _activation(self, kind: str, x: Any, output: Any, name: str, label: str,
+                    fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    params: Iterable[torch.Tensor] = ()) -> None:
         if not isinstance(output, torch.Tensor) or not isinstance(x, torch.Tensor):
             return
         names = [self.param_name(p) for p in params if self.param_name(p)]
@@ -345,7 +350,7 @@ class Tracer(ModuleHooks):
             return
         last = next((r for r in reversed(self.records) if r.weighted), None)
         same_rank = last is not None and output.ndim == last.output.ndim
-        unit_dim = last.unit_dim if same_rank else (1 if output.ndim > 2 else -1)
+        unit_dim = last.unit_dim if same_rank and last is not None else (1 if output.ndim > 2 else -1)
         lone = Record(self._unique(name), None, output, unit_dim, activation=kind, act_output=output,
                       pre_std=float(x.detach().float().std()) if x.numel() > 1 else 0.0, kind=label, act_fn=fn,
                       params=names)

@@ -19,12 +19,14 @@ The update functions below act on any tensors, so the single-model :class:`Keras
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import cast, overload
 
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.optimizer import ParamsT
 
 from .._defaults import DEFAULT_LR, OPTIMIZERS  # noqa: F401  (re-exported: initlab.training)
 from .._validation import check_choice, check_float
@@ -77,7 +79,8 @@ def keras_adam_(
             step_t = torch.zeros(())
         step_t.fill_(float(step))
         lr_f, eps_f = _fused_adam_args(lr, beta1, beta2, eps, step)
-        torch._fused_adam_(params, grads, ms, vs, [], [step_t] * len(params), lr=lr_f, beta1=beta1,
+        # the binding takes any sequence of tensors; its stub lists only list and tuple
+        torch._fused_adam_(params, grads, ms, vs, [], [step_t] * len(params), lr=lr_f, beta1=beta1,  # type: ignore[call-overload]
                            beta2=beta2, weight_decay=0.0, eps=eps_f, amsgrad=False, maximize=False)
         return
     lr_t = adam_step_size(lr, beta1, beta2, step)
@@ -107,6 +110,7 @@ def keras_rmsprop_(
     v.mul_(rho).addcmul_(grad, grad, value=1 - rho)
     root = _sqrt(torch.add(v, eps, out=scratch), scratch)
     if momentum > 0:
+        assert momentum_buffer is not None, "momentum > 0 needs a momentum_buffer"
         momentum_buffer.mul_(momentum).addcdiv_(grad, root, value=lr)
         param.sub_(momentum_buffer)
     else:
@@ -120,11 +124,18 @@ class KerasAdam(torch.optim.Optimizer):
     Method for Stochastic Optimization" (the formula before section 2.1); ``keras.optimizers.Adam``.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7) -> None:
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-7) -> None:
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = _evaluate_closure(closure)
         for group in self.param_groups:
             by_step: dict[int, list[torch.Tensor]] = {}  # one call per step count (all equal in a fit)
@@ -140,13 +151,13 @@ class KerasAdam(torch.optim.Optimizer):
             beta1, beta2 = group["betas"]
             for step, params in by_step.items():
                 states = [self.state[p] for p in params]
-                keras_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                keras_adam_(params, [cast(torch.Tensor, p.grad) for p in params], [s["exp_avg"] for s in states],
                             [s["exp_avg_sq"] for s in states], [s["denom"] for s in states], step, group["lr"],
                             beta1, beta2, group["eps"], use_fused_adam(params), states[0]["step_t"])
         return loss
 
 
-def _evaluate_closure(closure) -> torch.Tensor | None:
+def _evaluate_closure(closure: Callable[[], float] | None) -> float | None:
     """The loss of ``closure`` (re-evaluated with gradients on), as torch optimizers do; None without one."""
     if closure is None:
         return None
@@ -161,11 +172,18 @@ class KerasRMSprop(torch.optim.Optimizer):
     "Neural Networks for Machine Learning", lecture 6e; ``keras.optimizers.RMSprop``.
     """
 
-    def __init__(self, params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7, momentum: float = 0.0) -> None:
+    def __init__(self, params: ParamsT, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7,
+                 momentum: float = 0.0) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "momentum": momentum})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = _evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:

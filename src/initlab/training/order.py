@@ -11,8 +11,10 @@ batched trainer see the same minibatches.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["minibatch_order"]
 
@@ -21,13 +23,13 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     """SplitMix64's finaliser: a bijection of uint64 that spreads every input bit."""
     x = x ^ (x >> np.uint64(30))
     x = x * _M1
     x = x ^ (x >> np.uint64(27))
     x = x * _M2
-    return x ^ (x >> np.uint64(31))
+    return cast("npt.NDArray[np.uint64]", x ^ (x >> np.uint64(31)))  # numpy's stubs: uint64 shifts are Any
 
 
 def minibatch_order(order_seeds: int | Sequence[int] | np.ndarray, epoch: int, n: int) -> np.ndarray:

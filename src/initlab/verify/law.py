@@ -111,7 +111,7 @@ class Law:
         m2 = self.central_moment(2)
         return self.central_moment(4) / m2**2 if m2 > 0 else math.nan
 
-    def frozen(self):
+    def frozen(self) -> Any:  # a scipy.stats frozen distribution (scipy is untyped)
         """The ``scipy.stats`` frozen distribution (the KS test's reference)."""
         from scipy import stats
 

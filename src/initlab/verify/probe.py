@@ -73,7 +73,8 @@ class Probe(torch.Tensor):
         return view
 
     @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
+    def __torch_function__(cls, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         me = args[0] if args and isinstance(args[0], Probe) else None
         name = getattr(func, "__name__", "")
@@ -123,7 +124,7 @@ def _trunc_normal_caller(me: Probe) -> None:
         frame = frame.f_back
 
 
-def _bind(func: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+def _bind(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     bound = inspect.signature(func).bind(*args, **kwargs)
     bound.apply_defaults()
     return dict(bound.arguments)
@@ -175,7 +176,7 @@ def _scalar(x: Any) -> float | None:
     return None
 
 
-def _write(me: Probe, name: str, args: tuple, kwargs: dict) -> None:
+def _write(me: Probe, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """An in-place tensor method on a probe (or a view of it)."""
     rec = me._record
     if name == "normal_":
@@ -209,7 +210,7 @@ def _write(me: Probe, name: str, args: tuple, kwargs: dict) -> None:
     return _set(me, None, f"written by {name}")
 
 
-def _affine(name: str, args: tuple, kwargs: dict) -> tuple[float, float] | None:
+def _affine(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[float, float] | None:
     """(scale, shift) of ``mul_``/``div_``/``add_``/``sub_`` by a number, else None."""
     other = _scalar(args[0] if args else kwargs.get("other"))
     alpha = _scalar(kwargs.get("alpha", 1.0))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import _html
 from .._json import json_safe
 from .law import Law
 from .stats import Measured
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["ParamCheck", "TieCheck", "VerifyReport", "STATUSES"]
 
@@ -117,11 +120,11 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: verdict, correction, every parameter and tie."""
-        return json_safe({"recipe": self.recipe, "ok": self.ok, "failures": self.failures,
+        return cast(dict[str, Any], json_safe({"recipe": self.recipe, "ok": self.ok, "failures": self.failures,
                           "unmatched": self.unmatched, "untested": self.untested,
                           "alpha": self.alpha, "correction": self.correction, "tests": self.tests,
                           "threshold": self.threshold, "parameters": [p.to_dict() for p in self.params],
-                          "ties": [t.to_dict() for t in self.ties]})
+                          "ties": [t.to_dict() for t in self.ties]}))
 
     def _rows(self) -> list[tuple[str, ...]]:
         z = _z_crit(self.threshold)
@@ -143,7 +146,7 @@ class VerifyReport:
 
     _HEADER = ("parameter", "declared", "n", "std ratio ± tol", "KS p", "kurtosis (law)", "max|z|", "verdict")
 
-    def table(self, title: str | None = None):
+    def table(self, title: str | None = None) -> Table:
         """A ``rich`` table (the CLI prints it)."""
         from rich.table import Table
 

@@ -85,9 +85,9 @@ def phase_diagram_command(
     from ..._validation import check_float
     from ...plots import check_figure_path, save
     from ...theory import phase_diagram, trainable_depth_plot
-    from ...theory.meanfield import _variance
+    from ...theory.meanfield import variance_arg
 
-    w_max, b_max = _variance("sigma_w2_max", sigma_w2_max), _variance("sigma_b2_max", sigma_b2_max)
+    w_max, b_max = variance_arg("sigma_w2_max", sigma_w2_max), variance_arg("sigma_b2_max", sigma_b2_max)
     check_float("sigma_w2_max", w_max, 0.0, AXIS_MAX, strict_minimum=True)  # the axis needs a width
     check_float("sigma_b2_max", b_max, 0.0, AXIS_MAX)
     check_figure_path(out, "--out")

@@ -16,7 +16,8 @@ stream runs without normalization (the residual MLP, GPT-2's pre-LN blocks), of 
 outside the blocks and every block's output (the stream): last/first and max/min; the time the
 initializer took; the training loss (whole training set) after 50 Adam steps (lr 1e-3, batch 64).
 The same two ratios are also given after the activation modules (where the model has them;
-anyinit aims its scales there, LSUV at the weight layers' outputs). Chance: ln 10 = 2.30 (ln 17 = 2.83 for GPT-2). ``flag``: for initlab's rows, whether its report
+anyinit aims its scales there, LSUV at the weight layers' outputs). Chance: ln 10 = 2.30 (ln 17 = 2.83 for
+GPT-2). ``flag``: for initlab's rows, whether its report
 flags a problem (it should on every row that is not flat: max/min > 2 or last/first outside
 [0.5, 2]).
 
@@ -28,7 +29,6 @@ depth profile of the tanh MLP and the residual MLP only). anyinit comes from ben
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -84,7 +84,7 @@ ACTS: dict[str, Callable[[], nn.Module]] = {
 
 def mlp(act: str, depth: int) -> nn.Module:
     layers: list[nn.Module] = []
-    for i in range(depth):
+    for _ in range(depth):
         layers += [nn.Linear(256, 256), ACTS[act]()]
     return nn.Sequential(nn.Flatten(), *layers, nn.Linear(256, 10))
 
@@ -394,7 +394,7 @@ def figure(path: str, depth: int) -> None:
     with style():
         fig = Figure(figsize=(11, 4.2))
         axes = fig.subplots(1, 2)
-        for ax, (row, probes, xlabel) in zip(axes, panels):
+        for ax, (row, probes, xlabel) in zip(axes, panels, strict=False):
             for label, init, color, dash in FIGURE_METHODS:
                 torch.manual_seed(SEED)
                 model = row.build()

@@ -110,7 +110,7 @@ def save_figure(curves) -> None:
     def make():
         fig = Figure(figsize=(13, 3.6))
         axes = fig.subplots(1, len(ACTS), sharey=True)
-        for ax, name in zip(axes, ACTS):
+        for ax, name in zip(axes, ACTS, strict=False):
             for how, c in colors.items():
                 ax.plot(range(1, 51), curves[(name, how)], color=c, label=how)
             ax.axhspan(0.5, 2.0, color="#2ca02c", alpha=0.08)

@@ -67,9 +67,10 @@ def e2e_spec(n: int, diagnostics: bool) -> str:
 
 def trainer_only(spec_text: str, device: str) -> tuple[int, float]:
     """Runs and nets/s of the batched trainer alone on the sweep's batches (build, init, fit)."""
+    import tomllib
+
     from initlab.experiments.execute import build_stack, load_split, plan
     from initlab.experiments.sweep_spec import parse_spec
-    import tomllib
 
     runs = parse_spec(tomllib.loads(spec_text)).runs()
     batches = plan(runs, device)

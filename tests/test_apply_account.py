@@ -28,7 +28,7 @@ def test_the_default_return_is_still_the_model_and_the_draw_unchanged():
     assert isinstance(a, MLP)
     b = MLP([3, 5, 2], "relu", generator=0)
     account = apply_init(b, "he_normal", generator=1, account=True)
-    assert isinstance(account, Account) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert isinstance(account, Account) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=False))
     assert [e.name for e in account] == ["hidden1.weight", "hidden1.bias", "output.weight", "output.bias"]
     assert repr(account) == "Account(touched=4, left=0)"
 
@@ -113,7 +113,7 @@ def test_lsuv_without_data_touches_nothing():
     before = [p.clone() for p in model.parameters()]
     with pytest.raises(ValidationError, match="data-dependent"):
         apply_init(model, "lsuv")
-    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=False))
 
 
 def test_lsuv_account_holds_each_layers_measured_output_std():
@@ -134,4 +134,4 @@ def test_a_scheme_refusing_a_layer_leaves_the_whole_model_as_it_was():
     before = [p.clone() for p in model.parameters()]
     with pytest.raises(ValidationError, match="sparse"):
         apply_init(model, "sparse", generator=0)
-    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=False))

@@ -109,7 +109,7 @@ def test_default_torch_init_fails_the_same_check():
 def test_stability_flags_relu_powers_with_the_mean_field_numbers():
     torch.manual_seed(0)
     for k in (2, 3):
-        model = mlp(lambda: ReLUPow(k), depth=12, width=64)
+        model = mlp(lambda k=k: ReLUPow(k), depth=12, width=64)
         report = autoinit(model, data(1), generator=0)
         (row,) = report.stability
         # phi = relu^k is homogeneous: chi_1 = k^2 / (2k - 1) at every scale, length-map slope k
@@ -166,7 +166,7 @@ def test_normalized_mlp(norm):
     model = nn.Sequential(*layers)
     running = [b.clone() for b in model.buffers()]
     report = autoinit(model, data(1), generator=0)
-    assert all(torch.equal(a, b) for a, b in zip(running, model.buffers()))  # BN statistics untouched
+    assert all(torch.equal(a, b) for a, b in zip(running, model.buffers(), strict=False))  # BN statistics untouched
     stds = linear_output_stds(model, data(2))
     assert all(LO <= s <= HI for s in stds), stds
     norms = [e for e in report.left() if e.kind == "norm"]
@@ -224,7 +224,7 @@ def test_same_seed_same_weights_and_report_forms():
     a, b = mlp(nn.GELU, depth=3, width=16), mlp(nn.GELU, depth=3, width=16)
     ra = autoinit(a, data(1), generator=7)
     autoinit(b, data(1), generator=7)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=False))
     assert isinstance(ra, AutoInitReport) and ra.mode == "analytic"
     d = json.loads(json.dumps(ra.to_dict()))
     assert [e["name"] for e in d["entries"]] == [n for n, _ in a.named_parameters()]

@@ -45,7 +45,7 @@ def _assert_history_close(batched, i, single):
 def _max_chi_1(sizes, activation, init):
     """The largest chi_1 over the hidden layers (biases zero), each with its own sigma_w2."""
     return max(MeanField(activation, effective_sigma_w2(init, fan_in, fan_out), 0.0).chi_1
-               for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]))
+               for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1], strict=False))
 
 
 def _ordered(sizes, activation, init):
@@ -91,7 +91,7 @@ def test_matches_single_trainer_runs(moons, sizes, activation, opt, inits):
     for i in range(6):
         single, model = _single(sizes, activation, inits[i], init_seeds[i], order_seeds[i], moons, epochs=25, **opt)
         _assert_history_close(bt, i, single)
-        for got, want in zip(bt.to_model(i).parameters(), model.parameters()):
+        for got, want in zip(bt.to_model(i).parameters(), model.parameters(), strict=False):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     assert (bt.diverged_epoch_ == -1).all()
 
@@ -119,7 +119,7 @@ def test_initial_weights_equal_apply_init():
     for i, init in enumerate(inits):
         bias = biases[i]
         want = apply_init(MLP([3, 6, 4, 1], "relu"), init, bias, generator=7 + i)
-        for got, expected in zip(stack.to_model(i).parameters(), want.parameters()):
+        for got, expected in zip(stack.to_model(i).parameters(), want.parameters(), strict=False):
             assert torch.equal(got, expected)
 
 
@@ -134,7 +134,7 @@ def test_diverged_model_is_frozen_and_others_unaffected(moons):
         np.testing.assert_array_equal(bt.history_[key][[0, 2]], alone.history_[key])
     single, model = _single([2, 10, 1], "relu", huge, 1, 0, moons, epochs=12)
     assert single.diverged_epoch_ == 0
-    for got, want in zip(bt.to_model(1).parameters(), model.parameters()):  # frozen where Trainer stopped
+    for got, want in zip(bt.to_model(1).parameters(), model.parameters(), strict=False):  # frozen where Trainer stopped
         torch.testing.assert_close(got, want, equal_nan=True)
 
 

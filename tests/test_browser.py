@@ -6,8 +6,8 @@ Each test saves a screenshot in pytest's tmp dir. Skipped when /usr/bin/chromium
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 from pathlib import Path
 
 import pytest

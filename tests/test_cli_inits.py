@@ -41,7 +41,7 @@ def test_inits_plot_draws_every_scheme_with_its_signal_gain(tmp_path, capsys):
     assert out.stat().st_size > 20_000 and "wrote" in capsys.readouterr().out
     fig = catalog_figure(fan_in=512, fan_out=512)
     bars = fig.axes[1]
-    gains = {t.get_text(): p.get_width() for t, p in zip(bars.get_yticklabels(), bars.patches)}
+    gains = {t.get_text(): p.get_width() for t, p in zip(bars.get_yticklabels(), bars.patches, strict=False)}
     assert set(gains) == set(DEFAULT_SCHEMES)
     assert abs(gains["he_normal"] - 2.0) < 0.05 and abs(gains["glorot_uniform"] - 1.0) < 0.05
     assert abs(gains["orthogonal"] - 1.0) < 1e-3  # exactly orthonormal rows

@@ -85,7 +85,8 @@ def test_the_weight_gradient_norm_alone_would_not_show_the_relu_glorot_problem()
 
 
 def test_relu_too_large_weights_explode():
-    model = _mlp([64] * 20 + [10], "relu", {"name": "variance_scaling", "scale": 8.0, "mode": "fan_in", "distribution": "normal"})  # std x 2 per layer
+    scheme = {"name": "variance_scaling", "scale": 8.0, "mode": "fan_in", "distribution": "normal"}  # std x 2 per layer
+    model = _mlp([64] * 20 + [10], "relu", scheme)
     diag = diagnose(model, _batch(256, 64))
     assert diag.codes == ["exploding_gradients"]
     assert diag.activation_std_rate == pytest.approx(2.0, rel=0.1)

@@ -34,7 +34,7 @@ def test_stack_diagnosis_equals_each_model_diagnosed_alone(data, activation, siz
         assert got.codes == ref.codes
         assert [v.message for v in got.verdicts] == [v.message for v in ref.verdicts]
         assert got.loss == pytest.approx(ref.loss, rel=1e-5)
-        for a, b in zip(got.layers, ref.layers):
+        for a, b in zip(got.layers, ref.layers, strict=False):
             for key, value in a.to_dict().items():
                 expected = b.to_dict()[key]
                 if isinstance(value, float) and expected is not None:
@@ -47,7 +47,7 @@ def test_softmax_stack_diagnosis(data):
     ds = datasets.load("digits")
     X, y = torch.as_tensor(ds.X[:64]), torch.as_tensor(ds.y[:64])
     bt = BatchedTrainer([64, 16, 10], "relu", ["zeros", "he_normal"], [0, 1], output="softmax")
-    for got, i in zip(diagnose_stack(bt.stacks_[0], X, y), range(2)):
+    for got, i in zip(diagnose_stack(bt.stacks_[0], X, y), range(2), strict=False):
         ref = diagnose(bt.to_model(i), X, y)
         assert got.codes == ref.codes and got.loss == pytest.approx(ref.loss, rel=1e-5)
         assert [s.distinct_units for s in got.layers] == [s.distinct_units for s in ref.layers]

@@ -71,9 +71,11 @@ TORCH_CASES = [
     ("kaiming_normal_", {"a": 0.3}, nn.init.kaiming_normal_, {"a": 0.3}),
     ("kaiming_normal_", {"nonlinearity": "relu", "a": 0.5}, nn.init.kaiming_normal_, {"nonlinearity": "relu", "a": 0.5}),
     ("kaiming_normal_", {"nonlinearity": "tanh"}, nn.init.kaiming_normal_, {"nonlinearity": "tanh"}),
-    ("kaiming_normal_", {"nonlinearity": "linear", "mode": "fan_out"}, nn.init.kaiming_normal_, {"nonlinearity": "linear", "mode": "fan_out"}),
+    ("kaiming_normal_", {"nonlinearity": "linear", "mode": "fan_out"}, nn.init.kaiming_normal_,
+     {"nonlinearity": "linear", "mode": "fan_out"}),
     ("kaiming_normal_", {"nonlinearity": "selu"}, nn.init.kaiming_normal_, {"nonlinearity": "selu"}),
-    ("kaiming_uniform_", {"nonlinearity": "relu", "mode": "fan_out"}, nn.init.kaiming_uniform_, {"nonlinearity": "relu", "mode": "fan_out"}),
+    ("kaiming_uniform_", {"nonlinearity": "relu", "mode": "fan_out"}, nn.init.kaiming_uniform_,
+     {"nonlinearity": "relu", "mode": "fan_out"}),
     ("kaiming_uniform_", {"a": math.sqrt(5)}, nn.init.kaiming_uniform_, {"a": math.sqrt(5)}),  # nn.Linear's own
     ("kaiming_uniform_", {"nonlinearity": "sigmoid"}, nn.init.kaiming_uniform_, {"nonlinearity": "sigmoid"}),
     ("xavier_normal_", {"gain": 2.0}, nn.init.xavier_normal_, {"gain": 2.0}),
@@ -85,7 +87,8 @@ TORCH_CASES = [
     ("normal_", {"mean": 1.0, "std": 2.0}, nn.init.normal_, {"mean": 1.0, "std": 2.0}),
     ("trunc_normal_", {}, nn.init.trunc_normal_, {}),
     ("trunc_normal_", {"std": 0.02}, nn.init.trunc_normal_, {"std": 0.02}),  # cut at +-2: 100 std
-    ("trunc_normal_", {"mean": 0.5, "std": 1.0, "a": -0.5, "b": 1.0}, nn.init.trunc_normal_, {"mean": 0.5, "std": 1.0, "a": -0.5, "b": 1.0}),
+    ("trunc_normal_", {"mean": 0.5, "std": 1.0, "a": -0.5, "b": 1.0}, nn.init.trunc_normal_,
+     {"mean": 0.5, "std": 1.0, "a": -0.5, "b": 1.0}),
     ("sparse_", {"sparsity": 0.3}, nn.init.sparse_, {"sparsity": 0.3}),
 ]
 

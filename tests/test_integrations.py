@@ -8,7 +8,6 @@ import importlib.util
 import json
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -13,8 +13,7 @@ from torch import nn
 
 from initlab import diagnose
 from initlab._validation import DataError, ValidationError
-from initlab.diagnostics.io import (as_inputs, batch_shape, call_model, describe, load_data, make_inputs,
-                                    pick_output, with_dtype)
+from initlab.diagnostics.io import as_inputs, batch_shape, call_model, describe, load_data, make_inputs, pick_output, with_dtype
 
 
 class TwoInputs(nn.Module):
@@ -106,7 +105,8 @@ def test_pick_output_from_huggingface_model_outputs():
     ({"a": torch.zeros(1), "b": torch.ones(1)}, None,
      "the model returned a dict with several tensors (a, b) and no 'logits'; pick one with --output FIELD (output='FIELD' in Python)"),
     ({"a": "x"}, None, "the model returned a dict with no tensor field (fields: a)"),
-    ((torch.zeros(1), [torch.zeros(1)]), "1", "output '1' of the model's tuple is a list, not a tensor; pick one with --output FIELD (output='FIELD' in Python)"),
+    ((torch.zeros(1), [torch.zeros(1)]), "1",
+     "output '1' of the model's tuple is a list, not a tensor; pick one with --output FIELD (output='FIELD' in Python)"),
     ((torch.zeros(1),), "5", "output 5 is out of range: the model returns a tuple of 1"),
     ((torch.zeros(1),), "logits", "output 'logits': the model returns a tuple, so --output must be an index in [0, 0]"),
     (torch.zeros(1), "logits", "output 'logits' was given, but the model returns a plain tensor; drop --output"),

@@ -88,7 +88,7 @@ def test_zero_init_notebook_model_gets_initlabs_own_verdict(moons, hidden):
     assert (diag.coverage.tensors, diag.coverage.measured_tensors, diag.coverage.parameters,
             diag.coverage.measured_parameters) == (own.coverage.tensors, own.coverage.measured_tensors,
                                                    own.coverage.parameters, own.coverage.measured_parameters) == (4, 4, 41, 41)
-    for stats, layer in zip(diag.layers, model.layers):  # each row measured its layer's kernel and bias, by Keras path
+    for stats, layer in zip(diag.layers, model.layers, strict=False):  # each row measured its layer's kernel and bias, by Keras path
         assert stats.params == [layer.kernel.path, layer.bias.path] and layer.kernel.path.endswith(f"{stats.name}/kernel")
 
 
@@ -112,7 +112,7 @@ def test_diagnose_leaves_the_keras_model_as_it_was(moons):
     weights = [w.copy() for w in model.get_weights()]
     initlab.diagnose(model, *moons)
     assert model.layers[0].activation is keras.activations.relu
-    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=False))
     assert all(v.value.grad is None for v in model.trainable_variables)
     np.testing.assert_array_equal(model.predict(moons[0], verbose=0), before)
 
@@ -131,7 +131,8 @@ def test_activation_layers_pair_through_norm_and_dropout():
     (norm,) = diag.norms
     assert norm["kind"] == "batch_norm" and norm["gain_mean"] == 1.0 and norm["output_std"] > 0
     assert [p.rsplit("/", 1)[1] for p in norm["params"]] == ["gamma", "beta"]
-    assert diag.coverage.complete and (diag.coverage.tensors, diag.coverage.parameters) == (8, 8 * 16 + 16 + 2 * 16 + 16 * 16 + 16 + 16 * 3 + 3)
+    parameters = 8 * 16 + 16 + 2 * 16 + 16 * 16 + 16 + 16 * 3 + 3
+    assert diag.coverage.complete and (diag.coverage.tensors, diag.coverage.parameters) == (8, parameters)
     # the default loss is cross-entropy on the logits = Keras' sparse CE on the softmax output
     probs = model(torch.as_tensor(x))
     expected = float(keras.losses.sparse_categorical_crossentropy(torch.as_tensor(y), probs).mean().detach())

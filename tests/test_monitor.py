@@ -8,12 +8,10 @@ import torch
 from matplotlib.figure import Figure
 
 from initlab import Monitor, apply_init, diagnose
-from initlab._rng import make_generator
-from initlab.training import minibatch_order
 from initlab.diagnostics import figures
 from initlab.models import MLP
 from initlab.plots.style import save
-from initlab.training import Trainer
+from initlab.training import Trainer, minibatch_order
 
 
 def _data(n: int = 96, d: int = 6):
@@ -71,7 +69,7 @@ def test_own_loop_hooks_only_on_recording_steps():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     attached = []
     with Monitor(model, every=3) as monitor:
-        for step in range(1, 8):
+        for _ in range(1, 8):
             attached.append(_hooked(model) > 0)  # before this step's forward
             opt.zero_grad()
             torch.nn.functional.binary_cross_entropy_with_logits(model(X).squeeze(-1), y).backward()

@@ -22,7 +22,7 @@ NOTEBOOKS = ROOT / "examples" / "notebooks"
 NAMES = ["01_classic_experiment.ipynb", "02_keras_notebook.ipynb", "03_sweeps_and_theory.ipynb"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _executed(name: str, scratch: str) -> tuple[str, list]:
     """Run notebook ``name`` in a fresh kernel; returns (all printed text, the executed cells)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)

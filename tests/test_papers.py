@@ -210,7 +210,7 @@ def test_saxe2014(results):
     assert all(abs(v - 1) < 1e-4 for d in depths for v in m["singular_value_quantiles"]["orthogonal"][d])
     spread = [m["singular_value_quantiles"]["gaussian"][d][2] / m["singular_value_quantiles"]["gaussian"][d][0]
               for d in depths]
-    assert all(a < b for a, b in zip(spread, spread[1:]))
+    assert all(a < b for a, b in zip(spread, spread[1:], strict=False))
     # every orthogonal depth learns; Gaussian gets slower with depth
     orth = [m["learning_time"]["orthogonal"][d] for d in depths]
     assert all(t is not None for t in orth)
@@ -270,7 +270,7 @@ def _reference_linear(sizes, init, seed, X, Y, lr, epochs):
         loss = ((model(X) - Y) ** 2).mean()
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
-            for p, g in zip(params, grads):
+            for p, g in zip(params, grads, strict=False):
                 p.sub_(lr * g)
         losses.append(loss.item())
     return np.array(losses)

@@ -16,7 +16,7 @@ from initlab._validation import ValidationError
 from initlab.initializers.fixup import fixup_init, fixup_scale, he_residual_init
 from initlab.initializers.zero_init import zero_matrix
 from initlab.models.residual import ResidualMLP
-from initlab.papers import hanin2018, schoenholz2017, zhang2019, zhao2022
+from initlab.papers import hanin2018, schoenholz2017, zhao2022
 
 
 def _run(name: str) -> papers.PaperResult:
@@ -80,7 +80,7 @@ def test_schoenholz_grid_and_fractions(schoenholz, tmp_path):
     assert (acc[0] >= 0.5).all()  # 10 tanh layers train at every sigma_w2 in the budget
     # 6 xi_c recomputed from the theory: finite away from criticality, largest near sigma_w2 = 1.76
     six = np.array([math.inf if v is None else v for v in grid["six_xi_c"]], dtype=float)
-    for s, v in zip(grid["sigma_w2"], six):
+    for s, v in zip(grid["sigma_w2"], six, strict=False):
         from initlab.theory import MeanField
 
         assert v == pytest.approx(6 * MeanField("tanh", s, 0.05).xi_c, rel=1e-4)
@@ -135,7 +135,7 @@ def test_zhao_zero_trains_and_is_deterministic(zhao, tmp_path):
     _check_result(zhao, "zhao2022", {"final_accuracy", "seed_identical"}, tmp_path)
     acc = zhao.measured["final_accuracy"]
     assert set(acc) == {"moons 2-10-1", "digits 64-128-128-10"}
-    for setup, by_init in acc.items():
+    for by_init in acc.values():
         assert set(by_init) == set(zhao2022.INITS)
     assert acc["moons 2-10-1"]["zeros"] == 0.5  # 50 points of each moon: the constant prediction
     assert acc["digits 64-128-128-10"]["zeros"] < 0.15
@@ -159,7 +159,7 @@ def test_zhang_he_explodes_fixup_trains(zhang, tmp_path):
     std = zhang.measured["output_std_at_init"]
     he = [std["he"][d] for d in std["he"]]
     fix = [std["fixup"][d] for d in std["fixup"]]
-    assert all(b > a for a, b in zip(he, he[1:]))  # grows with every step in depth
+    assert all(b > a for a, b in zip(he, he[1:], strict=False))  # grows with every step in depth
     assert np.allclose(fix, fix[0], rtol=1e-6)  # every Fixup block is the identity at init
     final = zhang.measured["final_loss"]
     assert final["he"] is None  # He diverged (non-finite loss)
@@ -260,7 +260,7 @@ def test_fixup_scales_branch_layers_by_l_to_the_minus_1_over_2m_minus_2(blocks, 
 
 def test_fixup_is_reproducible_and_checks_its_model():
     a, b = (fixup_init(ResidualMLP(8, 16, 3, 2), generator=5) for _ in range(2))
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=False))
     with pytest.raises(ValidationError, match="num_blocks=4 but the model has 3 residual blocks"):
         fixup_init(ResidualMLP(8, 16, 3, 2), num_blocks=4)
     with pytest.raises(ValidationError, match="fixup_init needs a residual model"):

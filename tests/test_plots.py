@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex
 
 from initlab.models import MLP
 from initlab.plots.boundary import BoundaryPanel, ProbabilityGrid, boundaries_figure, boundary_figure, probability_grid
 from initlab.plots.history import Curves, histories_figure, history_figure
 from initlab.plots.style import CLASS_COLORS, init_color
-from matplotlib.collections import PathCollection
-from matplotlib.colors import to_hex
 
 
 def _panel(proba, title="t", color="#2ca02c"):

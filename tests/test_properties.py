@@ -24,8 +24,8 @@ from initlab import initializers
 from initlab._validation import InitlabError
 from initlab.datasets.files import MIN_ROWS, parse_csv
 from initlab.experiments import RunSpec
-from initlab.runspec import MAX_DEPTH
 from initlab.experiments.sweep_spec import GRID_AXES, GRID_OPTIONAL, SweepSpec, parse_spec
+from initlab.runspec import MAX_DEPTH
 
 EXAMPLES = 150
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

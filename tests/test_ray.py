@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
-
 import torch  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
 
 import initlab.results  # noqa: E402
 from initlab._validation import InitlabError, ValidationError  # noqa: E402
@@ -55,7 +54,8 @@ def spec_file(tmp_path):
 
 def _stored(store: Path) -> dict[str, tuple]:
     df = initlab.results.load(store, history=True)
-    return {r.run_id: (r.status, r.epochs_run, r.train_loss, r.val_accuracy, r.history, r.trainer, r.init_seed, r.order_seed) for r in df.itertuples()}
+    return {r.run_id: (r.status, r.epochs_run, r.train_loss, r.val_accuracy, r.history, r.trainer, r.init_seed, r.order_seed)
+            for r in df.itertuples()}
 
 
 # -------------------------------------------------------------------- bad input (no cluster needed)

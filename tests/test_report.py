@@ -7,8 +7,7 @@ import copy
 from dataclasses import replace
 
 from initlab.experiments.findings import Findings, plain_verdict
-from initlab.report import (Bullets, Document, Heading, Image, Paragraph, Table, notebook_comparison,
-                            render_html, render_markdown, table_row)
+from initlab.report import Bullets, Document, Heading, Image, Paragraph, Table, notebook_comparison, render_html, render_markdown, table_row
 from initlab.report.explain import measured_sentences
 
 PNG = base64.b64decode(

@@ -142,7 +142,7 @@ def test_run_is_a_pure_picklable_function_of_its_spec():
 def test_only_and_csv_data(tmp_path):
     X, y = datasets.moons(60, 0.1, seed=1)
     csv = tmp_path / "ushape.csv"
-    csv.write_text("X,Y,class\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X.tolist(), y.tolist())))
+    csv.write_text("X,Y,class\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X.tolist(), y.tolist(), strict=False)))
     results, outputs = reproduce(tmp_path / "out", data=csv, epochs=2, only="he_relu, zeros_sigmoid")
     assert [r.name for r in results] == ["zeros_sigmoid", "he_relu"]
     entry = json.loads(outputs.results_json.read_text())["experiments"][0]

@@ -88,7 +88,7 @@ def test_the_trainer_chosen_never_changes_the_numbers(activation, optimizer, lr)
     batched = list(execute(specs))  # one stack
     single = list(execute(specs, monitor=True))  # one Trainer each, with a Monitor
     assert [r.trainer for r in batched] == ["batched"] * 3 and [r.trainer for r in single] == ["single"] * 3
-    for b, s in zip(batched, single):
+    for b, s in zip(batched, single, strict=False):
         assert b.spec == s.spec
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             np.testing.assert_allclose(b.history[key], s.history[key], rtol=RTOL, atol=1e-7)

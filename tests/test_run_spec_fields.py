@@ -51,7 +51,7 @@ def test_sgd_learning_rates_share_a_batch_and_match_separate_runs():
     assert len(plan(specs)) == 1  # one stack
     together = list(execute(specs, data=split, diagnostics=False))
     alone = [next(execute([s], data=split, diagnostics=False)) for s in specs]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=False):
         np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-6)
     assert not np.allclose(together[0].history["loss"], together[1].history["loss"])
     adam = [s.replace(optimizer="adam") for s in specs]

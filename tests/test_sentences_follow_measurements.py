@@ -260,7 +260,7 @@ def test_fan_out_he_conv_stack_is_said_to_match_the_fan_out_scale_with_that_numb
 
     torch.manual_seed(0)
     chs, mods = [3, 8, 16, 32, 64, 128], []
-    for a, b in zip(chs, chs[1:]):
+    for a, b in zip(chs, chs[1:], strict=False):
         mods += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU()]
     model = nn.Sequential(*mods, nn.Flatten(), nn.Linear(128 * 16, 10))
     for m in model:

@@ -19,8 +19,15 @@ from initlab import initializers
 from initlab._validation import ValidationError
 from initlab.models import MLP
 from initlab.theory import (
-    MeanField, accuracy_heatmap, check_variance, critical_sigma_w2, effective_sigma_b2, effective_sigma_w2,
-    phase_diagram, trainable_depth_plot, variance_check_plot,
+    MeanField,
+    accuracy_heatmap,
+    check_variance,
+    critical_sigma_w2,
+    effective_sigma_b2,
+    effective_sigma_w2,
+    phase_diagram,
+    trainable_depth_plot,
+    variance_check_plot,
 )
 
 
@@ -99,7 +106,7 @@ def test_critical_weights_with_zero_biases_would_be_chaotic_so_the_biases_are_dr
 def test_critical_bias_at_sigma_b2_zero_is_zeros_and_draws_nothing():
     a = initializers.apply_init(MLP([5, 7, 7, 1], "tanh"), "critical", bias="critical", generator=3)
     b = initializers.apply_init(MLP([5, 7, 7, 1], "tanh"), "critical", bias="zeros", generator=3)
-    for x, y in zip(a.parameters(), b.parameters()):
+    for x, y in zip(a.parameters(), b.parameters(), strict=False):
         assert torch.equal(x, y)
 
 

@@ -150,6 +150,7 @@ def test_selu_against_scipy():
 
     mf = MeanField("selu", 1.0, 0.0)
     assert mf.q_star == pytest.approx(1.0, abs=1e-6)  # SELU's self-normalising fixed point
+    assert e(lambda u: selu(u) ** 2, 1.0) == pytest.approx(1.0, abs=1e-6)  # ... as scipy finds it: E[selu(u)^2] = q
     assert mf.chi_1 == pytest.approx(e(lambda u: dselu(u) ** 2, 1.0), rel=1e-7)
 
 

@@ -91,7 +91,7 @@ def _mha_model(seed: int) -> nn.Module:
 def test_two_threads_trace_multihead_attention_at_once():
     models = [_mha_model(0), _mha_model(1)]
     xs = [torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    alone = [initlab.diagnose(m, x).to_dict() for m, x in zip(models, xs)]
+    alone = [initlab.diagnose(m, x).to_dict() for m, x in zip(models, xs, strict=False)]
     results: dict[int, dict] = {}
     errors: list[BaseException] = []
     start = threading.Barrier(2)
@@ -185,7 +185,7 @@ def test_relu_then_tanh_wrappers_each_measured_saturation_reported():
     assert min(saturated_tanh[1:]) > 0.7  # 76-78% of the tanh outputs at |a| > 0.98
     rows = [s for s in diag.layers if s.weighted][:10]
     assert [s.saturable for s in rows] == [False] * 5 + [True] * 5
-    for s, frac in zip(rows[5:], saturated_tanh):
+    for s, frac in zip(rows[5:], saturated_tanh, strict=False):
         # saturated by slope (tanh' < 0.04 tanh'(0)) is |a| > 0.9798: the same outputs up to that margin
         assert abs(s.saturated_fraction - frac) < 0.02
     assert "saturation" in diag.codes

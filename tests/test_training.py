@@ -221,7 +221,7 @@ def test_batched_trainer_equals_single_trainers(moons_split):
     # In the ordered phase (chi_1 < 1), where the two agree number for number (see test_batched.py).
     inits = [{"name": "he_normal", "negative_slope": 0.5}, "glorot_uniform", "zeros"]
     bt = BatchedTrainer([2, 10, 1], "relu", inits, init_seeds=[3, 4, 5], order_seeds=[0, 0, 1], epochs=5).fit(Xt, yt, Xv, yv)
-    for i, (init, seed, data_seed) in enumerate(zip(inits, [3, 4, 5], [0, 0, 1])):
+    for i, (init, seed, data_seed) in enumerate(zip(inits, [3, 4, 5], [0, 0, 1], strict=False)):
         model = apply_init(MLP([2, 10, 1], "relu"), init, "zeros", generator=seed)
         single = Trainer(model, seed=data_seed, epochs=5).fit(Xt, yt, Xv, yv)
         np.testing.assert_allclose(bt.history_["loss"][i], single.history_["loss"], rtol=1e-5)

@@ -296,3 +296,12 @@ def test_a_partial_write_after_the_law_leaves_the_parameter_unmatched():
     report = verify(_seeded(0, lambda: Sliced(200, 200)), "torch")
     assert report.unmatched == ["weight"] and "part of the tensor" in report["weight"].reason
     assert report.ok and report["bias"].status == "pass"
+
+
+def test_the_light_front_declares_the_statistics_default():
+    import inspect
+
+    import initlab
+    from initlab.verify import stats
+
+    assert inspect.signature(initlab.verify).parameters["min_values"].default == stats.MIN_VALUES

@@ -9,7 +9,8 @@ each one by its import path (``register``), and :func:`adapter` imports it on fi
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, cast
+from collections.abc import Callable
+from typing import Any, cast
 
 __all__ = ["register", "adapter", "framework"]
 

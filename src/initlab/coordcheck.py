@@ -217,7 +217,7 @@ def _check_width_parameter(factory: Callable[..., Any], name: str) -> None:
 
 def load_width_factory(target: str) -> Callable[[int], nn.Module]:
     """The factory named by ``"file.py:make"`` (as ``initlab doctor`` loads it), checked to take a width."""
-    from .diagnostics.doctor import split_target, load_factory
+    from .diagnostics.doctor import load_factory, split_target
 
     factory = load_factory(target)
     _check_width_parameter(factory, split_target(target)[1])
@@ -266,7 +266,7 @@ def _lr_factor(name: str, shape: tuple[int, ...], base: tuple[int, ...] | None, 
     if base is None or len(base) != len(shape):
         raise ValidationError(f"lr-scaling mup: parameter {name!r} has shape {shape} here but "
                               f"{'no counterpart' if base is None else base} at the base width")
-    mults = [s / b for s, b in zip(shape, base)]
+    mults = [s / b for s, b in zip(shape, base, strict=False)]
     infinite = [m for m in mults if m != 1]
     if len(infinite) > 2:
         raise ValidationError(f"lr-scaling mup: parameter {name!r} has {len(infinite)} dimensions that change with width; "
@@ -549,7 +549,7 @@ def _draw(result: CoordCheck, title: str | None) -> Figure:
     # a deep model: the legend lists MAX_LEGEND modules, those that do not read flat first (steepest first)
     priority = sorted(modules, key=lambda m: (finals[m].verdict == "flat", -abs(np.nan_to_num(finals[m].slope))))
     listed = set(priority[:MAX_LEGEND])
-    for ax, step in zip(axes, shown):
+    for ax, step in zip(axes, shown, strict=False):
         for module in modules:
             points = curves.get((module, step), [])
             v = finals[module]

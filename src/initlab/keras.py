@@ -13,7 +13,13 @@ what to install or set. ``import initlab`` never imports it.
 from __future__ import annotations
 
 from .integrations.keras import (
-    Initializer, KerasDiagnosis, KerasRecorder, KerasUnavailable, Monitor, apply_init_keras, diagnose_keras,
+    Initializer,
+    KerasDiagnosis,
+    KerasRecorder,
+    KerasUnavailable,
+    Monitor,
+    apply_init_keras,
+    diagnose_keras,
     initializer,
 )
 

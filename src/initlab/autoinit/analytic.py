@@ -37,7 +37,7 @@ from typing import Any, TypeGuard, cast
 import numpy as np
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten  # noqa: PLC2701  (torch has no public pytree API)
 
 from ..trace import InterceptMode, module_stack, op_kind
 from ..trace.ops import DIVISIONS, PRODUCT_OPS, SUBTRACTIONS, SUM_OPS
@@ -133,7 +133,7 @@ class Tracker(LayerRules):
 
     def label(self, fallback: str) -> str:
         """The innermost parameter-free module in progress (the user's activation class), else the op."""
-        for name, mod in reversed(self.stack):
+        for _name, mod in reversed(self.stack):
             if isinstance(mod, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
                 continue
             if not any(True for _ in mod.parameters()):
@@ -270,7 +270,7 @@ class Tracker(LayerRules):
         return self._finish_weight(func(*args, **kwargs), stat, wname)
 
     def _embedding(self, func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        idx, w = args[0], args[1]
+        w = args[1]
         if not self.is_param(w):
             return NotImplemented
         wname = self.names[id(w)]
@@ -290,7 +290,7 @@ class Tracker(LayerRules):
         kw = {k: (False if k == "inplace" else v) for k, v in kwargs.items()}
         recs = [self.rec(a) for a in args]
         sources = {id(r.source()): r.source() for r in recs if r is not None}
-        others = [a for a, r in zip(args, recs) if r is None and isinstance(a, torch.Tensor) and a.numel() > 1]
+        others = [a for a, r in zip(args, recs, strict=False) if r is None and isinstance(a, torch.Tensor) and a.numel() > 1]
         if len(sources) == 1 and not others and not any(isinstance(v, torch.Tensor) and self.rec(v) for v in kw.values()):
             src = next(iter(sources.values()))
             parts = [(r.fn if r is not None and r.src is not None else (lambda u: u)) if r is not None else None
@@ -299,7 +299,7 @@ class Tracker(LayerRules):
             def fn(u: torch.Tensor, func: Callable[..., Any] = func, args: tuple[Any, ...] = args,
                    parts: list[Any] = parts, kw: dict[str, Any] = kw) -> Any:
                 vals = [p(u) if p is not None else (a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a)
-                        for a, p in zip(args, parts)]
+                        for a, p in zip(args, parts, strict=False)]
                 return func(*vals, **kw)
 
             out = func(*args, **kwargs)
@@ -321,7 +321,7 @@ class Tracker(LayerRules):
             self.track(out, Rec(stat=Stat(mean, np.maximum(a.second * b.second - mean * mean, 0.0))))
             return out
         if len(sources) == 1 and len(others) == 1 and (name in PRODUCT_OPS or name in SUM_OPS):
-            x = next(a for a, r in zip(args, recs) if r is not None)
+            x = next(a for a, r in zip(args, recs, strict=False) if r is not None)
             if self.is_param(others[0]) and self.names[id(others[0])] not in self.uses:
                 n = self.names[id(others[0])]
                 why = "multiplies the signal (a gain)" if name in PRODUCT_OPS else "added to the signal (an offset)"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
 import torch
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten  # noqa: PLC2701  (torch has no public pytree API)
 
 from .moments import Stat
 
@@ -26,7 +26,7 @@ class Rec:
     """What is known of one tensor: a predicted Stat, or an elementwise expression of a source Rec."""
 
     stat: Stat | None = None
-    src: "Rec | None" = None                       # the pre-activation this is an elementwise function of
+    src: Rec | None = None                       # the pre-activation this is an elementwise function of
     fn: Callable[..., Any] | None = None                    # u -> value, on float64 tensors
     label: str = ""                                # the activation's name in the report
     origin: tuple[str, int] | None = None          # (weight name, op index) if a weight op's output, up to a linear map
@@ -34,7 +34,7 @@ class Rec:
     measured: bool = False                         # the stat was measured, not predicted
     born: int = -1                                 # op index at which the tensor was first produced
 
-    def source(self) -> "Rec":
+    def source(self) -> Rec:
         return self.src if self.src is not None else self
 
 
@@ -80,8 +80,8 @@ class LayerRules:
             return NotImplemented
         sts, ns = [self.stat(t).pooled for t in seq], [t.numel() for t in seq]
         tot = sum(ns)
-        mean = sum(s.mean * n for s, n in zip(sts, ns)) / tot
-        second = sum(s.second * n for s, n in zip(sts, ns)) / tot
+        mean = sum(s.mean * n for s, n in zip(sts, ns, strict=False)) / tot
+        second = sum(s.second * n for s, n in zip(sts, ns, strict=False)) / tot
         out = func(*args, **kwargs)
         self.track(out, Rec(stat=Stat(mean, max(second - mean * mean, 0.0))))
         return out

@@ -30,7 +30,7 @@ from .._rng import make_generator
 from .._validation import ValidationError, check_float, check_int
 from ..initializers import schemes
 from ..initializers.account import Account, ParamEntry, ParamSlot, is_conv1d, param_slots
-from ..initializers.lsuv import LSUVResult, LSUVUnit, rescale_units, preserved, scalable_units
+from ..initializers.lsuv import LSUVResult, LSUVUnit, preserved, rescale_units, scalable_units
 
 __all__ = ["empirical_init"]
 

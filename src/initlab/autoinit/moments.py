@@ -58,7 +58,7 @@ class Stat:
         return float(np.mean(self.second))
 
     @property
-    def pooled(self) -> "Stat":
+    def pooled(self) -> Stat:
         """Batch-level mean and variance (law of total variance)."""
         m = float(np.mean(self.mean))
         return Stat(m, max(float(np.mean(self.second)) - m * m, 0.0))
@@ -68,11 +68,11 @@ class Stat:
         """Batch-level std."""
         return math.sqrt(self.pooled.var)
 
-    def scaled(self, f: float) -> "Stat":
+    def scaled(self, f: float) -> Stat:
         return Stat(self.mean * f, self.var * f * f)
 
     @staticmethod
-    def of(t: torch.Tensor, batch: int = 0) -> "Stat":
+    def of(t: torch.Tensor, batch: int = 0) -> Stat:
         """The measured moments of a tensor's entries (float64): per sample if dim 0 is the batch, else pooled."""
         x = t.detach().to(torch.float64)
         if x.numel() == 0:

@@ -64,7 +64,7 @@ def _critical_scales(fn: Callable) -> list[tuple[float, float, float]]:
     """
     vals = [(float(g), _at(fn, float(g))) for g in _GRID]
     out = [(g, v[0], v[1]) for g, v in vals if v is not None and abs(v[0] - 1) <= _CHI_TOL and v[1] <= _SLOPE_TOL]
-    for (g0, v0), (g1, v1) in zip(vals[:-1], vals[1:]):
+    for (g0, v0), (g1, v1) in zip(vals[:-1], vals[1:], strict=False):
         if v0 is None or v1 is None or (v0[0] - 1) * (v1[0] - 1) > 0:
             continue
         lo, hi, flo = math.log(g0), math.log(g1), v0[0] - 1

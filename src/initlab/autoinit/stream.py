@@ -62,7 +62,7 @@ def stream_rows(groups: list[tuple[str, list[str]]], outputs: dict[str, float],
         if len(seen) < 2:
             continue
         # a chain of blocks hands each output on as the next input: the same tensor, the same std
-        chained = all(math.isclose(inputs[b], outputs[a], rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(seen, seen[1:]))
+        chained = all(math.isclose(inputs[b], outputs[a], rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(seen, seen[1:], strict=False))
         at, where = (seen, "after") if chained else (seen[1:], "before")
         std = [outputs[n] for n in at] if chained else [inputs[n] for n in at]
         if len(std) < 2:

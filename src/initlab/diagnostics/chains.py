@@ -49,7 +49,7 @@ def depth_chains(layers: list[LayerStats]) -> list[list[LayerStats]]:
 def fill_changes(layers: list[LayerStats]) -> None:
     """Fill each chained layer's ``std_change`` and ``grad_change`` (per-layer rates within its chain)."""
     for chain in depth_chains(layers):
-        for prev, cur in zip(chain, chain[1:]):
+        for prev, cur in zip(chain, chain[1:], strict=False):
             cur.std_change = cur.std / prev.std if prev.std > 0 else None
             prev.grad_change = prev.output_grad_norm / cur.output_grad_norm if cur.output_grad_norm > 0 else None
 

@@ -87,16 +87,16 @@ def diagnose(
                 if name in buffers:
                     b.copy_(buffers[name])
     layers = []
-    for r, wg, bg, og in zip(records, grads.weights, grads.biases, grads.outputs):
+    for r, wg, bg, og in zip(records, grads.weights, grads.biases, grads.outputs, strict=False):
         layers.append(layer_stats(r, wg, og, bias_grad=bg))
         if progress is not None:
             progress(len(layers), len(records))
     blocks = [{"name": b.name, "group": b.group, "index": b.index, "input_std": b.input_std,
                "output_std": b.output_std, "output_grad_norm": tensor_norm(g)}
-              for b, g in zip(recorder.blocks, grads.blocks)]
+              for b, g in zip(recorder.blocks, grads.blocks, strict=False)]
     return diagnosis_from_rows(
         layers, float(loss.detach()), input_shape=batch_shape(inputs),
-        samples={r.name: row_samples(r, og) for r, og in zip(records, grads.outputs)},
+        samples={r.name: row_samples(r, og) for r, og in zip(records, grads.outputs, strict=False)},
         coverage=measure_coverage(model, recorder, grads.params), norms=[asdict(n) for n in recorder.norms],
         attention=attention_rows(recorder.attention), blocks=blocks,
         readout=measure_readout(outputs, targets))  # the output at init against class targets (None otherwise)

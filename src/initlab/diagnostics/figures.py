@@ -82,7 +82,7 @@ def _density(ax: Axes, per_layer: list[tuple[str, np.ndarray]], kind: str, color
     per_curve = min((v.size for v in nonzero if v.size), default=BINS**2)
     edges = np.linspace(lo, hi, int(np.clip(np.sqrt(per_curve), 8, BINS)))
     centers = (edges[:-1] + edges[1:]) / 2
-    for (name, _), values, zero, color in zip(per_layer, nonzero, zeros, colors):
+    for (name, _), values, zero, color in zip(per_layer, nonzero, zeros, colors, strict=False):
         if values.size == 0:
             continue
         hist, _ = np.histogram(values, bins=edges)
@@ -160,7 +160,7 @@ def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
     fig = Figure(figsize=(11, 0.9 + 0.28 * max(4, len(names))), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)[0]
     panels = (("std", "log10 activation std"), ("output_grad_norm", "log10 |dL/d(layer output)|"))
-    for ax, (stat, label) in zip(axes, panels):
+    for ax, (stat, label) in zip(axes, panels, strict=False):
         data = _log10(monitor.series(stat))
         image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap="magma",
                           extent=(-0.5, len(steps) - 0.5, len(names) - 0.5, -0.5))
@@ -198,10 +198,10 @@ def depth_profile(diagnoses: Mapping[str, Diagnosis] | Diagnosis, title: str | N
         if color in used:  # two labels that are not initializer names: keep them apart
             color = FALLBACK_COLORS[i % len(FALLBACK_COLORS)]
         used.add(color)
-        for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain])):
+        for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain]), strict=False):
             ax.plot(depth, np.where(np.asarray(values) > 0, values, np.nan), marker="o", ms=3, color=color,
                     label=f"{label}: {', '.join(diag.codes)}")
-    for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|")):
+    for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|"), strict=False):
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("hidden layer (depth)")
@@ -228,7 +228,7 @@ def _role_profile(diagnoses: Mapping[str, Diagnosis], title: str | None) -> Figu
             first = role not in roles
             color = cmap(roles.setdefault(role, len(roles)) % 10)
             depth = np.arange(len(chain))
-            for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain])):
+            for ax, values in zip(axes, ([s.std for s in chain], [s.output_grad_norm for s in chain]), strict=False):
                 ax.plot(depth, np.where(np.asarray(values) > 0, values, np.nan), style, marker="o", ms=3,
                         color=color, label=role if first else None)
         if diag.blocks:
@@ -239,7 +239,7 @@ def _role_profile(diagnoses: Mapping[str, Diagnosis], title: str | None) -> Figu
                          label=stream)
         if len(diagnoses) > 1:  # one legend entry per line style
             axes[1].plot([], [], style, color="gray", label=f"{label}: {', '.join(diag.codes)}")
-    for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|")):
+    for ax, what in zip(axes, ("activation std", "|dL/d(layer output)|"), strict=False):
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("block")

@@ -19,20 +19,21 @@ import dataclasses
 import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._inputs import call_model as _call, error_line
+from .._inputs import call_model as _call
+from .._inputs import error_line
 from .._rng import make_generator
 from .._validation import DataError, ValidationError, check_choice, check_int, did_you_mean
 
 __all__ = ["Inputs", "DTYPES", "as_inputs", "call_model", "pick_output", "check_dtype", "make_inputs",
            "with_dtype", "load_data", "describe", "batch_shape"]
 
-Inputs = Union[torch.Tensor, tuple[Any, ...], dict[str, Any]]
+Inputs = torch.Tensor | tuple[Any, ...] | dict[str, Any]
 DTYPES = ("float", "long")  # --dtype: standard-normal floats, or integer ids in [0, vocab)
 _OUTPUT_HINT = "pick one with --output FIELD (output='FIELD' in Python)"
 

@@ -95,7 +95,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
     with torch.enable_grad():
         a = X.expand(m, *X.shape)  # (M, B, in)
         ins, pre, post = [], [], []
-        for layer, (w, b) in enumerate(zip(weights, biases)):
+        for layer, (w, b) in enumerate(zip(weights, biases, strict=False)):
             ins.append(a)
             z = torch.baddbmm(b.unsqueeze(1), a, w.transpose(1, 2))  # (M, B, out)
             pre.append(z)
@@ -136,7 +136,7 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
     out = []
     for i in range(m):
         layers: list[LayerStats] = []
-        for row, col in zip(template, columns):
+        for row, col in zip(template, columns, strict=False):
             layers.append(replace(row, std_change=None, grad_change=None, **{k: v[i] for k, v in col.items()}))
         out.append(diagnosis_from_rows(layers, float(losses[i].detach()), input_shape=tuple(X.shape),
                                        coverage=coverage, readout=measure_readout(pre[-1][i].detach(), y)))

@@ -109,7 +109,7 @@ def _project(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tens
     p = (p / p.abs().sum(dim=0)).to(part[0].device)
     keys = torch.zeros(part[0].shape[0], _PROJECTIONS, dtype=torch.float64, device=part[0].device)
     offset = 0
-    for block, width in zip(part, widths):
+    for block, width in zip(part, widths, strict=False):
         for start, chunk in _row_chunks(block):
             keys[start:start + chunk.shape[0]] += chunk.double() @ p[offset:offset + width]
         offset += width
@@ -122,7 +122,7 @@ def _columns(part: list[torch.Tensor], generator: torch.Generator) -> torch.Tens
     total = sum(widths)
     picked = torch.randperm(total, generator=generator)[:_SAMPLE_COLUMNS].sort().values.to(part[0].device)
     out, offset = [], 0
-    for block, width in zip(part, widths):
+    for block, width in zip(part, widths, strict=False):
         mine = picked[(picked >= offset) & (picked < offset + width)] - offset
         if mine.numel():
             out.append(block[:, mine].double())
@@ -206,7 +206,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
         others = order_np[low[i]:high[i]]
         others = others[~grouped[others]]
         others = others[(np.abs(keys_np[others] - keys_np[i]) <= reach_np[i]).all(axis=1)]
-        for scale, sample in zip(scales_np, columns):  # necessary conditions, on a few numbers per row
+        for scale, sample in zip(scales_np, columns, strict=False):  # necessary conditions, on a few numbers per row
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])
@@ -214,7 +214,7 @@ def distinct_units(weight: torch.Tensor, bias: torch.Tensor | None = None,
             if sample.shape[1]:
                 keep &= np.abs(sample[others] - sample[i]).max(axis=1) <= limit
             others = others[keep]
-        for part, scale in zip(parts, scales_np):  # the full comparison
+        for part, scale in zip(parts, scales_np, strict=False):  # the full comparison
             if not others.size:
                 break
             limit = tol * np.maximum(scale[i], scale[others])

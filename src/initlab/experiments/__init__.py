@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .findings import Findings, findings
+from ..runspec import ExperimentSpec, RunSpec, parse_hidden, parse_init
 from .execute import Batch, LocalExecutor, execute, initialized, load_split, plan, run_batch
+from .findings import Findings, findings
 from .record import RunRecord, clean
 from .reproduce import CLASSIC_NAMES, classic_specs, reproduce
-from ..runspec import ExperimentSpec, RunSpec, parse_hidden, parse_init
 from .store import Store
 from .sweep import SweepReport, make_batches, run_sweep
 from .sweep_spec import SweepSpec, load_spec, parse_spec

@@ -29,9 +29,9 @@ from ..diagnostics import Monitor, diagnose
 from ..diagnostics.stacked import diagnose_stack
 from ..initializers import apply_init
 from ..models import MLP
+from ..runspec import RunSpec
 from ..training import BatchedTrainer, Trainer
 from .record import RunArtifacts, RunRecord, summarize
-from ..runspec import RunSpec
 
 __all__ = [
     "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split",

@@ -8,10 +8,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from matplotlib.figure import Figure
 
+from .._json import json_safe as _json_safe
 from .._version import __version__
 from ..diagnostics.figures import heatmap_figure, layer_histograms
 from ..plots.boundary import BoundaryPanel, boundaries_figure, boundary_figure
@@ -20,7 +20,6 @@ from ..plots.style import init_color, save
 from ..report import FigureRef, build_document, render_html, render_markdown
 from .record import RunRecord
 from .run import ExperimentResult
-from .._json import json_safe as _json_safe
 
 __all__ = ["Outputs", "write_outputs", "experiment_figures", "FIGURE_MAKERS", "boundary_figures", "history_figures"]
 

@@ -16,10 +16,10 @@ import torch
 
 from ..diagnostics import Diagnosis, Monitor
 from ..plots.boundary import ProbabilityGrid, probability_grid
+from ..runspec import RunSpec
 from .execute import execute
 from .findings import findings
 from .record import RunRecord, short_name
-from ..runspec import RunSpec
 
 __all__ = ["ExperimentResult", "run_experiment", "from_record"]
 

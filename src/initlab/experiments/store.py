@@ -240,7 +240,7 @@ class Store:
         sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         written = []
         with self.conn:  # one transaction: committed on success, rolled back on any error
-            for row, vals in zip(rows, values):  # row by row: rowcount says whether this one was new
+            for row, vals in zip(rows, values, strict=False):  # row by row: rowcount says whether this one was new
                 if self.conn.execute(sql, vals).rowcount == 1:
                     written.append(row["run_id"])
             if spec_hash is not None:
@@ -261,7 +261,7 @@ class Store:
         row = cur.fetchone()
         if row is None:
             return None
-        out = dict(zip([d[0] for d in cur.description], row))
+        out = dict(zip([d[0] for d in cur.description], row, strict=False))
         for col in JSON_COLUMNS:
             out[col] = json.loads(out[col]) if out[col] is not None else None
         return out
@@ -275,7 +275,7 @@ class Store:
 
     def sweeps(self) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT spec_hash, name, n_runs, created FROM sweeps ORDER BY created")
-        return [dict(zip(("spec_hash", "name", "n_runs", "created"), row)) for row in cur]
+        return [dict(zip(("spec_hash", "name", "n_runs", "created"), row, strict=False)) for row in cur]
 
     def rows(self, spec_hash: str | None = None) -> tuple[list[str], list[tuple]]:
         """Column names and all run rows (of one spec when ``spec_hash`` is given)."""

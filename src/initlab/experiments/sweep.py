@@ -93,7 +93,7 @@ def run_sweep(
             done = db.done_ids(ids)
             n_done = len(done)
             db.link(spec.spec_hash, done)  # trained for another spec: count them here too
-            todo = [r for r, i in zip(runs, ids) if i not in done]
+            todo = [r for r, i in zip(runs, ids, strict=False) if i not in done]
             batches = plan(todo, device, spec.train["diagnostics"], max_batch=max_batch)
             if progress:
                 progress(n_done, len(runs))

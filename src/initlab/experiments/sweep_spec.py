@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import ValidationError, check_int, did_you_mean
-from ..training.optim import DEFAULT_LR
 from ..runspec import MAX_DEPTH, RunSpec, canonical_init
+from ..training.optim import DEFAULT_LR
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,7 +89,7 @@ class SweepSpec:
         out, seen = [], set()
         for values in product(*(self.grid[a] for a in axes)):
             fields = dict(base)
-            point = dict(zip(axes, values))
+            point = dict(zip(axes, values, strict=False))
             for axis, value in point.items():
                 if axis == "seed":
                     fields["init_seed"] = fields["order_seed"] = value

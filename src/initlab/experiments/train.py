@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._validation import DataError, ValidationError, check_out_folder
-from .execute import load_split
 from ..runspec import RunSpec
+from .execute import load_split
 
 if TYPE_CHECKING:  # the report side (matplotlib) loads when a report is written, not with the package
     from .outputs import Outputs

@@ -11,11 +11,11 @@ from ._fans import calculate_gain, compute_fans
 from .account import Account, ParamEntry
 from .apply import apply_init, init_layers
 from .critical import critical
+from .fixup import fixup_init
 from .lsuv import lsuv
 from .registry import Catalog, Initializer, Scheme, canonical_name, catalog, get, names, register, table
 from .schemes import *  # noqa: F403  (the scheme functions)
 from .schemes import __all__ as _schemes
-from .fixup import fixup_init
 from .zero_init import hadamard_identity
 
 register("lsuv", lsuv, kind="data-dependent")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Union, cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,7 @@ from . import _gauss
 
 __all__ = ["Activation", "resolve_activation", "length_fixed_point", "chi_1", "critical_sigma_w2"]
 
-Activation = Union[str, Callable[[torch.Tensor], torch.Tensor]]
+Activation = str | Callable[[torch.Tensor], torch.Tensor]
 
 _KINKED = ("elu", "selu")
 

@@ -216,7 +216,7 @@ class SplitKernel(_AutogradKernel):
         cuts = sorted({(k * math.pi / 2 + s) % (2 * math.pi) for k in (1, 3) for s in (0.0, t0)})
         cuts = cuts + [cuts[0] + 2 * math.pi]
         angles, weights = [], []
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=False):
             if hi - lo < 1e-15:
                 continue
             angles.append((self.xt + 1) * (hi - lo) / 2 + lo)

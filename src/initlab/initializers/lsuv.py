@@ -154,7 +154,7 @@ def _mha_blocks(m: nn.MultiheadAttention) -> list[tuple[str, torch.Tensor, torch
             out.append((letter, m.in_proj_weight, m.in_proj_weight[i * e:(i + 1) * e], b))  # (E, E_in)
     else:
         e = m.embed_dim
-        for i, (letter, w) in enumerate(zip("qkv", (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight))):
+        for i, (letter, w) in enumerate(zip("qkv", (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight), strict=False)):
             b = m.in_proj_bias[i * e:(i + 1) * e] if m.in_proj_bias is not None else None
             out.append((letter, w, w, b))
     return out
@@ -325,7 +325,7 @@ class _Pass:
 
         def hook(_m, args, kwargs):
             inputs = [args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)]
-            for letter, x in zip("qkv", inputs):
+            for letter, x in zip("qkv", inputs, strict=False):
                 unit = qkv.get(letter)
                 if unit is None or x is None:
                     continue

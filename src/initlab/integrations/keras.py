@@ -470,10 +470,10 @@ def diagnose_keras(model: Any, inputs: Any, targets: Any = None,
         else:
             loss = surrogate_loss(head)
         weight_grads, bias_grads, out_grads, param_grads = _gradients(loss, records, parameters)
-    layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads)]
+    layers = [layer_stats(r, wg, og, bias_grad=bg) for r, wg, bg, og in zip(records, weight_grads, bias_grads, out_grads, strict=False)]
     return cast(KerasDiagnosis, diagnosis_from_rows(  # cls=KerasDiagnosis
         layers, float(loss.detach()), input_shape=_first_shape(inputs),
-        samples={r.name: row_samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads)},
+        samples={r.name: row_samples(r, og, SAMPLE_SIZE) for r, og in zip(records, out_grads, strict=False)},
         coverage=_coverage(parameters, param_grads, records, recorder.norms, not_measured),
         norms=[asdict(n) for n in recorder.norms], readout=measure_readout(head, targets), cls=KerasDiagnosis,
         not_measured=not_measured))

@@ -26,7 +26,7 @@ from typing import Any
 from .._validation import InitlabError, ValidationError, check_int
 from ._monitor_files import import_extra, lazy_callback, write_monitor
 
-__all__ = ["MonitorCallback"]
+__all__ = ["MonitorCallback"]  # noqa: F822  (built on first use by __getattr__: the framework loads then)
 
 
 def _submodule(root: Any, path: str) -> Any:

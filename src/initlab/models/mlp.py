@@ -55,7 +55,7 @@ class MLP(nn.Sequential):
         output = check_choice("output", output, OUTPUTS)
         gen = make_generator(generator)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1], strict=False), start=1):
             layers[f"hidden{i}"] = default_linear(n_in, n_out, gen)
             layers[f"act{i}"] = make_activation(activation)
         layers["output"] = default_linear(sizes[-2], sizes[-1], gen)

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
-from ..initializers import apply_init, compute_fans, get as get_init
+from ..initializers import apply_init, compute_fans
+from ..initializers import get as get_init
 from .activations import canonical_activation
 from .mlp import MLP, OUTPUTS
 
@@ -85,7 +86,7 @@ class StackedMLP:
         # bias=False: the biases stay zero (their gradient is written as zero), so each model is
         # a bias-free network (deep linear nets, Saxe et al. 2014) with the same buffer layout.
         self.bias = bool(bias)
-        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))  # (out, in) per layer
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1], strict=False))  # (out, in) per layer
         total = sum(self.m * o * (i + 1) for o, i in shapes)
         self.flat = torch.zeros(total, device=self.device)  # (P,)
         self.weights, self.biases = self._views(self.flat)
@@ -104,7 +105,7 @@ class StackedMLP:
     def _views(self, flat: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Weight ``(M, out, in)`` and bias ``(M, out)`` views of a flat ``(P,)`` buffer, layer by layer."""
         weights, biases, offset = [], [], 0
-        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1], strict=False):
             size = self.m * n_out * n_in
             weights.append(flat[offset:offset + size].view(self.m, n_out, n_in))  # (M, out, in)
             offset += size
@@ -152,7 +153,7 @@ class StackedMLP:
 
         layer_fans = [compute_fans(tuple(weight.shape[1:])) for weight in net.weights]
         on_cpu = net.device.type == "cpu"
-        for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds)):
+        for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds, strict=False)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
                 model = MLP(net.sizes, net.activation, net.output)
@@ -168,7 +169,7 @@ class StackedMLP:
             gen = make_generator(seed)
             with torch.no_grad():
                 # (not named ``bias``: that would rebind the argument the next model's branch tests)
-                for weight, layer_bias, fans in zip(net.weights, net.biases, layer_fans):
+                for weight, layer_bias, fans in zip(net.weights, net.biases, layer_fans, strict=False):
                     if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
                         w_init(weight[i], gen)
                         if net.bias:
@@ -199,7 +200,7 @@ class StackedMLP:
     @torch.no_grad()
     def set_model(self, i: int, model: MLP) -> None:
         """Copy an ``MLP``'s parameters into slot ``i``."""
-        for layer, weight, bias in zip(model.linears, self.weights, self.biases):
+        for layer, weight, bias in zip(model.linears, self.weights, self.biases, strict=False):
             weight[i].copy_(layer.weight)
             bias[i].copy_(layer.bias)
 
@@ -207,7 +208,7 @@ class StackedMLP:
     def to_model(self, i: int) -> MLP:
         """Model ``i`` as an ordinary ``MLP`` on the CPU (parameters copied)."""
         model = MLP(self.sizes, self.activation, self.output)
-        for layer, weight, bias in zip(model.linears, self.weights, self.biases):
+        for layer, weight, bias in zip(model.linears, self.weights, self.biases, strict=False):
             layer.weight.copy_(weight[i])
             layer.bias.copy_(bias[i])
         return model
@@ -221,14 +222,14 @@ class StackedMLP:
         index = torch.as_tensor(index, dtype=torch.long, device=self.device)
         out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device, self.bias)
         with torch.no_grad():
-            for src, dst in zip(self.weights + self.biases, out.weights + out.biases):
+            for src, dst in zip(self.weights + self.biases, out.weights + out.biases, strict=False):
                 dst.copy_(src.index_select(0, index))
         return out
 
     def per_model_flat(self, values: torch.Tensor) -> torch.Tensor:
         """A buffer laid out like ``flat`` ``(P,)`` holding ``values[i]`` ``(M,)`` at every parameter of model ``i``."""
         parts = []
-        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1], strict=False):
             for per_model in (n_out * n_in, n_out):
                 parts.append(values.to(self.flat).unsqueeze(1).expand(self.m, per_model).reshape(-1))
         return torch.cat(parts)
@@ -238,7 +239,7 @@ class StackedMLP:
         m_new = len(index)
         parts = []
         offset = 0
-        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1]):
+        for n_out, n_in in zip(self.sizes[1:], self.sizes[:-1], strict=False):
             for per_model in (n_out * n_in, n_out):
                 block = flat[offset:offset + self.m * per_model].view(self.m, per_model)  # (M, k)
                 parts.append(block.index_select(0, index).reshape(m_new * per_model))
@@ -258,7 +259,7 @@ class StackedMLP:
         h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
         b = h.shape[-1]
         last = self.n_layers - 1
-        for l, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+        for l, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=False)):
             m, n_out, n_in = weight.shape
             z = self._buffer(f"z{l}", m, n_out, b) if train else torch.empty(m, n_out, b, device=self.device)
             if cache is not None:  # training
@@ -284,7 +285,7 @@ class StackedMLP:
         act, _ = STACKED_ACTIVATIONS[self.activation]
         h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
         outs = []
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1]):
+        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=False):
             h = act(torch.matmul(weight, h) + bias.unsqueeze(-1))  # (M, out, B)
             outs.append(h)
         return outs

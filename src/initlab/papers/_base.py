@@ -8,8 +8,9 @@ a result travel (Ray, pickle, JSON) and be redrawn without re-running anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Claim", "PaperResult", "Paper"]
 

@@ -157,7 +157,7 @@ def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
     mean = np.stack([r[0] for r in rows], 1)  # (M, epochs + 1, layers)
     std = np.stack([r[1] for r in rows], 1)
     return ({n: mean[i] for i, n in enumerate(names)}, {n: std[i] for i, n in enumerate(names)},
-            {n: loss for n, loss in zip(names, histories(records))})
+            {n: loss for n, loss in zip(names, histories(records), strict=False)})
 
 
 def _init_histograms(X, y, cfg: dict, seed: int):
@@ -210,7 +210,7 @@ def figures(result: PaperResult) -> dict:
     def fig2() -> Figure:
         fig = Figure(figsize=(11, 4))
         axes = fig.subplots(1, 2)
-        for ax, n in zip(axes, INITS):
+        for ax, n in zip(axes, INITS, strict=False):
             mean = np.array(result.data["means"][n], dtype=float)
             std = np.array(result.data["stds"][n], dtype=float)
             epochs = np.arange(len(mean))

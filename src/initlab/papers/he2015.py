@@ -208,7 +208,7 @@ def figures(result: PaperResult) -> dict:
         fig = Figure(figsize=(11, 3.8))
         axes = fig.subplots(1, 3)
         curves = result.data["curves"]
-        for ax, depth in zip(axes[:2], DEPTHS):
+        for ax, depth in zip(axes[:2], DEPTHS, strict=False):
             for n, spec in INITS.items():
                 curve = np.array([np.nan if v is None else v for v in curves[n][str(depth)]], dtype=float)
                 ax.plot(np.arange(1, len(curve) + 1), curve, color=init_color(spec), label=f"{n} ({spec})", lw=2)

@@ -4,7 +4,8 @@
 full-batch gradient descent on squared error from whitened inputs, a deep *linear* net's learning
 depends on the input-output correlation ``Sigma31`` and on the init. With random orthogonal
 weights the end-to-end product is an isometry (all singular values 1, "dynamical isometry"), and
-at the best learning rate the time to learn stays about constant as depth grows; with scaled Gaussian weights ``N(0, 1/N)`` the product's singular values spread out with
+at the best learning rate the time to learn stays about constant as depth grows; with scaled Gaussian weights
+``N(0, 1/N)`` the product's singular values spread out with
 depth (its norm is kept only on average) and learning slows down with depth.
 """
 
@@ -189,10 +190,10 @@ def figures(result: PaperResult) -> dict:
         cap = result.data["max_epochs"]
         for n, spec in INITS.items():
             times = [result.measured["learning_time"][n][str(d)] for d in depths]
-            ok = [(d, t) for d, t in zip(depths, times) if t is not None]
+            ok = [(d, t) for d, t in zip(depths, times, strict=False) if t is not None]
             if ok:
-                ax.loglog(*zip(*ok), marker="o", color=init_color(spec), lw=2, label=n if n == spec else f"{n} ({spec})")
-            missed = [d for d, t in zip(depths, times) if t is None]
+                ax.loglog(*zip(*ok, strict=False), marker="o", color=init_color(spec), lw=2, label=n if n == spec else f"{n} ({spec})")
+            missed = [d for d, t in zip(depths, times, strict=False) if t is None]
             if missed:
                 ax.loglog(missed, [cap] * len(missed), ls="none", marker="^", color=init_color(spec),
                           label=f"{n}: not learned in {cap} epochs")

@@ -69,7 +69,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     trained = accuracy >= TRAINED
     frac_in = float(trained[inside].mean()) if inside.any() else None
     frac_out = float(trained[~inside].mean()) if (~inside).any() else None
-    deepest = {str(s): max((d for d, ok in zip(depths, trained[:, j]) if ok), default=0) for j, s in enumerate(sigmas)}
+    deepest = {str(s): max((d for d, ok in zip(depths, trained[:, j], strict=False) if ok), default=0) for j, s in enumerate(sigmas)}
     claims = [
         Claim(
             "trainable_within_6_xi_c",

@@ -68,7 +68,7 @@ def _train(model, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int
                 break
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
-                for i, (p, g) in enumerate(zip(params, grads)):
+                for i, (p, g) in enumerate(zip(params, grads, strict=False)):
                     velocity[i] = g.clone() if velocity[i] is None else velocity[i].mul_(MOMENTUM).add_(g)
                     p.sub_(LR * velocity[i])
             total += value * len(idx)

@@ -153,7 +153,7 @@ def figures(result: PaperResult) -> dict:
         curves = result.data["curves"]
         fig = Figure(figsize=(11, 4.2))
         axes = fig.subplots(1, len(curves))
-        for ax, (setup, by_init) in zip(np.atleast_1d(axes), curves.items()):
+        for ax, (setup, by_init) in zip(np.atleast_1d(axes), curves.items(), strict=False):
             for init, curve in by_init.items():
                 epochs = np.arange(1, len(curve["accuracy"]) + 1)
                 ax.plot(epochs, curve["accuracy"], color=init_color(init), lw=2 if init == "hadamard_identity" else 1.5,

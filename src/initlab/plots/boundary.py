@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from matplotlib.contour import QuadContourSet
     from matplotlib.image import AxesImage
 
-__all__ = ["ProbabilityGrid", "BoundaryPanel", "probability_grid", "draw_boundary", "boundary_figure", "boundaries_figure", "legend_handles"]
+__all__ = ["ProbabilityGrid", "BoundaryPanel", "probability_grid", "draw_boundary", "boundary_figure", "boundaries_figure",
+           "legend_handles"]
 
 
 @dataclass

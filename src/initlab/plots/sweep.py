@@ -38,7 +38,7 @@ def heatmap(df: pd.DataFrame, value: str = "val_accuracy", rows: str = "init", c
     fig = Figure(figsize=(1.2 + 0.9 * len(col_vals) * len(panels) + 1.2 * len(panels), 0.9 + 0.45 * len(row_vals)))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
     image = None
-    for ax, key in zip(axes[0], panels):
+    for ax, key in zip(axes[0], panels, strict=False):
         part = df[df[panel] == key]
         table = part.pivot_table(index=rows, columns=cols, values=value, aggfunc="mean").reindex(index=row_vals, columns=col_vals)
         image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
@@ -82,7 +82,7 @@ def learning_curves(df: pd.DataFrame, metric: str = "val_accuracy", by: str = "i
     panels = sorted(df[panel].unique(), key=str)
     fig = Figure(figsize=(4.2 * len(panels), 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)
-    for ax, key in zip(axes[0], panels):
+    for ax, key in zip(axes[0], panels, strict=False):
         part = df[df[panel] == key]
         for name in dict.fromkeys(part[by]):
             curves = [h.get(metric) for h in part[part[by] == name]["history"] if h and h.get(metric)]

@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 
 from .._validation import check_out_folder
 from ..diagnostics import thresholds
-from ..diagnostics.types import Diagnosis
 from ..diagnostics.doctor import DoctorResult
 from ..diagnostics.figures import depth_profile, layer_histograms
 from ..diagnostics.table import COLUMNS, layer_cells
+from ..diagnostics.types import Diagnosis
 from .document import Bullets, Document, Heading, Image, Paragraph, Table
 from .html import render_html as render_document
 

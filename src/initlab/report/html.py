@@ -45,7 +45,7 @@ def _image(block: Image, folder: Path) -> str:
 def render_html(doc: Document, folder: str | Path) -> str:
     """The whole page; ``folder`` is where the images' files are."""
     folder = Path(folder)
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(doc.title)}</h1>"]

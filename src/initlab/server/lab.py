@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from .. import datasets
-from ..diagnostics import diagnose
 from .._json import json_safe
-from .._version import __version__
 from .._validation import DataError
+from .._version import __version__
+from ..diagnostics import diagnose
 from ..experiments.record import summarize
-from ..runspec import RunSpec
 from ..plots.style import CLASS_COLORS
+from ..runspec import RunSpec
 from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
 

@@ -12,7 +12,11 @@
 """
 
 from .bridge import (
-    VarianceCheck, check_variance, effective_sigma_b2, effective_sigma_w2, measure_preactivation_variance,
+    VarianceCheck,
+    check_variance,
+    effective_sigma_b2,
+    effective_sigma_w2,
+    measure_preactivation_variance,
     predicted_preactivation_variance,
 )
 from .meanfield import Activation, MeanField, critical_sigma_w2, resolve_activation

@@ -266,7 +266,7 @@ class VarianceCheck:
             "layers": [
                 {"layer": i + 1, "predicted": float(p), "measured": float(m), "measured_std": float(s),
                  "relative_error": float(e)}
-                for i, (p, m, s, e) in enumerate(zip(self.predicted, self.measured, self.measured_std, self.relative_error))
+                for i, (p, m, s, e) in enumerate(zip(self.predicted, self.measured, self.measured_std, self.relative_error, strict=False))
             ],
             "max_relative_error": self.max_relative_error,
         }

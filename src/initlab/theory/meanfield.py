@@ -38,7 +38,13 @@ from scipy import optimize
 from .. import _html
 from .._validation import check_float
 from ..initializers._critical_point import (
-    Q_MAX, Q_MIN, Activation, variance_arg, critical_sigma_w2, length_fixed_point, resolve_activation,
+    Q_MAX,
+    Q_MIN,
+    Activation,
+    critical_sigma_w2,
+    length_fixed_point,
+    resolve_activation,
+    variance_arg,
 )
 from ..initializers._critical_point import chi_1 as _chi_1
 

@@ -77,7 +77,7 @@ def phase_diagram(
     mesh = ax.pcolormesh(ws, bs, xi, shading="gouraud", cmap="viridis",
                          norm=colors.LogNorm(vmin=max(0.1, float(np.nanmin(xi))), vmax=_XI_MAX))
     cbar = fig.colorbar(mesh, ax=ax)
-    cbar.set_label(r"correlation depth scale $\xi_c$ (layers, log scale; capped at %g)" % _XI_MAX)
+    cbar.set_label(rf"correlation depth scale $\xi_c$ (layers, log scale; capped at {_XI_MAX:g})")
     fine_b = np.linspace(*sigma_b2, 60)
     crit = [_critical_or_nan(kernel, b) for b in fine_b]
     ax.plot(crit, fine_b, color="white", lw=2.5, ls="--", label=r"critical line $\chi_1 = 1$ (`critical` init)")
@@ -185,13 +185,13 @@ def accuracy_heatmap(
         )
     if "sigma_w2" not in df.columns:
         fans = df["width"] if "width" in df.columns else [width] * len(df)
-        df["sigma_w2"] = [_spec_sigma_w2(s, int(f)) for s, f in zip(df["init"], fans)]
+        df["sigma_w2"] = [_spec_sigma_w2(s, int(f)) for s, f in zip(df["init"], fans, strict=False)]
     activation = _single(df, "activation", activation)
     if activation is None:
         raise ValidationError("accuracy map needs an activation (argument or a single-valued 'activation' column)")
     if sigma_b2 is None and "sigma_b2" not in df.columns and "bias_init" in df.columns:
         fans = df["width"] if "width" in df.columns else [width] * len(df)
-        df["sigma_b2"] = [round(effective_sigma_b2(b, int(f), int(f)), 12) for b, f in zip(df["bias_init"], fans)]
+        df["sigma_b2"] = [round(effective_sigma_b2(b, int(f), int(f)), 12) for b, f in zip(df["bias_init"], fans, strict=False)]
     b = _single(df, "sigma_b2", sigma_b2)
     b = 0.0 if b is None else float(b)
     table = df.pivot_table(index="depth", columns="sigma_w2", values=metric, aggfunc="mean").sort_index()

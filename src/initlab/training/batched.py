@@ -270,7 +270,7 @@ class _Chunk:
             return
         index = torch.as_tensor(self.models - self.first, device=self.group.device)
         with torch.no_grad():
-            for dst, src in zip(self.stored.weights + self.stored.biases, self.work.weights + self.work.biases):
+            for dst, src in zip(self.stored.weights + self.stored.biases, self.work.weights + self.work.biases, strict=False):
                 dst.index_copy_(0, index, src)
 
 
@@ -363,7 +363,6 @@ class BatchedTrainer:
         """Train all M models on the same data, epoch by epoch in lock step."""
         start_time = time.perf_counter()
         m, dev = self.m, self.device
-        n_out = self.sizes[-1]
         X, y = self._tensors(X, y)
         if len(X) == 0:
             raise ValidationError("no training rows")
@@ -412,7 +411,7 @@ class BatchedTrainer:
                 if shared:  # common random numbers: one minibatch for every model
                     idx = perms[0, start:start + batch_size]  # (B,)
                     xb, yb = X[idx], y[idx]  # (B, in), (B,)
-                for chunk, (step_loss, step_count) in zip(live, steps):
+                for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
                     if not shared:  # each model its own order: gathered per model
                         idx = perms[chunk.group, start:start + batch_size]  # (m, B)
                         xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
@@ -421,7 +420,7 @@ class BatchedTrainer:
                     grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
                     chunk.work.backward(cache, logits, grad_logits, chunk.grad)
                     chunk.opt.step(chunk.work.flat, chunk.grad)
-            for chunk, (step_loss, step_count) in zip(live, steps):
+            for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
                 weight = sizes.double()
                 logs = {"loss": (step_loss.double() * weight).sum(0) / n,
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
@@ -479,7 +478,7 @@ class BatchedTrainer:
         """Every hidden layer's activations of every model on ``X``: one ``(M, units, N)`` tensor per layer."""
         X = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=self.device)
         layers = [stack.hidden(X) for stack in self.stacks_]  # chunks x layers
-        return [torch.cat(parts) for parts in zip(*layers)]
+        return [torch.cat(parts) for parts in zip(*layers, strict=False)]
 
     def weights(self) -> list[torch.Tensor]:
         """Every layer's weights of every model, one ``(M, out, in)`` tensor per layer (copies)."""

@@ -84,7 +84,7 @@ def keras_adam_(
                            beta2=beta2, weight_decay=0.0, eps=eps_f, amsgrad=False, maximize=False)
         return
     lr_t = adam_step_size(lr, beta1, beta2, step)
-    for p, g, m, v, denom in zip(params, grads, ms, vs, scratch):
+    for p, g, m, v, denom in zip(params, grads, ms, vs, scratch, strict=False):
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         _sqrt(v, denom).add_(eps)

@@ -46,7 +46,8 @@ class Trainer:
 
     Minibatches of ``batch_size`` (last one smaller) are drawn in a fresh random order every
     epoch from ``seed``, the order seed (:func:`~initlab.training.order.minibatch_order`, as
-    the batched trainer; initialize the weights separately with ``initlab.apply_init``). Per epoch ``history_`` records ``loss`` and ``accuracy`` as Keras
+    the batched trainer; initialize the weights separately with ``initlab.apply_init``). Per epoch
+    ``history_`` records ``loss`` and ``accuracy`` as Keras
     does (averaged over the epoch's minibatches, weighted by their size) and ``val_loss``,
     ``val_accuracy`` on the held-out data after the epoch. A non-finite loss stops training and
     sets ``diverged_epoch_``. Callbacks may set ``trainer.stop_training = True``.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .run import TransferResult
 
-__all__ = ["transfer", "TransferResult", "Cell", "Drift", "parametrize", "Parametrized", "Parametrization", "Rule",
+__all__ = [  # noqa: F822  (loaded on first use by __getattr__)"transfer", "TransferResult", "Cell", "Drift", "parametrize", "Parametrized", "Parametrization", "Rule",
            "PARAMETRIZATIONS", "names", "parse_lrs", "parse_sizes", "TOLERANCE"]
 
 # public name -> the module that defines it (loaded on first use)

@@ -28,8 +28,9 @@ def coord_check_command(
     lr_scaling: str = typer.Option("none", "--lr-scaling", help="none, or mup: muP's per-parameter learning rates (mup.MuAdam / MuSGD)."),
     base_width: int = typer.Option(None, "--base-width", help="muP's base width (default: the smallest width)."),
     loss: str = typer.Option("mse", "--loss", help="mse (against standard-normal targets) or cross_entropy (random labels)."),
-    threshold: float = typer.Option(None, "--threshold", help="|slope| below this reads flat (default 0.2): the slope's interval over seeds "
-                                                     "must lie inside +-threshold."),
+    threshold: float = typer.Option(None, "--threshold", help=(
+        "|slope| below this reads flat (default 0.2): the slope's interval over seeds must lie inside +-threshold."
+    )),
     seed: int = typer.Option(0, "--seed", help="Seed of the batch, the targets and the first model seed."),
     out: Path = typer.Option(Path("initlab-out/coord-check"), "--out", help="Folder for coord_check.png, .csv and .json."),
     as_json: bool = typer.Option(False, "--json", help="Print coord_check.json to stdout instead of the table."),

@@ -59,14 +59,28 @@ _auto_init.label = "auto"
 
 @app.command("doctor")
 def doctor_command(
-    target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help="A Python file (or module) and the function in it that returns the model."),
+    target: str = typer.Argument(..., metavar="FILE.py:FACTORY", help=(
+        "A Python file (or module) and the function in it that returns the model."
+    )),
     input_shape: str = typer.Option(None, "--input-shape", help="One sample's shape, without the batch dimension: 784 or 3,32,32."),
     batch: int = typer.Option(64, "--batch", help="Rows in the random batch (or the first rows of --data)."),
-    data: Path = typer.Option(None, "--data", help="A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."),
-    dtype: str = typer.Option(None, "--dtype", help="float or long. Random inputs: float (standard normal, the default) or long (token ids in [0, --vocab)). With --data: cast the arrays (default: kept as they are, integer arrays stay ids)."),
+    data: Path = typer.Option(None, "--data", help=(
+        "A .npy array of inputs to use instead of random ones (first --batch rows; integer arrays stay "
+        "integer ids), or a .npz of several arrays passed as keyword inputs (input_ids, attention_mask)."
+    )),
+    dtype: str = typer.Option(None, "--dtype", help=(
+        "float or long. Random inputs: float (standard normal, the default) or long (token ids in [0, "
+        "--vocab)). With --data: cast the arrays (default: kept as they are, integer arrays stay ids)."
+    )),
     vocab: int = typer.Option(None, "--vocab", help="Number of token ids for --dtype long (the embedding's size)."),
-    output: str = typer.Option(None, "--output", help="The output to measure when the model returns a dict, dataclass or tuple: a field name (default: logits, else the first tensor) or an index."),
-    init: str = typer.Option(None, "--init", help="Also re-initialize with this catalog initializer, or 'auto' (initlab.autoinit), and compare (see `initlab inits`)."),
+    output: str = typer.Option(None, "--output", help=(
+        "The output to measure when the model returns a dict, dataclass or tuple: a field name (default: "
+        "logits, else the first tensor) or an index."
+    )),
+    init: str = typer.Option(None, "--init", help=(
+        "Also re-initialize with this catalog initializer, or 'auto' (initlab.autoinit), and compare "
+        "(see `initlab inits`)."
+    )),
     out: Path = typer.Option(Path("initlab-out/doctor"), "--out", help="Folder for report.html and report.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random batch and of --init."),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the table."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -21,7 +22,9 @@ def sweep_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     executor: str = typer.Option("local", "--executor", help="local (batched, in this process) or ray (pip install 'initlab\\[ray]')."),
     address: str = typer.Option(None, "--address", help="ray: auto or HOST:PORT of a running cluster (default: a local Ray instance)."),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: initlab's default, see initlab --help; ray: per task, default 1)."),
+    threads: int = typer.Option(0, "--threads", help=(
+        "torch CPU threads (0: initlab's default, see initlab --help; ray: per task, default 1)."
+    )),
     max_batch: int = typer.Option(1000, "--max-batch", help="Most runs trained together (and lost to a crash)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count the runs; train nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -38,7 +41,7 @@ def sweep_command(
     """
     from ...experiments.executors import EXECUTORS, open_executor
     from ...experiments.store import Store
-    from ...experiments.sweep import check_data, run_sweep
+    from ...experiments.sweep import check_data
     from ...experiments.sweep_spec import load_spec
 
     parsed = load_spec(spec)  # every key and name checked before any work
@@ -148,7 +151,7 @@ def results_command(
             else:
                 table.add_column(col, justify="right", no_wrap=True)
         for _, row in agg.iterrows():
-            def pm(metric: str) -> str:
+            def pm(metric: str, row: Any = row) -> str:  # row bound now (called in this iteration only)
                 mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
                 return "-" if mean != mean else f"{mean:.3f}±{0.0 if std != std else std:.3f}"
             table.add_row(*[str(row[k]) for k in keys], pm("val_accuracy"), pm("train_loss"),

@@ -116,8 +116,8 @@ def check_command(
 
     Example: initlab theory check --init xavier_normal --activation tanh --depth 50 --width 512
     """
-    from ...runspec import parse_init
     from ...plots import check_figure_path, save
+    from ...runspec import parse_init
     from ...theory import check_variance, variance_check_plot
 
     if out is not None:

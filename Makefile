@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 
 # ruff (lint) and mypy (types), as configured in pyproject.toml; pre-commit runs the same.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests docs/hooks
+	$(BIN)/ruff check src tests bench docs/hooks
 	$(BIN)/mypy
 
 # The documentation site (mkdocs.yml, docs/): built into site/, warnings are errors.

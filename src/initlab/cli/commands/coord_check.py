@@ -55,7 +55,7 @@ def coord_check_command(
     width_list = parse_widths(widths)
     factory = load_width_factory(target)
     # a file's rows are the batch; else the library draws the batch and then the targets from --seed
-    # a .npz loads as a dict: coord_check refuses any batch but a tensor, in one line
+    # a .npz of several arrays loads as a dict: coord_check refuses any batch but a tensor, in one line
     inputs = cast("torch.Tensor | None", load_inputs(input_shape, batch, data) if data is not None else None)
     progress = Progress(TextColumn("[bold]coord-check"), BarColumn(), MofNCompleteColumn(), TextColumn("widths x seeds"),
                         TimeElapsedColumn(), console=err_console, disable=as_json)

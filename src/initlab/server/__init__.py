@@ -11,9 +11,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .app import create_app
 from .limits import LIMITS, LOOPBACK_HOSTS, Limits
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["create_app", "serve", "background", "LIMITS", "Limits"]
 
@@ -55,7 +59,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def background(app=None, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> Iterator[str]:
+def background(app: FastAPI | None = None, host: str = "127.0.0.1", port: int = 0, timeout: float = 20.0) -> Iterator[str]:
     """Run the lab in a background thread (for notebooks and tests); yields its base URL.
 
     ``port=0`` picks a free port. The server stops when the block ends.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib import resources
@@ -29,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import initializers
 from .._validation import InitlabError
@@ -37,9 +39,9 @@ from ..models import activation_names
 from ..plots.style import CLASS_COLORS, INIT_COLORS, init_color
 from ..training import DEFAULT_LR, OPTIMIZERS
 from . import runs
-from .lab import load_data
+from .lab import LabData, load_data
 from .limits import LIMITS, LOOPBACK_HOSTS
-from .specs import DATASETS, CompareSpec, SweepSpec, TrainSpec, classic_preset, describe, field_info
+from .specs import DATASETS, CompareSpec, LabRequest, SweepSpec, TrainSpec, classic_preset, describe, field_info
 
 __all__ = ["create_app", "LabError", "one_line"]
 
@@ -65,7 +67,7 @@ class LabError(BaseModel):
     errors: list[ErrorItem] = []
 
 
-_ERRORS = {code: {"model": LabError} for code in (400, 404, 411, 413, 422, 429, 499, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": LabError} for code in (400, 404, 411, 413, 422, 429, 499, 503)}
 
 _NUMERIC = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "int_type", "int_parsing",
             "int_from_float", "float_type", "float_parsing", "finite_number", "missing")
@@ -84,7 +86,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def one_line(err: dict[str, Any]) -> tuple[str, str]:
+def one_line(err: Mapping[str, Any]) -> tuple[str, str]:
     """(field, message) of one pydantic error, e.g. ``("data_seed", "data_seed: must be an integer
     in [0, 4294967295], got -3")``; the range is the field's effective one (RunSpec's, tightened
     by the lab's), and an empty field reads "required"."""
@@ -117,7 +119,7 @@ def one_line(err: dict[str, Any]) -> tuple[str, str]:
     return where, (f"{where}: {msg}" if where else msg)
 
 
-def _validation_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+def _validation_body(errors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lines = [one_line(e) for e in errors]
     return {"detail": "; ".join(dict.fromkeys(m for _, m in lines)), "field": lines[0][0] if lines else None,
             "errors": _plain(errors)}
@@ -218,7 +220,7 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         data = await run_in_threadpool(lambda: load_data(spec))
         return {"csv": text, "n_samples": len(data.X) + len(data.X_val), **data.points()}
 
-    async def _bounded(request: Request, job) -> dict[str, Any]:
+    async def _bounded(request: Request, job: Callable[[threading.Event], dict[str, Any]]) -> dict[str, Any]:
         """Run ``job(cancel)`` in a worker within a run slot; cancel it when the client goes away."""
         client = request.client.host if request.client else "unknown"
         app.state.slots.acquire(client)
@@ -234,7 +236,8 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         while True:
             done, _ = await asyncio.wait({future}, timeout=0.25)
             if done:
-                return future.result()
+                result: dict[str, Any] = future.result()
+                return result
             if await request.is_disconnected():
                 cancel.set()
                 raise _BadRequest(499, "client: went away; the work was cancelled")
@@ -281,7 +284,8 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         """Train 2-4 initializers side by side (one BatchedTrainer) on the same data and split."""
         return await _start(request, runs.lab_run, spec)
 
-    async def _start(request: Request, target, spec, paused: bool = False) -> StreamingResponse:
+    async def _start(request: Request, target: Callable[..., None], spec: LabRequest,
+                     paused: bool = False) -> StreamingResponse:
         first = spec.specs()[0]  # a spec outside the lab's limits fails here, as a 4xx, before any work
         data = await run_in_threadpool(lambda: load_data(spec, first))  # so does bad data
         client = request.client.host if request.client else "unknown"
@@ -291,12 +295,13 @@ def create_app(per_client: int = LIMITS.max_runs_per_client, total: int = LIMITS
         return StreamingResponse(_stream(request, target, spec, data, client, run_id), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Run-Id": str(run_id)})
 
-    async def _stream(request: Request, target, spec, data, client: str, run_id: int):
+    async def _stream(request: Request, target: Callable[..., None], spec: LabRequest, data: LabData, client: str,
+                      run_id: int) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         cancel = threading.Event()
 
-        def emit(event: dict[str, Any]) -> None:
+        def emit(event: dict[str, Any] | None) -> None:  # None: the end of the stream
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def work() -> None:
@@ -341,10 +346,10 @@ class _Gate:
     client's disconnect from ``request.is_disconnected()``, which cancels previews).
     """
 
-    def __init__(self, app: Any, hosts: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
         self.app, self.hosts = app, hosts
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -383,7 +388,7 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def _plain(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _plain(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """pydantic errors without their non-JSON parts (exception objects in ``ctx``)."""
     return [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")),
              "type": str(e.get("type"))} for e in errors]

@@ -20,6 +20,7 @@ from .._validation import DataError
 from .._version import __version__
 from ..diagnostics import diagnose
 from ..experiments.record import summarize
+from ..models import MLP
 from ..plots.style import CLASS_COLORS
 from ..runspec import RunSpec
 from .limits import LIMITS, UPLOAD_NAME
@@ -44,7 +45,7 @@ class LabData:
     y_val: np.ndarray  # (N_val,)
     extent: tuple[float, float, float, float]  # x0, x1, y0, y1
     grid: torch.Tensor = field(repr=False)  # (grid * grid, 2), row 0 at the top (y1)
-    tile_grid: torch.Tensor = field(repr=False, default=None)  # (tile * tile, 2), the neurons' pictures
+    tile_grid: torch.Tensor | None = field(repr=False, default=None)  # (tile * tile, 2), the neurons' pictures
 
     @property
     def name(self) -> str:
@@ -128,8 +129,9 @@ def boundary(proba: np.ndarray) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def predict_grid(model: nn.Module, data: LabData) -> np.ndarray:
-    return model.predict_proba(data.grid).cpu().numpy()
+def predict_grid(model: MLP, data: LabData) -> np.ndarray:
+    proba: np.ndarray = model.predict_proba(data.grid).cpu().numpy()
+    return proba
 
 
 def diagnostics(model: nn.Module, data: LabData) -> dict[str, Any]:
@@ -146,7 +148,7 @@ def layer_rows(diag: Any) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
+def neurons(model: MLP, data: LabData) -> list[dict[str, Any]]:
     """Each hidden unit's output over the input plane (``LIMITS.tile_grid`` squared points), per layer.
 
     ``q`` is base64 of ``units * n * n`` bytes, unit by unit, row 0 at the top: the output clipped
@@ -155,6 +157,7 @@ def neurons(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
     over a full colour scale. ``min``/``max``: the exact outputs' range per unit; ``flat``: the
     range is below one colour step.
     """
+    assert data.tile_grid is not None, "load_data sets it"
     out = []
     for layer, acts in enumerate(model.hidden(data.tile_grid), start=1):  # (n*n, units) each
         a = acts.double().T.numpy()  # (units, n*n)

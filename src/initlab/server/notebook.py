@@ -21,7 +21,7 @@ class LabServer:
                  min_run_seconds: float | None = None) -> None:
         app = create_app() if min_run_seconds is None else create_app(min_run_seconds=min_run_seconds)
         self.height = height
-        self._stack = contextlib.ExitStack()
+        self._stack: contextlib.ExitStack[bool | None] | None = contextlib.ExitStack()
         self.url: str = self._stack.enter_context(background(app, host, port))
 
     @property

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -214,7 +214,8 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
     compare = isinstance(request, CompareSpec)
     m, epochs, optimizer = len(specs), specs[0].epochs, specs[0].optimizer
     history: dict[str, list[list[float]]] = {}  # key -> per epoch, (M,) values
-    throttle, sent, initial = _Throttle(), [0], [None] * m
+    throttle, sent = _Throttle(), [0]
+    initial: list[list[dict[str, Any]] | None] = [None] * m  # per network, its layer rows at epoch 0
     rows_X, rows_y = torch.as_tensor(data.X), torch.as_tensor(data.y)  # what diagnostics() looks at
     pacer = _Pacer(epochs, pace, cancel)
 
@@ -225,11 +226,12 @@ def lab_run(request: LabRequest, data: LabData, emit: Emit, cancel: threading.Ev
         diags = [d for stack in trainer.stacks_ for d in diagnose_stack(stack, rows_X, rows_y)]
         runs = []
         for i in range(m):
-            run = {"boundary": boundary(proba[i]), "layers": layer_rows(diags[i]),
-                   "verdicts": [v.to_dict() for v in diags[i].verdicts]}
-            if initial[i] is None:
-                initial[i] = run["layers"]
-            _mark_split(run, symmetry_split(initial[i], run["layers"], optimizer))
+            run: dict[str, Any] = {"boundary": boundary(proba[i]), "layers": layer_rows(diags[i]),
+                                   "verdicts": [v.to_dict() for v in diags[i].verdicts]}
+            first = initial[i]
+            if first is None:
+                first = initial[i] = run["layers"]
+            _mark_split(run, symmetry_split(first, run["layers"], optimizer))
             if not compare:
                 model = trainer.to_model(i)
                 run["neurons"], run["histograms"] = neurons(model, data), histograms(model, data)
@@ -302,16 +304,16 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
     """The untrained network of ``request``: boundary, diagnosis and neurons at initialization (the
     weights the run starts from: same seed, same weights), through the run core's ``execute``,
     which stops before the first step. ``cancel`` set: stops at the next check (raises Cancelled)."""
-    cancel = cancel or threading.Event()
+    event = cancel or threading.Event()  # a name of its own: mypy keeps no narrowing into the classes below
     taken: dict[str, Any] = {}
 
     class _Take:
         def on_train_begin(self, trainer: Any) -> None:
-            if cancel.is_set():
+            if event.is_set():
                 raise _Stop
             model = trainer.to_model(0)
             taken.update(boundary=boundary(model.predict_proba(data.grid).numpy()), **diagnostics(model, data))
-            if cancel.is_set():
+            if event.is_set():
                 raise _Stop
             taken["neurons"] = neurons(model, data)
             taken["theory"] = variance_vs_theory(model, data, spec)
@@ -324,21 +326,21 @@ def preview(request: TrainSpec, data: LabData, cancel: threading.Event | None = 
             pass
     except _Stop:
         pass
-    if cancel.is_set() or not taken:
+    if event.is_set() or not taken:
         raise Cancelled
     taken["symmetry_split"] = []
-    return clean({"data": data.points(), "color": init_color(request.weight_init.name), **taken})
+    return cast("dict[str, Any]", clean({"data": data.points(), "color": init_color(request.weight_init.name), **taken}))
 
 
 def sweep(request: SweepSpec, data: LabData, cancel: threading.Event | None = None) -> dict[str, Any]:
     """Every initializer of ``request`` trained from ``request.seeds`` seeds at once (one stack of the
     batched trainer, through ``execute``): the final validation accuracy of each run, and per
     initializer their mean, standard deviation (n - 1), min and max. ``cancel`` stops it within an epoch."""
-    cancel = cancel or threading.Event()
+    event = cancel or threading.Event()  # a name of its own: mypy keeps no narrowing into the classes below
 
     class _Cancel:
         def on_epoch_end(self, trainer: Any, epoch: int, logs: Any) -> None:
-            if cancel.is_set():
+            if event.is_set():
                 raise _Stop
 
     specs = request.specs()
@@ -359,4 +361,4 @@ def sweep(request: SweepSpec, data: LabData, cancel: threading.Event | None = No
                     "min": float(values.min()), "max": float(values.max()),
                     "diverged": sum(r.diverged_epoch is not None for r in records[i * n:(i + 1) * n])})
     chance = float(records[0].chance_accuracy)
-    return clean({"metric": key, "seeds": n, "epochs": specs[0].epochs, "chance_accuracy": chance, "inits": out})
+    return cast("dict[str, Any]", clean({"metric": key, "seeds": n, "epochs": specs[0].epochs, "chance_accuracy": chance, "inits": out}))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Annotated, Any
+from types import GenericAlias
+from typing import Annotated, Any, cast
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -54,18 +55,28 @@ def _help() -> dict[str, str]:
 _HELP = _help()
 
 
+def _annotated(base: Any, *metadata: Any) -> Any:
+    """``Annotated[base, *metadata]`` built at runtime for pydantic (a value, not a type mypy can check)."""
+    form: Any = Annotated
+    params = (base, *metadata)
+    return form[params]
+
+
 def _split_bounds(metadata: list[Any]) -> tuple[list[Any], float | None, bool, float | None, bool]:
     """(other metadata, low, low_closed, high, high_closed) of a field's annotated constraints."""
-    others, lo, lo_closed, hi, hi_closed = [], None, True, None, True
-    for meta in metadata:
+    others: list[Any] = []
+    lo: float | None = None
+    hi: float | None = None
+    lo_closed, hi_closed = True, True
+    for meta in metadata:  # RunSpec's bounds are numbers (annotated_types types them as comparable protocols)
         if isinstance(meta, at.Ge):
-            lo, lo_closed = meta.ge, True
+            lo, lo_closed = cast(float, meta.ge), True
         elif isinstance(meta, at.Gt):
-            lo, lo_closed = meta.gt, False
+            lo, lo_closed = cast(float, meta.gt), False
         elif isinstance(meta, at.Le):
-            hi, hi_closed = meta.le, True
+            hi, hi_closed = cast(float, meta.le), True
         elif isinstance(meta, at.Lt):
-            hi, hi_closed = meta.lt, False
+            hi, hi_closed = cast(float, meta.lt), False
         else:
             others.append(meta)
     return others, lo, lo_closed, hi, hi_closed
@@ -81,29 +92,30 @@ def _overlay(name: str, base: Any, metadata: list[Any]) -> Any:
         hi, hi_closed = lab_hi, True
     kind = "an integer" if base is int else "a number"
     _RANGES[name] = (kind, lo, lo_closed, hi, hi_closed)
-    bounds = []
+    bounds: list[at.BaseMetadata] = []
     if lo is not None:
         bounds.append(at.Ge(lo) if lo_closed else at.Gt(lo))
     if hi is not None:
         bounds.append(at.Le(hi) if hi_closed else at.Lt(hi))
-    return Annotated[(base, *others, *bounds)] if (others or bounds) else base
+    return _annotated(base, *others, *bounds) if (others or bounds) else base
 
 
 def _field_definition(name: str) -> tuple[Any, Any]:
     info = RunSpec.model_fields[name]
     default = LAB_DEFAULTS.get(name, info.default)
     if name == "hidden":  # a list of layer sizes, each bounded like RunSpec's Width, fewer layers
+        assert info.annotation is not None  # tuple[Width, ...]
         (width,) = [a for a in info.annotation.__args__ if a is not Ellipsis]
         unit = _overlay("hidden", int, list(width.__metadata__[0].metadata))
         depth = min(LIMITS.max_hidden_layers, *(m.max_length for m in info.metadata if isinstance(m, at.MaxLen)))
-        return (Annotated[list[unit], Field(min_length=1, max_length=depth)],
+        return (_annotated(GenericAlias(list, unit), Field(min_length=1, max_length=depth)),
                 Field(default_factory=lambda: list(default)))
     if info.annotation in (int, float):
         return _overlay(name, info.annotation, list(info.metadata)), default
     args = [a for a in getattr(info.annotation, "__args__", ()) if a is not type(None)]
-    if len(args) == 1 and args[0] in (int, float) and type(None) in info.annotation.__args__:
+    if len(args) == 1 and args[0] in (int, float) and type(None) in getattr(info.annotation, "__args__", ()):
         return _overlay(name, args[0], list(info.metadata)) | None, default  # e.g. batch_size None: full batch
-    return (Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation), default
+    return (_annotated(info.annotation, *info.metadata) if info.metadata else info.annotation), default
 
 
 def range_text(name: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Drift:
     interval: list[float]
     verdict: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"parametrization": self.parametrization, "axis": self.axis,
                 "octaves_per_doubling": _num(self.octaves_per_doubling), "interval": [_num(v) for v in self.interval],
                 "verdict": self.verdict, "sizes": self.sizes,

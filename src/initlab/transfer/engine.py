@@ -13,14 +13,12 @@ Network ``j`` sees the minibatches of its seed: one shuffle per epoch from a gen
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .._rng import make_generator
-from .families import Task
+from .families import Forward, Task
 
 __all__ = ["train_stacked", "stacked_module_forward", "BETAS", "EPS"]
 
@@ -48,7 +46,7 @@ def _batch_indices(seeds: list[int], n: int, batch: int, steps: int) -> torch.Te
 
 
 @torch.no_grad()
-def _evaluate(forward: Callable, params: dict[str, torch.Tensor], task: Task, M: int, chunk: int = 512) -> torch.Tensor:
+def _evaluate(forward: Forward, params: dict[str, torch.Tensor], task: Task, M: int, chunk: int = 512) -> torch.Tensor:
     """Mean loss of each network on ``task.eval_x`` (in chunks of rows)."""
     total = torch.zeros(M, dtype=torch.float64)
     n = task.eval_x.shape[0]
@@ -59,7 +57,7 @@ def _evaluate(forward: Callable, params: dict[str, torch.Tensor], task: Task, M:
     return (total / n).float()
 
 
-def train_stacked(forward: Callable, params: dict[str, torch.Tensor], lr_factors: dict[str, float],
+def train_stacked(forward: Forward, params: dict[str, torch.Tensor], lr_factors: dict[str, float],
                   lrs: list[float], seeds: list[int], task: Task, steps: int, batch: int) -> list[float]:
     """Train the ``M = len(lrs)`` stacked networks for ``steps`` Adam steps; return each one's loss on
     ``task.eval_x`` after the budget (``nan`` where it diverged)."""
@@ -92,7 +90,7 @@ def train_stacked(forward: Callable, params: dict[str, torch.Tensor], lr_factors
     return [float(v) for v in final]
 
 
-def stacked_module_forward(models: list[nn.Module]) -> tuple[dict[str, torch.Tensor], Callable]:
+def stacked_module_forward(models: list[nn.Module]) -> tuple[dict[str, torch.Tensor], Forward]:
     """Stack ``M`` copies of a user's model: parameters ``[M, ...]`` and a forward over (M, B, ...)
     inputs through ``torch.func.functional_call`` under ``vmap``, or a plain loop where vmap fails."""
     from torch.func import functional_call, vmap
@@ -103,24 +101,26 @@ def stacked_module_forward(models: list[nn.Module]) -> tuple[dict[str, torch.Ten
               for n in names}
 
     def one(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, p, (x,))
+        out: torch.Tensor = functional_call(base, p, (x,))
+        return out
 
     batched = vmap(one)
 
     def looped(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return torch.stack([one({n: t[j] for n, t in p.items()}, x[j]) for j in range(x.shape[0])])
 
-    mode = {"forward": None}
+    mode: dict[str, Forward | None] = {"forward": None}
 
     def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        if mode["forward"] is None:
+        chosen = mode["forward"]
+        if chosen is None:
             try:
                 out = batched(p, x)
                 mode["forward"] = batched
                 return out
             except Exception:  # data-dependent control flow, in-place ops on inputs, ...: one network at a time
-                mode["forward"] = looped
-        return mode["forward"](p, x)
+                chosen = mode["forward"] = looped
+        return chosen(p, x)
 
     forward.mode = mode  # type: ignore[attr-defined]
     return params, forward

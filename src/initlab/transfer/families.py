@@ -17,7 +17,7 @@ name, and a ``forward(params, x)`` that runs all ``M`` networks in one batched m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,9 +79,13 @@ def sequence_task(data_seed: int = 0, n_train: int = 4096, n_eval: int = 256) ->
 TASKS: dict[str, Callable[[int], Task]] = {"digits": digits_task, "sequence": sequence_task}
 
 
+#: a family's forward: (stacked parameters, batch [M, B, ...]) -> logits [M, B, ...]
+Forward = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
 # -- the stacked networks -------------------------------------------------------------------------
 
-def _draw(shapes: dict[str, tuple[int, ...]], rules: dict[str, Rule], seeds: list[int], width: int,
+def _draw(shapes: Mapping[str, tuple[int, ...]], rules: dict[str, Rule], seeds: list[int], width: int,
           depth: int) -> dict[str, torch.Tensor]:
     """Stacked parameters [M, ...]: network j draws every tensor from one generator of its seed
     (the same standard-normal draws at every learning rate and parametrization)."""
@@ -92,9 +96,9 @@ def _draw(shapes: dict[str, tuple[int, ...]], rules: dict[str, Rule], seeds: lis
     return {name: torch.stack([per_seed[s][name] for s in seeds]).requires_grad_(True) for name in shapes}
 
 
-def _rules(spec: Parametrization, table: dict[str, tuple], width: int, base_width: int, depth: int,
+def _rules(spec: Parametrization, table: dict[str, tuple[str, int, int, bool, bool]], width: int, base_width: int, depth: int,
            base_depth: int) -> dict[str, Rule]:
-    out = {}
+    out: dict[str, Rule] = {}
     for name, (role, fan_in, fan_out, branch, block) in table.items():
         std, lr = spec.rule(role, fan_in, fan_out, width / base_width, depth / base_depth, branch, block)
         out[name] = Rule(name, role, fan_in, fan_out, std, lr, branch, block)
@@ -102,7 +106,7 @@ def _rules(spec: Parametrization, table: dict[str, tuple], width: int, base_widt
 
 
 def mlp(spec: Parametrization, task: Task, width: int, depth: int, base_width: int, base_depth: int,
-        seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Callable]:
+        seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Forward]:
     """The residual MLP of the module docstring; weights stored as [M, in, out]."""
     table = {"w_in": ("input", task.n_in, width, False, False)}
     table.update({f"w{i}": ("hidden", width, width, True, True) for i in range(depth)})
@@ -120,7 +124,7 @@ def mlp(spec: Parametrization, task: Task, width: int, depth: int, base_width: i
 
 
 def transformer(spec: Parametrization, task: Task, width: int, depth: int, base_width: int, base_depth: int,
-                seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Callable]:
+                seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Forward]:
     """The pre-LN decoder of the module docstring; matrices stored as [M, in, out]."""
     d, v, T = width, task.n_in, SEQ_LEN
     table = {"embed": ("input", 1, d, False, False), "pos": ("input", 1, d, False, False)}
@@ -159,6 +163,6 @@ FAMILIES = {"mlp": (mlp, "digits"), "transformer": (transformer, "sequence")}
 
 
 def build_family(family: str, spec: Parametrization, task: Task, width: int, depth: int, base_width: int,
-                 base_depth: int, seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Callable]:
+                 base_depth: int, seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, Rule], Forward]:
     """Stacked parameters, rules and forward of a built-in family (one network per entry of ``seeds``)."""
     return FAMILIES[family][0](spec, task, width, depth, base_width, base_depth, seeds)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class Rule:
     branch_output: bool = False
     in_block: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "fan_in": self.fan_in, "fan_out": self.fan_out,
                 "std": self.std, "lr_factor": self.lr_factor, "branch_output": self.branch_output,
                 "in_block": self.in_block}
@@ -165,7 +166,7 @@ class Parametrized:
     width: int = 0
     base_width: int = 0
 
-    def param_groups(self, lr: float) -> list[dict]:
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
         """``[{"params": [...], "lr": lr * factor}, ...]`` for a torch optimizer (Adam: the rules assume it)."""
         params = dict(self.model.named_parameters())
         groups: dict[float, list[torch.Tensor]] = {}
@@ -177,7 +178,7 @@ class Parametrized:
         """Parameter name -> learning-rate factor."""
         return {r.name: r.lr_factor for r in self.rules}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"parametrization": self.parametrization.name, "width": self.width, "base_width": self.base_width,
                 "rules": [r.to_dict() for r in self.rules]}
 

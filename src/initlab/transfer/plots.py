@@ -19,7 +19,7 @@ __all__ = ["loss_figure", "drift_figure", "size_colors"]
 PARAM_COLORS = {"sp": "#c44e52", "mup": "#3b6fb6", "umup": "#4aa05a", "depth-mup": "#8172b2", "completep": "#e0802c"}
 
 
-def size_colors(sizes: list[int]) -> dict[int, tuple]:
+def size_colors(sizes: list[int]) -> dict[int, tuple[float, float, float, float]]:
     """One colour per width (or depth), the same in every panel: viridis from small to large."""
     from matplotlib import colormaps
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,9 +27,14 @@ from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
 from . import analysis
 from .engine import stacked_module_forward, train_stacked
-from .families import FAMILIES, HEADS, TASKS, Task, build_family
-from .parametrizations import get, parametrize, parse_parametrizations
+from .families import FAMILIES, HEADS, TASKS, Forward, Task, build_family
+from .parametrizations import Parametrization, get, parametrize, parse_parametrizations
 from .store import TransferStore, cell_key, settings_hash
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_T = TypeVar("_T")
 
 __all__ = ["transfer", "TransferResult", "Cell", "parse_lrs", "parse_sizes", "DEFAULTS"]
 
@@ -87,13 +92,13 @@ class TransferResult:
                  if c.parametrization == parametrization and getattr(c, fixed[0]) == fixed[1]}
         return {k: np.array([[table[(k, lr, sd)] for lr in lrs] for sd in seeds]) for k in sizes}
 
-    def figure(self, axis: str = "width"):
+    def figure(self, axis: str = "width") -> Figure:
         """Loss vs log2 lr: a panel per parametrization, a curve per width (or depth), best lr marked."""
         from .plots import loss_figure
 
         return loss_figure(self, axis)
 
-    def drift_figure(self):
+    def drift_figure(self) -> Figure:
         """Best log2 lr against log2 width (and depth) per parametrization, with intervals."""
         from .plots import drift_figure
 
@@ -192,7 +197,7 @@ def _power(text: str) -> float:
 
 # -- the grid ----------------------------------------------------------------------------------
 
-def _factory_arity(factory: Callable) -> int:
+def _factory_arity(factory: Callable[..., nn.Module]) -> int:
     try:
         sig = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -206,9 +211,11 @@ def _factory_arity(factory: Callable) -> int:
     raise ValidationError("factory must take a width (and optionally a depth): def make(width, depth=1): ...")
 
 
-def _user_group(factory: Callable, arity: int, spec, width: int, depth: int, base_width: int, base_depth: int,
-                seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, float], Callable]:
-    models, factors = [], None
+def _user_group(factory: Callable[..., nn.Module], arity: int, spec: Parametrization, width: int, depth: int,
+                base_width: int, base_depth: int,
+                seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, float], Forward]:
+    models: list[nn.Module] = []
+    factors: dict[str, float] | None = None
     built: dict[int, nn.Module] = {}
     for s in dict.fromkeys(seeds):
         with torch.random.fork_rng(devices=[]):
@@ -229,6 +236,7 @@ def _user_group(factory: Callable, arity: int, spec, width: int, depth: int, bas
     for s in seeds:
         models.append(copy.deepcopy(built[s]))
     params, forward = stacked_module_forward(models)
+    assert factors is not None, "seeds is not empty"
     return params, factors, forward
 
 
@@ -356,20 +364,23 @@ def transfer(
     return result
 
 
-def _source_hash(factory: Callable | None) -> str | None:
+def _source_hash(factory: Callable[..., nn.Module] | None) -> str | None:
     """sha256 of the source file that defines ``factory`` (None for the built-in families or without a source)."""
     if factory is None:
         return None
     import hashlib
 
     try:
-        return hashlib.sha256(inspect.getsource(inspect.getmodule(factory)).encode()).hexdigest()[:16]
+        module = inspect.getmodule(factory)
+        if module is None:  # getsource(None) raises TypeError: no source, as below
+            return None
+        return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
     except (TypeError, OSError):
         return None
 
 
-def _chunks(todo: list, factory, family: str, data: Task, spec, width: int, depth: int, base_width: int,
-            base_depth: int) -> list[list]:
+def _chunks(todo: list[_T], factory: Callable[..., nn.Module] | None, family: str, data: Task,
+            spec: Parametrization, width: int, depth: int, base_width: int, base_depth: int) -> list[list[_T]]:
     """Split the cells to train so each call holds at most :data:`STACK_BUDGET` stacked parameters."""
     if not todo:
         return []

@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -27,7 +28,7 @@ def epoch_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
         return
     bars = Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("epochs"), TimeElapsedColumn(), console=err_console, transient=False)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(name: str, epoch: int, epochs: int) -> None:
         if not tasks:  # started on the first report, so an early input error prints nothing else
@@ -43,8 +44,8 @@ def epoch_progress(quiet: bool = False) -> Iterator[Callable[[str, int, int], No
             bars.stop()
 
 
-def print_results(entries: Sequence[dict], folder: Path, files: Sequence[Path], as_json: bool,
-                  stored: Mapping[str, Mapping] | None = None) -> None:
+def print_results(entries: Sequence[dict[str, Any]], folder: Path, files: Sequence[Path], as_json: bool,
+                  stored: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """The table of results and where the files went (or the results as JSON). ``stored``: run_id ->
     the numbers a re-run (``train --spec``) is compared with; each comparison is printed (JSON: ``rerun``)."""
     from ...experiments.rerun import compare_rerun

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import typer
 from rich import box
@@ -11,6 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..main import app, console, err_console
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import JustifyMethod
 
 
 @app.command("coord-check")
@@ -50,7 +55,8 @@ def coord_check_command(
     width_list = parse_widths(widths)
     factory = load_width_factory(target)
     # a file's rows are the batch; else the library draws the batch and then the targets from --seed
-    inputs = load_inputs(input_shape, batch, data) if data is not None else None
+    # a .npz of several arrays loads as a dict: coord_check refuses any batch but a tensor, in one line
+    inputs = cast("torch.Tensor | None", load_inputs(input_shape, batch, data) if data is not None else None)
     progress = Progress(TextColumn("[bold]coord-check"), BarColumn(), MofNCompleteColumn(), TextColumn("widths x seeds"),
                         TimeElapsedColumn(), console=err_console, disable=as_json)
     task = progress.add_task("runs", total=None)
@@ -73,8 +79,9 @@ def coord_check_command(
         return
     s = result.settings
     table = Table(title=f"initlab coord-check {target}", box=box.SIMPLE_HEAD)
-    for col, justify in (("module", "left"), ("type", "left"), ("slope", "right"), ("sd", "right"),
-                         ("interval", "right"), ("verdict", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("module", "left"), ("type", "left"), ("slope", "right"),
+                                                       ("sd", "right"), ("interval", "right"), ("verdict", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=True)
     colors = {"flat": "green", "grows": "red", "shrinks": "yellow", "undetermined": "magenta", "undefined": "dim"}
     for v in result.verdicts:

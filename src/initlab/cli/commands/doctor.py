@@ -6,14 +6,21 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from ..._validation import ValidationError
 from ..main import app, console, err_console
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from ...diagnostics.io import Inputs
 
 
 @contextmanager
@@ -27,7 +34,7 @@ def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, i
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=err_console,
                    refresh_per_second=refresh_per_second, transient=True)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(label: str, done: int, total: int | None) -> None:
         if not tasks:
@@ -47,14 +54,14 @@ def _progress(refresh_per_second: float = 2.0) -> Iterator[Callable[[str, int, i
             bar.stop()
 
 
-def _auto_init(model, inputs, generator) -> None:
+def _auto_init(model: nn.Module, inputs: Inputs, generator: torch.Generator) -> None:
     """``--init auto``: initlab.autoinit on the doctor's batch (analytic mode)."""
     from ...autoinit import autoinit
 
     autoinit(model, inputs, generator=generator)
 
 
-_auto_init.label = "auto"
+_auto_init.label = "auto"  # type: ignore[attr-defined]  # run_doctor reads it with getattr(reinit, "label")
 
 
 @app.command("doctor")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -30,7 +31,7 @@ def inits_command(
 
         check_figure_path(plot, "--plot")
         save(catalog_figure(fan_in, fan_out), plot)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "aliases": list(s.aliases),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
 from rich.table import Table
 
 from ..main import app, console, err_console
+
+if TYPE_CHECKING:
+    from ...papers import PaperResult
 
 
 @app.command("paper")
@@ -73,7 +77,7 @@ def _print_list() -> None:
         print(f"{name:<16}{paper.summary}")
 
 
-def _print_result(result, folder: Path) -> None:
+def _print_result(result: PaperResult, folder: Path) -> None:
     from ...papers.report import claim_rows, summary_line
 
     table = Table(title=f"{result.title} ({'quick' if result.quick else 'full'} run, seed {result.seed})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -13,6 +13,11 @@ from rich.table import Table
 from ..._validation import ValidationError, check_choice, check_int
 from ..defaults import STORE
 from ..main import app, console, fail
+
+if TYPE_CHECKING:
+    from ...experiments.execute import Executor
+    from ...experiments.sweep import SweepReport
+    from ...experiments.sweep_spec import SweepSpec
 
 
 @app.command("sweep")
@@ -78,12 +83,13 @@ def sweep_command(
     )
 
 
-def _sweep_with_bar(bar: Progress, parsed, store: Path, device: str, runner, max_batch: int):
+def _sweep_with_bar(bar: Progress, parsed: SweepSpec, store: Path, device: str, runner: Executor,
+                    max_batch: int) -> SweepReport:
     """Run the sweep, redrawing ``bar`` after each committed batch."""
     from ...experiments.sweep import run_sweep
 
     task = bar.add_task("sweep", total=None, rate="")
-    start = {"done": None}
+    start: dict[str, int | None] = {"done": None}
 
     def progress(done: int, total: int) -> None:
         if start["done"] is None:
@@ -198,6 +204,7 @@ def plot_command(
             try:
                 filters[key] = kind_of(raw)
             except ValueError:
+                assert col is not None  # else kind_of is str, which raises no ValueError
                 raise ValidationError(f"--where {key}={raw}: {key} holds {kind_of.__name__} values, e.g. {key}={col.iloc[0]}") from None
         fig = learning_curves(df, metric=metric, panel=panel, where=filters)
     path = save(fig, out)

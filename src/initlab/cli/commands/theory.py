@@ -25,7 +25,7 @@ app.add_typer(theory_app, name="theory")
 AXIS_MAX = 1e4
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     if isinstance(v, float):
         return "inf" if math.isinf(v) else f"{v:.6g}"
     return str(v)
@@ -83,9 +83,9 @@ def phase_diagram_command(
     Example: initlab theory phase-diagram --activation tanh --out phase.png --depth-out depth.png
     """
     from ..._validation import check_float
+    from ...initializers._critical_point import variance_arg
     from ...plots import check_figure_path, save
     from ...theory import phase_diagram, trainable_depth_plot
-    from ...theory.meanfield import variance_arg
 
     w_max, b_max = variance_arg("sigma_w2_max", sigma_w2_max), variance_arg("sigma_b2_max", sigma_b2_max)
     check_float("sigma_w2_max", w_max, 0.0, AXIS_MAX, strict_minimum=True)  # the axis needs a width

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
 from ..main import app, console, err_console
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 
 @app.command("transfer")
@@ -63,7 +67,7 @@ def transfer_command(
         from ...diagnostics.doctor import load_factory
 
         factory = load_factory(target)
-    kwargs = dict(family=family, task=task, widths=widths, depths=depths, lrs=lrs, parametrizations=parametrizations,
+    kwargs: dict[str, Any] = dict(family=family, task=task, widths=widths, depths=depths, lrs=lrs, parametrizations=parametrizations,
                   seeds=seeds, steps=steps, batch=batch, base_width=base_width, base_depth=base_depth,
                   store=store)
     if as_json:
@@ -79,8 +83,9 @@ def transfer_command(
     s = result.settings
     table = Table(title=f"initlab transfer: {s['family'] if factory is None else target} on {s['task']}",
                   box=box.SIMPLE_HEAD)
-    for col, justify in (("param", "left"), ("axis", "left"), ("best log2 lr", "left"), ("drift", "right"),
-                         ("95% interval", "right"), ("verdict", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("param", "left"), ("axis", "left"), ("best log2 lr", "left"), ("drift", "right"),
+                                                       ("95% interval", "right"), ("verdict", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col != "best log2 lr")
     colors = {"transfers": "green", "drifts": "red", "undetermined": "yellow"}
     for d in result.drift:

@@ -46,7 +46,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -144,7 +144,7 @@ class CoordCheck:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: settings, verdicts, the per-step slopes and the mean over seeds per width."""
         means = self.data.groupby(["module", "step", "width"], sort=False)["l1"].mean()
-        curves = {f"{m}|{s}": [] for m, s in self.slopes[["module", "step"]].itertuples(index=False)}
+        curves: dict[str, list[list[float | None]]] = {f"{m}|{s}": [] for m, s in self.slopes[["module", "step"]].itertuples(index=False)}
         for (m, s, w), v in means.items():
             curves[f"{m}|{s}"].append([int(w), _num(float(v))])
         return {
@@ -221,7 +221,7 @@ def load_width_factory(target: str) -> Callable[[int], nn.Module]:
 
     factory = load_factory(target)
     _check_width_parameter(factory, split_target(target)[1])
-    return factory
+    return cast("Callable[[int], nn.Module]", factory)  # checked to take a width; build_model checks the module
 
 
 # -- the measurement ----------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def _lr_factor(name: str, shape: tuple[int, ...], base: tuple[int, ...] | None, 
 
 def _optimizer(model: nn.Module, optimizer: str, lr: float, scaling: str,
                base_shapes: dict[str, tuple[int, ...]] | None) -> torch.optim.Optimizer:
-    make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
+    make: Callable[..., torch.optim.Optimizer] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if scaling == "none" or base_shapes is None:
         return make([p for _, p in named], lr=lr)
@@ -362,7 +362,7 @@ def coord_check(
 
     data_gen = make_generator(seed)
     if inputs is None:
-        inputs = load_inputs(input_shape, batch, None, data_gen)
+        inputs = cast(torch.Tensor, load_inputs(input_shape, batch, None, data_gen))  # without a file: one tensor
     elif not isinstance(inputs, torch.Tensor):
         raise ValidationError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
 
@@ -384,10 +384,13 @@ def coord_check(
                     known = [n for n, _ in model.named_modules() if n]
                     for m in modules:
                         check_choice("module", m, known)
+
+                def record(step: int, module: str, kind: str, value: float, w: int = width, s: int = i) -> None:
+                    rows.append((w, s, step, module, value))
+                    kinds.setdefault(module, kind)
+
                 targets = _train(model, inputs, targets, steps, optimizer, lr, lr_scaling, base_shapes, loss,
-                                 list(modules) if modules is not None else None, data_gen,
-                                 lambda step, module, kind, value, w=width, s=i: (
-                                     rows.append((w, s, step, module, value)), kinds.setdefault(module, kind)))
+                                 list(modules) if modules is not None else None, data_gen, record)
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -398,8 +401,8 @@ def coord_check(
 
 
 def _train(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None, steps: int, optimizer: str,
-           lr: float, scaling: str, base_shapes: dict | None, loss: str, names: list[str] | None,
-           data_gen: torch.Generator, record: Callable[[int, str, str, float], None]) -> torch.Tensor:
+           lr: float, scaling: str, base_shapes: dict[str, tuple[int, ...]] | None, loss: str, names: list[str] | None,
+           data_gen: torch.Generator, record: Callable[[int, str, str, float], None]) -> torch.Tensor | None:
     """``steps`` optimizer steps on the fixed batch, recording each step's forward (mup's order)."""
     model.train()
     device = next((p.device for p in model.parameters()), inputs.device)
@@ -414,7 +417,7 @@ def _train(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None,
             hooks.remove()
         value, targets = _loss(output, loss, targets, data_gen)
         opt.zero_grad(set_to_none=True)
-        value.backward()
+        value.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         opt.step()
         seen: dict[str, int] = {}
         for module, l1 in hooks.rows:  # a module called twice in one forward gets "name#2"
@@ -430,7 +433,7 @@ def _fit_slope(widths: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
 
 
-def _undefined_reason(mean, widths: list[int]) -> str:
+def _undefined_reason(mean: pd.Series, widths: list[int]) -> str:
     """Why no slope: the widths where the module was not recorded, or where mean|x| is 0 / not finite."""
     missing = [w for w in widths if w not in set(mean.index)]
     if missing:
@@ -479,8 +482,8 @@ def _warnings(widths: list[int], seeds: int) -> list[str]:
     return out
 
 
-def _summarize(rows: list, kinds: dict[str, str], widths: list[int], steps: int, seeds: int, threshold: float,
-               settings: dict[str, Any]) -> CoordCheck:
+def _summarize(rows: list[tuple[int, int, int, str, float]], kinds: dict[str, str], widths: list[int], steps: int,
+               seeds: int, threshold: float, settings: dict[str, Any]) -> CoordCheck:
     import pandas as pd
 
     data = pd.DataFrame(rows, columns=["width", "seed", "step", "module", "l1"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,6 +20,9 @@ from torch import nn
 from .._validation import InitlabError, ValidationError, check_choice, check_float
 from .report import AutoInitReport, ParamEntry, UnhealthyInitError
 from .stream import repeated_block_groups, stream_rows
+
+if TYPE_CHECKING:
+    from .analytic import Tracker
 
 __all__ = ["autoinit", "AutoInitReport", "ParamEntry", "UnhealthyInitError"]
 
@@ -61,8 +66,8 @@ def _std(t: Any) -> float | None:
     return None
 
 
-def measure(model: nn.Module, example: Any, modules: set[str],
-            entering: set[str] = frozenset()) -> tuple[dict[str, float], dict[str, float]]:
+def measure(model: nn.Module, example: Any, modules: AbstractSet[str],
+            entering: AbstractSet[str] = frozenset()) -> tuple[dict[str, float], dict[str, float]]:
     """(each named module's output std, the std of what enters each module named in ``entering``)
     on one quiet forward pass: the first tensor of the output; the first tensor among the
     positional inputs, else the keyword ones (a block called as ``block(hidden_states=x)``)."""
@@ -72,15 +77,15 @@ def measure(model: nn.Module, example: Any, modules: set[str],
     into: dict[str, float] = {}
     handles = []
 
-    def hook(name):
-        def f(mod, args, res):
+    def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
+        def f(mod: nn.Module, args: tuple[Any, ...], res: Any) -> None:
             std = _std(res[0] if isinstance(res, (tuple, list)) and res else res)
             if std is not None and name not in out:
                 out[name] = std
         return f
 
-    def pre_hook(name):
-        def f(mod, args, kwargs):
+    def pre_hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]:
+        def f(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             first = next((a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
             std = _std(first)
             if std is not None and name not in into:
@@ -101,7 +106,7 @@ def measure(model: nn.Module, example: Any, modules: set[str],
     return out, into
 
 
-def _analytic_entries(model: nn.Module, tracker) -> list[ParamEntry]:
+def _analytic_entries(model: nn.Module, tracker: Tracker) -> list[ParamEntry]:
     entries: list[ParamEntry] = []
     first_name: dict[int, str] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -224,7 +229,8 @@ def _run_analytic(model: nn.Module, example: Any, target: float, gen: torch.Gene
     return AutoInitReport("analytic", target, entries, stability_rows(tracker.activations, target), warnings, info)
 
 
-def _run_empirical(model, example, target, gen, tol, max_iter) -> AutoInitReport:
+def _run_empirical(model: nn.Module, example: Any, target: float, gen: torch.Generator, tol: float,
+                   max_iter: int) -> AutoInitReport:
     try:
         from .empirical import empirical_init
     except ImportError:
@@ -238,7 +244,7 @@ def _run_empirical(model, example, target, gen, tol, max_iter) -> AutoInitReport
     return AutoInitReport("empirical", target, list(entries), stability, warnings, info)
 
 
-def _probe_stability(model: nn.Module, example: Any, target: float, gen: torch.Generator) -> tuple[list[dict], list[str]]:
+def _probe_stability(model: nn.Module, example: Any, target: float, gen: torch.Generator) -> tuple[list[dict[str, Any]], list[str]]:
     """The stability rows for a model initialized elsewhere: one tracking pass that changes nothing."""
     from .analytic import Tracker, run_tracker
     from .stability import stability_rows

@@ -112,7 +112,7 @@ def _pieces(z0: Any) -> tuple[np.ndarray, np.ndarray]:
     return z, wt
 
 
-def _call(fn: Callable, u: torch.Tensor) -> torch.Tensor:
+def _call(fn: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor) -> torch.Tensor:
     """``fn(u)``; a user activation that fails on a float64 tensor becomes one ValidationError."""
     try:
         with torch.no_grad():
@@ -125,7 +125,7 @@ def _call(fn: Callable, u: torch.Tensor) -> torch.Tensor:
                               f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}") from None
 
 
-def _eval(fn: Callable, u: np.ndarray) -> np.ndarray:
+def _eval(fn: Callable[[torch.Tensor], torch.Tensor], u: np.ndarray) -> np.ndarray:
     y = _call(fn, torch.as_tensor(u, dtype=torch.float64))
     if not isinstance(y, torch.Tensor) or y.shape != u.shape:
         raise ValidationError("activation must be elementwise and return a torch.Tensor of its input's shape")
@@ -151,7 +151,7 @@ def moments(fn: Callable[[torch.Tensor], torch.Tensor], stat: Stat, name: str = 
         raise MomentsDiverge(f"the moments of {where} diverge (E[phi(u)^2] is dominated by the Gaussian tail); "
                              "use a bounded or slower-growing activation, or a normalization before it")
 
-    def out(m1, m2) -> Stat:
+    def out(m1: np.ndarray, m2: np.ndarray) -> Stat:
         v = np.maximum(m2 - m1 * m1, 0.0)
         return Stat(float(m1[0]), float(v[0])) if scalar else Stat(m1, v)
 

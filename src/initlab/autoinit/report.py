@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _html
 from .._validation import InitlabError
 from ..diagnostics.thresholds import STD_BAND, STREAM_SPREAD, UNHEALTHY_VERDICTS, in_band
 from ..initializers.account import KINDS, ParamEntry  # one row type for apply_init and autoinit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ParamEntry", "AutoInitReport", "UnhealthyInitError", "KINDS", "Problem", "PROBLEM_CODES",
            "STABILITY_UNAVAILABLE"]
@@ -74,10 +77,10 @@ class AutoInitReport:
     mode: str                                    # "analytic" | "empirical"
     target_std: float                            # the output std each layer was scaled to
     entries: list[ParamEntry] = field(default_factory=list)
-    stability: list[dict] = field(default_factory=list)
+    stability: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # extras: iterations (empirical), graph method, ...
-    stream: list[dict] = field(default_factory=list)     # the std between repeated blocks, measured
+    stream: list[dict[str, Any]] = field(default_factory=list)     # the std between repeated blocks, measured
 
     # ---- views -------------------------------------------------------------------------
     def touched(self) -> list[ParamEntry]:
@@ -96,7 +99,7 @@ class AutoInitReport:
                 out[e.module] = e.measured_std
         return out
 
-    def unstable(self) -> list[dict]:
+    def unstable(self) -> list[dict[str, Any]]:
         """Stability rows where no scalar init keeps the signal stable across depth."""
         return [s for s in self.stability if not s.get("stable", True)]
 
@@ -111,7 +114,7 @@ class AutoInitReport:
             "warnings": list(self.warnings), "info": {k: _clean(v) for k, v in self.info.items()},
         }
 
-    def table(self):
+    def table(self) -> pd.DataFrame:
         """The entries as a pandas DataFrame, one row per parameter."""
         import pandas as pd
 
@@ -141,7 +144,7 @@ class AutoInitReport:
         return [self._stream_line(row, limit) for row in self.stream
                 if not (row["max_over_min"] <= limit)]
 
-    def _stream_line(self, row: dict, limit: float) -> str:
+    def _stream_line(self, row: dict[str, Any], limit: float) -> str:
         std, names, ratio = row["std"], row["names"], row["max_over_min"]
         residual = int(self.info.get("residual_additions", 1) or 1) > 1
         what = "the residual stream" if residual else "the signal"

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..diagnostics.thresholds import CHI_TOL, GRADIENT_BAND, LENGTH_SLOPE_TOL, in_band
 from .moments import Stat, slopes
@@ -42,12 +44,13 @@ def gradient_change(chi_1: float, layers: int) -> float:
     changes by its square root per layer. nan where it overflows.
     """
     try:
-        return chi_1 ** (layers / 2)
+        gain: float = chi_1 ** (layers / 2)  # chi_1 >= 0, so the power is real
+        return gain
     except OverflowError:
         return float("inf")
 
 
-def _at(fn: Callable, q: float) -> tuple[float, float] | None:
+def _at(fn: Callable[[torch.Tensor], torch.Tensor], q: float) -> tuple[float, float] | None:
     s = slopes(fn, q)
     if s is None or s[0] <= 0:
         return None
@@ -56,7 +59,7 @@ def _at(fn: Callable, q: float) -> tuple[float, float] | None:
     return sigma_w2 * e_dphi2, sigma_w2 * dq
 
 
-def _critical_scales(fn: Callable) -> list[tuple[float, float, float]]:
+def _critical_scales(fn: Callable[[torch.Tensor], torch.Tensor]) -> list[tuple[float, float, float]]:
     """(q, chi_1, slope) where chi_1 is within 0.05 of 1 and the length map's fixed point does not repel.
 
     Grid points first, then Brent-free bisection in log q between grid points where chi_1 - 1
@@ -83,10 +86,11 @@ def _critical_scales(fn: Callable) -> list[tuple[float, float, float]]:
     return out
 
 
-def stability_rows(activations: list[tuple[str, Callable, Stat]], target: float) -> list[dict]:
+def stability_rows(activations: list[tuple[str, Callable[[torch.Tensor], torch.Tensor], Stat]],
+                   target: float) -> list[dict[str, Any]]:
     """One dict per activation label: chi_1, slope, depth count, stable, message, and ``gradient_gain``: the
     gradient norm's change over those layers, chi_1^(n/2) (stable needs it within ``GRADIENT_BAND``)."""
-    groups: dict[str, list[tuple[Callable, Stat]]] = {}
+    groups: dict[str, list[tuple[Callable[[torch.Tensor], torch.Tensor], Stat]]] = {}
     for label, fn, st in activations:
         groups.setdefault(label, []).append((fn, st))
     rows = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ def diagnose(
     """
     foreign = adapter(model, "diagnose")  # a Keras 3 model (torch backend): initlab.integrations.keras
     if foreign is not None:
-        return foreign(model, inputs, targets, loss_fn)
+        return cast(Diagnosis, foreign(model, inputs, targets, loss_fn))
     inputs = as_inputs(inputs)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
@@ -115,7 +116,7 @@ def measure_coverage(model: nn.Module, recorder: Recorder, grads: dict[str, torc
     the computations measured (rows, activations, norms, attention) and not (a softmax not seen as attention)."""
     measured = {n for r in recorder.records for n in r.params} | {n for norm in recorder.norms for n in norm.params}
     named = dict(model.named_parameters())
-    unattributed = []
+    unattributed: list[dict[str, Any]] = []
     for name, p in named.items():
         if name in measured:
             continue

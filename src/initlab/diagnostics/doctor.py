@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -58,7 +59,7 @@ def split_target(target: str) -> tuple[str, str]:
     return where, name
 
 
-def _import(where: str):
+def _import(where: str) -> ModuleType:
     if where.endswith(".py") or "/" in where or "\\" in where:
         path = Path(where)
         if not path.is_file():
@@ -98,7 +99,7 @@ def load_factory(target: str) -> Callable[[], Any]:
         listing = f" (callables: {', '.join(own)})" if own else " (it defines no callables)"
         what = "not found" if factory is None else "is not callable"
         raise ValidationError(f"factory '{name}' {what} in '{where}'{did_you_mean(name, own)}{listing}")
-    return factory
+    return cast("Callable[[], Any]", factory)
 
 
 def build_model(factory: Callable[[], Any], name: str = "factory") -> nn.Module:
@@ -165,7 +166,7 @@ def _labelled(progress: Callable[[str, int, int | None], None] | None, label: st
 
 
 def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batch: int = 64,
-               data: str | Path | None = None, init: str | Callable | None = None, seed: int = 0,
+               data: str | Path | None = None, init: str | Callable[..., Any] | None = None, seed: int = 0,
                dtype: str | None = None, vocab: int | None = None, output: str | None = None,
                progress: Callable[[str, int, int | None], None] | None = None) -> DoctorResult:
     """Build the model of ``target``, diagnose it on a batch, and again after ``init`` if given.
@@ -177,7 +178,7 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
     the initializer's name): ``total`` None while the forward and backward pass runs, then layers.
     """
     reinit = init if callable(init) else None  # e.g. the CLI's ``--init auto`` (initlab.autoinit), a layer above
-    init_spec = get(init) if init is not None and reinit is None else None  # a bad name fails before any work
+    init_spec = get(init) if init is not None and not callable(init) else None  # a bad name fails before any work
     check_dtype(dtype, vocab, random=data is None)
     factory = load_factory(target)
     model = build_model(factory, split_target(target)[1])
@@ -192,7 +193,9 @@ def run_doctor(target: str, input_shape: str | Sequence[int] | None = None, batc
             if reinit is not None:
                 reinit(twin, inputs, generator)
             else:
-                apply_init(twin, init_spec, generator=generator, data=inputs)
+                assert init_spec is not None  # reinit is None here, so the test above needed init_spec
+                # apply_init's ``data`` is annotated Tensor, but it takes any Inputs (a tuple, a dict) for lsuv
+                apply_init(twin, init_spec, generator=generator, data=cast(torch.Tensor, inputs))
         except InitlabError:
             raise
         except Exception as err:  # a data-dependent init (lsuv) runs the model on one tensor

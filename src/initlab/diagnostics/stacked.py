@@ -11,6 +11,7 @@ except ``samples`` (histogram values), which stay empty.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,8 @@ def distinct_units_stacked(incoming: torch.Tensor, outgoing: torch.Tensor | None
 
 def _norms(t: torch.Tensor) -> list[float]:
     """Per-model norm, accumulated in float64 (tiny squares would underflow in float32)."""
-    return torch.linalg.vector_norm(t.detach().reshape(t.shape[0], -1), dim=1, dtype=torch.float64).tolist()
+    norms: list[float] = torch.linalg.vector_norm(t.detach().reshape(t.shape[0], -1), dim=1, dtype=torch.float64).tolist()
+    return norms
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y.long().expand(m, b), reduction="none").mean(1)
 
 
-_TEMPLATES: dict[tuple, tuple[list[LayerStats], Coverage]] = {}
+_TEMPLATES: dict[tuple[tuple[int, ...], str, str, str], tuple[list[LayerStats], Coverage]] = {}
 
 
 def _template(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[list[LayerStats], Coverage]:
@@ -107,13 +109,13 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
     w_grads, b_grads, z_grads = grads[:n_layers], grads[n_layers:2 * n_layers], grads[2 * n_layers:]
     shape = profile(act)
 
-    columns: list[dict[str, list]] = []  # per layer: field -> (M,) values
+    columns: list[dict[str, list[Any]]] = []  # per layer: field -> (M,) values (LayerStats fields, passed by name)
     for layer in range(n_layers):
         hidden = layer < n_layers - 1
         values = (post[layer] if hidden else pre[layer]).detach()  # (M, B, units)
         flat = values.reshape(m, -1)
         z = pre[layer].detach()
-        col: dict[str, list] = {
+        col: dict[str, list[Any]] = {
             "mean": flat.mean(1).tolist(), "std": flat.std(1).tolist() if flat.shape[1] > 1 else [0.0] * m,
             "pre_std": z.reshape(m, -1).std(1).tolist() if z[0].numel() > 1 else [0.0] * m,
             "grad_norm": _norms(w_grads[layer]), "output_grad_norm": _norms(z_grads[layer]),

@@ -7,6 +7,8 @@ activation names only choose the wording of the suggested fix.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import thresholds as T
 from .chains import depth_chains, output_layer
@@ -37,6 +39,7 @@ def suggest_init(layers: list[LayerStats]) -> str:
     if nonlinear:
         s = nonlinear[0]
         k = s.activation_degree
+        assert k is not None  # kept by the filter above
         if k > 1:  # q' ~ c q^k: the fixed point repels, any other scale runs off
             why = "so any weight scale makes the activations shrink or blow up with depth"
         else:  # q' ~ c q^k with k < 1: the fixed point attracts, the input's own scale is forgotten
@@ -128,8 +131,8 @@ def _stack_words(chain: list[LayerStats]) -> str:
 
 
 def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: float | None = None,
-             blocks: list[dict] | None = None, attention: list[dict] | None = None,
-             readout: dict | None = None) -> list[Verdict]:
+             blocks: list[dict[str, Any]] | None = None, attention: list[dict[str, Any]] | None = None,
+             readout: dict[str, Any] | None = None) -> list[Verdict]:
     """The findings for one pass: a non-finite pass first, then causes (dead units, symmetry,
     saturation), then depth, then the output (see :func:`output_verdicts`; ``readout`` is
     ``readout.measure_readout``'s measurement, None without class targets). Only measured rows are
@@ -200,7 +203,7 @@ def verdicts(layers: list[LayerStats], coverage: Coverage | None = None, loss: f
     return found
 
 
-def output_verdicts(layers: list[LayerStats], readout: dict | None = None) -> list[Verdict]:
+def output_verdicts(layers: list[LayerStats], readout: dict[str, Any] | None = None) -> list[Verdict]:
     """The output layer at init, from measured quantities (thresholds in ``thresholds.py``).
 
     - ``dead_output``: the output layer's weights are all exactly 0 and so is the back-propagated
@@ -247,7 +250,7 @@ def _scale_hint(s: LayerStats) -> str:
     return f"weight std now {s.weight_std:.3g}"
 
 
-def _readout_words(readout: dict | None) -> str:
+def _readout_words(readout: dict[str, Any] | None) -> str:
     if readout is None:
         return ""
     what = f"ln({readout['classes']})" if readout["kind"] == "classes" else "ln(2)"
@@ -261,7 +264,7 @@ def _rate(rate: float) -> str:
     return f"x{rate:.2f}" if math.isfinite(rate) else "undefined (a norm of exactly 0)"
 
 
-def _collapse(collapsed: list[dict], layers: list[LayerStats]) -> Verdict:
+def _collapse(collapsed: list[dict[str, Any]], layers: list[LayerStats]) -> Verdict:
     worst = max(collapsed, key=lambda a: a["collapsed_fraction"])
     inside = [s for s in layers if s.weighted and s.name.startswith(worst["name"] + ".")]
     weights = (f" (the projections in {worst['name']} have weight std "
@@ -371,7 +374,7 @@ def _saturation_fix(layers: list[LayerStats]) -> str:
 
 
 def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n_weighted: int,
-                     blocks: list[dict], parts_of_expressions: list[LayerStats] = ()) -> str:
+                     blocks: list[dict[str, Any]], parts_of_expressions: Sequence[LayerStats] = ()) -> str:
     """What was measured, with the numbers (healthy: no threshold crossed)."""
     rows = [s for s in hidden if s.weighted] or hidden
     units = sum(s.units for s in rows)
@@ -431,10 +434,10 @@ def _healthy_numbers(hidden: list[LayerStats], chains: list[list[LayerStats]], n
     return text
 
 
-def _stream_words(blocks: list[dict]) -> str:
+def _stream_words(blocks: list[dict[str, Any]]) -> str:
     """The std of the stream into the first block and after each block, per group of blocks (residual or
     not: a plain stack of repeated blocks hands its output on too, so the text does not say "residual")."""
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for b in blocks:
         groups.setdefault(b["group"], []).append(b)
     words = []
@@ -449,7 +452,7 @@ def _stream_words(blocks: list[dict]) -> str:
     return "; " + "; ".join(words) if words else ""
 
 
-def _attention_words(attention: list[dict]) -> str:
+def _attention_words(attention: list[dict[str, Any]]) -> str:
     """Softmax entropy (1 = uniform) and logit scale over the attention layers measured."""
     if not attention:
         return ""
@@ -500,7 +503,7 @@ def _depth_verdicts(chain: list[LayerStats]) -> list[Verdict]:
                      f"({last.output_grad_norm:.3g} at {last.name} -> {first.output_grad_norm:.3g} at {first.name})")
     measured = "; ".join(parts)
 
-    def what(crossed, verb: str) -> str:  # which measured ratio crossed the threshold names the subject
+    def what(crossed: Callable[[float], bool], verb: str) -> str:  # which measured ratio crossed the threshold names the subject
         fwd, bwd = crossed(std_ratio), crossed(grad_ratio)
         if fwd and bwd:
             return f"the activation std (x{std_ratio:.3g}) and the back-propagated gradient (x{grad_ratio:.3g}) {verb}"

@@ -15,7 +15,9 @@ from .schemes import fill_normal_, variance_scaling
 __all__ = ["critical", "bind_critical", "model_activations"]
 
 
-def critical(tensor, activation: str = "tanh", sigma_b2: float = 0.0, *, generator=None, fans=None, batch_dims=0):
+def critical(tensor: torch.Tensor, activation: str = "tanh", sigma_b2: float = 0.0, *,
+             generator: torch.Generator | None = None, fans: tuple[int, int] | None = None,
+             batch_dims: int = 0) -> torch.Tensor:
     """Critical (edge of chaos): weights N(0, s*/fan_in), biases N(0, sigma_b2); chi_1(s*, sigma_b2) = 1.
 
     s* is the sigma_w2 where chi_1 = 1 for the activation and the bias variance sigma_b2:
@@ -57,7 +59,8 @@ def model_activations(model: nn.Module) -> dict[str, list[str]]:
     return found
 
 
-def bind_critical(model: nn.Module, weight_init: Initializer, bias_init: Initializer | None):
+def bind_critical(model: nn.Module, weight_init: Initializer,
+                  bias_init: Initializer | None) -> tuple[Initializer, Initializer | None]:
     """Give a ``critical`` spec the model's activation, or refuse in one line.
 
     Without an ``activation`` in the spec, the model's one activation is used (``critical`` on a
@@ -89,7 +92,9 @@ def bind_critical(model: nn.Module, weight_init: Initializer, bias_init: Initial
         raise ValidationError(
             f"critical: the model applies several activations, {shown}; "
             "give the one to be critical for: {'name': 'critical', 'activation': ...}")
-    weight_init, bias_init = bind(weight_init), bind(bias_init)
+    bound = bind(weight_init)
+    assert bound is not None  # bind gives an init back for an init
+    weight_init, bias_init = bound, bind(bias_init)
     return weight_init, _critical_biases(weight_init, bias_init)
 
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,8 @@ __all__ = ["lsuv", "lsuv_rescale", "rescale_units", "lsuv_model", "LSUVResult", 
            "run_example"]
 
 
-def lsuv(tensor, tol: float = 0.1, max_iter: int = 10, *, generator=None, fans=None, batch_dims=0):
+def lsuv(tensor: torch.Tensor, tol: float = 0.1, max_iter: int = 10, *, generator: torch.Generator | None = None,
+         fans: tuple[int, int] | None = None, batch_dims: int = 0) -> torch.Tensor:
     """LSUV: orthonormal pre-init, then each layer rescaled in forward order to unit output variance on data.
 
     On a bare tensor only the orthonormal step runs; ``apply_init(model, "lsuv", data=X)``
@@ -144,9 +145,9 @@ class LSUVResult:
                             for u in self.units}}
 
 
-def _mha_blocks(m: nn.MultiheadAttention) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+def _mha_blocks(m: nn.MultiheadAttention) -> list[tuple[str, nn.Parameter, torch.Tensor, torch.Tensor | None]]:
     """(letter, parameter, weight view, bias view) of the q, k, v in-projections."""
-    out = []
+    out: list[tuple[str, nn.Parameter, torch.Tensor, torch.Tensor | None]] = []
     if m.in_proj_weight is not None:
         e = m.in_proj_weight.shape[0] // 3
         for i, letter in enumerate("qkv"):
@@ -175,7 +176,8 @@ def scalable_units(model: nn.Module, modules: Iterable[nn.Module] | None = None)
             for letter, param, w, b in _mha_blocks(m):
                 units.append(LSUVUnit(f"{name}.in_proj[{letter}]", name, m, param, w, b, m.in_proj_bias))
             out = m.out_proj
-            units.append(LSUVUnit(f"{name}.out_proj", name, m, out.weight, out.weight, out.bias, out.bias))
+            weight = cast(nn.Parameter, out.weight)  # torch annotates Linear.weight as Tensor; it is a Parameter
+            units.append(LSUVUnit(f"{name}.out_proj", name, m, weight, out.weight, out.bias, out.bias))
         elif id(m) in mha_children:
             continue  # attention calls its out_proj's weight directly; measured at the attention's output
         elif isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) or is_conv1d(m):
@@ -189,7 +191,7 @@ def scalable_units(model: nn.Module, modules: Iterable[nn.Module] | None = None)
 
 
 @contextlib.contextmanager
-def preserved(model: nn.Module):
+def preserved(model: nn.Module) -> Iterator[None]:
     """Snapshot parameters and buffers; on an exception restore them bit for bit; always restore buffers.
 
     Initialization sets parameters only: running statistics and other buffers come back as they were.
@@ -210,7 +212,7 @@ def preserved(model: nn.Module):
 
 
 @contextlib.contextmanager
-def measuring_mode(model: nn.Module):
+def measuring_mode(model: nn.Module) -> Iterator[None]:
     """Dropout off, BatchNorm on batch statistics, attention's fused fast path off (it skips hooks)."""
     flags = [(m, m.training) for m in model.modules()]
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -234,6 +236,9 @@ def run_example(model: nn.Module, example: Any) -> Any:
     """
     return call_model(model, example, lambda err: None if isinstance(err, _HookError) else
                       DataError(f"example: the model rejected it ({error_line(err)})"))
+
+
+_MHAOutput = tuple[torch.Tensor, torch.Tensor | None]  # MultiheadAttention's (output, attention weights or None)
 
 
 class _HookError(Exception):
@@ -312,18 +317,19 @@ class _Pass:
                 handles.append(m.register_forward_hook(self._layer(units[0])))
         return [h.remove for h in handles]
 
-    def _layer(self, unit: LSUVUnit):
+    def _layer(self, unit: LSUVUnit) -> Callable[[nn.Module, tuple[Any, ...], torch.Tensor], torch.Tensor | None]:
         m = unit.module
         dim_from_end = 1 + len(m.kernel_size) if isinstance(m, nn.modules.conv._ConvNd) else 1
 
-        def hook(_m, inputs, out):
+        def hook(_m: nn.Module, inputs: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor | None:
             return self._measure(unit, out, out.dim() - dim_from_end, inputs[0] if inputs else None)
         return hook
 
-    def _mha_pre(self, m: nn.MultiheadAttention, qkv: dict[str, LSUVUnit]):
+    def _mha_pre(self, m: nn.MultiheadAttention,
+                 qkv: dict[str, LSUVUnit]) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], None]:
         names = ("query", "key", "value")
 
-        def hook(_m, args, kwargs):
+        def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             inputs = [args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names)]
             for letter, x in zip("qkv", inputs, strict=False):
                 unit = qkv.get(letter)
@@ -335,8 +341,8 @@ class _Pass:
             return None
         return hook
 
-    def _mha_post(self, unit: LSUVUnit):
-        def hook(_m, inputs, output):
+    def _mha_post(self, unit: LSUVUnit) -> Callable[[nn.Module, tuple[Any, ...], _MHAOutput], _MHAOutput | None]:
+        def hook(_m: nn.Module, inputs: tuple[Any, ...], output: _MHAOutput) -> _MHAOutput | None:
             out, weights = output
             new = self._measure(unit, out, -1)  # its input, the attention's mix of values, is not exposed
             return None if new is None else (new, weights)

@@ -43,10 +43,10 @@ _CHUNK_ELEMENTS = 1 << 21
 def _per_model(value: Any, m: int, field: str) -> list[Any]:
     if isinstance(value, (str, Mapping, int)) or value is None:
         return [value] * m
-    value = list(value)
-    if len(value) != m:
-        raise ValidationError(f"{field} needs one entry per model ({m}), got {len(value)}")
-    return value
+    values: list[Any] = list(value)
+    if len(values) != m:
+        raise ValidationError(f"{field} needs one entry per model ({m}), got {len(values)}")
+    return values
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -61,7 +61,8 @@ class FlatAdam:
     2015, "Adam: A Method for Stochastic Optimization".
     """
 
-    def __init__(self, numel: int, lr: float, device: torch.device, betas=(0.9, 0.999), eps: float = 1e-7) -> None:
+    def __init__(self, numel: int, lr: float, device: torch.device, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-7) -> None:
         self.lr, self.betas, self.eps, self.steps = lr, betas, eps, 0
         self.state = {"exp_avg": torch.zeros(numel, device=device), "exp_avg_sq": torch.zeros(numel, device=device)}
         self._denom = torch.empty(numel, device=device)  # reused: no allocation per step
@@ -426,8 +427,8 @@ class BatchedTrainer:
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
                 if has_val:
                     logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val, self.loss)
-                for k, v in logs.items():
-                    v = v.cpu().numpy()
+                for k, t in logs.items():
+                    v = t.cpu().numpy()
                     history[k][chunk.models, epoch] = v
                     last[k][chunk.models] = v
                 bad = ~np.isfinite(last["loss"][chunk.models])

@@ -34,7 +34,7 @@ def apply_init(
     weight: str | Mapping[str, Any] | Initializer,
     bias: str | Mapping[str, Any] | Initializer | None = "zeros",
     generator: torch.Generator | int | None = None,
-    data: torch.Tensor | None = None,
+    data: Any = None,  # a batch the model accepts (tensor, tuple or dict), for data-dependent inits
     *,
     account: bool = False,
 ) -> nn.Module | Account:
@@ -81,7 +81,9 @@ def apply_init(
             for slot in slots:
                 action, reason = plan[slot.name]
                 if action == "touched":
-                    _draw(slot, weight_init if slot.blocks else bias_init, gen)
+                    init = weight_init if slot.blocks else bias_init
+                    assert init is not None  # _plan leaves bias slots when bias_init is None
+                    _draw(slot, init, gen)
                     if slot.blocks and slot.module not in drawn:
                         drawn.append(slot.module)
                 entries.append(ParamEntry(slot.name, slot.module_name, slot.kind, action, reason,

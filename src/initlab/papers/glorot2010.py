@@ -14,7 +14,7 @@ Two observations of "Understanding the difficulty of training deep feedforward n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,9 +22,8 @@ from ._base import Claim, Paper, PaperResult
 from ._common import clean, digits_split, histories
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
-
-    from ..training import BatchedTrainer
 
 # the paper's two inits, as catalog specs
 INITS: dict[str, str | dict[str, Any]] = {
@@ -40,6 +39,12 @@ CHANCE_LOSS = float(np.log(10))  # cross-entropy of a net that learned nothing (
 CHANCE_SHARE = 0.95  # trained = final training loss below this share of the chance loss
 HALF_SLACK = 0.01  # a layer's mean may sit this far below 0.5 and still count as "above 0.5"
 ORDER_SLACK = 0.005  # ... and a lower layer this far above the layer over it
+
+
+class _Stack(Protocol):
+    """What the monitor callback uses of the batched trainer (papers import no trainer)."""
+
+    def hidden(self, X: Any) -> list[torch.Tensor]: ...
 
 
 def _above_half_decreasing(layer_means: list[float | None]) -> bool:
@@ -150,15 +155,15 @@ def _train_sigmoid(X: np.ndarray, y: np.ndarray, monitor: np.ndarray, cfg: dict[
     rows: list[tuple[np.ndarray, np.ndarray]] = []
 
     class _Record:
-        def record(self, trainer: BatchedTrainer) -> None:
+        def record(self, trainer: _Stack) -> None:
             hidden = trainer.hidden(monitor)  # layers x (M, units, B)
             rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
                          np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each
 
-        def on_train_begin(self, trainer: BatchedTrainer) -> None:
+        def on_train_begin(self, trainer: _Stack) -> None:
             self.record(trainer)
 
-        def on_epoch_end(self, trainer: BatchedTrainer, *_args: object) -> None:
+        def on_epoch_end(self, trainer: _Stack, *_args: object) -> None:
             self.record(trainer)
 
     records = list(execute(specs, data=(X, y, X[:0], y[:0]), callbacks=[_Record()], diagnostics=False))

@@ -11,7 +11,7 @@ depth (its norm is kept only on average) and learning slows down with depth.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from ..experiments.execute import Split
     from ..runspec import RunSpec
-    from ..training import BatchedTrainer
 
 INITS = {"orthogonal": "orthogonal", "gaussian": "lecun_normal"}  # scaled Gaussian: N(0, 1/fan_in)
 WIDTH = 16  # whitened input dimensions and hidden units
@@ -160,13 +159,19 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
+class _Stoppable(Protocol):
+    """What the callback uses of the batched trainer (papers import no trainer)."""
+
+    stop_training: bool
+
+
 class _StopWhenLearned:
     """Stop once every init has some learning rate at or below the threshold (slower ones cannot beat it)."""
 
     def __init__(self, threshold: float, n_inits: int) -> None:
         self.threshold, self.n_inits = threshold, n_inits
 
-    def on_epoch_end(self, trainer: BatchedTrainer, epoch: int, logs: dict[str, Any]) -> None:
+    def on_epoch_end(self, trainer: _Stoppable, epoch: int, logs: dict[str, Any]) -> None:
         loss = logs["loss"].reshape(self.n_inits, -1)
         if all((np.nan_to_num(row, nan=np.inf) <= self.threshold).any() for row in loss):
             trainer.stop_training = True

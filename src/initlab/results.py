@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -54,7 +55,7 @@ def load(store: str | Path, spec_hash: str | None = None, history: bool = False)
     return df if history else df.drop(columns=[c for c in JSON_COLUMNS if c in decoded])
 
 
-def run(store: str | Path, run_id: str) -> dict:
+def run(store: str | Path, run_id: str) -> dict[str, Any]:
     """One run's stored record (``RunRecord.to_dict()``, JSON columns decoded) by run id or a unique prefix.
 
     Its ``spec`` re-runs it: ``initlab train --spec`` on the JSON, or ``RunSpec(**record["spec"])``.
@@ -68,7 +69,9 @@ def run(store: str | Path, run_id: str) -> dict:
             if found:
                 raise ValidationError(f"run id prefix {run_id!r} matches {len(found)} runs ({', '.join(found[:5])}, ...); give more digits")
             raise ValidationError(f"no run {run_id!r} in {str(path)!r} (see `initlab results --store {path} --format csv`)")
-        return db.record(found[0])
+        record = db.record(found[0])
+        assert record is not None  # run_ids just found it, and runs are never deleted
+        return record
 
 
 def aggregate(df: pd.DataFrame, by: Sequence[str] | None = None, metrics: Sequence[str] = METRICS) -> pd.DataFrame:

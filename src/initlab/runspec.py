@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._defaults import DEFAULT_LR, OPTIMIZERS
 from ._validation import ValidationError, check_choice, check_int, did_you_mean
+
+if TYPE_CHECKING:
+    from .initializers import Initializer
 
 # The catalog, the data sets and the activation names are loaded when a spec is checked, not when
 # this module is imported: ``initlab train --help`` derives its options from RunSpec without torch.
@@ -191,7 +194,7 @@ class RunSpec(BaseModel):
         text = json.dumps(params, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def batch_key(self) -> tuple:
+    def batch_key(self) -> tuple[Any, ...]:
         """Runs with equal keys share data, architecture and training settings: one batched stack.
 
         Initializers, the init and order seeds and (with SGD, whose step takes one learning rate per
@@ -221,7 +224,8 @@ class RunSpec(BaseModel):
     @property
     def init_name(self) -> str:
         """The weight initializer's canonical name alone (for colours), e.g. ``normal``."""
-        return _initializers().get(self.init).name
+        init: Initializer = _initializers().get(self.init)
+        return init.name
 
     @property
     def bias_initializer(self) -> str:
@@ -288,7 +292,7 @@ class SpecField:
 
 
 _KINDS = {"hidden": "sizes", "init": "init", "bias_init": "init"}
-_CHOICES = {"optimizer": lambda: tuple(OPTIMIZERS), "loss": lambda: LOSSES}
+_CHOICES: dict[str, Callable[[], tuple[str, ...]]] = {"optimizer": lambda: tuple(OPTIMIZERS), "loss": lambda: LOSSES}
 
 
 def _spec_field(name: str, info: Any) -> SpecField:
@@ -314,11 +318,12 @@ def _spec_field(name: str, info: Any) -> SpecField:
 def canonical_init(value: Any) -> InitSpec:
     """An initializer as stored: its canonical name, or a spec dict when it has parameters."""
     if isinstance(value, Mapping):
-        init = _initializers().get(dict(value))
+        init: Initializer = _initializers().get(dict(value))
         return dict(init.spec) if init.params else init.name
     if not isinstance(value, str):
         raise ValidationError(f"an initializer must be a catalog name or a spec dict, got {value!r}")
-    return _initializers().canonical_name(value)
+    name: str = _initializers().canonical_name(value)
+    return name
 
 
 def _bounds(field: str) -> tuple[str, str]:
@@ -381,7 +386,7 @@ def parse_init(text: str) -> InitSpec:
     text = str(text).strip()
     if text.startswith("{"):
         try:
-            spec = json.loads(text)
+            spec: dict[str, Any] = json.loads(text)  # text starts with "{"
         except json.JSONDecodeError as err:
             raise ValidationError(f"initializer spec is not valid JSON ({err.msg}): {text!r}") from None
         _initializers().get(spec)

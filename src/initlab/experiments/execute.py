@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -109,7 +109,7 @@ def plan(specs: Iterable[RunSpec], device: str = "cpu", diagnostics: bool = True
     max_batch = check_int("max_batch", max_batch, 1)
     if monitor or single:
         return [Batch((spec,), device, diagnostics, monitor, single=True) for spec in specs]
-    groups: dict[tuple, list[RunSpec]] = {}
+    groups: dict[tuple[Any, ...], list[RunSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.batch_key(), []).append(spec)
     return [Batch(tuple(group[a:a + max_batch]), device, diagnostics)
@@ -245,7 +245,7 @@ def _run_single(batch: Batch, data: datasets.Dataset | None, split: Split, callb
     apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.init_seed),
                data=torch.as_tensor(_init_rows(spec, split)))
     model.to(batch.device)
-    init_norms = {name: float(m.weight.detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
+    init_norms = {name: float(cast(torch.Tensor, m.weight).detach().norm()) for name, m in model.named_children() if hasattr(m, "weight")}
     diag_X, diag_y = _diagnose_rows(split)
     init_diag = diagnose(model, diag_X.to(batch.device), diag_y.to(batch.device)) if batch.diagnostics else None
     batch_size = len(X_tr) if spec.full_batch else spec.batch_size
@@ -284,12 +284,14 @@ def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callb
     specs, first = batch.specs, batch.specs[0]
     n_out, output = _output(first, split, data)
     rates = {s.learning_rate for s in specs}
+    # one rate, or one per model: BatchedTrainer takes both, though training/batched.py annotates float | None
+    learning_rate: Any = first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs]
     return BatchedTrainer(
         [split[0].shape[1], *first.hidden, n_out], first.activation, [s.init for s in specs],
         [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs],
         order_seeds=[s.order_seed for s in specs], optimizer=first.optimizer, momentum=first.momentum,
         epochs=first.epochs,
-        learning_rate=first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs],
+        learning_rate=learning_rate,
         batch_size=None if first.full_batch else first.batch_size, output=output, device=batch.device,
         init_data=_init_rows(first, split), callbacks=list(callbacks),
         loss="mse" if first.loss == "mse" else "auto", bias=first.bias,

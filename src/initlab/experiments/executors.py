@@ -17,10 +17,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._validation import InitlabError, ValidationError, check_choice, check_int
-from .sweep import Executor, LocalExecutor
+from .execute import Executor, LocalExecutor
+
+if TYPE_CHECKING:
+    from .execute import Batch
+    from .record import RunRecord
 
 __all__ = ["EXECUTORS", "RayExecutor", "open_executor", "CONNECT_TIMEOUT", "LOCAL_OBJECT_STORE"]
 
@@ -29,7 +33,7 @@ CONNECT_TIMEOUT = 30.0  # seconds initlab waits for an --address to answer (Pyth
 LOCAL_OBJECT_STORE = 128 * 2**20  # bytes: batches and rows are kilobytes; Ray's default takes 30% of RAM
 
 
-def _import_ray():
+def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -37,7 +41,7 @@ def _import_ray():
     return ray
 
 
-def _run_batch_task(fn: Callable[[Any], list[dict[str, Any]]], threads: int, batch: Any) -> list[dict[str, Any]]:
+def _run_batch_task(fn: Callable[[Batch], list[RunRecord]], threads: int, batch: Batch) -> list[RunRecord]:
     """The body of a Ray task: the batch function under this task's share of torch threads."""
     import torch
 
@@ -127,7 +131,7 @@ class RayExecutor:
     def __enter__(self) -> RayExecutor:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _probe(self, address: str, host: str, port: int) -> None:
@@ -141,7 +145,7 @@ class RayExecutor:
                 "`ray start --head`, or leave out --address for a local one"
             ) from None
 
-    def _join(self, ray, address: str, deadline: float) -> None:
+    def _join(self, ray: Any, address: str, deadline: float) -> None:
         """``ray.init(address)`` with a deadline: a port that accepts but never answers must not hang the sweep."""
         outcome: dict[str, BaseException] = {}
 
@@ -162,8 +166,8 @@ class RayExecutor:
             raise ValidationError(f"cannot join the Ray cluster at --address {address!r}: {first}{_token_hint()}")
 
     # ---------------------------------------------------------------- work
-    def map(self, fn: Callable[[Any], list[dict[str, Any]]], batches: Sequence[Any]
-            ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    def map(self, fn: Callable[[Batch], list[RunRecord]], batches: Sequence[Batch]
+            ) -> Iterator[tuple[Batch, list[RunRecord]]]:
         """Submit every batch as a Ray task; yield ``(batch, rows)`` as each finishes (any order)."""
         batches = list(batches)
         if not batches:

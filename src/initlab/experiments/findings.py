@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..diagnostics import Diagnosis
+from ..diagnostics import Diagnosis, LayerStats
 from ..diagnostics.symmetry import ROUNDING_SPLIT
 
 if TYPE_CHECKING:
@@ -68,19 +68,19 @@ class Findings:
         return asdict(self)
 
 
-def _hidden(diag: Diagnosis):
+def _hidden(diag: Diagnosis) -> list[LayerStats]:
     return diag.layers[:-1] if len(diag.layers) > 1 else diag.layers
 
 
-def _dead(layers) -> int:
+def _dead(layers: list[LayerStats]) -> int:
     return sum(round(s.dead_fraction * s.units) for s in layers)
 
 
-def _zero(s) -> bool:
-    return s.weighted and s.weight_norm == 0.0
+def _zero(s: LayerStats) -> bool:
+    return bool(s.weighted and s.weight_norm == 0.0)
 
 
-def _stuck(start, end) -> list[str]:
+def _stuck(start: list[LayerStats], end: list[LayerStats]) -> list[str]:
     ends = {s.name: s for s in end}
     out = []
     for a in start:

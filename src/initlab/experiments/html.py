@@ -36,7 +36,7 @@ def _setup(record: RunRecord) -> list[tuple[str, Any]]:
 
 def _results(record: RunRecord) -> list[tuple[str, Any]]:
     best_acc, _, best_epoch = record.best()
-    out = [
+    out: list[tuple[str, Any]] = [
         ("val accuracy", number(record.val_accuracy)), ("val loss", number(record.val_loss)),
         ("train accuracy", number(record.train_accuracy)), ("train loss", number(record.train_loss)),
     ]

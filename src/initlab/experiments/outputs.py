@@ -48,6 +48,7 @@ def _val_text(result: ExperimentResult) -> str:
 
 
 def _panel(result: ExperimentResult, title: str) -> BoundaryPanel:
+    assert result.grid is not None  # callers pass only results with a grid (2-D inputs)
     return BoundaryPanel(result.grid, result.X_train, result.y_train, result.X_val, result.y_val, title,
                          init_color(result.spec.init_name), result.class_names)
 

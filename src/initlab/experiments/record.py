@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,8 @@ def _history_array(values: Any) -> np.ndarray:
 
 def _history(values: Any) -> list[float | None]:
     """:func:`_history_array` as a list of floats (shortest decimals), None where not finite."""
-    return orjson.loads(orjson.dumps(_history_array(values), option=orjson.OPT_SERIALIZE_NUMPY))
+    out: list[float | None] = orjson.loads(orjson.dumps(_history_array(values), option=orjson.OPT_SERIALIZE_NUMPY))
+    return out
 
 
 def _finite(value: float) -> float | None:
@@ -140,7 +142,7 @@ class RunRecord:
         """
         s = self.spec
         history = _history_array if arrays else _history
-        diagnostics = (lambda d: d) if arrays else clean
+        diagnostics: Callable[[Any], Any] = (lambda d: d) if arrays else clean
         best_acc, best_loss, best_epoch = self.best()
         spec = s.to_dict()
         init, bias = _label(s.init), _label(s.bias_init)

@@ -36,7 +36,7 @@ def stored_runs(path: str | Path) -> dict[str, dict[str, Any]]:
         raw = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError):
         return {}
-    entries = raw.get("experiments") if isinstance(raw, Mapping) and isinstance(raw.get("experiments"), list) else [raw]
+    entries: list[Any] = raw["experiments"] if isinstance(raw, Mapping) and isinstance(raw.get("experiments"), list) else [raw]
     out = {}
     for entry in entries:
         if isinstance(entry, Mapping) and isinstance(entry.get("run_id"), str) and "val_loss" in entry:
@@ -51,8 +51,8 @@ def compare_rerun(stored: Mapping[str, Any], rerun: Mapping[str, Any], tolerance
     diffs = {}
     for key in RERUN_METRICS:
         old, new = stored.get(key), rerun.get(key)
-        numbers = isinstance(old, (int, float)) and isinstance(new, (int, float))
-        if numbers and math.isfinite(old) and math.isfinite(new):
+        if (isinstance(old, (int, float)) and isinstance(new, (int, float))
+                and math.isfinite(old) and math.isfinite(new)):
             diffs[key] = abs(float(new) - float(old))
         elif old != new:  # one diverged (null) and the other not
             diffs[key] = math.inf

@@ -232,7 +232,7 @@ class Store:
         call wrote (not those another writer had stored first)."""
         names = list(RUN_COLUMNS)
         now = time.time()
-        values = []
+        values: list[tuple[Any, ...]] = []
         for row in rows:
             vals = [row.get(n) for n in names]
             vals[_BATCH_ID], vals[_FINISHED_AT] = batch_id or row.get("batch_id"), now
@@ -240,8 +240,8 @@ class Store:
         sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         written = []
         with self.conn:  # one transaction: committed on success, rolled back on any error
-            for row, vals in zip(rows, values, strict=False):  # row by row: rowcount says whether this one was new
-                if self.conn.execute(sql, vals).rowcount == 1:
+            for row, params in zip(rows, values, strict=False):  # row by row: rowcount says whether this one was new
+                if self.conn.execute(sql, params).rowcount == 1:
                     written.append(row["run_id"])
             if spec_hash is not None:
                 self.conn.executemany(
@@ -277,7 +277,7 @@ class Store:
         cur = self.conn.execute("SELECT spec_hash, name, n_runs, created FROM sweeps ORDER BY created")
         return [dict(zip(("spec_hash", "name", "n_runs", "created"), row, strict=False)) for row in cur]
 
-    def rows(self, spec_hash: str | None = None) -> tuple[list[str], list[tuple]]:
+    def rows(self, spec_hash: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and all run rows (of one spec when ``spec_hash`` is given)."""
         if spec_hash is None:
             cur = self.conn.execute("SELECT * FROM runs ORDER BY rowid")

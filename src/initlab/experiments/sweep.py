@@ -21,6 +21,7 @@ from typing import Any
 from .._validation import InitlabError
 from ..datasets import load_csv
 from .execute import MAX_BATCH, Batch, Executor, LocalExecutor, plan, resolve_device, run_batch
+from .record import RunRecord
 from .store import DEFAULT_STORE, Store
 from .sweep_spec import SweepSpec, load_spec
 
@@ -153,11 +154,11 @@ class _Writer:
         self.raced = 0  # rows that another process had written first
         self.committed: set[str] = set()
         self.error: BaseException | None = None
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.queue: queue.Queue[tuple[Batch, list[RunRecord]] | None] = queue.Queue(maxsize=1)
         self.thread = threading.Thread(target=self._run, name="initlab-store-writer", daemon=True)
         self.thread.start()
 
-    def put(self, batch: Batch, records: list) -> None:
+    def put(self, batch: Batch, records: list[RunRecord]) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put((batch, records))

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -129,7 +129,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(raw, default_name=path.stem)
 
 
-def _check_keys(table: str, given: Mapping[str, Any], allowed) -> None:
+def _check_keys(table: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
     allowed = list(allowed)
     for key in given:
         if key not in allowed:

@@ -94,7 +94,7 @@ def _entries(raw: Any) -> list[Mapping[str, Any]] | None:
     """The spec dicts of a results.json, a record, or a spec."""
     if isinstance(raw, Mapping) and isinstance(raw.get("experiments"), list):
         found = [_entries(e) for e in raw["experiments"]]
-        return None if any(f is None for f in found) or not found else [f[0] for f in found]
+        return None if any(f is None for f in found) or not found else [f[0] for f in found if f is not None]
     if isinstance(raw, Mapping) and isinstance(raw.get("spec"), Mapping):
         return [raw["spec"]]
     if isinstance(raw, Mapping) and isinstance(raw.get("record"), Mapping):

@@ -7,6 +7,7 @@ first use, so listing the papers imports nothing heavy.
 from __future__ import annotations
 
 import importlib
+from typing import cast
 
 from .._validation import ValidationError, check_choice, check_int
 from ._base import Claim, Paper, PaperResult
@@ -36,7 +37,7 @@ def get(name: str) -> Paper:
     name = check_choice("paper", name, names())
     module = f"{__name__}.{_MODULES[name]}"
     try:
-        return importlib.import_module(module).PAPER
+        return cast(Paper, importlib.import_module(module).PAPER)  # every paper module defines PAPER
     except ModuleNotFoundError as err:
         if err.name != module:  # a missing dependency inside the module: a real error
             raise

@@ -14,13 +14,19 @@ Two observations of "Understanding the difficulty of training deep feedforward n
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol
+
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean, digits_split, histories
 
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
+
 # the paper's two inits, as catalog specs
-INITS = {
+INITS: dict[str, str | dict[str, Any]] = {
     "standard": {"name": "variance_scaling", "scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},  # U(+-1/sqrt(n))
     "normalized": "glorot_uniform",  # U(+-sqrt(6 / (n_in + n_out)))
 }
@@ -35,14 +41,20 @@ HALF_SLACK = 0.01  # a layer's mean may sit this far below 0.5 and still count a
 ORDER_SLACK = 0.005  # ... and a lower layer this far above the layer over it
 
 
-def _above_half_decreasing(layer_means: list) -> bool:
+class _Stack(Protocol):
+    """What the monitor callback uses of the batched trainer (papers import no trainer)."""
+
+    def hidden(self, X: Any) -> list[torch.Tensor]: ...
+
+
+def _above_half_decreasing(layer_means: list[float | None]) -> bool:
     """Every mean >= 0.5 - HALF_SLACK and non-increasing from the top's neighbour down to layer 1."""
     m = [float("nan") if v is None else float(v) for v in layer_means]
     return bool(all(v >= 0.5 - HALF_SLACK for v in m)
                 and all(m[k] <= m[k + 1] + ORDER_SLACK for k in range(len(m) - 1)))
 
 
-def _settings(quick: bool) -> dict:
+def _settings(quick: bool) -> dict[str, Any]:
     return {"width": 100, "epochs": 25, "hist_width": 256} if quick else {"width": 300, "epochs": 60, "hist_width": 1000}
 
 
@@ -131,7 +143,8 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
+def _train_sigmoid(X: np.ndarray, y: np.ndarray, monitor: np.ndarray, cfg: dict[str, Any], seed: int
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Train both inits in one batch; per epoch (and at init) the mean and std of each hidden layer on ``monitor``."""
     from ..experiments import RunSpec, execute
 
@@ -142,15 +155,15 @@ def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
     rows: list[tuple[np.ndarray, np.ndarray]] = []
 
     class _Record:
-        def record(self, trainer) -> None:
+        def record(self, trainer: _Stack) -> None:
             hidden = trainer.hidden(monitor)  # layers x (M, units, B)
             rows.append((np.stack([h.mean(dim=(1, 2)).numpy() for h in hidden], 1),
                          np.stack([h.std(dim=(1, 2)).numpy() for h in hidden], 1)))  # (M, layers) each
 
-        def on_train_begin(self, trainer) -> None:
+        def on_train_begin(self, trainer: _Stack) -> None:
             self.record(trainer)
 
-        def on_epoch_end(self, trainer, *_args) -> None:
+        def on_epoch_end(self, trainer: _Stack, *_args: object) -> None:
             self.record(trainer)
 
     records = list(execute(specs, data=(X, y, X[:0], y[:0]), callbacks=[_Record()], diagnostics=False))
@@ -160,7 +173,8 @@ def _train_sigmoid(X, y, monitor, cfg: dict, seed: int):
             {n: loss for n, loss in zip(names, histories(records), strict=False)})
 
 
-def _init_histograms(X, y, cfg: dict, seed: int):
+def _init_histograms(X: np.ndarray, y: np.ndarray, cfg: dict[str, Any], seed: int) -> tuple[
+        dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per tanh hidden layer at init: histograms and stds of activations and of dCost/ds, per init."""
     import torch
     import torch.nn.functional as F
@@ -169,11 +183,14 @@ def _init_histograms(X, y, cfg: dict, seed: int):
     from ..models import MLP
 
     act_edges = np.linspace(-1, 1, 41)
-    act_hist, grad_hist, act_std, grad_std = {}, {}, {}, {}
+    act_hist: dict[str, dict[str, Any]] = {}
+    grad_values: dict[str, list[Any]] = {}
+    act_std: dict[str, np.ndarray] = {}
+    grad_std: dict[str, np.ndarray] = {}
     x, target = torch.as_tensor(X), torch.as_tensor(y)
     for n, spec in INITS.items():
-        model = apply_init(MLP([X.shape[1]] + [cfg["hist_width"]] * HIST_LAYERS + [10], "tanh", "softmax"),
-                           spec, "zeros", generator=seed)
+        model = MLP([X.shape[1]] + [cfg["hist_width"]] * HIST_LAYERS + [10], "tanh", "softmax")
+        apply_init(model, spec, "zeros", generator=seed)  # in place
         pre: list[torch.Tensor] = []
         acts: list[torch.Tensor] = []
         h = x
@@ -184,22 +201,25 @@ def _init_histograms(X, y, cfg: dict, seed: int):
                 pre.append(h)
             elif name.startswith("act"):
                 acts.append(h)
-        F.cross_entropy(h, target).backward()
-        grads = [p.grad.detach().numpy().ravel() for p in pre]
+        torch.autograd.backward(F.cross_entropy(h, target))
+        grads = []
+        for p in pre:
+            assert p.grad is not None  # retain_grad() kept it
+            grads.append(p.grad.detach().numpy().ravel())
         values = [a.detach().numpy().ravel() for a in acts]
         act_std[n] = np.array([v.std() for v in values])
         grad_std[n] = np.array([g.std() for g in grads])
         act_hist[n] = {"edges": clean(act_edges), "counts": [clean(np.histogram(v, act_edges)[0] / v.size) for v in values]}
-        grad_hist[n] = [clean(g) for g in grads]  # replaced below by a common binning
+        grad_values[n] = [clean(g) for g in grads]  # binned below with a common binning
     # one set of gradient bins for both inits, so the panels compare
-    bound = float(max(np.quantile(np.abs(np.array(g, dtype=float)), 0.995) for n in INITS for g in grad_hist[n]))
+    bound = float(max(np.quantile(np.abs(np.array(g, dtype=float)), 0.995) for n in INITS for g in grad_values[n]))
     edges = np.linspace(-bound, bound, 41)
     grad_hist = {n: {"edges": clean(edges), "counts": [clean(np.histogram(np.array(g, dtype=float), edges)[0] / len(g))
-                                                        for g in grad_hist[n]]} for n in INITS}
+                                                        for g in grad_values[n]]} for n in INITS}
     return act_hist, grad_hist, act_std, grad_std
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
 
     from ..plots.style import init_color, styled

@@ -21,12 +21,16 @@ whose first order is the paper's ``exp(5 sum 1/n_j)``. That product is the predi
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DEPTH = 10
 N_IN = 16
@@ -55,7 +59,7 @@ def paper_form(widths: list[int]) -> np.ndarray:
 
 
 def lengths(widths: list[int], x: torch.Tensor, n_nets: int, generator: torch.Generator,
-            init: str | dict = "he_normal") -> np.ndarray:
+            init: str | dict[str, Any] = "he_normal") -> np.ndarray:
     """``M_d`` ``(n_nets, D)`` of ``n_nets`` independent ReLU nets (zero biases, weights ``init``), one input ``x``."""
     from ..initializers import get
 
@@ -76,7 +80,7 @@ BOOTSTRAP = 200  # resamples of the nets for the interval of c
 PIN = (4.0, 6.0)  # the interval must lie strictly between the neighbouring integers: it pins c = 5
 
 
-def fit_constant(ratios: dict[str, np.ndarray]) -> np.ndarray:
+def fit_constant(ratios: dict[str, np.ndarray]) -> np.ndarray | np.floating[Any]:
     """Least-squares ``c`` of ``log R_d = sum_{j<=d} log(1 + c/n_j)`` over schedules and depths.
 
     ``ratios[name]`` is ``(D,)`` or ``(B, D)`` (B resamples); returns ``()`` or ``(B,)``.
@@ -87,8 +91,9 @@ def fit_constant(ratios: dict[str, np.ndarray]) -> np.ndarray:
         log_pred = np.cumsum(np.log1p(C_GRID[:, None] * inv[None, :]), axis=1)  # (G, D)
         log_meas = np.log(np.atleast_2d(ratio))  # (B, D)
         cost = cost + ((log_meas[:, None, :] - log_pred[None]) ** 2).sum(-1)  # (B, G)
-    best = C_GRID[np.argmin(cost, axis=1)]
-    return best if np.ndim(next(iter(ratios.values()))) > 1 else best[0]
+    best: np.ndarray = C_GRID[np.argmin(cost, axis=1)]
+    out: np.ndarray | np.floating[Any] = best if np.ndim(next(iter(ratios.values()))) > 1 else best[0]
+    return out
 
 
 def _bootstrap_constant(lengths_by_schedule: dict[str, np.ndarray], seed: int) -> np.ndarray:
@@ -102,7 +107,9 @@ def _bootstrap_constant(lengths_by_schedule: dict[str, np.ndarray], seed: int) -
             sample = M[idx[start:start + 10]]
             parts.append((sample ** 2).mean(1) / sample.mean(1) ** 2)
         ratios[name] = np.concatenate(parts)  # (B, D)
-    return fit_constant(ratios)
+    fitted = fit_constant(ratios)
+    assert isinstance(fitted, np.ndarray)  # (B, D) ratios: one c per resample
+    return fitted
 
 
 def run(quick: bool, seed: int) -> PaperResult:
@@ -199,7 +206,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
 
     from ..plots.style import CLASS_COLORS, init_color, styled

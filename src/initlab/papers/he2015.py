@@ -10,11 +10,18 @@ response scale is ``2^(-L/2)``, and He's ``2/n`` keeps it constant.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean, digits_split, epochs_to_threshold, histories
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..experiments.execute import Split
+    from ..runspec import RunSpec
 
 INITS = {"xavier": "glorot_normal", "he": "he_normal"}  # the paper's names -> initlab's catalog
 DEPTHS = (22, 30)  # weight layers
@@ -27,11 +34,11 @@ HE_SPREAD = ("He's ratio over seeds 0-19: quick (width 48, 5 draws) 0.180 to 0.9
 LR, MOMENTUM, BATCH = 0.002, 0.9, 32  # lr: the largest of {0.002, 0.005, 0.01, 0.03, 0.1} at which He trains smoothly at 30 layers
 
 
-def _settings(quick: bool) -> dict:
+def _settings(quick: bool) -> dict[str, Any]:
     return {"width": 48, "epochs": 30, "draws": 5} if quick else {"width": 64, "epochs": 60, "draws": 10}
 
 
-def _spec(n: str, depth: int, width: int, epochs: int, seed: int):
+def _spec(n: str, depth: int, width: int, epochs: int, seed: int) -> RunSpec:
     from ..experiments import RunSpec
 
     return RunSpec(name=n, dataset="digits", activation="relu", hidden=[width] * (depth - 1), init=INITS[n],
@@ -44,11 +51,11 @@ def run(quick: bool, seed: int) -> PaperResult:
     cfg = _settings(quick)
     X, y, X_val, y_val = digits_split(seed)
     names = list(INITS)
-    curves: dict[str, dict[str, list]] = {n: {} for n in names}
+    curves: dict[str, dict[str, list[float | None]]] = {n: {} for n in names}
     final_loss: dict[str, dict[str, float]] = {n: {} for n in names}
     to_threshold: dict[str, dict[str, int | None]] = {n: {} for n in names}
     std_ratio: dict[str, dict[str, float]] = {n: {} for n in names}
-    layer_std: dict[str, dict[str, list]] = {n: {} for n in names}
+    layer_std: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     val_acc: dict[str, dict[str, float]] = {n: {} for n in names}
     for depth in DEPTHS:
         specs = [_spec(n, depth, cfg["width"], cfg["epochs"], seed) for n in names]
@@ -123,7 +130,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def _response_stds(specs: list, seed: int, draws: int, split: tuple) -> np.ndarray:
+def _response_stds(specs: list[RunSpec], seed: int, draws: int, split: Split) -> np.ndarray:
     """Std of every hidden layer's activations at init ``(inits, draws, hidden layers)``, draws seeded ``seed + k``."""
     import torch
 
@@ -135,12 +142,13 @@ def _response_stds(specs: list, seed: int, draws: int, split: tuple) -> np.ndarr
     return stds.reshape(len(specs), draws, -1)
 
 
-def _annotate(claims: list[Claim], std_ratio: dict, cfg: dict, curves: dict | None = None) -> None:
+def _annotate(claims: list[Claim], std_ratio: dict[str, dict[str, float]], cfg: dict[str, Any],
+              curves: dict[str, list[float | None]] | None = None) -> None:
     """Say, from the measurements, why a claim did not reproduce (or how it holds only in part)."""
     for claim in claims:
         if claim.id == "stall_at_30" and claim.holds:
             xavier = claim.measured["final_loss_30"]["xavier"]
-            curve = (curves or {}).get("30") or []
+            curve: list[float | None] = (curves or {}).get("30") or []
             first = next((k + 1 for k, v in enumerate(curve) if v is not None and v < 0.9 * math.log(10)), None)
             if xavier is not None and xavier < 0.9 * math.log(10) and first is not None:
                 when = "late in the run" if first > len(curve) / 2 else "during the run"
@@ -159,7 +167,7 @@ def _annotate(claims: list[Claim], std_ratio: dict, cfg: dict, curves: dict | No
             claim.note = _signal_note(claim.measured)
 
 
-def _both_at_22_note(measured: dict, std_ratio: dict, cfg: dict) -> str:
+def _both_at_22_note(measured: dict[str, Any], std_ratio: dict[str, dict[str, float]], cfg: dict[str, Any]) -> str:
     """Which part of "both converge, He no later" failed, with the numbers."""
     t, loss = measured["epochs_to_threshold_22"], measured["final_loss_22"]
     parts = []
@@ -177,7 +185,7 @@ def _both_at_22_note(measured: dict, std_ratio: dict, cfg: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def _signal_note(measured: dict) -> str:
+def _signal_note(measured: dict[str, Any]) -> str:
     """Which ratio at 30 layers missed its band, and (He below it) the known reason."""
     ratio = measured["activation_std_ratio_last_first_30"]
     parts = []
@@ -194,11 +202,11 @@ def _signal_note(measured: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def _num(v) -> str:
+def _num(v: float | None) -> str:
     return "not measured" if v is None else f"{v:.3g}"
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
 
     from ..plots.style import init_color, styled

@@ -13,10 +13,17 @@ LSUV is implemented.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean, digits_split, histories
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
 TOL, MAX_ITER = 0.1, 10  # the paper's Tol_var and T_max
 LSUV = {"name": "lsuv", "tol": TOL, "max_iter": MAX_ITER}
@@ -27,11 +34,11 @@ LR, MOMENTUM, BATCH = 0.002, 0.9, 32  # as he2015: 0.01 made the 20-layer nets d
 FEW = 5  # "a few" iterations per layer
 
 
-def _settings(quick: bool) -> dict:
+def _settings(quick: bool) -> dict[str, Any]:
     return {"hidden": 12, "width": 32, "epochs": 20} if quick else {"hidden": 20, "width": 32, "epochs": 40}
 
 
-def lsuv_trace(model, batch, seed: int) -> tuple[list[float], list[float], list[int]]:
+def lsuv_trace(model: torch.nn.Module, batch: torch.Tensor, seed: int) -> tuple[list[float], list[float], list[int]]:
     """Run ``apply_init(model, LSUV, data=batch)`` and watch it: each Linear layer's output variance at the
     first pass (after the orthonormal step) and after LSUV, and the passes LSUV spent on each layer.
 
@@ -47,8 +54,8 @@ def lsuv_trace(model, batch, seed: int) -> tuple[list[float], list[float], list[
     seen: list[list[float]] = [[] for _ in layers]  # per layer: the weight norm at each forward pass
     first: list[float | None] = [None] * len(layers)
 
-    def hook(k: int):
-        def record(module, _inputs, output):
+    def hook(k: int) -> Callable[[torch.nn.Linear, tuple[Any, ...], torch.Tensor], None]:
+        def record(module: torch.nn.Linear, _inputs: tuple[Any, ...], output: torch.Tensor) -> None:
             norm = float(module.weight.norm())
             if not seen[k] or seen[k][-1] != norm:
                 seen[k].append(norm)
@@ -64,10 +71,12 @@ def lsuv_trace(model, batch, seed: int) -> tuple[list[float], list[float], list[
             h.remove()
     passes = [min(len(s), MAX_ITER) for s in seen]
     after = _layer_variances(model, batch)
-    return [float(v) for v in first], after, passes
+    firsts = [v for v in first if v is not None]
+    assert len(firsts) == len(first)  # every Linear layer ran in the first pass
+    return firsts, after, passes
 
 
-def _layer_variances(model, batch) -> list[float]:
+def _layer_variances(model: torch.nn.Module, batch: torch.Tensor) -> list[float]:
     """Each Linear layer's output variance on ``batch``."""
     import torch
 
@@ -154,7 +163,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 

@@ -13,11 +13,15 @@ whose edge follows the ``6 xi_c`` curve. ``xi_c`` comes from initlab's
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean, histories
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SIGMA_B2 = 0.05
 WIDTH = 32
@@ -26,7 +30,7 @@ TRAINED = 0.3  # final training accuracy that counts as "trained": three times c
 INSIDE_MIN, OUTSIDE_MAX = 0.75, 0.25  # the claim: most cells inside the curve train, most outside do not
 
 
-def _settings(quick: bool) -> dict:
+def _settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"sigma_w2": [1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0], "depths": [10, 25, 60], "epochs": 15}
     return {"sigma_w2": [round(1.0 + 0.25 * i, 2) for i in range(13)], "depths": [10, 20, 30, 45, 60, 80, 100],
@@ -40,7 +44,7 @@ def trainable_depth(sigma_w2: float) -> float:
     return 6.0 * MeanField("tanh", sigma_w2, SIGMA_B2).xi_c
 
 
-def _train_depth(depth: int, sigmas: list[float], epochs: int, X, y, seed: int) -> np.ndarray:
+def _train_depth(depth: int, sigmas: list[float], epochs: int, X: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
     """Final training accuracy ``(len(sigmas),)`` of ``depth``-layer tanh nets, one per sigma_w2, trained together."""
     from ..experiments import RunSpec, execute
 
@@ -125,7 +129,7 @@ def _deepest_is_near_critical(deepest: dict[str, int]) -> bool:
     return best > 0 and any(abs(s - _critical()) <= 0.75 for s in at) and best > deepest[str(sigmas[-1])]
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
@@ -139,7 +143,7 @@ def figures(result: PaperResult) -> dict:
         fig = Figure(figsize=(7.5, 5))
         ax = fig.subplots()
         # cell edges halfway between grid points
-        def edges(v):
+        def edges(v: np.ndarray) -> np.ndarray:
             mid = (v[1:] + v[:-1]) / 2
             return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
         mesh = ax.pcolormesh(edges(sigmas), edges(depths), acc, cmap="viridis", norm=Normalize(0, 1), shading="flat")

@@ -11,12 +11,18 @@ starts each block as the identity and trains the same deep net without normaliza
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..models.residual import ResidualMLP
 
 WIDTH, BRANCH_LAYERS = 64, 2
 LR, MOMENTUM, BATCH = 0.01, 0.9, 32
@@ -26,21 +32,25 @@ EXPLODE_FACTOR = 1e3  # He: std(deepest) / std(1 block) at least this
 STABLE_BAND = (0.5, 2.0)  # Fixup: std(deepest) / std(1 block) within this
 
 
-def _settings(quick: bool) -> dict:
+def _settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"depths": [1, 4, 16, 64], "train_blocks": 32, "epochs": 2, "init_seeds": 2}
     return {"depths": [1, 2, 4, 8, 16, 32, 64, 128], "train_blocks": 64, "epochs": 10, "init_seeds": 5}
 
 
-def _model(blocks: int, init: str, seed: int, n_in: int, n_out: int):
+def _model(blocks: int, init: str, seed: int, n_in: int, n_out: int) -> ResidualMLP:
     from ..initializers.fixup import fixup_init, he_residual_init
     from ..models.residual import ResidualMLP
 
     model = ResidualMLP(n_in, WIDTH, blocks, n_out, BRANCH_LAYERS, generator=seed)
-    return fixup_init(model, generator=seed) if init == "fixup" else he_residual_init(model, generator=seed)
+    if init == "fixup":  # both initialize in place
+        fixup_init(model, generator=seed)
+    else:
+        he_residual_init(model, generator=seed)
+    return model
 
 
-def _train(model, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int) -> dict:
+def _train(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int) -> dict[str, Any]:
     """SGD with momentum, minibatches of 32 in initlab's order; per-step losses, stops at a non-finite loss.
 
     The step is torch.optim.SGD's heavy-ball rule (``v = momentum v + g`` with ``v = g`` at the first
@@ -69,8 +79,9 @@ def _train(model, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
                 for i, (p, g) in enumerate(zip(params, grads, strict=False)):
-                    velocity[i] = g.clone() if velocity[i] is None else velocity[i].mul_(MOMENTUM).add_(g)
-                    p.sub_(LR * velocity[i])
+                    v = velocity[i]
+                    velocity[i] = v = g.clone() if v is None else v.mul_(MOMENTUM).add_(g)
+                    p.sub_(LR * v)
             total += value * len(idx)
         if diverged is not None:
             break
@@ -78,7 +89,7 @@ def _train(model, X: torch.Tensor, y: torch.Tensor, epochs: int, order_seed: int
     return {"initial_loss": initial, "step_loss": steps, "epoch_loss": epoch_loss, "diverged_step": diverged}
 
 
-def _train_note(he: dict, he_failed: bool, chance_loss: float) -> str:
+def _train_note(he: dict[str, Any], he_failed: bool, chance_loss: float) -> str:
     """The one learning rate, and (only where He's run failed) what its run measured."""
     note = f"one learning rate ({LR}, a standard one for this net)"
     if not he_failed:
@@ -174,7 +185,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
 
     from ..plots.style import styled

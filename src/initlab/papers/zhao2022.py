@@ -14,11 +14,16 @@ weight is an identity, a partial identity, or (where a layer widens) a scaled Ha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
 from ._base import Claim, Paper, PaperResult
 from ._common import clean
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 INITS = ("zeros", "hadamard_identity", "he_normal", "glorot_uniform")
 RANDOM = ("he_normal", "glorot_uniform")
@@ -28,7 +33,7 @@ AS_WELL_TOL = 0.05  # ZerO's final accuracy may trail the random inits' mean by 
 CHANCE_TOL = 0.05  # zeros' final accuracy at most majority-class rate + this
 
 
-def _setups(quick: bool) -> dict[str, dict]:
+def _setups(quick: bool) -> dict[str, dict[str, Any]]:
     return {
         "moons 2-10-1": {"data": "moons", "sizes": [2, 10, 1], "output": "sigmoid", "epochs": 100 if quick else 200},
         "digits 64-128-128-10": {"data": "digits", "sizes": [64, 128, 128, 10], "output": "softmax",
@@ -42,7 +47,8 @@ def _data(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return moons(n_samples=100, noise=0.1, seed=seed) if name == "moons" else digits(seed=seed)
 
 
-def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int, order_seed: int):
+def _train(setup: dict[str, Any], X: np.ndarray, y: np.ndarray, init: str, init_seed: int, order_seed: int
+           ) -> tuple[dict[str, list[float]], torch.Tensor, int]:
     """One MLP (relu) with ``init`` (biases zero), trained by Adam (Keras defaults, batch 32).
 
     Returns (history, final params, distinct units of the first hidden layer after training:
@@ -55,6 +61,7 @@ def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int,
                    optimizer="adam", epochs=setup["epochs"], init_seed=init_seed, order_seed=order_seed)
     # the single-model trainer: its arithmetic decides whether rounding splits units that started equal
     (record,) = execute([spec], data=(X, y, X[:0], y[:0]), single=True, diagnostics=False, keep=True)
+    assert record.artifacts is not None  # keep=True keeps them
     model = record.artifacts.model
     params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     first = model.linears[0]
@@ -65,11 +72,11 @@ def _train(setup: dict, X: np.ndarray, y: np.ndarray, init: str, init_seed: int,
 
 def run(quick: bool, seed: int) -> PaperResult:
     random_seeds = [seed] if quick else [seed, seed + 1, seed + 2]
-    final_accuracy: dict[str, dict] = {}
-    curves: dict[str, dict] = {}
+    final_accuracy: dict[str, dict[str, float]] = {}
+    curves: dict[str, dict[str, dict[str, list[float]]]] = {}
     chance: dict[str, float] = {}
-    identical: dict[str, dict] = {}
-    distinct: dict[str, dict] = {}
+    identical: dict[str, dict[str, bool]] = {}
+    distinct: dict[str, dict[str, int]] = {}
     for setup_name, setup in _setups(quick).items():
         X, y = _data(setup["data"], seed)
         chance[setup_name] = float(np.bincount(y).max() / len(y))
@@ -143,7 +150,7 @@ def run(quick: bool, seed: int) -> PaperResult:
     )
 
 
-def figures(result: PaperResult) -> dict:
+def figures(result: PaperResult) -> dict[str, Figure]:
     from matplotlib.figure import Figure
 
     from ..plots.style import init_color, styled

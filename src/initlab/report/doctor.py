@@ -18,7 +18,7 @@ from ..diagnostics.doctor import DoctorResult
 from ..diagnostics.figures import depth_profile, layer_histograms
 from ..diagnostics.table import COLUMNS, layer_cells
 from ..diagnostics.types import Diagnosis
-from .document import Bullets, Document, Heading, Image, Paragraph, Table
+from .document import Block, Bullets, Document, Heading, Image, Paragraph, Table
 from .html import render_html as render_document
 
 __all__ = ["render_html", "doctor_document", "figure_png", "write_report"]
@@ -41,11 +41,11 @@ def _table(before: Diagnosis, after: Diagnosis | None) -> Table:
     return Table(["layer", "kind", "units", "act", *COLUMNS], rows)
 
 
-def _coverage(diag: Diagnosis) -> list:
+def _coverage(diag: Diagnosis) -> list[Block]:
     """What was measured, and each parameter that was not, with why."""
     if diag.coverage is None:
         return []
-    blocks: list = [Heading("Coverage"), Paragraph(
+    blocks: list[Block] = [Heading("Coverage"), Paragraph(
         f"Diagnose {diag.coverage.sentence().split('; not measured')[0]}. A verdict is only given about measured "
         "layers.")]
     if diag.coverage.unattributed:
@@ -59,9 +59,9 @@ def _coverage(diag: Diagnosis) -> list:
     return blocks
 
 
-def _transformer(diag: Diagnosis) -> list:
+def _transformer(diag: Diagnosis) -> list[Block]:
     """The residual stream after each block, and attention's logit scale and entropy, per layer."""
-    out: list = []
+    out: list[Block] = []
     if diag.blocks:
         rows = [[b["name"], f"{b['input_std']:.3g}", f"{b['output_std']:.3g}", f"{b['output_grad_norm']:.3g}"]
                 for b in diag.blocks]

@@ -63,13 +63,14 @@ def table_row(e: Entry) -> list[str]:
 
 
 def _layers(e: Entry, key: str) -> list[dict[str, Any]]:
-    return (e.get(key) or {}).get("layers", [])
+    layers: list[dict[str, Any]] = (e.get(key) or {}).get("layers", [])
+    return layers
 
 
 def _weight_norms(e: Entry) -> str | None:
     """``hidden1 W 0 -> 0, b 0 -> 0; output W ...``: each weighted layer's weight and bias norms at both ends."""
     start, end = _layers(e, "diagnostics_init"), {d["name"]: d for d in _layers(e, "diagnostics")}
-    rows = []
+    rows: list[str] = []
     for a in start:
         b = end.get(a["name"])
         if b is None or "weight_norm" not in a or "weight_norm" not in b or not a.get("weighted", True):

@@ -284,8 +284,8 @@ def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callb
     specs, first = batch.specs, batch.specs[0]
     n_out, output = _output(first, split, data)
     rates = {s.learning_rate for s in specs}
-    # one rate, or one per model: BatchedTrainer takes both, though training/batched.py annotates float | None
-    learning_rate: Any = first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs]
+    # one rate, or one per model (SGD): BatchedTrainer takes both
+    learning_rate: float | list[float] = first.learning_rate if len(rates) == 1 else [s.learning_rate for s in specs]
     return BatchedTrainer(
         [split[0].shape[1], *first.hidden, n_out], first.activation, [s.init for s in specs],
         [s.init_seed for s in specs], bias_inits=[s.bias_init for s in specs],

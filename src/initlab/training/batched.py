@@ -309,7 +309,7 @@ class BatchedTrainer:
         bias_inits: Sequence[Spec] | Spec = "zeros",
         order_seeds: Sequence[int] | int = 0,
         optimizer: str = "adam",
-        learning_rate: float | None = None,
+        learning_rate: float | Sequence[float] | None = None,
         momentum: float = 0.0,
         epochs: int = 100,
         batch_size: int | None = 32,
@@ -331,8 +331,10 @@ class BatchedTrainer:
         self.bias_inits = _per_model(bias_inits, self.m, "bias_inits")
         self.order_seeds = _per_model(order_seeds, self.m, "order_seeds")
         self.optimizer = check_choice("optimizer", str(optimizer).lower(), OPTIMIZERS)
-        self.learning_rate = learning_rate
-        if learning_rate is not None and not isinstance(learning_rate, (int, float)):
+        self.learning_rate: float | list[float] | None = None
+        if learning_rate is None or isinstance(learning_rate, (int, float)):
+            self.learning_rate = learning_rate
+        else:
             # one learning rate per model (SGD only): a learning-rate grid trains in one stack
             self.learning_rate = [check_float(f"learning_rate[{i}]", v, 0.0, strict_minimum=True)
                                   for i, v in enumerate(_per_model(learning_rate, self.m, "learning_rate"))]

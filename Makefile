@@ -18,13 +18,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/initlab reproduce
 
-# Everything, slow tests included (the README's command).
+# Everything, slow tests included (the README's command), on two worker processes (pytest-xdist).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The quick tier: every test not marked slow.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 # ruff (lint) and mypy (types), as configured in pyproject.toml; pre-commit runs the same.
 lint: $(STAMP)

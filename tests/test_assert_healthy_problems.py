@@ -14,15 +14,7 @@ from initlab.autoinit import UnhealthyInitError, autoinit
 from initlab.autoinit.report import PROBLEM_CODES, AutoInitReport, Problem
 from initlab.diagnostics import thresholds
 from initlab.initializers.lsuv import LSUVResult
-
-
-class Act(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
+from modules import Act
 
 
 def test_gpt2_analytic_logits_off_target_raise():

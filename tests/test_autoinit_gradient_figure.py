@@ -15,17 +15,11 @@ from torch import nn
 
 from initlab.autoinit import autoinit
 from initlab.diagnostics import thresholds
+from modules import Act
 
 WIDTH, DEPTH, BATCH = 256, 30, 256
 
 
-class Act(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def _mlp(fn) -> nn.Sequential:

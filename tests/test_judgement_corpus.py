@@ -18,20 +18,12 @@ import initlab
 from initlab import InitlabError
 from initlab.autoinit import UnhealthyInitError, autoinit
 from initlab.diagnostics.thresholds import UNHEALTHY_VERDICTS
+from modules import Act
 
 WIDTH, BATCH, D_IN, CLASSES = 64, 128, 32, 10
 UNHEALTHY = set(UNHEALTHY_VERDICTS)
 
 
-class Act(nn.Module):
-    """A generic activation module around any function."""
-
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 class Swish(nn.Module):

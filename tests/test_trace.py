@@ -19,19 +19,11 @@ from torch.overrides import TorchFunctionMode
 import initlab
 from initlab.diagnostics import thresholds as T
 from initlab.trace import block_groups, composite_bypass, repeated_blocks, role
+from modules import Act
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-class Act(nn.Module):
-    """A generic activation wrapper: every instance has the same class and repr, whatever ``fn``."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def _mlp(fn, depth: int, width: int, std: float, seed: int) -> nn.Sequential:

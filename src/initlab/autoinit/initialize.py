@@ -1,10 +1,5 @@
-"""The body of :func:`initlab.autoinit` (the light ``autoinit/__init__.py`` calls :func:`autoinit` here).
-
-``autoinit(model, example)`` finds what follows each weight (op by op, on one forward pass),
-predicts the moments through every op (quadrature for any activation), scales each weight so
-its output keeps ``target_std``, then measures each module's output on the example and returns
-an :class:`AutoInitReport`. On any failure the model is left exactly as it was.
-"""
+"""The body of :func:`initlab.autoinit` (the light ``autoinit/__init__.py`` calls :func:`autoinit` here;
+the method is described there)."""
 
 from __future__ import annotations
 
@@ -141,18 +136,7 @@ def autoinit(
     tol: float = 0.1,
     max_iter: int = 10,
 ) -> AutoInitReport:
-    """Initialize every weight of ``model`` in place so each layer's output keeps ``target_std``.
-
-    ``example``: a batch the model accepts (a tensor, a tuple of inputs, or a dict of keyword
-    inputs); without it, one is drawn for ``input_shape`` (N(0, 1), or token ids if the model
-    starts with an embedding), or for the first layer's shape when torch.fx can find it.
-    ``mode="analytic"`` predicts moments (quadrature per activation, sums, norms, ...);
-    ``mode="empirical"`` measures and rescales layer by layer on the example (graph LSUV,
-    Mishkin & Matas 2016; ``tol`` and ``max_iter`` apply to it). Atomic: on any error the model's
-    parameters and buffers are restored and the error raised (a ValidationError in one line for
-    bad input). Returns an :class:`AutoInitReport`; ``report.assert_healthy()`` raises if a
-    measured output std is off or an activation is unstable across depth.
-    """
+    """What :func:`initlab.autoinit` does (its docstring has the contract): checks, then the atomic run."""
     if not isinstance(model, nn.Module):
         raise ValidationError(f"autoinit: model must be a torch.nn.Module, got {type(model).__name__}")
     mode = check_choice("mode", str(mode).lower(), MODES)

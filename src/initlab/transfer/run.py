@@ -259,17 +259,7 @@ def transfer(
     store: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TransferResult:
-    """Train the grid and measure, per parametrization, the drift of the best learning rate in
-    octaves per doubling of width (and of depth when ``depths`` has several values).
-
-    ``factory``: a user's ``factory(width)`` or ``factory(width, depth)`` returning an ``nn.Module``
-    for ``task`` (``digits``: (B, 64) floats -> (B, 10) logits; ``sequence``: (B, 16) token ids ->
-    (B, 16, 32) logits); else the built-in ``family`` (``mlp`` or ``transformer``). ``lrs``:
-    ``"2^-12:2^-1"`` or a list (default: that range, ``2^-7:2^4`` for ``umup``).
-    ``base_width``/``base_depth``: where muP equals SP (default the smallest). ``store``: a SQLite
-    file; cells already there are not trained again.
-    Returns a :class:`TransferResult` (``.to_dict()``, ``.figure()``, ``.save(out)``).
-    """
+    """What :func:`initlab.transfer` does (its docstring has the contract): check the grid, train it, measure the drift."""
     t0 = time.perf_counter()
     family = check_choice("family", str(family).lower(), FAMILIES)
     defaults = DEFAULTS[family]

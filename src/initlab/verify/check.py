@@ -1,15 +1,5 @@
-"""The body of :func:`initlab.verify`: does a model hold the initialization its recipe declares?
-
->>> report = initlab.verify(model, "hf")         # or "torch", "he_normal", {"*.weight": ...}
->>> report.ok, report.failures
-(True, [])
-
-Every parameter is tested against its declared law (KS, std ratio, kurtosis, max |z|; exact
-equality for constants and padding rows; see :mod:`initlab.verify.stats`), with a Bonferroni
-correction over all the tests of the model, so a model drawn from its recipe fails with
-probability at most ``alpha``. Tied parameters (transformers' ``tie_word_embeddings``) must
-still be one tensor.
-"""
+"""The body of :func:`initlab.verify` (the light ``verify/__init__.py`` calls :func:`verify` here; the
+statistics and the correction are described there)."""
 
 from __future__ import annotations
 
@@ -30,14 +20,7 @@ __all__ = ["verify", "VerifyReport", "ParamCheck", "TieCheck", "Law", "load_reci
 
 def verify(model: nn.Module, recipe: Recipe, *, alpha: float = 0.01, min_values: int = MIN_VALUES,
            ties: Iterable[tuple[str, str]] = ()) -> VerifyReport:
-    """Check every parameter of ``model`` against ``recipe``; return a :class:`VerifyReport`.
-
-    ``recipe``: ``"hf"``, ``"torch"``, a catalog name or spec, a ``{glob: spec}`` dict or a
-    ``recipe.toml`` path (see :mod:`initlab.verify.recipes`). ``alpha``: the family-wise false-alarm
-    rate (Bonferroni over every test of the model). ``min_values``: a drawn parameter with fewer
-    values is "untested". ``ties``: extra ``(name, target)`` pairs that must be one tensor, besides
-    those the model declares (transformers' tied weights).
-    """
+    """What :func:`initlab.verify` does (its docstring has the contract): declared laws, tests, Bonferroni."""
     if not isinstance(model, nn.Module):
         raise ValidationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     alpha = check_float("alpha", alpha, 0.0, 1.0, strict_minimum=True)

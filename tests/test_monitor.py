@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from initlab import Monitor, apply_init, diagnose
@@ -143,3 +144,39 @@ def test_pickled_monitor_keeps_records_not_the_model():
     again = pickle.loads(pickle.dumps(monitor))
     assert again.model is None and again.steps == monitor.steps and len(again.steps) >= 2
     np.testing.assert_array_equal(again.series("std"), monitor.series("std"))
+
+
+def _trained_monitor(init: str, sizes=(2, 10, 1)) -> Monitor:
+    X, y = _data(80, 2)
+    model = apply_init(MLP(list(sizes), "relu"), init, generator=0)
+    monitor = Monitor(model, every=5)
+    Trainer(model, epochs=30, batch_size=32, callbacks=[monitor], seed=0).fit(X, y)
+    return monitor
+
+
+def test_heatmap_draws_rounding_noise_as_zero(tmp_path):
+    """A zero-initialized ReLU net: the hidden layer outputs exact zeros and the output layer one value
+    per batch, whose float32 std is rounding noise (std/|mean| ~ 1 eps); both panels' std is grey."""
+    monitor = _trained_monitor("zeros")
+    std, mean = monitor.series("std"), monitor.series("mean")
+    eps = float(np.finfo(np.float32).eps)
+    noisy = std[1] > 0
+    assert noisy.any() and (std[1][noisy] <= 2 * eps * np.abs(mean[1][noisy])).all()  # the noise is there
+    heat = figures.heatmap_figure(monitor)
+    image = heat.axes[0].images[0]
+    drawn = image.to_rgba(image.get_array())
+    zero = np.array(to_rgba(figures.ZERO_COLOR))
+    assert np.allclose(drawn.reshape(-1, 4), zero)  # every cell is the zero colour
+    assert len(heat.axes) == 3  # no colour bar for the all-zero panel, one for the gradient panel
+    assert "grey" in heat.axes[2].get_ylabel()
+    save(heat, tmp_path / "zero.png")
+
+
+def test_heatmap_keeps_a_healthy_nets_structure():
+    monitor = _trained_monitor("he_normal", (2, 10, 10, 1))
+    heat = figures.heatmap_figure(monitor)
+    image = heat.axes[0].images[0]
+    data = image.get_array()
+    assert not np.ma.getmaskarray(data).any()
+    np.testing.assert_allclose(data, np.log10(monitor.series("std")))
+    assert np.unique(image.to_rgba(data).reshape(-1, 4), axis=0).shape[0] > 10

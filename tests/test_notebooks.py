@@ -22,11 +22,45 @@ NOTEBOOKS = ROOT / "examples" / "notebooks"
 NAMES = ["01_classic_experiment.ipynb", "02_keras_notebook.ipynb", "03_sweeps_and_theory.ipynb"]
 
 
+PROBE = "PROBE "  # the line the appended cell prints; the notebooks themselves print only readable text
+
+# One extra code cell per notebook, appended at execution time (never in the notebook file), that
+# prints the notebook's own variables as JSON for the test to read.
+PROBES = {
+    NAMES[0]: """
+import json as _json, sys as _sys
+print("PROBE", _json.dumps({
+    "executable": _sys.executable, "shape": list(X.shape), "classes": list(classes),
+    "verdicts": {n: list(r.init_diagnosis.codes) for n, r in runs.items()},
+    "findings": {n: findings(r).verdict for n, r in runs.items()}, "rows": rows}))
+""",
+    NAMES[1]: """
+import json as _json, sys as _sys
+print("PROBE", _json.dumps({
+    "executable": _sys.executable, "backend": keras.backend.backend(),
+    "layers": [s.name for s in relu_diagnosis.layers], "first": first,
+    "verdicts": {"relu": list(relu_diagnosis.codes), "sigmoid": list(sigmoid_diagnosis.codes),
+                 "he_normal": list(he_diagnosis.codes)},
+    "steps": relu_monitor.steps, "dead": relu_monitor.series("dead_fraction")[0].tolist(),
+    "grad": relu_monitor.series("grad_norm")[0].tolist(),
+    "distinct": [after.layers[0].distinct_units, after.layers[0].units], "rows": rows}))
+""",
+    NAMES[2]: """
+import json as _json
+print("PROBE", _json.dumps({
+    "runs": len(df), "accuracy": df.groupby("init")["val_accuracy"].mean().round(4).to_dict(),
+    "critical": {k: round(v, 4) for k, v in crit.items()},
+    "phases": [MeanField("tanh", sw2, 0.05).phase for sw2 in (1.0, crit["tanh"], 3.0)]}))
+""",
+}
+
+
 @functools.cache
-def _executed(name: str, scratch: str) -> tuple[str, list]:
-    """Run notebook ``name`` in a fresh kernel; returns (all printed text, the executed cells)."""
+def _executed(name: str, scratch: str) -> tuple[str, list, dict]:
+    """Run notebook ``name`` in a fresh kernel with its probe cell appended; returns (the text the
+    notebook's own cells printed, its executed cells, the probe's JSON)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print('EXECUTABLE', sys.executable)"))
+    nb.cells.append(nbformat.v4.new_code_cell(PROBES[name]))
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p),
            "KERAS_HOME": str(Path(scratch) / "keras"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     saved = {k: os.environ.get(k) for k in env}
@@ -41,9 +75,12 @@ def _executed(name: str, scratch: str) -> tuple[str, list]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    probe = nb.cells.pop()
+    probed = [o["text"] for o in probe.outputs if o.output_type == "stream" and o.get("name") == "stdout"]
+    assert len(probed) == 1 and probed[0].startswith(PROBE), probe.outputs
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
                    if o.output_type == "stream" and o.get("name") == "stdout")
-    return text, nb.cells
+    return text, nb.cells, json.loads(probed[0][len(PROBE):])
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +88,13 @@ def scratch(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("notebooks"))
 
 
-def _line(text: str, prefix: str) -> str:
-    found = [line[len(prefix):].strip() for line in text.splitlines() if line.startswith(prefix)]
-    assert found, f"no line starting with {prefix!r}"
-    return found[0]
+HOOKS = re.compile(r"^(EXECUTABLE|DATA|BACKEND|LAYERS|VERDICT|FINDING|TABLE|STEPS|DEAD|GRAD|DISTINCT|RUNS|"
+                   r"MEAN_VAL_ACCURACY|CRITICAL|PHASE|PROBE)\b", re.M)
+
+
+def _no_hooks(text: str) -> None:
+    """What a learner reads is sentences and tables, not lines left for a test to parse."""
+    assert not HOOKS.search(text), HOOKS.search(text)
 
 
 def _validation_shares() -> set[float]:
@@ -93,14 +133,15 @@ def test_ushape_csv_is_what_the_script_writes(tmp_path):
 
 @pytest.mark.slow  # a fresh kernel runs the notebook (25-35 s)
 def test_classic_notebook(scratch):
-    text, cells = _executed(NAMES[0], scratch)
-    assert Path(_line(text, "EXECUTABLE")).resolve() == Path(sys.executable).resolve()
-    assert _line(text, "DATA").startswith("(100, 2) classes: ['0', '1']")
-    assert _line(text, "VERDICT zeros + relu:") == "['dead_units']"
-    assert _line(text, "VERDICT zeros + sigmoid:") == "['symmetry']"
-    assert _line(text, "VERDICT he_normal + relu:") == "['healthy']"
-    assert _line(text, "VERDICT glorot_normal + sigmoid:") == "['healthy']"
-    rows = {r["run"]: r for r in json.loads(_line(text, "TABLE"))}
+    text, cells, got = _executed(NAMES[0], scratch)
+    _no_hooks(text)
+    assert Path(got["executable"]).resolve() == Path(sys.executable).resolve()
+    assert got["shape"] == [100, 2] and got["classes"] == ["0", "1"]
+    assert got["verdicts"] == {"zeros + relu": ["dead_units"], "zeros + sigmoid": ["symmetry"],
+                               "he_normal + relu": ["healthy"], "glorot_normal + sigmoid": ["healthy"]}
+    for name, codes in got["verdicts"].items():  # the readable line the learner sees
+        assert f"{name}: {', '.join(codes)}" in text.splitlines()
+    rows = {r["run"]: r for r in got["rows"]}
     zero_relu, zero_sigmoid = rows["zeros + relu"], rows["zeros + sigmoid"]
     assert zero_relu["dead_units_after"] == 10 and zero_relu["distinct_units_after"] == 1
     assert zero_sigmoid["distinct_units_after"] == 1 and zero_sigmoid["dead_units_after"] == 0
@@ -109,30 +150,31 @@ def test_classic_notebook(scratch):
     for fixed in ("he_normal + relu", "glorot_normal + sigmoid"):
         assert rows[fixed]["distinct_units_after"] == 10
         assert rows[fixed]["val_accuracy"] > max(_validation_shares())
-    assert "Every hidden unit dead" in _line(text, "FINDING zeros + relu:")
-    assert _line(text, "FINDING zeros + sigmoid:").startswith("Symmetric after")
+    assert "Every hidden unit dead" in got["findings"]["zeros + relu"]
+    assert got["findings"]["zeros + sigmoid"].startswith("Symmetric after")
+    assert all(f"{name}: {finding}" in text for name, finding in got["findings"].items())
     assert _images(cells) == 4  # the decision boundaries
 
 
 @pytest.mark.slow  # a fresh kernel runs the notebook (25-35 s)
 def test_keras_notebook(scratch):
-    text, cells = _executed(NAMES[1], scratch)
-    assert Path(_line(text, "EXECUTABLE")).resolve() == Path(sys.executable).resolve()
-    assert _line(text, "BACKEND") == "torch"
-    assert _line(text, "LAYERS") == "['dense', 'dense_1']"
-    assert _line(text, "VERDICT relu:") == "['dead_units']"
-    assert _line(text, "VERDICT sigmoid:") == "['symmetry']"
-    assert _line(text, "VERDICT he_normal:") == "['healthy']"
+    text, cells, got = _executed(NAMES[1], scratch)
+    _no_hooks(text)
+    assert Path(got["executable"]).resolve() == Path(sys.executable).resolve()
+    assert got["backend"] == "torch"
+    assert got["layers"] == ["dense", "dense_1"] and got["first"] == "dense"
+    assert got["verdicts"] == {"relu": ["dead_units"], "sigmoid": ["symmetry"], "he_normal": ["healthy"]}
     source = "\n".join(c.source for c in cells if c.cell_type == "code")
     epochs = int(re.search(r"^EPOCHS = (\d+)", source, re.M).group(1))
     every = int(re.search(r"Monitor\(every=(\d+)\)", source).group(1))
     recorded = math.ceil(3 * epochs / every)  # 80 training rows: 3 minibatches of 32 per epoch
-    assert _line(text, "STEPS").endswith(f"... {recorded} recorded")
-    dead = json.loads(_line(text, "DEAD dense"))
-    grads = json.loads(_line(text, "GRAD dense"))
-    assert dead == [1.0] * recorded and grads == [0.0] * recorded
-    assert _line(text, "DISTINCT after training:") == "1 of 10"
-    rows = {r["model"]: r for r in json.loads(_line(text, "TABLE"))}
+    assert len(got["steps"]) == recorded
+    assert got["dead"] == [1.0] * recorded and got["grad"] == [0.0] * recorded
+    assert f"{recorded} steps recorded" in text
+    assert "Layer dense: 100% of its units dead, largest weight-gradient norm 0." in text
+    assert got["distinct"] == [1, 10]
+    assert "After training: 1 distinct hidden units of 10." in text
+    rows = {r["model"]: r for r in got["rows"]}
     assert [rows[m]["verdict_at_init"] for m in ("zeros + relu", "zeros + sigmoid", "he_normal + relu")] == \
         ["dead_units", "symmetry", "healthy"]
     assert rows["zeros + relu"]["val_accuracy"] in _validation_shares()
@@ -145,14 +187,15 @@ def test_keras_notebook(scratch):
 def test_sweeps_and_theory_notebook(scratch):
     from initlab.theory import critical_sigma_w2
 
-    text, cells = _executed(NAMES[2], scratch)
-    assert _line(text, "RUNS") == "24"
-    accuracy = json.loads(_line(text, "MEAN_VAL_ACCURACY"))
+    text, cells, got = _executed(NAMES[2], scratch)
+    _no_hooks(text)
+    assert got["runs"] == 24
+    accuracy = got["accuracy"]
     assert accuracy["zeros"] <= max(_validation_shares())
     assert accuracy["he_normal"] > accuracy["zeros"] and accuracy["glorot_normal"] > accuracy["zeros"]
-    critical = json.loads(_line(text, "CRITICAL"))
-    assert critical["relu"] == 2.0
-    assert critical["tanh"] == round(critical_sigma_w2("tanh", 0.05), 4)
-    phases = [line.split(": ")[1].split(",")[0] for line in text.splitlines() if line.startswith("PHASE")]
-    assert phases == ["ordered", "critical", "chaotic"]
+    assert got["critical"]["relu"] == 2.0
+    assert got["critical"]["tanh"] == round(critical_sigma_w2("tanh", 0.05), 4)
+    assert got["phases"] == ["ordered", "critical", "chaotic"]
+    phases = [line.split(": ")[1].split(",")[0] for line in text.splitlines() if line.startswith("tanh sigma_w2")]
+    assert phases == got["phases"]  # what the learner reads is what was measured
     assert _images(cells) == 1  # the phase diagram

@@ -71,3 +71,29 @@ def test_history_figures():
     styles = [line.get_linestyle() for line in both.axes[1].get_lines()]
     assert styles == ["-", "--"]  # same initializer colour, told apart by line style
     assert both.axes[1].get_title() == "validation accuracy"
+
+
+def test_run_titles_say_the_setup_once_and_captions_name_the_real_steps():
+    from pathlib import Path
+
+    from initlab.experiments import RunSpec, run_experiment
+    from initlab.experiments.outputs import boundary_figures, experiment_figures, history_figures
+
+    csv = str(Path(__file__).resolve().parents[1] / "examples" / "notebooks" / "ushape.csv")
+    result = run_experiment(RunSpec(name="zeros + relu", dataset=csv, activation="relu", init="zeros",
+                                    hidden=[10], epochs=30, seed=0))
+    (_, _, boundary), = boundary_figures(result)
+    assert boundary.axes[0].get_title().startswith("zeros + relu, ")  # not "zeros + relu: zeros + relu"
+    (_, _, history), = history_figures(result)
+    assert history.get_suptitle() == "zeros + relu"
+    captions = {file: caption for file, caption, _ in experiment_figures(result)}
+    monitor = result.monitor
+    snaps = [s["step"] for s in monitor.snapshots]
+    shown = [snaps[0], snaps[len(snaps) // 2], snaps[-1]] if len(snaps) > 3 else snaps
+    caption = captions["zeros_relu_histograms.png"]
+    assert f"steps {shown[0]} (initialization)" in caption
+    total = 3 * 30  # 80 training rows in minibatches of 32: 3 steps per epoch
+    assert monitor.steps_seen == total
+    assert shown[-1] < total  # histograms are kept at geometric recordings: the last is before the end
+    assert f"{shown[-1]} (the last kept; training ran {total} steps)" in caption
+    assert "the end" not in caption

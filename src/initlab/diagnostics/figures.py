@@ -28,7 +28,7 @@ from .monitor import Monitor
 if TYPE_CHECKING:
     from matplotlib.cm import ScalarMappable
 
-__all__ = ["layer_histograms", "heatmap_figure", "depth_profile"]
+__all__ = ["layer_histograms", "heatmap_figure", "heatmap_data", "rounding_floor", "depth_profile", "shown_snapshots"]
 
 DEPTH_CMAP = "viridis"  # first layer dark, last layer yellow
 BINS = 41
@@ -45,6 +45,12 @@ def _hidden_names(layers: Sequence[tuple[str, bool]]) -> list[str]:
     return [n for n, _ in layers if n != output]
 
 
+def shown_snapshots(snapshots: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The histogram snapshots a figure shows: all of them, or the first, middle and last kept."""
+    snaps = list(snapshots)
+    return [snaps[0], snaps[len(snaps) // 2], snaps[-1]] if len(snaps) > 3 else snaps
+
+
 def _columns(
     source: Diagnosis | Mapping[str, Diagnosis] | Monitor,
 ) -> list[tuple[str, dict[str, dict[str, np.ndarray]], list[str]]]:
@@ -53,9 +59,7 @@ def _columns(
         source = {"at initialization": source}
     if isinstance(source, Monitor):
         names = _hidden_names([(n, i["weighted"]) for n, i in source.layer_info.items()])
-        snaps = source.snapshots
-        if len(snaps) > 3:  # first, middle and last kept snapshot
-            snaps = [snaps[0], snaps[len(snaps) // 2], snaps[-1]]
+        snaps = shown_snapshots(source.snapshots)
         return [(f"step {s['step']}" + (" (init)" if i == 0 else ""), s["layers"], names) for i, s in enumerate(snaps)]
     out = []
     for label, diag in source.items():
@@ -151,19 +155,51 @@ def _log10(a: np.ndarray) -> np.ndarray:
         return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
 
 
+# An activation std at or below this many float32 epsilons of the layer's |mean| is rounding: the
+# units all output one value, and float32 sums over the batch leave ~1 eps of relative noise (a
+# zero-initialized ReLU net's output layer measures std/|mean| = 6e-8 to 1.3e-7, i.e. 0.5-1 eps).
+ROUNDING_EPS = 8
+ZERO_COLOR = "#d0d0d0"
+
+
+def rounding_floor(monitor: Monitor, stat: str) -> np.ndarray:
+    """Per cell, the largest value of ``stat`` that is float32 rounding rather than signal:
+    ``ROUNDING_EPS * eps32 * |mean|`` for the activation std, 0 for anything else."""
+    if stat != "std":
+        return np.zeros((len(monitor.layer_names), len(monitor.records)))
+    floor: np.ndarray = ROUNDING_EPS * float(np.finfo(np.float32).eps) * np.abs(np.nan_to_num(monitor.series("mean")))
+    return floor
+
+
+def heatmap_data(monitor: Monitor, stat: str) -> np.ndarray:
+    """log10 of ``stat`` per layer and recorded step; nan (drawn in the zero colour) where the value is
+    exactly 0, at rounding level (see :func:`rounding_floor`) or not recorded."""
+    values = monitor.series(stat)
+    values = np.where(values > rounding_floor(monitor, stat), values, 0.0)
+    return _log10(values)
+
+
 @styled
 def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
     """Layers x recorded steps: log10 activation std (left) and log10 gradient norm reaching
-    each layer's output (right). One picture instead of a panel per layer."""
+    each layer's output (right). One picture instead of a panel per layer. Cells that are exactly 0,
+    or an activation std at float32 rounding level of the layer's mean, are drawn grey (``ZERO_COLOR``)."""
     names = monitor.layer_names
     steps = monitor.steps
-    fig = Figure(figsize=(11, 0.9 + 0.28 * max(4, len(names))), layout="constrained")
+    fig = Figure(figsize=(11, 1.4 + 0.28 * max(4, len(names))), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)[0]
     panels = (("std", "log10 activation std"), ("output_grad_norm", "log10 |dL/d(layer output)|"))
+    cmap = colormaps["magma"].with_extremes(bad=ZERO_COLOR)
     for ax, (stat, label) in zip(axes, panels, strict=False):
-        data = _log10(monitor.series(stat))
-        image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap="magma",
+        data = np.ma.masked_invalid(heatmap_data(monitor, stat))
+        image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap,
                           extent=(-0.5, len(steps) - 0.5, len(names) - 0.5, -0.5))
+        zero_note = "grey: 0 or float32 rounding" if stat == "std" else "grey: exactly 0"
+        if data.mask.all():  # nothing but zeros: no colour scale to read
+            ax.text(0.5, 0.5, f"every cell is {zero_note[6:]}", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=10, color="#222222")
+        else:
+            fig.colorbar(image, ax=ax).set_label(f"{label}\n({zero_note})", fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=7 if len(names) > 12 else 9)
         ticks: Sequence[int] | np.ndarray = (
             np.unique(np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)) if steps else [])
@@ -171,7 +207,6 @@ def heatmap_figure(monitor: Monitor, title: str | None = None) -> Figure:
         ax.set_xlabel("training step")
         ax.set_ylabel("layer")
         ax.set_title(label)
-        fig.colorbar(image, ax=ax).set_label(label)
     fig.suptitle(title or f"Per-layer statistics during training (recorded every {monitor.every} steps)")
     return fig
 

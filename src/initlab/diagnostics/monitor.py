@@ -152,6 +152,11 @@ class Monitor:
         return [r["step"] for r in self.records]
 
     @property
+    def steps_seen(self) -> int:
+        """How many training steps this monitor has counted (recorded or not)."""
+        return self._steps
+
+    @property
     def layer_names(self) -> list[str]:
         """Every layer seen, in forward order of first appearance."""
         return list(self.layer_info)

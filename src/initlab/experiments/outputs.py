@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 
 from .._json import json_safe as _json_safe
 from .._version import __version__
-from ..diagnostics.figures import heatmap_figure, layer_histograms
+from ..diagnostics.figures import heatmap_figure, layer_histograms, shown_snapshots
 from ..plots.boundary import BoundaryPanel, boundaries_figure, boundary_figure
 from ..plots.history import Curves, histories_figure, history_figure
 from ..plots.style import init_color, save
 from ..report import FigureRef, build_document, render_html, render_markdown
+from ..runspec import RunSpec
 from .record import RunRecord
 from .run import ExperimentResult
 
@@ -47,6 +48,28 @@ def _val_text(result: ExperimentResult) -> str:
     return f"val accuracy {v:.2f}" if math.isfinite(v) else f"train accuracy {result.train_accuracy:.2f}"
 
 
+def run_title(spec: RunSpec) -> str:
+    """The run's name, followed by its initializer and activation unless the name already says them
+    (a run named "zeros + relu" is titled once, not "zeros + relu: zeros + relu")."""
+    setup = f"{spec.initializer} + {spec.activation}"
+    return spec.name if setup in spec.name else f"{spec.name}: {setup}"
+
+
+def snapshot_steps_text(steps: Sequence[int], last_step: int) -> str:
+    """Which training steps a histogram figure shows, decided from the recorded steps, e.g.
+    ``"steps 1 (initialization), 75 and 225 (the last kept; training ran 300 steps)"``."""
+    if not steps:
+        return "no recorded step"
+    notes: list[list[str]] = [[] for _ in steps]
+    notes[0].append("initialization")
+    notes[-1].append("the end of training" if steps[-1] >= last_step
+                     else f"the last kept; training ran {last_step} steps")
+    parts = [f"{s} ({'; '.join(n)})" if n else str(s) for s, n in zip(steps, notes, strict=True)]
+    if len(parts) == 1:
+        return f"step {parts[0]}"
+    return "steps " + ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _panel(result: ExperimentResult, title: str) -> BoundaryPanel:
     assert result.grid is not None  # callers pass only results with a grid (2-D inputs)
     return BoundaryPanel(result.grid, result.X_train, result.y_train, result.X_val, result.y_val, title,
@@ -58,7 +81,7 @@ def boundary_figures(result: ExperimentResult) -> list[NamedFigure]:
     if result.grid is None:
         return []
     s = result.spec
-    title = f"{s.name}: {s.initializer} + {s.activation}, {_val_text(result)}"
+    title = f"{run_title(s)}, {_val_text(result)}"
     caption = (f"{s.name}: decision boundary (colour: predicted probability, black line: P = 0.5); "
                "dots are training points, outlined diamonds validation points.")
     return [(f"{file_stem(s.name)}_boundary.png", caption, boundary_figure(_panel(result, title)))]
@@ -69,7 +92,7 @@ def history_figures(result: ExperimentResult | RunRecord) -> list[NamedFigure]:
     s = result.spec
     history = {k: [float(v) for v in values] for k, values in result.history.items()}  # a record holds arrays
     curves = Curves(s.name, history, init_color(s.init_name))
-    fig = history_figure(curves, f"{s.name}: {s.initializer} + {s.activation}")
+    fig = history_figure(curves, run_title(s))
     return [(f"{file_stem(s.name)}_history.png", f"{s.name}: loss and accuracy per epoch, training (solid) "
              "and validation (dashed).", fig)]
 
@@ -81,12 +104,14 @@ def _monitor(result: ExperimentResult) -> list[NamedFigure]:
     s, stem = result.spec, file_stem(result.spec.name)
     out = [(f"{stem}_monitor.png",
             f"{s.name}: per-layer activation std and back-propagated gradient norm during training "
-            f"(recorded every {monitor.every} steps; blank cells are exactly 0).",
+            f"(recorded every {monitor.every} steps; grey cells are 0, an activation std at float32 rounding "
+            "level of the layer's mean included).",
             heatmap_figure(monitor, f"{s.name}: per-layer statistics during training"))]
     if monitor.snapshots:
+        shown = [c["step"] for c in shown_snapshots(monitor.snapshots)]
         out.append((f"{stem}_histograms.png",
                     f"{s.name}: histograms of activations and back-propagated gradients per layer at "
-                    "initialization, mid-training and the end (Glorot & Bengio 2010, figs. 6-7).",
+                    f"{snapshot_steps_text(shown, monitor.steps_seen)} (Glorot & Bengio 2010, figs. 6-7).",
                     layer_histograms(monitor, f"{s.name}: activations and gradients per layer")))
     return out
 

@@ -1,0 +1,98 @@
+"""How close the batched trainer runs to the machine's matmul rate (issue 25's floor table).
+
+In one run: the machine's single-thread sgemm rate (a large float32 matmul), then the batched
+trainer's matmul-FLOP rate on the classic workload (2-10-1 ReLU, 80 training rows, minibatches
+of 32, Adam, Glorot uniform) and on 2-64-64-1 and 2-256-256-1 stacks, each printed as a share of
+that rate, at M = 1k, 5k and 20k nets (a stack whose parameters and Adam state would pass
+``--memory-gb`` is skipped and said so).
+
+Matmul FLOPs per net and epoch are counted as the issue counts them: 3 x the forward's
+2 * rows * fan_in * fan_out per layer (forward, weight gradient, input gradient); 14,400 for the
+classic net. Times include building the stack and initializing it.
+
+    python bench/trainer_floor.py                       # CPU, 1 thread
+    python bench/trainer_floor.py --m 1000 --epochs 20  # quicker
+    python bench/trainer_floor.py --device cuda         # a GPU, when one is there
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from initlab import datasets
+from initlab.training import BatchedTrainer
+
+ROWS = 80  # the classic notebook's training rows (100 points, the last 20% held out)
+STACKS = {"classic 2-10-1": [2, 10, 1], "2-64-64-1": [2, 64, 64, 1], "2-256-256-1": [2, 256, 256, 1]}
+
+
+def sgemm_rate(device: str, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n float32 matmul on ``device`` (best of ``repeats``)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first call warms up
+        if device != "cpu":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def flops_per_net_epoch(sizes: list[int], rows: int = ROWS) -> int:
+    """3 x the forward's matmul FLOPs (forward, weight gradient, input gradient), as issue 25 counts."""
+    return 3 * sum(2 * rows * fan_in * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def state_gb(sizes: list[int], m: int) -> float:
+    """Parameters, gradients and Adam's two moments of m nets, in GB (float32)."""
+    params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:], strict=True))
+    return 4 * params * m * 4 / 1e9
+
+
+def trainer_rate(sizes: list[int], m: int, epochs: int, device: str) -> tuple[float, float]:
+    """(matmul FLOP/s, nets/s) of one fit of m nets on the classic data."""
+    X, y = datasets.moons(100, seed=0)
+    X_train, y_train = X[:ROWS], y[:ROWS]
+    if device != "cpu":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    trainer = BatchedTrainer(sizes, "relu", ["glorot_uniform"] * m, list(range(m)), epochs=epochs, batch_size=32,
+                             device=device)
+    trainer.fit(X_train, y_train)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return m * epochs * flops_per_net_epoch(sizes) / seconds, m / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--m", type=int, nargs="+", default=[1000, 5000, 20000], help="nets per stack")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of the classic net (wider stacks: a tenth)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--memory-gb", type=float, default=8.0, help="skip a stack whose state would exceed this")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = sgemm_rate(args.device)
+    print(f"device {args.device}, {torch.get_num_threads()} thread(s); sgemm 2048^3: {peak / 1e9:.1f} GFLOP/s\n")
+    print("| stack | M | epochs | nets/s | matmul GFLOP/s | share of sgemm |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, sizes in STACKS.items():
+        epochs = args.epochs if name.startswith("classic") else max(1, args.epochs // 10)
+        for m in args.m:
+            if state_gb(sizes, m) > args.memory_gb:
+                print(f"| {name} | {m} | - | skipped: {state_gb(sizes, m):.1f} GB of state | | |")
+                continue
+            rate, nets = trainer_rate(sizes, m, epochs, args.device)
+            print(f"| {name} | {m} | {epochs} | {nets:,.0f} | {rate / 1e9:.2f} | {rate / peak:.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

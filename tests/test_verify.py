@@ -305,3 +305,13 @@ def test_the_light_front_declares_the_statistics_default():
     from initlab.verify import stats
 
     assert inspect.signature(initlab.verify).parameters["min_values"].default == stats.MIN_VALUES
+
+
+def test_a_misspelt_recipe_name_gets_a_did_you_mean():
+    from torch import nn
+
+    import initlab
+    from initlab import ValidationError
+
+    with pytest.raises(ValidationError, match=r"did you mean 'hf'\?"):
+        initlab.verify(nn.Linear(4, 4), "hff")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import ValidationError
+from .._validation import ValidationError, did_you_mean
 from ..initializers import Initializer, get
 from ..initializers.account import param_slots
 from .law import Law
@@ -235,8 +235,9 @@ def resolve_recipe(model: nn.Module, recipe: Recipe) -> tuple[str, dict[str, Dec
         try:
             init = get(recipe)
         except ValidationError as err:
-            raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a dict or a .toml file: {err}"
-                                  ) from None
+            near = did_you_mean(recipe, ("hf", "torch")) if isinstance(recipe, str) and len(recipe) <= 6 else ""
+            raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a dict or a .toml file{near or ':'}"
+                                  f"{'' if near else f' {err}'}") from None
         return str(init), catalog_recipe(model, init.spec)
     raise ValidationError(f"recipe must be 'hf', 'torch', a catalog name, a {{glob: spec}} dict or a .toml path, "
                           f"got {type(recipe).__name__}")

@@ -296,7 +296,8 @@ class BatchedTrainer:
 
     Extensions for the re-run papers: ``loss="mse"`` trains on squared error (Keras' ``"mse"``;
     targets ``y`` float ``(N, K)``, use ``output="linear"``; accuracy is NaN), ``bias=False`` keeps
-    every bias at zero (bias-free layers), ``batch_size=None`` is full-batch gradient descent
+    every bias at zero (bias-free layers), ``residual=True`` trains ``MLP(..., residual=True)``
+    networks, ``batch_size=None`` is full-batch gradient descent
     (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
     """
 
@@ -320,6 +321,7 @@ class BatchedTrainer:
         chunk_size: int | None = None,
         loss: str = "auto",
         bias: bool = True,
+        residual: bool = False,
     ) -> None:
         self.sizes = list(sizes)
         self.activation = activation
@@ -345,6 +347,7 @@ class BatchedTrainer:
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
         self.loss = check_choice("loss", loss, LOSSES)
         self.bias = bool(bias)
+        self.residual = bool(residual)  # as MLP(..., residual=True): equal-width hidden layers add their input
         self.output = output
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
@@ -357,6 +360,7 @@ class BatchedTrainer:
             StackedMLP.initialized(
                 self.sizes, activation, self.inits[a:a + self.chunk_size], self.init_seeds[a:a + self.chunk_size],
                 self.bias_inits[a:a + self.chunk_size], output, self.device, init_data, self.bias,
+                self.residual,
             )
             for a in range(0, self.m, self.chunk_size)
         ]

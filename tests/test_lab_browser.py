@@ -526,5 +526,7 @@ def test_residual_connections_checkbox_trains_a_residual_net(page, browser, url,
         box = phone.locator("label[for='residual']").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390.5
         phone.screenshot(path=str(shots / "lab-residual-390.png"), full_page=True)
+        phone.click("#preset-classic")  # the classic notebook's 2-10-1 has no skips
+        assert not phone.is_checked("#residual") and "res=1" not in phone.url
     finally:
         context.close()

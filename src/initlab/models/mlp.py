@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import cast
 
 import torch
 from torch import nn
@@ -84,8 +83,10 @@ class MLP(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, out)`` for inputs ``(N, in)``."""
-        if not self.residual:
-            return cast(torch.Tensor, super().forward(x))
+        if not self.residual:  # nn.Sequential's forward
+            for module in self:
+                x = module(x)
+            return x
         return self._layers(x)[0]
 
     def _layers(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -107,7 +108,7 @@ class MLP(nn.Sequential):
         return [m for m in self if isinstance(m, nn.Linear)]
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of every hidden layer (post-activation, plus the input where the layer adds it), each ``(N, units)``."""
+        """Outputs of every hidden layer, each ``(N, units)``: post-activation, plus the input where it adds it."""
         return self._layers(x)[2]
 
     def preactivations(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -9,7 +9,7 @@ the next batch's training, except after the last batch) and the rest. Everything
 construction and ``fit`` is overhead against ``bench/sweep_bench.py``'s trainer-only rate.
 
     python bench/sweep_overhead.py --n 5000             # diagnostics on and off
-    python bench/sweep_overhead.py --n 1000 --diagnostics on
+    python bench/sweep_overhead.py --n 1000 --diagnostics on --cpu  # CPU seconds: steadier on a shared box
 """
 
 from __future__ import annotations
@@ -28,24 +28,27 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, sys, threading, time
 t_start = float(sys.argv[1])
+CPU = sys.argv.pop(2) == "cpu"
 t_python = time.time()
+c_python = time.process_time()
 totals = {}
 lock = threading.Lock()
 
 def timed(owner, name, key):
     fn = getattr(owner, name)
     def wrapper(*args, **kwargs):
-        start = time.perf_counter()
+        start = time.thread_time() if CPU else time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             with lock:
-                totals[key] = totals.get(key, 0.0) + time.perf_counter() - start
+                totals[key] = totals.get(key, 0.0) + (time.thread_time() if CPU else time.perf_counter()) - start
     setattr(owner, name, wrapper)
 
 import importlib
 cli_main = importlib.import_module("initlab.cli.main")
 t_cli = time.time()
+c_cli = time.process_time()
 import importlib
 execute, record, store, sweep_spec = (importlib.import_module(f"initlab.experiments.{m}")
                                       for m in ("execute", "record", "store", "sweep_spec"))
@@ -53,6 +56,7 @@ importlib.import_module("initlab.experiments.sweep")
 importlib.import_module("initlab.experiments.executors")
 from initlab.training import BatchedTrainer
 t_lib = time.time()
+c_lib = time.process_time()
 timed(sweep_spec.SweepSpec, "runs", "grid expansion (spec.runs)")
 timed(store.Store, "__init__", "store open")
 timed(store.Store, "commit_batch", "writer: commit_batch")
@@ -71,6 +75,8 @@ try:
 except SystemExit as exc:
     code = exc.code or 0
 t_end = time.time()
+if CPU:
+    t_start, t_python, t_cli, t_lib = -c_python, 0.0, c_cli - c_python, c_lib - c_python
 print(json.dumps({"python": t_python - t_start, "cli import": t_cli - t_python, "library import": t_lib - t_cli,
                   "after imports": t_end - t_lib, "totals": totals, "code": code}))
 """
@@ -83,21 +89,26 @@ def spec_text(n: int, diagnostics: bool) -> str:
     return e2e_spec(n, diagnostics)
 
 
-def measure(n: int, diagnostics: bool, threads: int) -> dict[str, float]:
+def measure(n: int, diagnostics: bool, threads: int, cpu: bool) -> dict[str, float]:
+    """Seconds per component: wall-clock, or (``cpu``) CPU seconds of the thread that ran it
+    (steadier on a shared machine; the rest is then the process's CPU time not in a component)."""
+    import resource
     import sqlite3
 
     with tempfile.TemporaryDirectory() as tmp:
         path, db = Path(tmp) / "e2e.toml", Path(tmp) / "e2e.db"
         path.write_text(spec_text(n, diagnostics))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.time()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(start), "--threads", str(threads), "sweep", str(path),
-                              "--store", str(db), "--json"], capture_output=True, text=True,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        out = subprocess.run([sys.executable, "-c", CHILD, str(start), "cpu" if cpu else "wall", "--threads",
+                              str(threads), "sweep", str(path), "--store", str(db), "--json"],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if out.returncode:
             raise SystemExit(out.stderr)
         wall = time.time() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         con = sqlite3.connect(db)
-        last, first = con.execute("SELECT MAX(finished_at), MIN(finished_at) FROM runs").fetchone()
+        last = con.execute("SELECT MAX(finished_at) FROM runs").fetchone()[0]
         con.close()
     child = json.loads(out.stdout.strip().splitlines()[-1])
     t = child["totals"]
@@ -108,11 +119,18 @@ def measure(n: int, diagnostics: bool, threads: int) -> dict[str, float]:
     inside = t.get("run_batch (total)", 0.0) - sum(
         v for k, v in main_thread.items() if not k.startswith(("grid", "store")))
     rows["run_batch: the rest (data, evaluate, predict, records)"] = inside
-    rows["the rest of the main thread (CLI, spec, plan, progress, waiting for the writer)"] = (
-        last - start - sum(rows.values()))
-    rows.update({k + " (overlapped)": v for k, v in t.items() if k.startswith("writer")})
-    rows["to the last commit"] = last - start
-    rows["to exit"] = wall
+    writer = {k + (" (its own thread)" if cpu else " (overlapped)"): v for k, v in t.items() if k.startswith("writer")}
+    if cpu:
+        total = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        rows["the rest (CLI, spec, plan, progress, store close, exit)"] = total - sum(rows.values()) - sum(writer.values())
+        rows.update(writer)
+        rows["process CPU time, to exit"] = total
+    else:
+        rows["the rest of the main thread (CLI, spec, plan, progress, waiting for the writer)"] = (
+            last - start - sum(rows.values()))
+        rows.update(writer)
+    rows["wall: to the last commit"] = last - start
+    rows["wall: to exit"] = wall
     return rows
 
 
@@ -121,11 +139,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--diagnostics", choices=["on", "off", "both"], default="both")
+    parser.add_argument("--cpu", action="store_true", help="CPU seconds per component (steadier on a shared machine)")
     args = parser.parse_args()
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.diagnostics]
-    results = {d: measure(args.n, d, args.threads) for d in modes}
+    results = {d: measure(args.n, d, args.threads, args.cpu) for d in modes}
     keys = list(dict.fromkeys(k for r in results.values() for k in r))
-    print(f"`initlab sweep` of {args.n} classic nets, {args.threads} thread(s): seconds per component\n")
+    unit = "CPU seconds of the thread that ran it" if args.cpu else "seconds (wall)"
+    print(f"`initlab sweep` of {args.n} classic nets, {args.threads} thread(s): {unit} per component\n")
     print("| component | " + " | ".join(f"diagnostics {'on' if d else 'off'}" for d in modes) + " |")
     print("|---|" + "---:|" * len(modes))
     for key in keys:
@@ -133,9 +153,9 @@ def main() -> None:
     for d in modes:
         r = results[d]
         trainer = r.get("trainer construction (build_stack)", 0.0) + r.get("trainer fit", 0.0)
-        print(f"\ndiagnostics {'on' if d else 'off'}: overhead to the last commit = "
-              f"{r['to the last commit'] - trainer:.2f} s (trainer {trainer:.2f} s; "
-              f"share {trainer / r['to the last commit']:.0%})")
+        total = r["process CPU time, to exit"] if args.cpu else r["wall: to the last commit"]
+        print(f"\ndiagnostics {'on' if d else 'off'}: overhead = {total - trainer:.2f} s (trainer {trainer:.2f} s; "
+              f"share {trainer / total:.0%}) of the {'process CPU time' if args.cpu else 'time to the last commit'}")
 
 
 if __name__ == "__main__":

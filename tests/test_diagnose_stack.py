@@ -110,3 +110,15 @@ def test_stack_rows_are_the_dataclass_rows_with_every_field_in_order(data):
         for row in diag.layers:
             assert list(vars(row)) == names
             assert row == LayerStats(**{n: getattr(row, n) for n in names})
+
+
+def test_verdict_to_dict_is_dataclasses_asdict():
+    import dataclasses
+
+    from initlab.diagnostics.types import Verdict
+
+    verdict = Verdict("symmetry", "only 1 distinct unit of 10", ["0", "2"], "draw the weights at random")
+    got = verdict.to_dict()
+    assert got == dataclasses.asdict(verdict) and list(got) == [f.name for f in dataclasses.fields(Verdict)]
+    got["layers"].append("4")
+    assert verdict.layers == ["0", "2"]  # a copy, as asdict gives

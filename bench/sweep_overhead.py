@@ -122,7 +122,8 @@ def measure(n: int, diagnostics: bool, threads: int, cpu: bool) -> dict[str, flo
     writer = {k + (" (its own thread)" if cpu else " (overlapped)"): v for k, v in t.items() if k.startswith("writer")}
     if cpu:
         total = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        rows["the rest (CLI, spec, plan, progress, store close, exit)"] = total - sum(rows.values()) - sum(writer.values())
+        rest = total - sum(rows.values()) - sum(writer.values())
+        rows["the rest (CLI, spec, plan, progress, store close, exit)"] = rest
         rows.update(writer)
         rows["process CPU time, to exit"] = total
     else:

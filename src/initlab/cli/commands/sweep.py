@@ -75,7 +75,7 @@ def sweep_command(
     gc.freeze()
     try:
         with open_executor(executor, address, threads=threads or 1) as runner:
-            Store(store).close()  # a store that cannot be written (another program's, read-only) fails before any output
+            Store(store).close()  # a store that cannot be written (another program's, read-only) fails here
             with Progress(*columns, console=console, disable=as_json, auto_refresh=False) as bar:
                 report = _sweep_with_bar(bar, parsed, store, device, runner, max_batch)
     finally:

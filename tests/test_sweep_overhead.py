@@ -42,3 +42,21 @@ def test_grid_runs_equal_runs_built_and_checked_one_by_one():
     sgd = [r for r in runs if r.optimizer == "sgd"]
     assert {r.learning_rate for r in sgd} == {0.01}  # SGD's own default rate (Keras), not Adam's 0.001
     assert len({r.run_id for r in runs}) == len(runs)
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"init": {"name": "normal", "std": 0.5}, "bias_init": "he_normal"}, {"hidden": (4, 5, 6), "seed": 3},
+    {"bias": False, "loss": "mse", "full_batch": True, "init_rows": 10}, {"optimizer": "sgd", "momentum": 0.9},
+])
+def test_run_id_is_the_hash_of_the_dumped_fields(changes):
+    """run_id reads the fields directly (no model_dump per call): the same hash as the dump gives."""
+    import hashlib
+    import json
+
+    spec = RunSpec(**changes)
+    params = spec.model_dump(exclude={"name"})
+    for key, default in {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None}.items():
+        if params[key] == default:
+            del params[key]
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    assert spec.run_id == hashlib.sha256(text.encode()).hexdigest()[:16]

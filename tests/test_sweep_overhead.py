@@ -60,3 +60,23 @@ def test_run_id_is_the_hash_of_the_dumped_fields(changes):
             del params[key]
     text = json.dumps(params, sort_keys=True, separators=(",", ":"))
     assert spec.run_id == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_cli_sweep_unfreezes_the_collector_after_the_run_and_after_a_failure(tmp_path, capsys):
+    """The CLI freezes the imported objects for the sweep (full collections skip them) and leaves
+    the process's collector as it found it, also when the sweep fails."""
+    import gc
+    import json
+
+    from initlab.cli.main import main
+
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\nname = "moons"\nn_samples = 40\n[grid]\ninit = ["he_normal", "zeros"]\n'
+                    'activation = ["relu"]\ndepth = [1]\nwidth = [3]\nseed = [0, 1]\n[train]\nepochs = 2\n')
+    assert gc.get_freeze_count() == 0
+    assert main(["--threads", "1", "sweep", str(spec), "--store", str(tmp_path / "s.db"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["trained"] == 4
+    assert gc.get_freeze_count() == 0
+    (tmp_path / "other.db").write_bytes(b"not a database" * 100)
+    assert main(["sweep", str(spec), "--store", str(tmp_path / "other.db")]) == 2  # fails inside the frozen span
+    assert gc.get_freeze_count() == 0

@@ -62,3 +62,63 @@ def test_batched_distinct_units_follow_the_single_rule():
     got = distinct_units_stacked(w, out).tolist()
     want = [distinct_units(w[i, :, :2], w[i, :, 2], [out[i]]) for i in range(20)]
     assert got == want and got[0] == 5 and got[1] == 6
+
+
+# ---------------------------------------------------------------- the batched readout (issue 25.3)
+@pytest.mark.parametrize("rows", [1, 2, 3, 7, 64, 80, 256])
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 30.0])
+def test_batched_readout_equals_each_model_measured_alone_to_the_bit(rows, scale):
+    from initlab.diagnostics.readout import measure_readout, measure_readouts
+
+    gen = torch.Generator().manual_seed(rows)
+    logits = (torch.randn(300, rows, 1, generator=gen) * scale
+              + torch.randn(300, 1, 1, generator=gen) * 3 * scale).float()  # (M, N, 1)
+    logits[3] = 0.0  # a zero readout
+    logits[4, 0, 0] = float("nan")  # not finite: None
+    logits[5, -1, 0] = float("inf")
+    y = (torch.rand(rows, generator=gen) > 0.5).long()
+    got = measure_readouts(logits, y)
+    assert got[4] is None and got[5] is None
+    for i, measured in enumerate(got):
+        assert measured == measure_readout(logits[i], y), i  # dict equality: every float to the bit
+
+
+def test_batched_readout_of_softmax_outputs_and_float_targets_takes_the_one_model_path():
+    from initlab.diagnostics.readout import measure_readout, measure_readouts
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 40, 3, generator=gen)
+    y = torch.randint(0, 3, (40,), generator=gen)
+    assert measure_readouts(logits, y) == [measure_readout(logits[i], y) for i in range(5)]
+    assert measure_readouts(logits[..., :1], y) == [None] * 5  # three classes, one logit: not class targets
+    y_float = (torch.rand(40, generator=gen) > 0.5).float()
+    assert measure_readouts(logits[..., :1], y_float) == [measure_readout(logits[i, :, :1], y_float) for i in range(5)]
+
+
+def test_stack_rows_are_the_dataclass_rows_with_every_field_in_order(data):
+    """The rows are built without ``dataclasses.replace`` (a sweep builds thousands): each must equal
+    the LayerStats built from its own fields, with the fields in declaration order (the store's JSON)."""
+    import dataclasses
+
+    from initlab.diagnostics.types import LayerStats
+
+    X, y = data
+    bt = BatchedTrainer([2, 8, 8, 1], "tanh", INITS, list(range(len(INITS))), epochs=2)
+    bt.fit(X.numpy(), y.numpy())
+    names = [f.name for f in dataclasses.fields(LayerStats)]
+    for diag in diagnose_stack(bt.stacks_[0], X, y):
+        for row in diag.layers:
+            assert list(vars(row)) == names
+            assert row == LayerStats(**{n: getattr(row, n) for n in names})
+
+
+def test_verdict_to_dict_is_dataclasses_asdict():
+    import dataclasses
+
+    from initlab.diagnostics.types import Verdict
+
+    verdict = Verdict("symmetry", "only 1 distinct unit of 10", ["0", "2"], "draw the weights at random")
+    got = verdict.to_dict()
+    assert got == dataclasses.asdict(verdict) and list(got) == [f.name for f in dataclasses.fields(Verdict)]
+    got["layers"].append("4")
+    assert verdict.layers == ["0", "2"]  # a copy, as asdict gives

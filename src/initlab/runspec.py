@@ -71,6 +71,8 @@ PER_MODEL_LR = ("sgd",)  # optimizers whose batched step takes one learning rate
 _DEFAULT_BATCH = 32
 # fields added after 0.2, with their defaults: not in 0.2's run ids
 _LATER_FIELDS = {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None, "residual": False}
+# json.dumps(params, sort_keys=True, separators=(",", ":")), without a new encoder per call (a sweep hashes thousands)
+_ID_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 class RunSpec(BaseModel):
@@ -191,12 +193,12 @@ class RunSpec(BaseModel):
     @cached_property
     def run_id(self) -> str:
         """SHA-256 (first 16 hex digits) of every field but ``name``, as canonical JSON."""
-        params = self.model_dump(exclude={"name"})
+        # the fields' values as model_dump gives them (plain values and tuples: nothing to convert)
+        params = {key: getattr(self, key) for key in type(self).model_fields if key != "name"}
         for key, default in _LATER_FIELDS.items():  # fields added after 0.2 count only when set: old ids stay
             if params[key] == default:
                 del params[key]
-        text = json.dumps(params, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return hashlib.sha256(_ID_JSON.encode(params).encode()).hexdigest()[:16]
 
     def batch_key(self) -> tuple[Any, ...]:
         """Runs with equal keys share data, architecture and training settings: one batched stack.

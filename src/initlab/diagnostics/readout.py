@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from .thresholds import CONFIDENT_PROB
 
-__all__ = ["measure_readout"]
+__all__ = ["measure_readout", "measure_readouts"]
 
 
 def measure_readout(outputs: Any, targets: Any) -> dict[str, Any] | None:
@@ -57,3 +57,37 @@ def measure_readout(outputs: Any, targets: Any) -> dict[str, Any] | None:
     return {"kind": kind, "classes": k, "rows": int(top.numel()), "loss": loss, "chance": chance,
             "confident_fraction": float((top >= CONFIDENT_PROB).double().mean()),
             "logit_std": float(z.std()) if z.numel() > 1 else 0.0}
+
+
+def measure_readouts(outputs: torch.Tensor, targets: torch.Tensor) -> list[dict[str, Any] | None]:
+    """:func:`measure_readout` of each of M models at once: ``outputs (M, N, K)``, ``targets (N,)``.
+
+    One logit per row and 0/1 targets (a sweep's binary classifiers) are measured for all M
+    models in a few tensor ops, to the same bits as M calls of :func:`measure_readout`: the same
+    float64 elementwise values and row means, and the std as ``torch.std`` of one model computes
+    it (two passes: the mean, then a sequential sum of squared deviations, divided and rooted in
+    double precision; tested bit for bit). Other outputs, targets and devices take M calls.
+    """
+    y = torch.as_tensor(targets).detach()
+    m = outputs.shape[0]
+    # CPU only: the bit-equality rests on the CPU kernels (a GPU sums in another order)
+    binary = (outputs.device.type == "cpu" and outputs.is_floating_point() and outputs.ndim == 3
+              and outputs.shape[2] == 1 and outputs.shape[1] > 0 and y.numel() == outputs.shape[1]
+              and bool(((y == 0) | (y == 1)).all()))
+    if not binary:
+        return [measure_readout(outputs[i], targets) for i in range(m)]
+    with torch.no_grad():
+        z = outputs.detach().double()[..., 0]  # (M, N)
+        n = z.shape[1]
+        finite = torch.isfinite(z).all(dim=1).tolist()
+        yy = y.reshape(-1).double().expand(m, n)
+        loss = F.binary_cross_entropy_with_logits(z, yy, reduction="none").mean(1).tolist()
+        p = torch.sigmoid(z)
+        top = torch.maximum(p, 1 - p)
+        confident = (top >= CONFIDENT_PROB).double().mean(1).tolist()
+        # torch.std of one (N,) tensor: mean, then (x - mean)^2 summed in order (cumsum is that sum)
+        squares = (z - z.mean(1, keepdim=True)).pow(2).cumsum(1)[:, -1].tolist() if n > 1 else [0.0] * m
+    chance = math.log(2)
+    return [{"kind": "binary", "classes": 2, "rows": n, "loss": loss[i], "chance": chance,
+             "confident_fraction": confident[i], "logit_std": math.sqrt(squares[i] / (n - 1)) if n > 1 else 0.0}
+            if finite[i] else None for i in range(m)]

@@ -10,7 +10,6 @@ except ``samples`` (histogram values), which stay empty.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -21,7 +20,7 @@ from ..models.stacked import StackedMLP
 from . import thresholds as T
 from .diagnose import diagnose
 from .pipeline import diagnosis_from_rows
-from .readout import measure_readout
+from .readout import measure_readouts
 from .slopes import profile, slope
 from .symmetry import SYMMETRY_TOL
 from .types import Coverage, Diagnosis, LayerStats
@@ -135,12 +134,22 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
         col["distinct_units"] = distinct_units_stacked(incoming, outgoing).tolist()
         columns.append(col)
 
+    readouts = measure_readouts(pre[-1].detach(), y)
+    loss_values = losses.detach().tolist()
+    input_shape = tuple(X.shape)
+    # each row: the template's fields with this model's numbers (what dataclasses.replace gives,
+    # without its per-call __init__: thousands of rows per batch)
+    bases = [{**vars(row), "std_change": None, "grad_change": None} for row in template]
+    names = [list(col) for col in columns]
+    values = [list(zip(*col.values(), strict=True)) for col in columns]  # per layer: (M,) tuples of numbers
     out = []
     for i in range(m):
         layers: list[LayerStats] = []
-        for row, col in zip(template, columns, strict=False):
-            layers.append(replace(row, std_change=None, grad_change=None, **{k: v[i] for k, v in col.items()}))
-        out.append(diagnosis_from_rows(layers, float(losses[i].detach()), input_shape=tuple(X.shape),
-                                       coverage=coverage, readout=measure_readout(pre[-1][i].detach(), y)))
+        for base, keys, vals in zip(bases, names, values, strict=True):
+            row = object.__new__(LayerStats)
+            row.__dict__.update(base)
+            row.__dict__.update(zip(keys, vals[i], strict=True))
+            layers.append(row)
+        out.append(diagnosis_from_rows(layers, loss_values[i], input_shape=input_shape, coverage=coverage,
+                                       readout=readouts[i]))
     return out
-

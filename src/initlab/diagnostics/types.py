@@ -70,7 +70,8 @@ class Verdict:
     fix: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # what dataclasses.asdict gives (the list copied), without its recursion: a sweep writes thousands
+        return {"code": self.code, "message": self.message, "layers": list(self.layers), "fix": self.fix}
 
 
 @dataclass

@@ -306,6 +306,13 @@ def diagnose_trainer(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) 
     return [d for stack in trainer.stacks_ for d in diagnose_stack(stack, X, y)]
 
 
+def distinct_per_row(values: np.ndarray) -> np.ndarray:
+    """``(M,)`` distinct values in each row of ``values (M, N)``: ``len(np.unique(row))`` per row, in one
+    sort (bools, integers and floats without NaN; every class prediction is one of those)."""
+    ordered = np.sort(values.reshape(len(values), -1), axis=1)
+    return 1 + (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) if ordered.shape[1] else np.zeros(len(values), int)
+
+
 def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: list[Any], keep: bool
                  ) -> list[RunRecord]:
     specs = batch.specs
@@ -324,6 +331,7 @@ def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, call
     predicted = (proba > 0.5) if n_out == 1 else proba.argmax(-1)
     if output == "linear":  # regression: no classes predicted
         predicted = np.zeros((len(specs), 1))
+    classes = distinct_per_row(predicted).tolist()  # (M,)
     chance = _chance(split)
     records = []
     for i, spec in enumerate(specs):
@@ -339,7 +347,7 @@ def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, call
             train_loss=float(train_loss[i]), train_accuracy=float(train_acc[i]),
             val_loss=float(val_loss), val_accuracy=float(val_acc),
             n_train=len(X_tr), n_val=len(X_val), chance_accuracy=chance,
-            predicted_classes=int(len(np.unique(predicted[i]))),
+            predicted_classes=classes[i],
             diagnostics_init=summarize(init_diags[i]) if init_diags[i] else None,
             diagnostics=summarize(end_diags[i]) if end_diags[i] else None,
             wall_time=wall / m, artifacts=artifacts,

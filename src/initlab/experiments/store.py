@@ -236,7 +236,7 @@ class Store:
         for row in rows:
             vals = [row.get(n) for n in names]
             vals[_BATCH_ID], vals[_FINISHED_AT] = batch_id or row.get("batch_id"), now
-            values.append(tuple(v if type(v) in _PLAIN else _sql_value(v) for v in vals))
+            values.append(tuple([v if type(v) in _PLAIN else _sql_value(v) for v in vals]))  # a list: no generator
         sql = f"INSERT OR IGNORE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         written = []
         with self.conn:  # one transaction: committed on success, rolled back on any error

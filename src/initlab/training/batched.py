@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from .._validation import ValidationError, check_choice, check_float, check_int
 from ..models import MLP
 from ..models.stacked import ForwardCache, StackedMLP
+from . import fused as fused_path
 from .optim import DEFAULT_LR, OPTIMIZERS
 from .order import minibatch_order
 from .trainer import as_tensors
@@ -298,6 +300,11 @@ class BatchedTrainer:
     targets ``y`` float ``(N, K)``, use ``output="linear"``; accuracy is NaN), ``bias=False`` keeps
     every bias at zero (bias-free layers), ``batch_size=None`` is full-batch gradient descent
     (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
+
+    ``fused``: on the CPU, covered stacks (see :mod:`initlab.training.fused`) train through a
+    compiled C kernel, one call per epoch (several times faster; the same formulas, equal to
+    float rounding); ``None`` takes it when it is there, ``False`` keeps the torch path, ``True``
+    insists (an error says why it cannot). After ``fit``, ``path_`` says which ran.
     """
 
     def __init__(
@@ -320,6 +327,7 @@ class BatchedTrainer:
         chunk_size: int | None = None,
         loss: str = "auto",
         bias: bool = True,
+        fused: bool | None = None,
     ) -> None:
         self.sizes = list(sizes)
         self.activation = activation
@@ -345,6 +353,9 @@ class BatchedTrainer:
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
         self.loss = check_choice("loss", loss, LOSSES)
         self.bias = bool(bias)
+        if fused not in (None, True, False):
+            raise ValidationError(f"fused must be None (automatic), True or False, got {fused!r}")
+        self.fused = fused
         self.output = output
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
@@ -395,13 +406,34 @@ class BatchedTrainer:
             first += stack.m
         n = len(X)
         batch_size = n if self.batch_size is None else self.batch_size
+        kernel = self._fused_kernel()
+        self.path_ = "torch" if kernel is None else "fused"
+        threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(threads) if kernel is not None and threads > 1 else None
+        try:
+            return self._fit_epochs(chunks, kernel, pool, threads, X, y, X_val, y_val, has_val, seeds, group, shared,
+                                    history, last, diverged, start_time, n, batch_size)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _fit_epochs(self, chunks: list[_Chunk], kernel: fused_path.FusedKernel | None, pool: ThreadPoolExecutor | None,
+                    threads: int, X: torch.Tensor, y: torch.Tensor, X_val: Any, y_val: Any, has_val: bool,
+                    seeds: list[int], group: torch.Tensor, shared: bool, history: dict[str, np.ndarray],
+                    last: dict[str, np.ndarray], diverged: np.ndarray, start_time: float, n: int,
+                    batch_size: int) -> BatchedTrainer:
+        """The epoch loop of :meth:`fit` (torch path, or the fused kernel when ``kernel`` is given)."""
+        dev = self.device
         self.stop_training = False
         for cb in self.callbacks:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self)
         epochs_run = 0
         for epoch in range(self.epochs):
-            perms = torch.from_numpy(minibatch_order(seeds, epoch, n)).to(dev)  # (G, n)
+            orders = minibatch_order(seeds, epoch, n)  # (G, n)
+            if orders.ndim == 1:
+                orders = orders[None]
+            perms = torch.from_numpy(orders).to(dev)
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
@@ -410,7 +442,7 @@ class BatchedTrainer:
                                  dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
             steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
                      for c in live]
-            for s, start in enumerate(range(0, n, batch_size)):
+            for s, start in enumerate(range(0, n, batch_size) if kernel is None else ()):
                 if shared:  # common random numbers: one minibatch for every model
                     idx = perms[0, start:start + batch_size]  # (B,)
                     xb, yb = X[idx], y[idx]  # (B, in), (B,)
@@ -423,11 +455,18 @@ class BatchedTrainer:
                     grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
                     chunk.work.backward(cache, logits, grad_logits, chunk.grad)
                     chunk.opt.step(chunk.work.flat, chunk.grad)
+            if kernel is not None:
+                for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
+                    self._fused_epoch(kernel, chunk, X, y, orders, batch_size, step_loss, step_count, threads, pool)
             for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
                 weight = sizes.double()
                 logs = {"loss": (step_loss.double() * weight).sum(0) / n,
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
-                if has_val:
+                if has_val and kernel is not None:
+                    spec, _sizes = self._fused_spec(chunk)
+                    val_loss, val_acc = kernel.evaluate(spec, chunk.work.flat, X_val, y_val, threads, pool)
+                    logs["val_loss"], logs["val_accuracy"] = val_loss.double(), val_acc.double()
+                elif has_val:
                     logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val, self.loss)
                 for k, t in logs.items():
                     v = t.cpu().numpy()
@@ -450,6 +489,45 @@ class BatchedTrainer:
         self.epochs_run_ = epochs_run
         self.fit_time_ = time.perf_counter() - start_time
         return self
+
+    # ------------------------------------------------------------------ fused path
+    def _fused_kernel(self) -> fused_path.FusedKernel | None:
+        """The fused kernel if this fit takes it (see the class docstring's ``fused``)."""
+        if self.fused is False:
+            return None
+        activation = self.stacks_[0].activation
+        reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
+                                               self.device)
+        found = None if reason else fused_path.kernel()
+        if self.fused and found is None:
+            why = reason or "the kernel is not available (INITLAB_FUSED=0, or no C compiler: see the warning)"
+            raise ValidationError(f"fused=True cannot train this stack: {why}")
+        return found
+
+    def _fused_spec(self, chunk: _Chunk) -> tuple[Any, np.ndarray]:
+        return fused_path.make_spec(self.sizes, chunk.work.m, chunk.work.activation, self.loss, self.bias,
+                                    self.optimizer, chunk.opt)
+
+    def _fused_epoch(self, kernel: fused_path.FusedKernel, chunk: _Chunk, X: torch.Tensor, y: torch.Tensor,
+                     orders: np.ndarray, batch_size: int, step_loss: torch.Tensor, step_count: torch.Tensor,
+                     threads: int, pool: ThreadPoolExecutor | None) -> None:
+        """One epoch of ``chunk`` through the fused kernel: the optimizer's state is updated in place."""
+        opt, flat = chunk.opt, chunk.work.flat
+        n_steps = step_loss.shape[0]
+        spec, _sizes = self._fused_spec(chunk)  # _sizes: the array spec points to, alive for the call
+        lr_steps, lr_flat, state2 = None, None, None
+        if isinstance(opt, FlatAdam):
+            state1, state2 = opt.state["exp_avg"], opt.state["exp_avg_sq"]
+            lr_steps = fused_path.adam_steps(opt, n_steps)
+        elif isinstance(opt, FlatSGD):
+            lr_flat = opt.state.get("lr")
+            state1 = opt.state.setdefault("momentum_buffer", torch.zeros_like(flat)) if opt.momentum else None
+        else:
+            state1, state2 = opt.state["square_avg"], opt.state.get("momentum_buffer")
+        group = chunk.group.cpu().numpy().astype(np.int64, copy=False)
+        kernel.train_epoch(spec, flat, state1, state2, lr_flat, X.contiguous(), y.contiguous(), orders, group,
+                           batch_size, lr_steps, step_loss, step_count, threads, pool)
+        opt.steps += n_steps
 
     def _tensors(self, X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``X`` float32 ``(N, in)``; ``y`` as the loss reads it: float ``(N,)`` for one sigmoid

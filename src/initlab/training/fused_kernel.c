@@ -1,0 +1,473 @@
+/* The batched trainer's fused CPU kernel: one epoch of M small MLPs, V nets at a time.
+ *
+ * Built on first use by initlab/training/fused.py (the C compiler of the machine, -O3
+ * -march=native) and called through ctypes; without a compiler the trainer keeps its torch path.
+ *
+ * Layout: V nets (one SIMD lane each) are gathered from the StackedMLP flat buffer into a block
+ * whose every quantity is a row of V floats (net axis innermost), so every operation is a V-wide
+ * vector operation and a whole block (parameters, optimizer state, activations of a minibatch)
+ * stays in the L1/L2 cache for all the epoch's steps: forward, loss, backward and the optimizer
+ * step run fused per layer, without a pass over main memory. The arithmetic is the torch path's
+ * (stacked.py, batched.py, optim.py): the same formulas, to float rounding (sums in another
+ * order, exp/log/tanh from the Cephes polynomials below, 1-2 ulp).
+ *
+ * Nets are independent, so a net's numbers do not depend on V, on the block it falls in, or on
+ * how the caller splits the nets between threads.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define V 16
+
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_TANH = 3, ACT_SIGMOID = 4 };
+enum { LOSS_BCE = 0, LOSS_MSE = 1 };
+enum { OPT_ADAM = 0, OPT_SGD = 1, OPT_RMSPROP = 2 };
+
+typedef struct {
+    int64_t n_layers;       /* L */
+    const int64_t *sizes;   /* L + 1 widths */
+    int64_t m;              /* nets in the stack (the flat buffer's M) */
+    int64_t activation;     /* ACT_* of the hidden layers */
+    int64_t loss;           /* LOSS_*: BCE on one logit, or mean squared error on K outputs */
+    int64_t has_bias;
+    int64_t optimizer;      /* OPT_* */
+    float beta1, beta2, eps, momentum, rho, lr; /* lr: SGD / RMSprop (Adam's step sizes: lr_steps) */
+} Spec;
+
+/* One row of V floats (a value of V nets), and its integer twin: GCC vector extensions, one SIMD
+ * register (or two or four narrower ones) per row. */
+typedef float vf __attribute__((vector_size(4 * V)));
+typedef int32_t vi __attribute__((vector_size(4 * V)));
+
+static inline vf vsel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
+static inline vf vset(float x) { return (vf){0} + x; }
+#define ROWS(ptr) ((vf *)(ptr))
+
+/* ------------------------------------------------------------------ math (vectorized)
+ * Cephes single-precision exp, log and tanh (S. L. Moshier, "Methods and Programs for
+ * Mathematical Functions", 1989), on rows: 1-2 ulp from the correctly rounded values. */
+static inline vf v_exp(vf x) {
+    vf xc = vsel(x > 88.7228393f, vset(88.7228393f), x);
+    xc = vsel(xc < -103.972084f, vset(-103.972084f), xc);
+    vf fx = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* nearest integer */
+    vf r = xc - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    vf z = r * r;
+    vf y = ((((1.9875691500E-4f * r + 1.3981999507E-3f) * r + 8.3334519073E-3f) * r + 4.1665795894E-2f) * r
+            + 1.6666665459E-1f) * r + 5.0000001201E-1f;
+    y = y * z + r + 1.0f;
+    vi n = __builtin_convertvector(fx, vi);
+    vi n1 = n >> 1, n2 = n - n1; /* 2^n as two factors: no overflow at n = 128, gradual underflow */
+    vf out = (y * (vf)((n1 + 127) << 23)) * (vf)((n2 + 127) << 23);
+    out = vsel(x > 88.7228393f, vset(INFINITY), out);
+    out = vsel(x < -103.972084f, vset(0.0f), out);
+    return vsel(x != x, x, out);
+}
+
+/* log(x) for x in [1, 2] (all log1p needs here). */
+static inline vf v_log12(vf x) {
+    vi bits = (vi)x;
+    vf e = __builtin_convertvector(((bits >> 23) & 0xff) - 126, vf);
+    vf mant = (vf)((bits & (int32_t)0x807fffff) | 0x3f000000); /* in [0.5, 1) */
+    vi small = mant < 0.707106781186547524f;
+    e = vsel(small, e - 1.0f, e);
+    mant = vsel(small, mant + mant - 1.0f, mant - 1.0f);
+    vf z = mant * mant;
+    vf y = ((((((((7.0376836292E-2f * mant - 1.1514610310E-1f) * mant + 1.1676998740E-1f) * mant
+                 - 1.2420140846E-1f) * mant + 1.4249322787E-1f) * mant - 1.6668057665E-1f) * mant
+               + 2.0000714765E-1f) * mant - 2.4999993993E-1f) * mant + 3.3333331174E-1f) * mant * z;
+    y += e * -2.12194440e-4f;
+    y += -0.5f * z;
+    return mant + y + e * 0.693359375f;
+}
+
+/* log(1 + t) for t in [0, 1], accurate for small t (Goldberg, 1991, Theorem 4). */
+static inline vf v_log1p01(vf t) {
+    vf u = 1.0f + t;
+    vf d = u - 1.0f;
+    return vsel(d == 0.0f, t, v_log12(u) * (t / d));
+}
+
+static inline vf v_abs(vf x) { return (vf)((vi)x & 0x7fffffff); }
+
+static inline vf v_tanh(vf x) {
+    vf a = v_abs(x);
+    vf z = x * x;
+    vf small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z + 1.33314422036E-1f) * z
+                - 3.33332819422E-1f) * z * x + x;
+    vf big = 1.0f - 2.0f / (v_exp(a + a) + 1.0f);
+    big = (vf)((vi)big | ((vi)x & (int32_t)0x80000000)); /* the sign of x */
+    return vsel(a < 0.625f, small, vsel(x != x, x, big));
+}
+
+static inline vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
+
+/* sum_k a[k * sa] * b[k * sb] over k < n: short sums written out, longer ones in four partial
+ * sums (independent FMA chains). */
+static inline vf v_dot(const vf *a, int64_t sa, const vf *b, int64_t sb, int64_t n) {
+    switch (n) {
+    case 1: return a[0] * b[0];
+    case 2: return a[0] * b[0] + a[sa] * b[sb];
+    case 3: return (a[0] * b[0] + a[sa] * b[sb]) + a[2 * sa] * b[2 * sb];
+    default: break;
+    }
+    vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k * sa] * b[k * sb];
+        s1 += a[(k + 1) * sa] * b[(k + 1) * sb];
+        s2 += a[(k + 2) * sa] * b[(k + 2) * sb];
+        s3 += a[(k + 3) * sa] * b[(k + 3) * sb];
+    }
+    for (; k < n; k++) s0 += a[k * sa] * b[k * sb];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum_k a[k * sa] over k < n, in four partial sums. */
+static inline vf v_sum(const vf *a, int64_t sa, int64_t n) {
+    vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k * sa];
+        s1 += a[(k + 1) * sa];
+        s2 += a[(k + 2) * sa];
+        s3 += a[(k + 3) * sa];
+    }
+    for (; k < n; k++) s0 += a[k * sa];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static inline vf v_relu(vf z) { return vsel(z < 0.0f, vset(0.0f), z); } /* keeps NaN, as torch.relu */
+
+/* h = act(z) over n rows in place. */
+static void act_forward(int64_t act, vf *z, int64_t n) {
+    switch (act) {
+    case ACT_RELU:
+        for (int64_t i = 0; i < n; i++) z[i] = v_relu(z[i]);
+        break;
+    case ACT_LEAKY:
+        for (int64_t i = 0; i < n; i++) z[i] = vsel(z[i] > 0.0f, z[i], z[i] * 0.01f);
+        break;
+    case ACT_TANH:
+        for (int64_t i = 0; i < n; i++) z[i] = v_tanh(z[i]);
+        break;
+    case ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) z[i] = v_sigmoid(z[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* g <- g * act'(z) over n rows, with act' from the activation's output h (the kernels autograd uses). */
+static void act_backward(int64_t act, vf *g, const vf *h, int64_t n) {
+    switch (act) {
+    case ACT_RELU:
+        for (int64_t i = 0; i < n; i++) g[i] = vsel(h[i] > 0.0f, g[i], vset(0.0f));
+        break;
+    case ACT_LEAKY:
+        for (int64_t i = 0; i < n; i++) g[i] = vsel(h[i] > 0.0f, g[i], g[i] * 0.01f);
+        break;
+    case ACT_TANH:
+        for (int64_t i = 0; i < n; i++) g[i] = g[i] * (1.0f - h[i] * h[i]);
+        break;
+    case ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) g[i] = g[i] * ((1.0f - h[i]) * h[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ block storage */
+typedef struct {
+    int64_t L, B, max_width, n_params;
+    int64_t w_off[64], b_off[64], h_off[64]; /* per layer, in floats of a block (x V) */
+    float *param, *s1, *s2, *lrs, *grad;      /* n_params x V each */
+    float *x, *y, *acts, *g0, *g1, *logits;   /* minibatch input, targets, hidden outputs, gradients */
+} Block;
+
+static int block_init(Block *blk, const Spec *sp, int64_t rows) {
+    int64_t L = sp->n_layers, p = 0, h = 0, maxw = 0;
+    if (L > 64) return -1;
+    for (int64_t l = 0; l < L; l++) {
+        int64_t fin = sp->sizes[l], fout = sp->sizes[l + 1];
+        blk->w_off[l] = p; p += fout * fin;
+        blk->b_off[l] = p; p += fout;
+        if (l < L - 1) { blk->h_off[l] = h; h += rows * fout; }
+        if (fin > maxw) maxw = fin;
+        if (fout > maxw) maxw = fout;
+    }
+    blk->L = L; blk->B = rows; blk->max_width = maxw; blk->n_params = p;
+    size_t pv = (size_t)p * V, bw = (size_t)rows * maxw * V;
+    size_t total = 5 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + (size_t)(h > 0 ? h : 1) * V
+                   + 2 * bw + (size_t)rows * sp->sizes[L] * V;
+    float *mem = (float *)aligned_alloc(64, ((total * sizeof(float) + 63) / 64) * 64);
+    if (!mem) return -1;
+    memset(mem, 0, total * sizeof(float));
+    blk->param = mem; mem += pv;
+    blk->s1 = mem; mem += pv;
+    blk->s2 = mem; mem += pv;
+    blk->lrs = mem; mem += pv;
+    blk->grad = mem; mem += pv;
+    blk->x = mem; mem += (size_t)rows * sp->sizes[0] * V;
+    blk->y = mem; mem += (size_t)rows * sp->sizes[L] * V;
+    blk->acts = mem; mem += (size_t)(h > 0 ? h : 1) * V;
+    blk->g0 = mem; mem += bw;
+    blk->g1 = mem; mem += bw;
+    blk->logits = mem;
+    return 0;
+}
+
+static void block_free(Block *blk) { free(blk->param); }
+
+/* Copy the block's V nets (lanes; lanes past `count` repeat the last net) between the flat buffer
+ * (the StackedMLP layout: layer by layer a weight block (M, out, in) then a bias block (M, out))
+ * and the block (parameter k of lane v at k * V + v). */
+static void gather(const Spec *sp, Block *blk, const int64_t *nets, int64_t count, const float *src, float *dst) {
+    int64_t base = 0;
+    int contiguous = count == V && nets[V - 1] - nets[0] == V - 1;
+    for (int64_t l = 0; l < blk->L; l++) {
+        int64_t per[2] = {sp->sizes[l + 1] * sp->sizes[l], sp->sizes[l + 1]}, off[2] = {blk->w_off[l], blk->b_off[l]};
+        for (int part = 0; part < 2; part++) {
+            int64_t q = per[part];
+            vf *to = ROWS(dst) + off[part];
+            if (contiguous) { /* a (V, q) block of the flat buffer, transposed: strided vector loads */
+                const float *from = src + base + nets[0] * q;
+                for (int64_t k = 0; k < q; k++)
+                    for (int v = 0; v < V; v++) to[k][v] = from[v * q + k];
+            } else {
+                for (int v = 0; v < V; v++) {
+                    const float *from = src + base + nets[v < count ? v : count - 1] * q;
+                    for (int64_t k = 0; k < q; k++) to[k][v] = from[k];
+                }
+            }
+            base += sp->m * q;
+        }
+    }
+}
+
+static void scatter(const Spec *sp, Block *blk, const int64_t *nets, int64_t count, const float *src, float *dst) {
+    int64_t base = 0;
+    for (int64_t l = 0; l < blk->L; l++) {
+        int64_t per[2] = {sp->sizes[l + 1] * sp->sizes[l], sp->sizes[l + 1]}, off[2] = {blk->w_off[l], blk->b_off[l]};
+        for (int part = 0; part < 2; part++) {
+            int64_t q = per[part];
+            const vf *from = ROWS(src) + off[part];
+            for (int v = 0; v < count; v++) {
+                float *to = dst + base + nets[v] * q;
+                for (int64_t k = 0; k < q; k++) to[k] = from[k][v];
+            }
+            base += sp->m * q;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ forward */
+/* Logits of rows [0, B) of blk->x into blk->logits (B, K); hidden outputs into blk->acts. */
+static void forward(const Spec *sp, Block *blk, int64_t B) {
+    const vf *h = ROWS(blk->x);
+    for (int64_t l = 0; l < blk->L; l++) {
+        int64_t fin = sp->sizes[l], fout = sp->sizes[l + 1];
+        const vf *W = ROWS(blk->param) + blk->w_off[l], *bias = ROWS(blk->param) + blk->b_off[l];
+        int hidden = l < blk->L - 1;
+        vf *z = hidden ? ROWS(blk->acts) + blk->h_off[l] : ROWS(blk->logits);
+        if (hidden && sp->activation == ACT_RELU) { /* the common case, fused */
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_relu(v_dot(W + o * fin, 1, h + b * fin, 1, fin) + bias[o]);
+        } else {
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_dot(W + o * fin, 1, h + b * fin, 1, fin) + bias[o];
+            if (hidden) act_forward(sp->activation, z, B * fout);
+        }
+        h = z;
+    }
+}
+
+/* Loss of rows [0, B) added per lane to *loss_sum, correct predictions to *correct; with `grad`,
+ * dLoss/dlogits of the minibatch mean into blk->g0 (B, K). */
+static void loss_and_grad(const Spec *sp, Block *blk, int64_t B, vf *loss_sum, vf *correct, int grad) {
+    int64_t K = sp->sizes[blk->L];
+    const vf *x = ROWS(blk->logits), *t = ROWS(blk->y);
+    vf *g = ROWS(blk->g0);
+    if (sp->loss == LOSS_MSE) {
+        float scale = 2.0f / (float)(B * K);
+        for (int64_t i = 0; i < B * K; i++) {
+            vf d = x[i] - t[i];
+            *loss_sum += d * d;
+            if (grad) g[i] = d * scale;
+        }
+        return;
+    }
+    for (int64_t i = 0; i < B; i++) { /* binary cross-entropy from logits: max(x, 0) - x t + log(1 + exp(-|x|)) */
+        vf xv = x[i], e = v_exp(-v_abs(xv)); /* exp(-|x|) serves the loss and the sigmoid */
+        *loss_sum += (vsel(xv > 0.0f, xv, vset(0.0f)) - xv * t[i]) + v_log1p01(e);
+        *correct += vsel((xv > 0.0f) == (t[i] > 0.5f), vset(1.0f), vset(0.0f));
+        if (grad) g[i] = (vsel(xv < 0.0f, e, vset(1.0f)) / (1.0f + e) - t[i]) / (float)B; /* sigmoid(x) - t */
+    }
+}
+
+/* ------------------------------------------------------------------ optimizer */
+static void update(const Spec *sp, Block *blk, int64_t first, int64_t count, float lr_t) {
+    float *p = blk->param + first * V, *g = blk->grad + first * V, *s1 = blk->s1 + first * V, *s2 = blk->s2 + first * V;
+    const float *lrs = blk->lrs + first * V;
+    int64_t n = count * V;
+    if (sp->optimizer == OPT_ADAM) {
+        float b1 = 1.0f - sp->beta1, b2 = sp->beta2, c2 = 1.0f - sp->beta2, eps = sp->eps;
+        for (int64_t i = 0; i < n; i++) {
+            float m = s1[i] + b1 * (g[i] - s1[i]);
+            float v = s2[i] * b2 + c2 * (g[i] * g[i]);
+            s1[i] = m;
+            s2[i] = v;
+            p[i] = p[i] - lr_t * (m / (sqrtf(v) + eps));
+        }
+    } else if (sp->optimizer == OPT_SGD) {
+        float mom = sp->momentum;
+        if (mom == 0.0f) {
+            for (int64_t i = 0; i < n; i++) p[i] = p[i] - g[i] * lrs[i];
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                float buf = s1[i] * mom + g[i];
+                s1[i] = buf;
+                p[i] = p[i] - buf * lrs[i];
+            }
+        }
+    } else {
+        float rho = sp->rho, c = 1.0f - sp->rho, eps = sp->eps, lr = sp->lr, mom = sp->momentum;
+        for (int64_t i = 0; i < n; i++) {
+            float v = s1[i] * rho + c * (g[i] * g[i]);
+            s1[i] = v;
+            float step = g[i] / sqrtf(v + eps);
+            if (mom > 0.0f) {
+                float buf = s2[i] * mom + lr * step;
+                s2[i] = buf;
+                p[i] = p[i] - buf;
+            } else {
+                p[i] = p[i] - lr * step;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ backward + step */
+static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
+    vf *g = ROWS(blk->g0), *g_prev = ROWS(blk->g1);
+    for (int64_t l = blk->L - 1; l >= 0; l--) {
+        int64_t fin = sp->sizes[l], fout = sp->sizes[l + 1];
+        const vf *hin = l == 0 ? ROWS(blk->x) : ROWS(blk->acts) + blk->h_off[l - 1];
+        const vf *W = ROWS(blk->param) + blk->w_off[l];
+        vf *dW = ROWS(blk->grad) + blk->w_off[l], *db = ROWS(blk->grad) + blk->b_off[l];
+        for (int64_t o = 0; o < fout; o++) {
+            for (int64_t i = 0; i < fin; i++) dW[o * fin + i] = v_dot(g + o, fout, hin + i, fin, B);
+            db[o] = sp->has_bias ? v_sum(g + o, fout, B) : vset(0.0f);
+        }
+        if (l > 0) { /* gradient wrt the layer's input, through the previous activation */
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t i = 0; i < fin; i++) g_prev[b * fin + i] = v_dot(W + i, fin, g + b * fout, 1, fout);
+            act_backward(sp->activation, g_prev, hin, B * fin);
+        }
+        /* the layer's step, now that its weights are no longer needed by the backward */
+        update(sp, blk, blk->w_off[l], fout * fin, lr_t);
+        if (sp->has_bias) update(sp, blk, blk->b_off[l], fout, lr_t);
+        vf *t = g; g = g_prev; g_prev = t;
+    }
+}
+
+/* Gather rows of the minibatch for every lane: row order perm[group[net] * n + start + b]. */
+static void load_rows(const Spec *sp, Block *blk, const float *X, const float *Y, const int64_t *perm,
+                      const int64_t *group, int64_t n, const int64_t *nets, int64_t count, int64_t start, int64_t B) {
+    int64_t fin = sp->sizes[0], K = sp->sizes[blk->L];
+    vf *x = ROWS(blk->x), *y = ROWS(blk->y);
+    int shared = 1;
+    for (int v = 1; v < V && perm; v++) shared &= group[nets[v < count ? v : count - 1]] == group[nets[0]];
+    if (shared) { /* every lane reads the same rows: broadcast */
+        const int64_t *order = perm ? perm + group[nets[0]] * n + start : NULL;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t r = order ? order[b] : start + b;
+            for (int64_t i = 0; i < fin; i++) x[b * fin + i] = vset(X[r * fin + i]);
+            for (int64_t k = 0; k < K; k++) y[b * K + k] = vset(Y[r * K + k]);
+        }
+        return;
+    }
+    for (int v = 0; v < V; v++) {
+        const int64_t *order = perm + group[nets[v < count ? v : count - 1]] * n + start;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t r = order[b];
+            for (int64_t i = 0; i < fin; i++) x[b * fin + i][v] = X[r * fin + i];
+            for (int64_t k = 0; k < K; k++) y[b * K + k][v] = Y[r * K + k];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ entry points */
+/* One epoch of nets[0..count) (indices into the stack): for every minibatch of `batch` rows in the
+ * order perm (G, n) of each net's group, forward, loss, backward and optimizer step. Writes each
+ * step's mean loss and correct count to step_loss / step_count (S, out_stride) at column
+ * out_col + position. Optimizer state: Adam s1 = m, s2 = v; SGD s1 = momentum buffer; RMSprop
+ * s1 = mean square, s2 = momentum buffer; lr_flat (SGD per-model learning rates) may be NULL.
+ * Returns 0, or -1 when out of memory. */
+int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state2, const float *lr_flat,
+                        const float *X, const float *Y, const int64_t *perm, const int64_t *group, int64_t n,
+                        int64_t batch, const int64_t *nets, int64_t count, const float *lr_steps,
+                        float *step_loss, float *step_count, int64_t out_stride, int64_t out_col) {
+    Block blk;
+    if (block_init(&blk, sp, batch < n ? batch : n) != 0) return -1;
+    int64_t n_steps = (n + batch - 1) / batch;
+    for (int64_t a = 0; a < count; a += V) {
+        const int64_t *lane_nets = nets + a;
+        int64_t c = count - a < V ? count - a : V;
+        gather(sp, &blk, lane_nets, c, flat, blk.param);
+        if (state1) gather(sp, &blk, lane_nets, c, state1, blk.s1);
+        if (state2) gather(sp, &blk, lane_nets, c, state2, blk.s2);
+        if (lr_flat) gather(sp, &blk, lane_nets, c, lr_flat, blk.lrs);
+        else for (int64_t i = 0; i < blk.n_params * V; i++) blk.lrs[i] = sp->lr;
+        for (int64_t s = 0; s < n_steps; s++) {
+            int64_t start = s * batch, B = n - start < batch ? n - start : batch;
+            load_rows(sp, &blk, X, Y, perm, group, n, lane_nets, c, start, B);
+            forward(sp, &blk, B);
+            vf loss = {0}, correct = {0};
+            loss_and_grad(sp, &blk, B, &loss, &correct, 1);
+            float scale = 1.0f / (float)(B * (sp->loss == LOSS_MSE ? sp->sizes[blk.L] : 1));
+            for (int64_t v = 0; v < c; v++) {
+                step_loss[s * out_stride + out_col + a + v] = loss[v] * scale;
+                step_count[s * out_stride + out_col + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v];
+            }
+            backward_step(sp, &blk, B, lr_steps ? lr_steps[s] : sp->lr);
+        }
+        scatter(sp, &blk, lane_nets, c, blk.param, flat);
+        if (state1) scatter(sp, &blk, lane_nets, c, blk.s1, state1);
+        if (state2) scatter(sp, &blk, lane_nets, c, blk.s2, state2);
+    }
+    block_free(&blk);
+    return 0;
+}
+
+/* Mean loss and accuracy of nets[0..count) over the n rows of (X, Y), into loss_out / acc_out
+ * (count,) at out_col + position. Returns 0, or -1 when out of memory. */
+int initlab_evaluate(const Spec *sp, const float *flat, const float *X, const float *Y, int64_t n,
+                     const int64_t *nets, int64_t count, float *loss_out, float *acc_out, int64_t out_col) {
+    int64_t rows = n < 256 ? n : 256;
+    Block blk;
+    if (block_init(&blk, sp, rows) != 0) return -1;
+    int64_t K = sp->sizes[blk.L];
+    for (int64_t a = 0; a < count; a += V) {
+        const int64_t *lane_nets = nets + a;
+        int64_t c = count - a < V ? count - a : V;
+        gather(sp, &blk, lane_nets, c, flat, blk.param);
+        vf loss = {0}, correct = {0};
+        for (int64_t start = 0; start < n; start += rows) {
+            int64_t B = n - start < rows ? n - start : rows;
+            load_rows(sp, &blk, X, Y, NULL, NULL, n, lane_nets, c, start, B);
+            forward(sp, &blk, B);
+            loss_and_grad(sp, &blk, B, &loss, &correct, 0);
+        }
+        for (int64_t v = 0; v < c; v++) {
+            loss_out[out_col + a + v] = loss[v] / (float)(n * (sp->loss == LOSS_MSE ? K : 1));
+            acc_out[out_col + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v] / (float)n;
+        }
+    }
+    block_free(&blk);
+    return 0;
+}

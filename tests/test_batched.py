@@ -23,6 +23,13 @@ from initlab.training import BatchedTrainer, Trainer
 RTOL = 1e-5
 
 
+@pytest.fixture(autouse=True, params=["fused", "torch"])
+def path(request, monkeypatch):
+    """Every test on both of the batched trainer's CPU paths: the fused C kernel and the torch ops."""
+    monkeypatch.setenv("INITLAB_FUSED", "1" if request.param == "fused" else "0")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def moons():
     ds = datasets.load("moons", 120, 0.2, 0)

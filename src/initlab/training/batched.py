@@ -254,10 +254,16 @@ class _Chunk:
         self.group = group  # (m_active,) data-seed group of each active model
         self.opt = opt
         self.grad = torch.empty_like(stored.flat)  # (P,) gradient buffer laid out like work.flat
+        # the fused kernel's copy of the optimizer state, in its block layout (None: opt.state is current)
+        self.blocks: dict[str, torch.Tensor] | None = None
 
     def freeze(self, keep: np.ndarray) -> None:
         """Keep training only ``self.models[keep]``; the others stay as they are now in ``stored``."""
         self.write_back()
+        if self.blocks is not None:  # the fused kernel's state back into the optimizer, then compacted
+            for key, blocks in self.blocks.items():
+                self.opt.state[key] = fused_path.from_blocks(blocks, self.work.sizes, self.work.m)
+            self.blocks = None
         index = torch.as_tensor(keep, device=self.group.device)
         if len(keep):
             smaller = self.work.select(index)
@@ -515,17 +521,21 @@ class BatchedTrainer:
         opt, flat = chunk.opt, chunk.work.flat
         n_steps = step_loss.shape[0]
         spec, _sizes = self._fused_spec(chunk)  # _sizes: the array spec points to, alive for the call
-        lr_steps, lr_flat, state2 = None, None, None
+        if chunk.blocks is None:  # the optimizer's state in the kernel's block layout, for the chunk's life
+            if isinstance(opt, FlatSGD) and opt.momentum:
+                opt.state.setdefault("momentum_buffer", torch.zeros_like(flat))
+            chunk.blocks = {k: fused_path.to_blocks(v, self.sizes, chunk.work.m) for k, v in opt.state.items()}
+        blocks = chunk.blocks
+        lr_steps = None
         if isinstance(opt, FlatAdam):
-            state1, state2 = opt.state["exp_avg"], opt.state["exp_avg_sq"]
+            state1, state2 = blocks["exp_avg"], blocks["exp_avg_sq"]
             lr_steps = fused_path.adam_steps(opt, n_steps)
         elif isinstance(opt, FlatSGD):
-            lr_flat = opt.state.get("lr")
-            state1 = opt.state.setdefault("momentum_buffer", torch.zeros_like(flat)) if opt.momentum else None
+            state1, state2 = blocks.get("momentum_buffer"), None
         else:
-            state1, state2 = opt.state["square_avg"], opt.state.get("momentum_buffer")
+            state1, state2 = blocks["square_avg"], blocks.get("momentum_buffer")
         group = chunk.group.cpu().numpy().astype(np.int64, copy=False)
-        kernel.train_epoch(spec, flat, state1, state2, lr_flat, X.contiguous(), y.contiguous(), orders, group,
+        kernel.train_epoch(spec, flat, state1, state2, blocks.get("lr"), X, y, orders, group,
                            batch_size, lr_steps, step_loss, step_count, threads, pool)
         opt.steps += n_steps
 

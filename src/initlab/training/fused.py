@@ -96,10 +96,10 @@ class FusedKernel:
         lib = ctypes.CDLL(str(path))
         self._train = lib.initlab_train_epoch
         self._train.restype = ctypes.c_int
-        self._train.argtypes = [ctypes.POINTER(_Spec), _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _P, _I, _P, _P, _P, _I, _I]
+        self._train.argtypes = [ctypes.POINTER(_Spec), _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _P, _P, _P]
         self._eval = lib.initlab_evaluate
         self._eval.restype = ctypes.c_int
-        self._eval.argtypes = [ctypes.POINTER(_Spec), _P, _P, _P, _I, _P, _I, _P, _P, _I]
+        self._eval.argtypes = [ctypes.POINTER(_Spec), _P, _P, _P, _I, _I, _I, _P, _P]
 
     @staticmethod
     def _ptr(t: torch.Tensor | np.ndarray | None) -> int | None:
@@ -110,38 +110,35 @@ class FusedKernel:
         return int(t.data_ptr())
 
     def train_epoch(self, spec: _Spec, flat: torch.Tensor, state1: torch.Tensor | None, state2: torch.Tensor | None,
-                    lr_flat: torch.Tensor | None, X: torch.Tensor, Y: torch.Tensor, perm: np.ndarray, group: np.ndarray,
+                    lrs: torch.Tensor | None, X: torch.Tensor, Y: torch.Tensor, perm: np.ndarray, group: np.ndarray,
                     batch: int, lr_steps: np.ndarray | None, step_loss: torch.Tensor, step_count: torch.Tensor,
                     threads: int = 1, pool: ThreadPoolExecutor | None = None) -> None:
-        """One epoch of every net of the stack (in place); per-step loss and count into ``(S, m)`` tensors."""
-        m = spec.m
-        nets = np.arange(m, dtype=np.int64)
-        n = X.shape[0]
-        args = (self._ptr(flat), self._ptr(state1), self._ptr(state2), self._ptr(lr_flat), self._ptr(X), self._ptr(Y),
-                self._ptr(perm), self._ptr(group), n, batch)
-        tail = (self._ptr(lr_steps), self._ptr(step_loss), self._ptr(step_count), m)
+        """One epoch of every net of the stack, in place: parameters in ``flat`` (the stack's layout),
+        optimizer state and per-model learning rates in the block layout (:func:`to_blocks`); each
+        step's mean loss and correct count into ``(S, m)`` tensors."""
+        X, Y = X.contiguous(), Y.contiguous()  # the kernel reads rows of X and Y densely
+        args = (self._ptr(flat), self._ptr(state1), self._ptr(state2), self._ptr(lrs), self._ptr(X), self._ptr(Y),
+                self._ptr(perm), self._ptr(group), X.shape[0], batch)
+        tail = (self._ptr(lr_steps), self._ptr(step_loss), self._ptr(step_count))
 
         def run(first: int, count: int) -> None:
-            rc = self._train(ctypes.byref(spec), *args, int(nets.ctypes.data) + 8 * first, count, *tail, first)
-            if rc != 0:
+            if self._train(ctypes.byref(spec), *args, first, count, *tail) != 0:
                 raise MemoryError("the fused kernel could not allocate its block buffers")
 
-        self._split(run, m, threads, pool)
+        self._split(run, spec.m, threads, pool)
 
     def evaluate(self, spec: _Spec, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, threads: int = 1,
                  pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss and accuracy ``(m,)`` (float32) of every net on ``(X, Y)``."""
-        m = spec.m
-        nets = np.arange(m, dtype=np.int64)
-        loss, acc = torch.empty(m), torch.empty(m)
+        X, Y = X.contiguous(), Y.contiguous()
+        loss, acc = torch.empty(spec.m), torch.empty(spec.m)
 
         def run(first: int, count: int) -> None:
-            rc = self._eval(ctypes.byref(spec), self._ptr(flat), self._ptr(X), self._ptr(Y), X.shape[0],
-                            int(nets.ctypes.data) + 8 * first, count, self._ptr(loss), self._ptr(acc), first)
-            if rc != 0:
+            if self._eval(ctypes.byref(spec), self._ptr(flat), self._ptr(X), self._ptr(Y), X.shape[0], first, count,
+                          self._ptr(loss), self._ptr(acc)) != 0:
                 raise MemoryError("the fused kernel could not allocate its block buffers")
 
-        self._split(run, m, threads, pool)
+        self._split(run, spec.m, threads, pool)
         return loss, acc
 
     @staticmethod
@@ -228,3 +225,37 @@ def adam_steps(opt: Any, n_steps: int) -> np.ndarray:
     """Keras' step sizes lr_t of the next ``n_steps`` Adam steps, float32 ``(S,)``."""
     b1, b2 = opt.betas
     return np.array([adam_step_size(opt.lr, b1, b2, opt.steps + s + 1) for s in range(n_steps)], dtype=np.float32)
+
+
+def _parts(sizes: list[int]) -> list[tuple[int, int]]:
+    """(values per net, row offset in a block) of each weight and bias part, layer by layer."""
+    parts, off = [], 0
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for q in (fan_out * fan_in, fan_out):
+            parts.append((q, off))
+            off += q
+    return parts
+
+
+def to_blocks(flat: torch.Tensor, sizes: list[int], m: int) -> torch.Tensor:
+    """A buffer in the stack's flat layout ``(P,)`` as the kernel's block layout ``(ceil(m / 16), P / m, 16)``:
+    net ``j``'s value ``k`` at ``[j // 16, k, j % 16]`` (lanes past ``m`` are zero)."""
+    parts = _parts(sizes)
+    per_net = sum(q for q, _ in parts)
+    n_blocks = -(-m // _LANES)
+    out = torch.zeros(n_blocks, per_net, _LANES, dtype=flat.dtype)
+    base = 0
+    for q, off in parts:
+        padded = torch.zeros(n_blocks * _LANES, q, dtype=flat.dtype)
+        padded[:m] = flat[base:base + m * q].view(m, q)
+        out[:, off:off + q, :] = padded.view(n_blocks, _LANES, q).transpose(1, 2)
+        base += m * q
+    return out
+
+
+def from_blocks(blocks: torch.Tensor, sizes: list[int], m: int) -> torch.Tensor:
+    """The inverse of :func:`to_blocks`: the flat layout ``(P,)``."""
+    pieces = []
+    for q, off in _parts(sizes):
+        pieces.append(blocks[:, off:off + q, :].transpose(1, 2).reshape(-1, q)[:m].reshape(-1))
+    return torch.cat(pieces)

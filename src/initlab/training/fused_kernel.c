@@ -104,25 +104,43 @@ static inline vf v_tanh(vf x) {
 
 static inline vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
 
-/* sum_k a[k * sa] * b[k * sb] over k < n: short sums written out, longer ones in four partial
- * sums (independent FMA chains). */
-static inline vf v_dot(const vf *a, int64_t sa, const vf *b, int64_t sb, int64_t n) {
-    switch (n) {
-    case 1: return a[0] * b[0];
-    case 2: return a[0] * b[0] + a[sa] * b[sb];
-    case 3: return (a[0] * b[0] + a[sa] * b[sb]) + a[2 * sa] * b[2 * sb];
-    default: break;
+/* C[p cp + q cq] = sum_k A[p ap + k ak] B[q bq + k bk] for p < P, q < Q: the three products of a
+ * layer (forward, weight gradient, input gradient) as one small matrix product per lane, in register
+ * tiles of up to 4 x 4 rows (16 accumulators: a load per 2 FMAs instead of 2 per FMA). Each C entry
+ * is one sum in k order. */
+#define TILE(TP, TQ)                                                                                        \
+    static void tile_##TP##_##TQ(vf *C, int64_t cp, int64_t cq, const vf *A, int64_t ap, int64_t ak,          \
+                                 const vf *Bm, int64_t bq, int64_t bk, int64_t K) {                           \
+        vf acc[TP][TQ];                                                                                      \
+        _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++)                                                 \
+            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) acc[p][q] = (vf){0};                         \
+        for (int64_t k = 0; k < K; k++) {                                                                    \
+            vf a[TP], b[TQ];                                                                                 \
+            _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++) a[p] = A[p * ap + k * ak];                  \
+            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) b[q] = Bm[q * bq + k * bk];                 \
+            _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++)                                             \
+                _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) acc[p][q] += a[p] * b[q];               \
+        }                                                                                                    \
+        _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++)                                                 \
+            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) C[p * cp + q * cq] = acc[p][q];              \
     }
-    vf s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-    int64_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        s0 += a[k * sa] * b[k * sb];
-        s1 += a[(k + 1) * sa] * b[(k + 1) * sb];
-        s2 += a[(k + 2) * sa] * b[(k + 2) * sb];
-        s3 += a[(k + 3) * sa] * b[(k + 3) * sb];
+TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(2, 4)
+TILE(3, 1) TILE(3, 2) TILE(3, 3) TILE(3, 4) TILE(4, 1) TILE(4, 2) TILE(4, 3) TILE(4, 4)
+
+typedef void (*tile_fn)(vf *, int64_t, int64_t, const vf *, int64_t, int64_t, const vf *, int64_t, int64_t, int64_t);
+static const tile_fn TILES[4][4] = {
+    {tile_1_1, tile_1_2, tile_1_3, tile_1_4}, {tile_2_1, tile_2_2, tile_2_3, tile_2_4},
+    {tile_3_1, tile_3_2, tile_3_3, tile_3_4}, {tile_4_1, tile_4_2, tile_4_3, tile_4_4}};
+
+static void v_gemm(vf *C, int64_t cp, int64_t cq, const vf *A, int64_t ap, int64_t ak, const vf *Bm, int64_t bq,
+                   int64_t bk, int64_t P, int64_t Q, int64_t K) {
+    for (int64_t p = 0; p < P; p += 4) {
+        int64_t tp = P - p < 4 ? P - p : 4;
+        for (int64_t q = 0; q < Q; q += 4) {
+            int64_t tq = Q - q < 4 ? Q - q : 4;
+            TILES[tp - 1][tq - 1](C + p * cp + q * cq, cp, cq, A + p * ap, ap, ak, Bm + q * bq, bq, bk, K);
+        }
     }
-    for (; k < n; k++) s0 += a[k * sa] * b[k * sb];
-    return (s0 + s1) + (s2 + s3);
 }
 
 /* sum_k a[k * sa] over k < n, in four partial sums. */
@@ -185,7 +203,8 @@ static void act_backward(int64_t act, vf *g, const vf *h, int64_t n) {
 typedef struct {
     int64_t L, B, max_width, n_params;
     int64_t w_off[64], b_off[64], h_off[64]; /* per layer, in floats of a block (x V) */
-    float *param, *s1, *s2, *lrs, *grad;      /* n_params x V each */
+    float *param, *grad;                      /* n_params x V each */
+    float *s1, *s2, *lrs;                     /* the block's rows of the caller's block-layout state, or NULL */
     float *x, *y, *acts, *g0, *g1, *logits;   /* minibatch input, targets, hidden outputs, gradients */
 } Block;
 
@@ -202,16 +221,14 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
     }
     blk->L = L; blk->B = rows; blk->max_width = maxw; blk->n_params = p;
     size_t pv = (size_t)p * V, bw = (size_t)rows * maxw * V;
-    size_t total = 5 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + (size_t)(h > 0 ? h : 1) * V
+    size_t total = 2 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + (size_t)(h > 0 ? h : 1) * V
                    + 2 * bw + (size_t)rows * sp->sizes[L] * V;
     float *mem = (float *)aligned_alloc(64, ((total * sizeof(float) + 63) / 64) * 64);
     if (!mem) return -1;
     memset(mem, 0, total * sizeof(float));
     blk->param = mem; mem += pv;
-    blk->s1 = mem; mem += pv;
-    blk->s2 = mem; mem += pv;
-    blk->lrs = mem; mem += pv;
     blk->grad = mem; mem += pv;
+    blk->s1 = blk->s2 = blk->lrs = NULL;
     blk->x = mem; mem += (size_t)rows * sp->sizes[0] * V;
     blk->y = mem; mem += (size_t)rows * sp->sizes[L] * V;
     blk->acts = mem; mem += (size_t)(h > 0 ? h : 1) * V;
@@ -223,43 +240,39 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
 
 static void block_free(Block *blk) { free(blk->param); }
 
-/* Copy the block's V nets (lanes; lanes past `count` repeat the last net) between the flat buffer
- * (the StackedMLP layout: layer by layer a weight block (M, out, in) then a bias block (M, out))
- * and the block (parameter k of lane v at k * V + v). */
-static void gather(const Spec *sp, Block *blk, const int64_t *nets, int64_t count, const float *src, float *dst) {
+/* Copy nets j0 .. j0 + count - 1 (lanes past `count` repeat the last) between the flat buffer (the
+ * StackedMLP layout: layer by layer a weight block (M, out, in) then a bias block (M, out)) and the
+ * block (parameter k of lane v at row k, lane v). */
+static void gather(const Spec *sp, Block *blk, int64_t j0, int64_t count, const float *src, float *dst) {
     int64_t base = 0;
-    int contiguous = count == V && nets[V - 1] - nets[0] == V - 1;
     for (int64_t l = 0; l < blk->L; l++) {
         int64_t per[2] = {sp->sizes[l + 1] * sp->sizes[l], sp->sizes[l + 1]}, off[2] = {blk->w_off[l], blk->b_off[l]};
         for (int part = 0; part < 2; part++) {
             int64_t q = per[part];
             vf *to = ROWS(dst) + off[part];
-            if (contiguous) { /* a (V, q) block of the flat buffer, transposed: strided vector loads */
-                const float *from = src + base + nets[0] * q;
+            const float *from = src + base + j0 * q; /* a (count, q) block, transposed */
+            if (count == V) {
                 for (int64_t k = 0; k < q; k++)
                     for (int v = 0; v < V; v++) to[k][v] = from[v * q + k];
             } else {
-                for (int v = 0; v < V; v++) {
-                    const float *from = src + base + nets[v < count ? v : count - 1] * q;
-                    for (int64_t k = 0; k < q; k++) to[k][v] = from[k];
-                }
+                for (int64_t k = 0; k < q; k++)
+                    for (int v = 0; v < V; v++) to[k][v] = from[(v < count ? v : count - 1) * q + k];
             }
             base += sp->m * q;
         }
     }
 }
 
-static void scatter(const Spec *sp, Block *blk, const int64_t *nets, int64_t count, const float *src, float *dst) {
+static void scatter(const Spec *sp, Block *blk, int64_t j0, int64_t count, const float *src, float *dst) {
     int64_t base = 0;
     for (int64_t l = 0; l < blk->L; l++) {
         int64_t per[2] = {sp->sizes[l + 1] * sp->sizes[l], sp->sizes[l + 1]}, off[2] = {blk->w_off[l], blk->b_off[l]};
         for (int part = 0; part < 2; part++) {
             int64_t q = per[part];
             const vf *from = ROWS(src) + off[part];
-            for (int v = 0; v < count; v++) {
-                float *to = dst + base + nets[v] * q;
-                for (int64_t k = 0; k < q; k++) to[k] = from[k][v];
-            }
+            float *to = dst + base + j0 * q;
+            for (int v = 0; v < count; v++)
+                for (int64_t k = 0; k < q; k++) to[v * q + k] = from[k][v];
             base += sp->m * q;
         }
     }
@@ -274,12 +287,13 @@ static void forward(const Spec *sp, Block *blk, int64_t B) {
         const vf *W = ROWS(blk->param) + blk->w_off[l], *bias = ROWS(blk->param) + blk->b_off[l];
         int hidden = l < blk->L - 1;
         vf *z = hidden ? ROWS(blk->acts) + blk->h_off[l] : ROWS(blk->logits);
+        v_gemm(z, fout, 1, h, fin, 1, W, fin, 1, B, fout, fin); /* z[b][o] = sum_i h[b][i] W[o][i] */
         if (hidden && sp->activation == ACT_RELU) { /* the common case, fused */
             for (int64_t b = 0; b < B; b++)
-                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_relu(v_dot(W + o * fin, 1, h + b * fin, 1, fin) + bias[o]);
+                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_relu(z[b * fout + o] + bias[o]);
         } else {
             for (int64_t b = 0; b < B; b++)
-                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_dot(W + o * fin, 1, h + b * fin, 1, fin) + bias[o];
+                for (int64_t o = 0; o < fout; o++) z[b * fout + o] += bias[o];
             if (hidden) act_forward(sp->activation, z, B * fout);
         }
         h = z;
@@ -311,33 +325,36 @@ static void loss_and_grad(const Spec *sp, Block *blk, int64_t B, vf *loss_sum, v
 
 /* ------------------------------------------------------------------ optimizer */
 static void update(const Spec *sp, Block *blk, int64_t first, int64_t count, float lr_t) {
-    float *p = blk->param + first * V, *g = blk->grad + first * V, *s1 = blk->s1 + first * V, *s2 = blk->s2 + first * V;
-    const float *lrs = blk->lrs + first * V;
+    float *p = blk->param + first * V, *g = blk->grad + first * V;
+    float *s1 = blk->s1 ? blk->s1 + first * V : NULL, *s2 = blk->s2 ? blk->s2 + first * V : NULL;
+    const float *lrs = blk->lrs ? blk->lrs + first * V : NULL;
     int64_t n = count * V;
     if (sp->optimizer == OPT_ADAM) {
         float b1 = 1.0f - sp->beta1, b2 = sp->beta2, c2 = 1.0f - sp->beta2, eps = sp->eps;
         for (int64_t i = 0; i < n; i++) {
             float m = s1[i] + b1 * (g[i] - s1[i]);
-            float v = s2[i] * b2 + c2 * (g[i] * g[i]);
+            float v = s2[i] * b2 + (c2 * g[i]) * g[i]; /* as torch's addcmul: no overflow of g^2 first */
             s1[i] = m;
             s2[i] = v;
             p[i] = p[i] - lr_t * (m / (sqrtf(v) + eps));
         }
     } else if (sp->optimizer == OPT_SGD) {
-        float mom = sp->momentum;
-        if (mom == 0.0f) {
+        float mom = sp->momentum, lr = sp->lr;
+        if (mom == 0.0f && lrs) {
             for (int64_t i = 0; i < n; i++) p[i] = p[i] - g[i] * lrs[i];
+        } else if (mom == 0.0f) {
+            for (int64_t i = 0; i < n; i++) p[i] = p[i] - g[i] * lr;
         } else {
             for (int64_t i = 0; i < n; i++) {
                 float buf = s1[i] * mom + g[i];
                 s1[i] = buf;
-                p[i] = p[i] - buf * lrs[i];
+                p[i] = p[i] - buf * (lrs ? lrs[i] : lr);
             }
         }
     } else {
         float rho = sp->rho, c = 1.0f - sp->rho, eps = sp->eps, lr = sp->lr, mom = sp->momentum;
         for (int64_t i = 0; i < n; i++) {
-            float v = s1[i] * rho + c * (g[i] * g[i]);
+            float v = s1[i] * rho + (c * g[i]) * g[i];
             s1[i] = v;
             float step = g[i] / sqrtf(v + eps);
             if (mom > 0.0f) {
@@ -359,13 +376,10 @@ static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
         const vf *hin = l == 0 ? ROWS(blk->x) : ROWS(blk->acts) + blk->h_off[l - 1];
         const vf *W = ROWS(blk->param) + blk->w_off[l];
         vf *dW = ROWS(blk->grad) + blk->w_off[l], *db = ROWS(blk->grad) + blk->b_off[l];
-        for (int64_t o = 0; o < fout; o++) {
-            for (int64_t i = 0; i < fin; i++) dW[o * fin + i] = v_dot(g + o, fout, hin + i, fin, B);
-            db[o] = sp->has_bias ? v_sum(g + o, fout, B) : vset(0.0f);
-        }
+        v_gemm(dW, fin, 1, g, 1, fout, hin, 1, fin, fout, fin, B); /* dW[o][i] = sum_b g[b][o] h[b][i] */
+        for (int64_t o = 0; o < fout; o++) db[o] = sp->has_bias ? v_sum(g + o, fout, B) : vset(0.0f);
         if (l > 0) { /* gradient wrt the layer's input, through the previous activation */
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t i = 0; i < fin; i++) g_prev[b * fin + i] = v_dot(W + i, fin, g + b * fout, 1, fout);
+            v_gemm(g_prev, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout); /* dh[b][i] = sum_o g[b][o] W[o][i] */
             act_backward(sp->activation, g_prev, hin, B * fin);
         }
         /* the layer's step, now that its weights are no longer needed by the backward */
@@ -402,70 +416,69 @@ static void load_rows(const Spec *sp, Block *blk, const float *X, const float *Y
 }
 
 /* ------------------------------------------------------------------ entry points */
-/* One epoch of nets[0..count) (indices into the stack): for every minibatch of `batch` rows in the
- * order perm (G, n) of each net's group, forward, loss, backward and optimizer step. Writes each
- * step's mean loss and correct count to step_loss / step_count (S, out_stride) at column
- * out_col + position. Optimizer state: Adam s1 = m, s2 = v; SGD s1 = momentum buffer; RMSprop
- * s1 = mean square, s2 = momentum buffer; lr_flat (SGD per-model learning rates) may be NULL.
- * Returns 0, or -1 when out of memory. */
-int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state2, const float *lr_flat,
+/* One epoch of nets first .. first + count - 1 (first a multiple of V): for every minibatch of `batch`
+ * rows in the order perm (G, n) of each net's group, forward, loss, backward and optimizer step.
+ * Parameters are read from and written back to the flat buffer; the optimizer state (Adam s1 = m,
+ * s2 = v; SGD s1 = momentum buffer; RMSprop s1 = mean square, s2 = momentum buffer) and per-model
+ * learning rates lrs (or NULL: sp->lr) stay in the block layout (blocks, n_params, V), updated in
+ * place. Each step's mean loss and correct count go to step_loss / step_count (S, m) in the net's
+ * column. Returns 0, or -1 when out of memory. */
+int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state2, float *lrs,
                         const float *X, const float *Y, const int64_t *perm, const int64_t *group, int64_t n,
-                        int64_t batch, const int64_t *nets, int64_t count, const float *lr_steps,
-                        float *step_loss, float *step_count, int64_t out_stride, int64_t out_col) {
+                        int64_t batch, int64_t first, int64_t count, const float *lr_steps,
+                        float *step_loss, float *step_count) {
     Block blk;
-    if (block_init(&blk, sp, batch < n ? batch : n) != 0) return -1;
-    int64_t n_steps = (n + batch - 1) / batch;
-    for (int64_t a = 0; a < count; a += V) {
-        const int64_t *lane_nets = nets + a;
-        int64_t c = count - a < V ? count - a : V;
-        gather(sp, &blk, lane_nets, c, flat, blk.param);
-        if (state1) gather(sp, &blk, lane_nets, c, state1, blk.s1);
-        if (state2) gather(sp, &blk, lane_nets, c, state2, blk.s2);
-        if (lr_flat) gather(sp, &blk, lane_nets, c, lr_flat, blk.lrs);
-        else for (int64_t i = 0; i < blk.n_params * V; i++) blk.lrs[i] = sp->lr;
+    if (first % V != 0 || block_init(&blk, sp, batch < n ? batch : n) != 0) return -1;
+    int64_t n_steps = (n + batch - 1) / batch, block_floats = blk.n_params * V;
+    int64_t lanes[V];
+    for (int64_t a = first; a < first + count; a += V) {
+        int64_t c = first + count - a < V ? first + count - a : V;
+        for (int v = 0; v < V; v++) lanes[v] = a + (v < c ? v : c - 1);
+        gather(sp, &blk, a, c, flat, blk.param);
+        blk.s1 = state1 ? state1 + (a / V) * block_floats : NULL;
+        blk.s2 = state2 ? state2 + (a / V) * block_floats : NULL;
+        blk.lrs = lrs ? lrs + (a / V) * block_floats : NULL;
         for (int64_t s = 0; s < n_steps; s++) {
             int64_t start = s * batch, B = n - start < batch ? n - start : batch;
-            load_rows(sp, &blk, X, Y, perm, group, n, lane_nets, c, start, B);
+            load_rows(sp, &blk, X, Y, perm, group, n, lanes, c, start, B);
             forward(sp, &blk, B);
             vf loss = {0}, correct = {0};
             loss_and_grad(sp, &blk, B, &loss, &correct, 1);
             float scale = 1.0f / (float)(B * (sp->loss == LOSS_MSE ? sp->sizes[blk.L] : 1));
             for (int64_t v = 0; v < c; v++) {
-                step_loss[s * out_stride + out_col + a + v] = loss[v] * scale;
-                step_count[s * out_stride + out_col + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v];
+                step_loss[s * sp->m + a + v] = loss[v] * scale;
+                step_count[s * sp->m + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v];
             }
             backward_step(sp, &blk, B, lr_steps ? lr_steps[s] : sp->lr);
         }
-        scatter(sp, &blk, lane_nets, c, blk.param, flat);
-        if (state1) scatter(sp, &blk, lane_nets, c, blk.s1, state1);
-        if (state2) scatter(sp, &blk, lane_nets, c, blk.s2, state2);
+        scatter(sp, &blk, a, c, blk.param, flat);
     }
     block_free(&blk);
     return 0;
 }
 
-/* Mean loss and accuracy of nets[0..count) over the n rows of (X, Y), into loss_out / acc_out
- * (count,) at out_col + position. Returns 0, or -1 when out of memory. */
+/* Mean loss and accuracy of nets first .. first + count - 1 over the n rows of (X, Y), into
+ * loss_out / acc_out (m,) at the net's index. Returns 0, or -1 when out of memory. */
 int initlab_evaluate(const Spec *sp, const float *flat, const float *X, const float *Y, int64_t n,
-                     const int64_t *nets, int64_t count, float *loss_out, float *acc_out, int64_t out_col) {
+                     int64_t first, int64_t count, float *loss_out, float *acc_out) {
     int64_t rows = n < 256 ? n : 256;
     Block blk;
     if (block_init(&blk, sp, rows) != 0) return -1;
-    int64_t K = sp->sizes[blk.L];
-    for (int64_t a = 0; a < count; a += V) {
-        const int64_t *lane_nets = nets + a;
-        int64_t c = count - a < V ? count - a : V;
-        gather(sp, &blk, lane_nets, c, flat, blk.param);
+    int64_t K = sp->sizes[blk.L], lanes[V];
+    for (int64_t a = first; a < first + count; a += V) {
+        int64_t c = first + count - a < V ? first + count - a : V;
+        for (int v = 0; v < V; v++) lanes[v] = a + (v < c ? v : c - 1);
+        gather(sp, &blk, a, c, flat, blk.param);
         vf loss = {0}, correct = {0};
         for (int64_t start = 0; start < n; start += rows) {
             int64_t B = n - start < rows ? n - start : rows;
-            load_rows(sp, &blk, X, Y, NULL, NULL, n, lane_nets, c, start, B);
+            load_rows(sp, &blk, X, Y, NULL, NULL, n, lanes, c, start, B);
             forward(sp, &blk, B);
             loss_and_grad(sp, &blk, B, &loss, &correct, 0);
         }
         for (int64_t v = 0; v < c; v++) {
-            loss_out[out_col + a + v] = loss[v] / (float)(n * (sp->loss == LOSS_MSE ? K : 1));
-            acc_out[out_col + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v] / (float)n;
+            loss_out[a + v] = loss[v] / (float)(n * (sp->loss == LOSS_MSE ? K : 1));
+            acc_out[a + v] = sp->loss == LOSS_MSE ? NAN : correct[v] / (float)n;
         }
     }
     block_free(&blk);

@@ -203,3 +203,43 @@ def test_bad_arguments_name_the_field():
         BatchedTrainer([2, 3, 1], "relu", ["he_normal"], optimizer="adamw")
     with pytest.raises(ValidationError, match="X has 3 features, the models expect 2"):
         BatchedTrainer([2, 3, 1], "relu", ["he_normal"], epochs=1).fit(np.zeros((4, 3), np.float32), np.zeros(4))
+
+
+# --------------------------------------------------------------------------- residual nets (Playground #141)
+# A residual layer h' = h + tanh(W h + b) has the Jacobian I + D W (D = diag tanh'(z)), whose mean squared
+# gain is 1 + chi_1 (the identity plus the plain layer's chi_1; the cross term has zero mean): unlike a plain
+# ordered layer it never shrinks a rounding difference, it can grow it by at most sqrt(1 + chi_1). The case
+# stays ordered because every branch is deep in the ordered phase: tanh with sigma_w2 <= 0.3 has
+# chi_1 = sigma_w2 E[tanh'(z)^2] <= 0.3, so over its 3 residual layers a difference grows by less than
+# 1.3^(3/2) = 1.5 per pass, a constant, not a power of the depth (asserted below from initlab.theory).
+RESIDUAL_SIZES = [2, 8, 8, 8, 8, 1]  # layers 2-4 add their input; the first (2 -> 8) and the output are plain
+RESIDUAL_INITS = [_vs(0.3), _vs(0.2), _vs(0.3, "uniform"), {"name": "orthogonal", "gain": 0.5}]
+
+
+def test_the_residual_case_is_ordered():
+    chi = _max_chi_1(RESIDUAL_SIZES, "tanh", RESIDUAL_INITS[0])
+    for init in RESIDUAL_INITS:
+        assert _max_chi_1(RESIDUAL_SIZES, "tanh", init) <= 0.3 + 1e-9, init
+    assert (1 + chi) ** (3 / 2) < 1.5
+
+
+def test_residual_training_matches_single_trainer_runs(moons):
+    init_seeds, order_seeds = [0, 1, 2, 3], [0, 1, 0, 2]
+    opt = {"optimizer": "adam", "learning_rate": 0.01}
+    bt = BatchedTrainer(RESIDUAL_SIZES, "tanh", RESIDUAL_INITS, init_seeds, order_seeds=order_seeds, epochs=20,
+                        chunk_size=3, residual=True, **opt).fit(*moons)
+    plain = BatchedTrainer(RESIDUAL_SIZES, "tanh", RESIDUAL_INITS, init_seeds, order_seeds=order_seeds, epochs=20,
+                           **opt).fit(*moons)
+    Xt, yt, Xv, yv = moons
+    for i in range(4):
+        model = apply_init(MLP(RESIDUAL_SIZES, "tanh", residual=True), RESIDUAL_INITS[i], "zeros",
+                           generator=init_seeds[i])
+        single = Trainer(model, seed=order_seeds[i], epochs=20, **opt).fit(Xt, yt, Xv, yv)
+        _assert_history_close(bt, i, single)
+        trained = bt.to_model(i)
+        assert trained.residual and trained.skips == [False, True, True, True]
+        for got, want in zip(trained.parameters(), model.parameters(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    # the flag changes the numbers: the plain stack from the same weights predicts otherwise
+    gap = np.abs(plain.predict_proba(Xv) - bt.predict_proba(Xv)).max(axis=1)  # (M,)
+    assert (gap > 0.01).all(), gap

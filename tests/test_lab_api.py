@@ -429,3 +429,73 @@ def test_weight_and_activation_histograms_per_layer(client):
     assert hist["hidden2"]["weights"]["counts"] == counts.tolist()
     a = torch.relu(model.hidden1(torch.as_tensor(data.X))).double().numpy().ravel()
     assert (hist["hidden1"]["activations"]["lo"], sum(hist["hidden1"]["activations"]["counts"])) == (a.min(), a.size)
+
+
+# --------------------------------------------------------------------------- Playground #141: residual connections
+RESIDUAL = {**FAST, "activation": "tanh", "hidden": [6, 6, 6], "weight_init": {"name": "glorot_normal"}, "seed": 1}
+
+
+def _residual_by_hand(body: dict) -> tuple[list[torch.Tensor], list[torch.Tensor], object]:
+    """Pre-activations and outputs of the hidden layers on the training rows, the skips written out
+    here: h1 = tanh(W1 x + b1), then h_{l+1} = h_l + tanh(W h_l + b) for the equal-width layers."""
+    from initlab.experiments.execute import Batch, build_stack
+    from initlab.server.lab import load_data
+
+    spec = TrainSpec(**body)
+    data = load_data(spec)
+    model = build_stack(Batch(tuple(spec.specs())), data.dataset, data.split).to_model(0).requires_grad_(False)
+    h = torch.as_tensor(data.X, dtype=torch.float64)
+    pre, outs = [], []
+    for k, linear in enumerate(model.double().linears[:-1]):
+        z = h @ linear.weight.T + linear.bias
+        pre.append(z)
+        h = torch.tanh(z) if k == 0 else h + torch.tanh(z)
+        outs.append(h)
+    return pre, outs, data
+
+
+def test_a_residual_preview_measures_the_residual_network(client):
+    body = {**RESIDUAL, "residual": True}
+    preview = client.post("/api/preview", json=body).json()
+    pre, outs, _ = _residual_by_hand(body)
+    theory = preview["theory"]
+    assert theory["measured"] == pytest.approx([float((z**2).mean()) for z in pre], rel=1e-5)
+    # the mean-field length map models plain layers: no prediction is drawn, and the page is told why
+    assert theory["predicted"] is None and "residual" in theory["unavailable"]
+    hist = {h["layer"]: h for h in preview["histograms"]}
+    a = outs[2].numpy().ravel()
+    counts, _ = np.histogram(a, bins=len(hist["hidden3"]["activations"]["counts"]), range=(a.min(), a.max()))
+    assert hist["hidden3"]["activations"]["lo"] == pytest.approx(a.min(), rel=1e-5)
+    assert hist["hidden3"]["activations"]["counts"] == counts.tolist()
+    plain = client.post("/api/preview", json=RESIDUAL).json()
+    assert plain["theory"]["predicted"] is not None and plain["theory"]["unavailable"] is None
+    # same seed, same initial weights with and without the skips (the flag is not a draw)
+    assert plain["histograms"][1]["weights"] == preview["histograms"][1]["weights"]
+    assert plain["theory"]["measured"][0] == pytest.approx(theory["measured"][0])
+    assert plain["theory"]["measured"][2] != pytest.approx(theory["measured"][2], rel=1e-3)
+
+
+def test_a_residual_run_trains_the_residual_network(client):
+    r = client.post("/api/train", json={**RESIDUAL, "residual": True})
+    evs = events(r)
+    start, done = evs[0], evs[-1]
+    assert start["run_specs"][0]["residual"] is True and done["type"] == "done"
+    entry = done["results"]["experiments"][0]
+    assert entry["spec"]["residual"] is True
+    plain = events(client.post("/api/train", json=RESIDUAL))[-1]["results"]["experiments"][0]
+    assert plain["spec"]["residual"] is False and plain["run_id"] != entry["run_id"]
+    assert abs(entry["history"]["loss"][0] - plain["history"]["loss"][0]) > 1e-4
+    # the lab's run is the run core's: the same spec through execute gives the same numbers
+    from initlab.experiments import execute
+    from initlab.server.lab import load_data
+
+    spec = TrainSpec(**{**RESIDUAL, "residual": True})
+    (record,) = execute(spec.specs(), data=load_data(spec).dataset)
+    assert entry["history"]["loss"] == pytest.approx(list(record.history["loss"]), rel=1e-6)
+
+
+def test_residual_is_a_checked_boolean_field(client):
+    fields = client.get("/api/options").json()["fields"]
+    assert fields["residual"]["default"] is False and "input" in fields["residual"]["help"]
+    r = client.post("/api/preview", json={**FAST, "residual": "yes"})
+    assert r.status_code == 422 and r.json()["field"] == "residual"

@@ -480,3 +480,53 @@ def test_the_variance_chart_follows_the_data_a_run_starts_from(page):
     first = page.evaluate("window.lab.results.experiments[0].n_samples")
     assert first == 300 and after != before
     assert f"q0 = {after:.3f}" in page.get_by_test_id("theory-note").inner_text()
+
+
+# --------------------------------------------------------------------------- Playground #141: residual connections
+DEEP = "w=glorot_normal&act=tanh&hidden=8,8,8,8,8,8,8,8&epochs=40&n=100&noise=0.2&lr=0.03&seed=0"
+
+
+def test_residual_connections_checkbox_trains_a_residual_net(page, browser, url, shots):
+    """Tick the box (a click), train a deep narrow net: the run's spec has residual true, its numbers
+    differ from the plain run's, the theory panel draws no mean-field line, and the URL keeps the box."""
+    open_lab(page, DEEP)
+    assert not page.is_checked("#residual")
+    assert "adds its input" in page.get_attribute("label[for='residual']", "title")
+    page.click("#train")
+    wait_run(page)
+    plain = results(page)["experiments"][0]
+    plain_w = page.evaluate("window.lab.theory.measured")
+    page.click("#residual")  # by its label's box, as a learner ticks it
+    assert page.is_checked("#residual") and "res=1" in page.url
+    page.wait_for_function("window.lab.theory && window.lab.theory.predicted === null", polling=100)
+    assert page.get_by_test_id("theory-note").inner_text().startswith("No prediction")
+    res_w = page.evaluate("window.lab.theory.measured")
+    assert res_w[0] == pytest.approx(plain_w[0])  # same seed, same first layer: the flag is not a new draw
+    assert res_w[-1] != pytest.approx(plain_w[-1], rel=1e-3)  # deeper layers see h + tanh(W h + b)
+    page.click("#train")
+    wait_run(page)
+    run = results(page)["experiments"][0]
+    assert run["spec"]["residual"] is True and plain["spec"]["residual"] is False
+    assert run["hidden"] == plain["hidden"] == [8] * 8 and run["run_id"] != plain["run_id"]
+    assert abs(run["train_loss"] - plain["train_loss"]) > 1e-3
+    tiles = page.locator("#neurons canvas[data-layer][data-unit]")
+    assert tiles.count() == 64 and page.locator("#layers-table tbody tr").count() == 9
+    assert not page.get_by_test_id("error").is_visible()
+    page.screenshot(path=str(shots / "lab-residual-1400.png"), full_page=True)
+    link = page.url
+    context, phone = _page(browser, url, 390, 844)
+    try:
+        phone.goto(link)
+        phone.wait_for_selector("body[data-run='reset']", state="attached")
+        assert phone.is_checked("#residual")  # the URL carries the box
+        phone.click("#train")
+        wait_run(phone)
+        assert results(phone)["experiments"][0]["train_loss"] == pytest.approx(run["train_loss"], rel=1e-6)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        box = phone.locator("label[for='residual']").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390.5
+        phone.screenshot(path=str(shots / "lab-residual-390.png"), full_page=True)
+        phone.click("#preset-classic")  # the classic notebook's 2-10-1 has no skips
+        assert not phone.is_checked("#residual") and "res=1" not in phone.url
+    finally:
+        context.close()

@@ -69,7 +69,8 @@ Width = Annotated[int, Field(ge=1, le=100_000, strict=True)]
 LOSSES = ("auto", "bce", "ce", "mse")  # auto: bce for two classes, ce for more
 PER_MODEL_LR = ("sgd",)  # optimizers whose batched step takes one learning rate per run
 _DEFAULT_BATCH = 32
-_LATER_FIELDS = {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None}  # not in 0.2's run ids
+# fields added after 0.2, with their defaults: not in 0.2's run ids
+_LATER_FIELDS = {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None, "residual": False}
 
 
 class RunSpec(BaseModel):
@@ -98,6 +99,9 @@ class RunSpec(BaseModel):
                                                  "gelu, silu, linear, ...")] = "relu"
     hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH,
                                                description="hidden layer sizes, input to output: 10 or 32,32")] = (10,)
+    residual: Annotated[bool, Field(strict=True, description="residual connections: every hidden layer after the "
+                                                             "first whose input and output widths are equal adds its "
+                                                             "input, h + act(W h + b)")] = False
     init: Annotated[InitSpec, Field(description="weights: a catalog name (initlab inits) or a spec dict such as "
                                                 "{\"name\": \"normal\", \"std\": 0.5} (Keras' default)"
                                     )] = "glorot_uniform"
@@ -202,8 +206,8 @@ class RunSpec(BaseModel):
         """
         lr = None if self.optimizer in PER_MODEL_LR else self.learning_rate
         return (self.dataset, self.n_samples, self.noise, self.data_seed, self.validation_split, self.activation,
-                self.hidden, self.bias, self.loss, self.optimizer, lr, self.momentum, self.epochs, self.batch_size,
-                self.full_batch, self.init_rows)
+                self.hidden, self.residual, self.bias, self.loss, self.optimizer, lr, self.momentum, self.epochs,
+                self.batch_size, self.full_batch, self.init_rows)
 
     @classmethod
     def field_table(cls) -> list[SpecField]:

@@ -35,7 +35,7 @@ from .record import RunArtifacts, RunRecord, summarize
 
 __all__ = [
     "Batch", "Executor", "LocalExecutor", "execute", "initialized", "plan", "run_batch", "build_stack", "load_split",
-    "resolve_device",
+    "resolve_device", "diagnose_trainer",
     "MAX_BATCH", "DIAGNOSE_ROWS", "MONITOR_RECORDINGS",
 ]
 
@@ -241,7 +241,7 @@ def _run_single(batch: Batch, data: datasets.Dataset | None, split: Split, callb
     if spec.loss == "mse" or not spec.bias or (spec.loss == "ce" and n_out == 2):
         raise ValidationError("loss mse, ce on two classes and bias-free layers train in the batched trainer only "
                               "(without monitor)")
-    model = MLP([X_tr.shape[1], *spec.hidden, n_out], spec.activation, output)
+    model = MLP([X_tr.shape[1], *spec.hidden, n_out], spec.activation, output, residual=spec.residual)
     apply_init(model, spec.init, spec.bias_init, generator=make_generator(spec.init_seed),
                data=torch.as_tensor(_init_rows(spec, split)))
     model.to(batch.device)
@@ -294,12 +294,15 @@ def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callb
         learning_rate=learning_rate,
         batch_size=None if first.full_batch else first.batch_size, output=output, device=batch.device,
         init_data=_init_rows(first, split), callbacks=list(callbacks),
-        loss="mse" if first.loss == "mse" else "auto", bias=first.bias,
+        loss="mse" if first.loss == "mse" else "auto", bias=first.bias, residual=first.residual,
     )
 
 
-def _diagnose_all(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) -> list[Any]:
-    """Every model's Diagnosis, from the stacked tensors (no model is rebuilt as a module)."""
+def diagnose_trainer(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) -> list[Any]:
+    """Every model's Diagnosis: from the stacked tensors (no model is rebuilt as a module), or, for
+    residual networks (``diagnose_stack`` computes plain layers only), ``diagnose`` on each model."""
+    if trainer.residual:
+        return [diagnose(trainer.to_model(i).to(trainer.device), X, y) for i in range(trainer.m)]
     return [d for stack in trainer.stacks_ for d in diagnose_stack(stack, X, y)]
 
 
@@ -311,11 +314,11 @@ def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, call
     trainer = build_stack(batch, data, split, callbacks)
     m = len(specs)
     diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
-    init_diags = _diagnose_all(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
+    init_diags = diagnose_trainer(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     start = time.perf_counter()
     trainer.fit(X_tr, y_tr, X_val, y_val)
     wall = time.perf_counter() - start
-    end_diags = _diagnose_all(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
+    end_diags = diagnose_trainer(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
     proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)
     predicted = (proba > 0.5) if n_out == 1 else proba.argmax(-1)

@@ -25,7 +25,7 @@ def _setup(record: RunRecord) -> list[tuple[str, Any]]:
         optimizer += f", momentum {s.momentum:g}"
     return [
         ("data", f"{s.dataset}: {record.n_train} training + {record.n_val} validation rows"),
-        ("hidden layers", f"{' x '.join(map(str, s.hidden))} {s.activation}"),
+        ("hidden layers", f"{' x '.join(map(str, s.hidden))} {s.activation}" + (", residual" if s.residual else "")),
         ("weights / biases", f"{s.initializer} / {s.bias_initializer}"),
         ("optimizer", optimizer),
         ("epochs, batch size", f"{record.epochs_run} of {s.epochs}, {s.batch_size}"),

@@ -9,13 +9,15 @@ minibatch, is a single large matmul over all models.
 
 The backward pass is written out (``dW = g hᵀ``, ``db = Σ g``, ``dh = Wᵀ g`` and the
 activation's own derivative kernel, the one autograd calls), which avoids autograd's
-bookkeeping per op and gives each model exactly the gradient of its own loss.
+bookkeeping per op and gives each model exactly the gradient of its own loss. With
+``residual=True`` a layer that adds its input (``h' = h + act(W h + b)``) passes the gradient
+wrt ``h'`` on to ``h`` as it is, beside ``Wᵀ g``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
@@ -27,7 +29,7 @@ from ..initializers import apply_init, compute_fans
 from ..initializers import get as get_init
 from ..initializers.replay import filler
 from .activations import canonical_activation
-from .mlp import MLP, OUTPUTS
+from .mlp import MLP, OUTPUTS, residual_layers
 
 __all__ = ["StackedMLP", "ForwardCache", "STACKED_ACTIVATIONS"]
 
@@ -63,6 +65,9 @@ class ForwardCache:
 
     inputs: list[torch.Tensor]  # inputs[l]: (in, B) shared by all models, or (M, in, B)
     pre: list[torch.Tensor | None]  # pre[l]: (M, out, B) pre-activation of hidden layer l, if needed
+    # outs[l]: (M, out, B) act(pre) of hidden layer l where it adds its input (then inputs[l + 1] is
+    # not act(pre) but inputs[l] + act(pre)), else None
+    outs: list[torch.Tensor | None] = field(default_factory=list)
 
 
 class StackedMLP:
@@ -70,12 +75,13 @@ class StackedMLP:
 
     ``weights[l]`` is ``(M, out, in)`` and ``biases[l]`` ``(M, out)``, both views of ``flat``
     ``(P,)``. Model ``i`` equals the ``MLP`` whose Linear layer ``l`` has weight
-    ``weights[l][i]`` and bias ``biases[l][i]`` (see :meth:`to_model`).
+    ``weights[l][i]`` and bias ``biases[l][i]`` (see :meth:`to_model`). ``residual``: as
+    ``MLP(..., residual=True)`` (:func:`~initlab.models.mlp.residual_layers`).
     """
 
     def __init__(
         self, sizes: Sequence[int], activation: str, m: int, output: str = "sigmoid",
-        device: str | torch.device = "cpu", bias: bool = True,
+        device: str | torch.device = "cpu", bias: bool = True, residual: bool = False,
     ) -> None:
         self.sizes = [check_int(f"sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         if len(self.sizes) < 2:
@@ -87,6 +93,8 @@ class StackedMLP:
         # bias=False: the biases stay zero (their gradient is written as zero), so each model is
         # a bias-free network (deep linear nets, Saxe et al. 2014) with the same buffer layout.
         self.bias = bool(bias)
+        self.residual = bool(residual)
+        self.skips = residual_layers(self.sizes, self.residual)  # per hidden layer: adds its input
         shapes = list(zip(self.sizes[1:], self.sizes[:-1], strict=False))  # (out, in) per layer
         total = sum(self.m * o * (i + 1) for o, i in shapes)
         self.flat = torch.zeros(total, device=self.device)  # (P,)
@@ -135,6 +143,7 @@ class StackedMLP:
         device: str | torch.device = "cpu",
         init_data: Any = None,
         bias: bool = True,
+        residual: bool = False,
     ) -> StackedMLP:
         """M models, model ``i`` drawn exactly as ``apply_init(MLP(...), inits[i], bias_inits[i], generator=init_seeds[i])``.
 
@@ -143,7 +152,7 @@ class StackedMLP:
         build the ``MLP`` and run ``apply_init(..., data=init_data)``. With ``bias=False`` no
         bias is drawn (as ``apply_init`` on a bias-free network) and the biases stay zero.
         """
-        net = cls(sizes, activation, len(inits), output, device, bias)
+        net = cls(sizes, activation, len(inits), output, device, bias, residual)
         resolved: dict[str, Any] = {}
 
         def resolve(spec: Spec | None) -> Any:  # an Initializer, or None
@@ -170,7 +179,7 @@ class StackedMLP:
         for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds, strict=False)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
-                model = MLP(net.sizes, net.activation, net.output)
+                model = MLP(net.sizes, net.activation, net.output, residual=net.residual)
                 data = None if init_data is None else torch.as_tensor(init_data, dtype=torch.float32)
                 fitted = apply_init(model, w_init, b_init if bias else None, generator=seed, data=data)
                 net.set_model(i, cast(MLP, fitted))  # account=False: the model itself
@@ -201,14 +210,16 @@ class StackedMLP:
 
     @classmethod
     def from_models(cls, models: Sequence[MLP], device: str | torch.device = "cpu") -> StackedMLP:
-        """Stack ``MLP`` models of the same sizes and activation (parameters copied)."""
+        """Stack ``MLP`` models of the same sizes, activation and residual flag (parameters copied)."""
         if not models:
             raise ValidationError("from_models needs at least one model")
         first = models[0]
-        net = cls(first.sizes, first.activation, len(models), first.output_kind, device)
+        net = cls(first.sizes, first.activation, len(models), first.output_kind, device, residual=first.residual)
         for i, model in enumerate(models):
             if list(model.sizes) != net.sizes:
                 raise ValidationError(f"models[{i}] has sizes {model.sizes}, expected {net.sizes}")
+            if model.residual != net.residual:
+                raise ValidationError(f"models[{i}] has residual={model.residual}, expected {net.residual}")
             net.set_model(i, model)
         return net
 
@@ -222,7 +233,7 @@ class StackedMLP:
     @torch.no_grad()
     def to_model(self, i: int) -> MLP:
         """Model ``i`` as an ordinary ``MLP`` on the CPU (parameters copied)."""
-        model = MLP(self.sizes, self.activation, self.output)
+        model = MLP(self.sizes, self.activation, self.output, residual=self.residual)
         for layer, weight, bias in zip(model.linears, self.weights, self.biases, strict=False):
             layer.weight.copy_(weight[i])
             layer.bias.copy_(bias[i])
@@ -235,7 +246,7 @@ class StackedMLP:
     def select(self, index: torch.Tensor) -> StackedMLP:
         """A new stack holding the models at ``index`` (parameters copied)."""
         index = torch.as_tensor(index, dtype=torch.long, device=self.device)
-        out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device, self.bias)
+        out = StackedMLP(self.sizes, self.activation, len(index), self.output, self.device, self.bias, self.residual)
         with torch.no_grad():
             for src, dst in zip(self.weights + self.biases, out.weights + out.biases, strict=False):
                 dst.copy_(src.index_select(0, index))
@@ -291,7 +302,13 @@ class StackedMLP:
                 return z
             if cache is not None:  # training
                 cache.pre.append(z if keep_pre else None)
-            h = act(z) if keep_pre else _inplace(self.activation, z)
+            a = act(z) if keep_pre else _inplace(self.activation, z)  # (M, out, B)
+            if cache is not None:
+                cache.outs.append(a if self.skips[l] else None)
+            if self.skips[l]:  # h + act(W h + b): h is (M, out, B), never the shared input
+                h = torch.add(h, a, out=self._buffer(f"r{l}", m, n_out, b)) if train else h + a
+            else:
+                h = a
         raise AssertionError("unreachable")
 
     @torch.no_grad()
@@ -300,8 +317,9 @@ class StackedMLP:
         act, _ = STACKED_ACTIVATIONS[self.activation]
         h = x.transpose(-2, -1)  # (in, B) or (M, in, B)
         outs = []
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=False):
-            h = act(torch.matmul(weight, h) + bias.unsqueeze(-1))  # (M, out, B)
+        for weight, bias, skip in zip(self.weights[:-1], self.biases[:-1], self.skips, strict=True):
+            a = act(torch.matmul(weight, h) + bias.unsqueeze(-1))  # (M, out, B)
+            h = h + a if skip else a
             outs.append(h)
         return outs
 
@@ -311,6 +329,7 @@ class StackedMLP:
         _, act_backward = STACKED_ACTIVATIONS[self.activation]
         grad_w, grad_b = self.grad_views(grad_flat)
         g = grad_logits  # (M, out, B): gradient wrt layer l's pre-activation
+        carry: torch.Tensor | None = None  # the gradient wrt inputs[l + 1] when hidden layer l adds its input
         for l in range(self.n_layers - 1, -1, -1):
             h_in = cache.inputs[l]  # (in, B) or (M, in, B)
             m, n_out, n_in = self.weights[l].shape
@@ -344,7 +363,16 @@ class StackedMLP:
                 torch.mul(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
             else:
                 torch.bmm(self.weights[l].transpose(1, 2), g, out=dh)  # (M, in, B)
-            g = act_backward(dh, cache.pre[l - 1], h_in, dh)
+            if carry is not None:  # h_{l+1} = h_l + act(...): dL/dh_l gains dL/dh_{l+1} itself
+                dh.add_(carry)
+            if self.skips[l - 1]:  # layer l's input is h + act(pre): the derivative needs act(pre); dh is kept
+                a = cache.outs[l - 1]
+                assert a is not None, "forward caches act(pre) of a layer that adds its input"
+                g = act_backward(dh, cache.pre[l - 1], a, self._buffer(f"g{l}", m, n_in, b))
+                carry = dh
+            else:
+                g = act_backward(dh, cache.pre[l - 1], h_in, dh)
+                carry = None
 
 
 def _inplace(activation: str, z: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from .limits import LIMITS, UPLOAD_NAME
 from .specs import LabRequest
 
 __all__ = ["LabData", "load_data", "boundary", "predict_grid", "layer_rows", "diagnostics", "clean", "results_json",
-           "neurons", "TILE_SCALE", "variance_vs_theory", "histograms", "HIST_BINS"]
+           "neurons", "TILE_SCALE", "variance_vs_theory", "histograms", "HIST_BINS", "RESIDUAL_NO_THEORY"]
 
 HIST_BINS = 24  # bins of each weight and activation histogram
 
@@ -185,43 +185,42 @@ def _hist(values: np.ndarray) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def histograms(model: nn.Module, data: LabData) -> list[dict[str, Any]]:
+def histograms(model: MLP, data: LabData) -> list[dict[str, Any]]:
     """Per weighted layer: a histogram of its weights, and (hidden layers) of its outputs on the
-    training rows, each over its own range, ``HIST_BINS`` bins."""
-    out, x = [], torch.as_tensor(data.X)
-    layers: dict[str, dict[str, Any]] = {}
-    for name, module in model.named_children():
-        x = module(x)
-        if isinstance(module, nn.Linear):
-            layers[name] = {"layer": name, "weights": _hist(module.weight.detach().double().numpy().ravel())}
-            last = name
-        elif name.startswith("act"):
-            layers[last]["activations"] = _hist(x.double().numpy().ravel())
-    out = list(layers.values())
+    training rows (:meth:`MLP.hidden`: with residual connections, the input added), each over its
+    own range, ``HIST_BINS`` bins."""
+    out = [{"layer": name, "weights": _hist(module.weight.detach().double().numpy().ravel())}
+           for name, module in model.named_children() if isinstance(module, nn.Linear)]
+    for row, acts in zip(out, model.hidden(torch.as_tensor(data.X)), strict=False):  # the output layer has none
+        row["activations"] = _hist(acts.double().numpy().ravel())
     return out
 
 
+# Why the panel draws no prediction for a residual network (the length map models plain layers).
+RESIDUAL_NO_THEORY = ("the mean-field length map (Poole et al. 2016) is for plain layers; with residual connections "
+                      "a layer's input is h + act(W h + b), which it does not model")
+
+
 @torch.no_grad()
-def variance_vs_theory(model: nn.Module, data: LabData, spec: RunSpec) -> dict[str, Any]:
+def variance_vs_theory(model: MLP, data: LabData, spec: RunSpec) -> dict[str, Any]:
     """Per hidden layer, the pre-activation variance q^l at init: measured (mean of h^2 over units
     and the training rows) and predicted by the mean-field length map (Poole et al. 2016, eq. 3;
     :func:`initlab.theory.predicted_preactivation_variance`) from q^0 = the rows' mean square and
     sigma_w2 = Var(W) * fan_in of the scheme on each layer's shape. The theory holds for wide
     layers and i.i.d. zero-mean weights: a 10-unit layer of one network scatters around it.
     ``unavailable`` says why there is no prediction (a constant or data-dependent scheme, biases
-    not zero)."""
+    not zero, residual connections: :data:`RESIDUAL_NO_THEORY`)."""
     from .._validation import InitlabError
     from ..theory import effective_sigma_w2, predicted_preactivation_variance
 
     x = torch.as_tensor(data.X)
     q0 = float((x.double() ** 2).mean())
-    measured = []
-    for name, module in model.named_children():
-        x = module(x)
-        if name.startswith("hidden"):
-            measured.append(float((x.double() ** 2).mean()))
+    measured = [float((z.double() ** 2).mean()) for z in model.preactivations(x)]
     out: dict[str, Any] = {"q0": q0, "measured": measured, "predicted": None, "unavailable": None}
     sizes = [data.X.shape[1], *spec.hidden]
+    if any(model.skips):
+        out["unavailable"] = RESIDUAL_NO_THEORY
+        return out
     if spec.bias_init != "zeros":
         out["unavailable"] = f"the prediction here assumes zero biases; bias_init is {spec.bias_initializer}"
         return out

@@ -304,7 +304,8 @@ class BatchedTrainer:
 
     Extensions for the re-run papers: ``loss="mse"`` trains on squared error (Keras' ``"mse"``;
     targets ``y`` float ``(N, K)``, use ``output="linear"``; accuracy is NaN), ``bias=False`` keeps
-    every bias at zero (bias-free layers), ``batch_size=None`` is full-batch gradient descent
+    every bias at zero (bias-free layers), ``residual=True`` trains ``MLP(..., residual=True)``
+    networks, ``batch_size=None`` is full-batch gradient descent
     (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
 
     ``fused``: on the CPU, covered stacks (see :mod:`initlab.training.fused`) train through a
@@ -333,6 +334,7 @@ class BatchedTrainer:
         chunk_size: int | None = None,
         loss: str = "auto",
         bias: bool = True,
+        residual: bool = False,
         fused: bool | None = None,
     ) -> None:
         self.sizes = list(sizes)
@@ -362,6 +364,7 @@ class BatchedTrainer:
         if fused not in (None, True, False):
             raise ValidationError(f"fused must be None (automatic), True or False, got {fused!r}")
         self.fused = fused
+        self.residual = bool(residual)  # as MLP(..., residual=True): equal-width hidden layers add their input
         self.output = output
         self.callbacks = list(callbacks)
         self.device = torch.device(device)
@@ -374,6 +377,7 @@ class BatchedTrainer:
             StackedMLP.initialized(
                 self.sizes, activation, self.inits[a:a + self.chunk_size], self.init_seeds[a:a + self.chunk_size],
                 self.bias_inits[a:a + self.chunk_size], output, self.device, init_data, self.bias,
+                self.residual,
             )
             for a in range(0, self.m, self.chunk_size)
         ]
@@ -503,7 +507,7 @@ class BatchedTrainer:
             return None
         activation = self.stacks_[0].activation
         reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
-                                               self.device)
+                                               self.device, self.residual)
         found = None if reason else fused_path.kernel()
         if self.fused and found is None:
             why = reason or "the kernel is not available (INITLAB_FUSED=0, or no C compiler: see the warning)"

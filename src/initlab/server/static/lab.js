@@ -71,6 +71,7 @@ function spec() {
   const s = {
     dataset: $("dataset").value, n_samples: num($("n-samples")), noise: num($("noise")),
     validation_split: num($("val-split")), activation: $("activation").value, hidden: hiddenSizes(),
+    residual: $("residual").checked,
     bias_init: { name: $("bias-init").value, params: readParams($("bias-params")) },
     optimizer: $("optimizer").value, learning_rate: num($("learning-rate")),
     momentum: num($("momentum")), batch_size: num($("batch-size")),
@@ -91,6 +92,7 @@ function toQuery() {
   q.set("b", s.bias_init.name); for (const [k, v] of Object.entries(s.bias_init.params)) q.set(`b_${k}`, v);
   q.set("data", s.dataset); q.set("noise", s.noise); q.set("n", s.n_samples); q.set("split", s.validation_split);
   q.set("act", s.activation); q.set("hidden", s.hidden.join(","));
+  if (s.residual) q.set("res", "1");
   q.set("opt", s.optimizer); q.set("lr", s.learning_rate); q.set("mom", s.momentum);
   q.set("bs", s.batch_size); q.set("epochs", s.epochs); q.set("seed", s.seed);
   q.set("dseed", s.data_seed);
@@ -116,6 +118,7 @@ function fromQuery() {
   if (!$("activation").value) $("activation").value = d.activation;
   const hidden = get("hidden", d.hidden.join(",")).split(",").map(Number).filter((n) => n > 0).slice(0, 8);
   setHidden(hidden.length ? hidden : d.hidden);
+  $("residual").checked = q.has("res") ? q.get("res") === "1" : !!d.residual;
   $("optimizer").value = get("opt", d.optimizer); if (!$("optimizer").value) $("optimizer").value = d.optimizer;
   $("learning-rate").value = get("lr", d.learning_rate); $("momentum").value = get("mom", d.momentum);
   $("batch-size").value = get("bs", d.batch_size); $("epochs").value = get("epochs", d.epochs);
@@ -125,8 +128,8 @@ function fromQuery() {
 
 // RunSpec fields the page has no hand-made control for get a generated one (a number, a checkbox
 // or a text box, with the field's range and help), so a field added to RunSpec reaches the lab.
-const KNOWN = new Set(["n_samples", "noise", "data_seed", "validation_split", "activation", "hidden", "optimizer",
-  "learning_rate", "momentum", "epochs", "batch_size", "seed"]);
+const KNOWN = new Set(["n_samples", "noise", "data_seed", "validation_split", "activation", "hidden", "residual",
+  "optimizer", "learning_rate", "momentum", "epochs", "batch_size", "seed"]);
 function extraFields() { return Object.entries(lab.options.fields).filter(([name]) => !KNOWN.has(name)); }
 function buildExtraFields(query) {
   const box = $("extra-fields"); box.innerHTML = "";
@@ -171,6 +174,7 @@ function applyPreset(values) {
   set("optimizer", values.optimizer); set("learning-rate", values.learning_rate); set("momentum", values.momentum);
   set("batch-size", values.batch_size); set("epochs", values.epochs); set("data-seed", values.data_seed);
   if (values.hidden) setHidden(values.hidden);
+  if (values.residual != null) $("residual").checked = values.residual;
   $("dataset").value = "moons";
   onChange();
 }
@@ -199,7 +203,7 @@ async function boot() {
   fromQuery();
   applyRanges(); tooltips();
   buildPicks();
-  for (const id of ["dataset", "noise", "n-samples", "val-split", "activation", "optimizer", "learning-rate",
+  for (const id of ["dataset", "noise", "n-samples", "val-split", "activation", "residual", "optimizer", "learning-rate",
     "momentum", "batch-size", "epochs", "seed", "data-seed"]) $(id).addEventListener("change", onChange);
   $("noise").addEventListener("input", showRangeValues); $("val-split").addEventListener("input", showRangeValues);
   $("weight-init").addEventListener("change", () => { paramInputs($("weight-params"), $("weight-init").value, {}, "weight"); onChange(); });
@@ -487,7 +491,7 @@ function drawTheory(t) {
   ctx.fillStyle = lab.colorsRun[0] || "#2f6fde";
   t.measured.forEach((v, i) => { ctx.beginPath(); ctx.arc(X(i + 1), Y(v), 4, 0, 2 * Math.PI); ctx.fill(); });
   ctx.textAlign = "left"; ctx.fillStyle = "#1d2430";
-  ctx.fillText("● measured (this network)   — predicted (mean field)", pad.l + 6, 12);
+  ctx.fillText(t.predicted ? "● measured (this network)   — predicted (mean field)" : "● measured (this network)", pad.l + 6, 12);
   const ratio = t.predicted ? t.measured.map((m, i) => (t.predicted[i] > 0 ? m / t.predicted[i] : null)) : [];
   $("theory-note").textContent = t.unavailable ? `No prediction: ${t.unavailable}.`
     : `q0 = ${num3(t.q0)}; measured / predicted per layer: ${ratio.map((r) => (r == null ? "–" : r.toFixed(2))).join(", ")} `

@@ -126,6 +126,8 @@ def test_divergence_is_frozen_as_on_the_torch_path(moons):
 def test_unsupported_stacks_take_the_torch_path(moons):
     bt = BatchedTrainer([2, 4, 1], "gelu", ["he_normal"] * 3, [0, 1, 2], epochs=2).fit(*moons)
     assert bt.path_ == "torch"
+    bt = BatchedTrainer([2, 4, 4, 1], "relu", ["he_normal"] * 3, [0, 1, 2], residual=True, epochs=2).fit(*moons)
+    assert bt.path_ == "torch"  # residual connections: the kernel computes plain layers only
     with pytest.raises(ValidationError, match="fused=True cannot train this stack: activation 'gelu'"):
         BatchedTrainer([2, 4, 1], "gelu", ["he_normal"], fused=True, epochs=1).fit(*moons)
     with pytest.raises(ValidationError, match="fused must be None \\(automatic\\), True or False, got 'yes'"):

@@ -396,7 +396,7 @@ class BatchedTrainer:
         if has_val:
             X_val, y_val = self._tensors(X_val, y_val)
         keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
-        history = {k: np.full((m, self.epochs), np.nan) for k in keys}
+        history = {k: np.full((self.epochs, m), np.nan) for k in keys}  # epoch-major: a row per epoch
         last = {k: np.full(m, np.nan) for k in keys}
         diverged = np.full(m, -1, dtype=np.int64)
 
@@ -478,11 +478,13 @@ class BatchedTrainer:
                     logs["val_loss"], logs["val_accuracy"] = val_loss.double(), val_acc.double()
                 elif has_val:
                     logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val, self.loss)
+                models = chunk.models  # a slice while the chunk's models are contiguous (cheaper writes)
+                rows = slice(models[0], models[-1] + 1) if models[-1] - models[0] + 1 == len(models) else models
                 for k, t in logs.items():
                     v = t.cpu().numpy()
-                    history[k][chunk.models, epoch] = v
-                    last[k][chunk.models] = v
-                bad = ~np.isfinite(last["loss"][chunk.models])
+                    history[k][epoch, rows] = v
+                    last[k][rows] = v
+                bad = ~np.isfinite(last["loss"][rows])
                 if bad.any():
                     diverged[chunk.models[bad]] = epoch
                     chunk.freeze(np.flatnonzero(~bad))
@@ -494,7 +496,7 @@ class BatchedTrainer:
                 break
         for chunk in chunks:
             chunk.write_back()
-        self.history_ = {k: v[:, :epochs_run] for k, v in history.items()}
+        self.history_ = {k: np.ascontiguousarray(v[:epochs_run].T) for k, v in history.items()}  # (M, epochs_run)
         self.diverged_epoch_ = diverged
         self.epochs_run_ = epochs_run
         self.fit_time_ = time.perf_counter() - start_time

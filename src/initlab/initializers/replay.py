@@ -78,6 +78,17 @@ def filler(init: Initializer, shape: tuple[int, ...], fans: tuple[int, int] | No
     # where the probe's generator went, the tensor's generator goes (positions in args, keys in kwargs)
     ops = [(func, args, kw, [i for i, a in enumerate(args) if a is probe_gen], [k for k, v in kw.items() if v is probe_gen])
            for func, args, kw in recorder.ops]
+    if len(ops) == 1 and not ops[0][3] and ops[0][4] == ["generator"]:  # one draw (uniform_, normal_): the common case
+        func, args, kw, _, _ = ops[0]
+        rest = {k: v for k, v in kw.items() if k != "generator"}
+
+        def replay(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            if tensor.requires_grad and torch.is_grad_enabled():  # a parameter: filled outside autograd
+                with torch.no_grad():
+                    return replay(tensor, generator)
+            return func(tensor, *args, generator=generator, **rest)  # type: ignore[no-any-return]
+
+        return replay
 
     def replay(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if tensor.requires_grad and torch.is_grad_enabled():  # a parameter: filled outside autograd, as the initializer does

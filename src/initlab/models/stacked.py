@@ -176,6 +176,7 @@ class StackedMLP:
                               for weight, b, fans in zip(net.weights, net.biases, layer_fans, strict=False)]
             return fills[key]
 
+        slots = [weight.unbind(0) for weight in net.weights]  # each model's (out, in) view, made once
         for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds, strict=False)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
@@ -192,10 +193,10 @@ class StackedMLP:
             gen = make_generator(seed)
             with torch.no_grad():
                 # (not named ``bias``: that would rebind the argument the next model's branch tests)
-                for weight, layer_bias, (fill_w, fill_b) in zip(net.weights, net.biases, layer_fillers(w_spec, b_spec),
-                                                                strict=False):
+                for l, (weight, layer_bias, (fill_w, fill_b)) in enumerate(zip(net.weights, net.biases,
+                                                                               layer_fillers(w_spec, b_spec), strict=False)):
                     if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
-                        fill_w(weight[i], gen)
+                        fill_w(slots[l][i], gen)
                         if fill_b is not None:
                             fill_b(layer_bias[i], gen)
                         continue

@@ -107,13 +107,23 @@ static inline vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
 /* C[p cp + q cq] = sum_k A[p ap + k ak] B[q bq + k bk] for p < P, q < Q: the three products of a
  * layer (forward, weight gradient, input gradient) as one small matrix product per lane, in register
  * tiles of up to 4 x 4 rows (16 accumulators: a load per 2 FMAs instead of 2 per FMA). Each C entry
- * is one sum in k order. */
+ * is one sum in k order. The epilogue, fused into the tile's store:
+ *   EPI_NONE   C = sum
+ *   EPI_BIAS   C = bias[q] + sum                  (a forward layer's pre-activation)
+ *   EPI_RELU   C = relu(bias[q] + sum)            (a ReLU layer's output)
+ *   EPI_MASK   C = H[p cp + q cq] > 0 ? sum : 0   (the input gradient through a ReLU with outputs H) */
+enum { EPI_NONE = 0, EPI_BIAS = 1, EPI_RELU = 2, EPI_MASK = 3 };
+
+static inline vf v_relu(vf z) { return vsel(z < 0.0f, vset(0.0f), z); } /* keeps NaN, as torch.relu */
+
 #define TILE(TP, TQ)                                                                                        \
     static void tile_##TP##_##TQ(vf *C, int64_t cp, int64_t cq, const vf *A, int64_t ap, int64_t ak,          \
-                                 const vf *Bm, int64_t bq, int64_t bk, int64_t K) {                           \
+                                 const vf *Bm, int64_t bq, int64_t bk, int64_t K, int epi, const vf *bias,    \
+                                 const vf *H) {                                                              \
         vf acc[TP][TQ];                                                                                      \
         _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++)                                                 \
-            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) acc[p][q] = (vf){0};                         \
+            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++)                                             \
+                acc[p][q] = (epi == EPI_BIAS || epi == EPI_RELU) ? bias[q] : (vf){0};                        \
         for (int64_t k = 0; k < K; k++) {                                                                    \
             vf a[TP], b[TQ];                                                                                 \
             _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++) a[p] = A[p * ap + k * ak];                  \
@@ -122,23 +132,30 @@ static inline vf v_sigmoid(vf x) { return 1.0f / (1.0f + v_exp(-x)); }
                 _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) acc[p][q] += a[p] * b[q];               \
         }                                                                                                    \
         _Pragma("GCC unroll 4") for (int p = 0; p < TP; p++)                                                 \
-            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) C[p * cp + q * cq] = acc[p][q];              \
+            _Pragma("GCC unroll 4") for (int q = 0; q < TQ; q++) {                                           \
+                vf v = acc[p][q];                                                                            \
+                if (epi == EPI_RELU) v = v_relu(v);                                                          \
+                if (epi == EPI_MASK) v = vsel(H[p * cp + q * cq] > 0.0f, v, vset(0.0f));                     \
+                C[p * cp + q * cq] = v;                                                                      \
+            }                                                                                                \
     }
 TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4) TILE(2, 1) TILE(2, 2) TILE(2, 3) TILE(2, 4)
 TILE(3, 1) TILE(3, 2) TILE(3, 3) TILE(3, 4) TILE(4, 1) TILE(4, 2) TILE(4, 3) TILE(4, 4)
 
-typedef void (*tile_fn)(vf *, int64_t, int64_t, const vf *, int64_t, int64_t, const vf *, int64_t, int64_t, int64_t);
+typedef void (*tile_fn)(vf *, int64_t, int64_t, const vf *, int64_t, int64_t, const vf *, int64_t, int64_t, int64_t,
+                        int, const vf *, const vf *);
 static const tile_fn TILES[4][4] = {
     {tile_1_1, tile_1_2, tile_1_3, tile_1_4}, {tile_2_1, tile_2_2, tile_2_3, tile_2_4},
     {tile_3_1, tile_3_2, tile_3_3, tile_3_4}, {tile_4_1, tile_4_2, tile_4_3, tile_4_4}};
 
 static void v_gemm(vf *C, int64_t cp, int64_t cq, const vf *A, int64_t ap, int64_t ak, const vf *Bm, int64_t bq,
-                   int64_t bk, int64_t P, int64_t Q, int64_t K) {
+                   int64_t bk, int64_t P, int64_t Q, int64_t K, int epi, const vf *bias, const vf *H) {
     for (int64_t p = 0; p < P; p += 4) {
         int64_t tp = P - p < 4 ? P - p : 4;
         for (int64_t q = 0; q < Q; q += 4) {
             int64_t tq = Q - q < 4 ? Q - q : 4;
-            TILES[tp - 1][tq - 1](C + p * cp + q * cq, cp, cq, A + p * ap, ap, ak, Bm + q * bq, bq, bk, K);
+            TILES[tp - 1][tq - 1](C + p * cp + q * cq, cp, cq, A + p * ap, ap, ak, Bm + q * bq, bq, bk, K, epi,
+                                  bias ? bias + q : NULL, H ? H + p * cp + q * cq : NULL);
         }
     }
 }
@@ -156,8 +173,6 @@ static inline vf v_sum(const vf *a, int64_t sa, int64_t n) {
     for (; k < n; k++) s0 += a[k * sa];
     return (s0 + s1) + (s2 + s3);
 }
-
-static inline vf v_relu(vf z) { return vsel(z < 0.0f, vset(0.0f), z); } /* keeps NaN, as torch.relu */
 
 /* h = act(z) over n rows in place. */
 static void act_forward(int64_t act, vf *z, int64_t n) {
@@ -287,15 +302,10 @@ static void forward(const Spec *sp, Block *blk, int64_t B) {
         const vf *W = ROWS(blk->param) + blk->w_off[l], *bias = ROWS(blk->param) + blk->b_off[l];
         int hidden = l < blk->L - 1;
         vf *z = hidden ? ROWS(blk->acts) + blk->h_off[l] : ROWS(blk->logits);
-        v_gemm(z, fout, 1, h, fin, 1, W, fin, 1, B, fout, fin); /* z[b][o] = sum_i h[b][i] W[o][i] */
-        if (hidden && sp->activation == ACT_RELU) { /* the common case, fused */
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t o = 0; o < fout; o++) z[b * fout + o] = v_relu(z[b * fout + o] + bias[o]);
-        } else {
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t o = 0; o < fout; o++) z[b * fout + o] += bias[o];
-            if (hidden) act_forward(sp->activation, z, B * fout);
-        }
+        /* z[b][o] = bias[o] + sum_i h[b][i] W[o][i], through the activation (ReLU fused into the store) */
+        int relu = hidden && sp->activation == ACT_RELU;
+        v_gemm(z, fout, 1, h, fin, 1, W, fin, 1, B, fout, fin, relu ? EPI_RELU : EPI_BIAS, bias, NULL);
+        if (hidden && !relu) act_forward(sp->activation, z, B * fout);
         h = z;
     }
 }
@@ -376,11 +386,13 @@ static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
         const vf *hin = l == 0 ? ROWS(blk->x) : ROWS(blk->acts) + blk->h_off[l - 1];
         const vf *W = ROWS(blk->param) + blk->w_off[l];
         vf *dW = ROWS(blk->grad) + blk->w_off[l], *db = ROWS(blk->grad) + blk->b_off[l];
-        v_gemm(dW, fin, 1, g, 1, fout, hin, 1, fin, fout, fin, B); /* dW[o][i] = sum_b g[b][o] h[b][i] */
+        v_gemm(dW, fin, 1, g, 1, fout, hin, 1, fin, fout, fin, B, EPI_NONE, NULL, NULL); /* dW[o][i] = sum_b g[b][o] h[b][i] */
         for (int64_t o = 0; o < fout; o++) db[o] = sp->has_bias ? v_sum(g + o, fout, B) : vset(0.0f);
         if (l > 0) { /* gradient wrt the layer's input, through the previous activation */
-            v_gemm(g_prev, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout); /* dh[b][i] = sum_o g[b][o] W[o][i] */
-            act_backward(sp->activation, g_prev, hin, B * fin);
+            /* dh[b][i] = sum_o g[b][o] W[o][i], through the activation's derivative (ReLU's fused) */
+            int relu = sp->activation == ACT_RELU;
+            v_gemm(g_prev, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout, relu ? EPI_MASK : EPI_NONE, NULL, relu ? hin : NULL);
+            if (!relu) act_backward(sp->activation, g_prev, hin, B * fin);
         }
         /* the layer's step, now that its weights are no longer needed by the backward */
         update(sp, blk, blk->w_off[l], fout * fin, lr_t);

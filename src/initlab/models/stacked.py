@@ -177,6 +177,7 @@ class StackedMLP:
             return fills[key]
 
         slots = [weight.unbind(0) for weight in net.weights]  # each model's (out, in) view, made once
+        shared_gen: torch.Generator | None = None
         for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds, strict=False)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
@@ -190,7 +191,11 @@ class StackedMLP:
                 continue
             if b_init is None and bias:  # apply_init(bias=None) leaves nn.Linear's own bias draw
                 raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
-            gen = make_generator(seed)
+            if isinstance(seed, int) and not isinstance(seed, bool):  # one Generator, re-seeded: a fresh one's state
+                shared_gen = shared_gen or torch.Generator()
+                gen = shared_gen.manual_seed(seed)
+            else:
+                gen = make_generator(seed)
             with torch.no_grad():
                 # (not named ``bias``: that would rebind the argument the next model's branch tests)
                 for l, (weight, layer_bias, (fill_w, fill_b)) in enumerate(zip(net.weights, net.biases,

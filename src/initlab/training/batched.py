@@ -256,6 +256,7 @@ class _Chunk:
         self.grad = torch.empty_like(stored.flat)  # (P,) gradient buffer laid out like work.flat
         # the fused kernel's copy of the optimizer state, in its block layout (None: opt.state is current)
         self.blocks: dict[str, torch.Tensor] | None = None
+        self.spec: tuple[Any, np.ndarray] | None = None  # the fused kernel's spec (and the sizes it points to)
 
     def freeze(self, keep: np.ndarray) -> None:
         """Keep training only ``self.models[keep]``; the others stay as they are now in ``stored``."""
@@ -439,6 +440,10 @@ class BatchedTrainer:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self)
         epochs_run = 0
+        n_steps = math.ceil(n / batch_size)
+        sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
+                             dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1) rows per step
+        weight = sizes.double()
         for epoch in range(self.epochs):
             orders = minibatch_order(seeds, epoch, n)  # (G, n)
             if orders.ndim == 1:
@@ -447,9 +452,6 @@ class BatchedTrainer:
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
-            n_steps = math.ceil(n / batch_size)
-            sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
-                                 dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
             steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
                      for c in live]
             for s, start in enumerate(range(0, n, batch_size) if kernel is None else ()):
@@ -469,7 +471,6 @@ class BatchedTrainer:
                 for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
                     self._fused_epoch(kernel, chunk, X, y, orders, batch_size, step_loss, step_count, threads, pool)
             for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
-                weight = sizes.double()
                 logs = {"loss": (step_loss.double() * weight).sum(0) / n,
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
                 if has_val and kernel is not None:
@@ -496,7 +497,7 @@ class BatchedTrainer:
                 break
         for chunk in chunks:
             chunk.write_back()
-        self.history_ = {k: np.ascontiguousarray(v[:epochs_run].T) for k, v in history.items()}  # (M, epochs_run)
+        self.history_ = {k: v[:epochs_run].T for k, v in history.items()}  # (M, epochs_run), a transposed view
         self.diverged_epoch_ = diverged
         self.epochs_run_ = epochs_run
         self.fit_time_ = time.perf_counter() - start_time
@@ -517,8 +518,11 @@ class BatchedTrainer:
         return found
 
     def _fused_spec(self, chunk: _Chunk) -> tuple[Any, np.ndarray]:
-        return fused_path.make_spec(self.sizes, chunk.work.m, chunk.work.activation, self.loss, self.bias,
-                                    self.optimizer, chunk.opt)
+        """The kernel's spec for the chunk's stack in training (made again after a freeze compacts it)."""
+        if chunk.spec is None or chunk.spec[0].m != chunk.work.m:
+            chunk.spec = fused_path.make_spec(self.sizes, chunk.work.m, chunk.work.activation, self.loss, self.bias,
+                                              self.optimizer, chunk.opt)
+        return chunk.spec
 
     def _fused_epoch(self, kernel: fused_path.FusedKernel, chunk: _Chunk, X: torch.Tensor, y: torch.Tensor,
                      orders: np.ndarray, batch_size: int, step_loss: torch.Tensor, step_count: torch.Tensor,

@@ -82,12 +82,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="skip a stack whose state would exceed this")
+    parser.add_argument("--sgemm-n", type=int, default=None, help="size of the reference matmul (default: 2048 "
+                        "on the CPU, 8192 on a GPU, which needs a large one to reach its peak)")
     parser.add_argument("--path", choices=["both", "fused", "torch"], default="both",
                         help="the trainer's CPU path(s) to measure (fused: the C kernel)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = sgemm_rate(args.device)
-    print(f"device {args.device}, {torch.get_num_threads()} thread(s); sgemm 2048^3: {peak / 1e9:.1f} GFLOP/s\n")
+    n = args.sgemm_n or (2048 if args.device == "cpu" else 8192)
+    peak = sgemm_rate(args.device, n)
+    print(f"device {args.device}, {torch.get_num_threads()} thread(s); sgemm {n}^3: {peak / 1e9:.1f} GFLOP/s\n")
     paths = ["torch"] if args.device != "cpu" else (["fused", "torch"] if args.path == "both" else [args.path])
     for path in paths:  # once per process, not per fit: imports, the kernel's build or load, first allocations
         trainer_times(STACKS["classic 2-10-1"], 16, 1, args.device, fused=path == "fused")

@@ -59,6 +59,8 @@ CASES = [
     ([2, 5, 5, 5, 1], "sigmoid", {"optimizer": "rmsprop"}, ["he_normal", "glorot_uniform"]),
     ([3, 12, 12, 1], "linear", {"optimizer": "sgd", "learning_rate": 0.05}, [_vs(0.6), _vs(0.4, "uniform")]),
     ([2, 33, 1], "tanh", {"optimizer": "adam", "learning_rate": 0.01}, [_vs(0.7), _vs(0.3, "uniform")]),
+    ([2, 6, 6, 1], "elu", {"optimizer": "adam", "learning_rate": 0.01}, [_vs(0.8), _vs(0.5, "uniform")]),
+    ([2, 6, 4, 1], "selu", {"optimizer": "rmsprop", "momentum": 0.9}, [_vs(0.3), _vs(0.1)]),  # SELU: critical at 0.32
 ]
 
 
@@ -73,6 +75,19 @@ def test_fused_matches_torch_path(moons, sizes, activation, opt, inits):
     a, b = _both(sizes, activation, inits_m, list(range(m)), order_seeds=order, epochs=15, data=(X, moons[1], Xv, moons[3]),
                  **opt)
     _assert_same(a, b)
+
+
+def test_softmax_cross_entropy_over_classes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0.5) + (X[:, 2] > 1.0)  # four classes
+    leaky_he = {"name": "he_uniform", "negative_slope": 0.5}  # ordered: chi_1 = 0.8
+    m = 20
+    a, b = _both([3, 8, 4], "relu", [leaky_he, "glorot_normal"] * (m // 2), list(range(m)), order_seeds=[i % 2 for i in range(m)],
+                 output="softmax", epochs=15, data=(X[:70], y[:70], X[70:], y[70:]))
+    _assert_same(a, b)
+    correct = a.history_["accuracy"] * 70  # a whole number of the 70 training rows each epoch
+    np.testing.assert_allclose(correct, np.round(correct), atol=1e-6)
 
 
 def test_mse_loss_bias_free_full_batch_and_per_model_learning_rates(moons):

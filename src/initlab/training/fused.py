@@ -12,8 +12,10 @@ The kernel is compiled on first use with the machine's C compiler (``$CC``, else
 ``-O3 -march=native``) into ``$INITLAB_CACHE_DIR`` (default ``~/.cache/initlab``), keyed by the
 source, the flags and the CPU. Without a compiler, or with ``INITLAB_FUSED=0``, the trainer
 takes its torch path and says why once (a warning). Covered: hidden activations relu,
-leaky_relu, tanh, sigmoid, linear; one sigmoid/BCE output or ``loss="mse"``; Adam, SGD (with
-momentum and per-model learning rates) and RMSprop; shared or per-model minibatch orders; CPU.
+leaky_relu, tanh, sigmoid, linear, elu, selu (not gelu, silu: their derivatives need the
+pre-activation; not residual connections); one sigmoid/BCE output, softmax cross-entropy over
+K classes, or ``loss="mse"``; Adam, SGD (with momentum and per-model learning rates) and
+RMSprop; shared or per-model minibatch orders; bias-free layers; full batch; CPU.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ __all__ = ["FusedKernel", "kernel", "unsupported_reason", "ACTIVATIONS"]
 
 _SOURCE = Path(__file__).with_name("fused_kernel.c")
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
-ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
+ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "elu": 5, "selu": 6}
 _OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
 _LANES = 16  # V in the kernel: nets per block
 _P = ctypes.c_void_p
@@ -116,7 +118,7 @@ class FusedKernel:
         """One epoch of every net of the stack, in place: parameters in ``flat`` (the stack's layout),
         optimizer state and per-model learning rates in the block layout (:func:`to_blocks`); each
         step's mean loss and correct count into ``(S, m)`` tensors."""
-        X, Y = X.contiguous(), Y.contiguous()  # the kernel reads rows of X and Y densely
+        X, Y = X.contiguous(), Y.to(torch.float32).contiguous()  # rows read densely; class indices as floats
         args = (self._ptr(flat), self._ptr(state1), self._ptr(state2), self._ptr(lrs), self._ptr(X), self._ptr(Y),
                 self._ptr(perm), self._ptr(group), X.shape[0], batch)
         tail = (self._ptr(lr_steps), self._ptr(step_loss), self._ptr(step_count))
@@ -130,7 +132,7 @@ class FusedKernel:
     def evaluate(self, spec: _Spec, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, threads: int = 1,
                  pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss and accuracy ``(m,)`` (float32) of every net on ``(X, Y)``."""
-        X, Y = X.contiguous(), Y.contiguous()
+        X, Y = X.contiguous(), Y.to(torch.float32).contiguous()
         loss, acc = torch.empty(spec.m), torch.empty(spec.m)
 
         def run(first: int, count: int) -> None:
@@ -195,8 +197,6 @@ def unsupported_reason(sizes: list[int], activation: str, output_kind: str, loss
         return f"device {device.type}"
     if activation not in ACTIVATIONS:
         return f"activation {activation!r}"
-    if loss != "mse" and sizes[-1] != 1:
-        return "softmax output"
     if optimizer not in _OPTIMIZERS:
         return f"optimizer {optimizer!r}"
     if len(sizes) - 1 > 64:
@@ -210,7 +210,7 @@ def make_spec(sizes: list[int], m: int, activation: str, loss: str, bias: bool, 
     """The kernel's spec for a stack of ``m`` nets and optimizer ``opt`` (a Flat* optimizer); and the sizes array it points to."""
     sizes_arr = np.asarray(sizes, dtype=np.int64)
     spec = _Spec(n_layers=len(sizes) - 1, sizes=int(sizes_arr.ctypes.data), m=m, activation=ACTIVATIONS[activation],
-                 loss=1 if loss == "mse" else 0, has_bias=int(bias), optimizer=_OPTIMIZERS[optimizer])
+                 loss=1 if loss == "mse" else (0 if sizes[-1] == 1 else 2), has_bias=int(bias), optimizer=_OPTIMIZERS[optimizer])
     if optimizer == "adam":
         spec.beta1, spec.beta2 = opt.betas
         spec.eps = opt.eps

@@ -21,8 +21,10 @@
 
 #define V 16
 
-enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_TANH = 3, ACT_SIGMOID = 4 };
-enum { LOSS_BCE = 0, LOSS_MSE = 1 };
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_TANH = 3, ACT_SIGMOID = 4, ACT_ELU = 5, ACT_SELU = 6 };
+enum { LOSS_BCE = 0, LOSS_MSE = 1, LOSS_CE = 2 }; /* CE: softmax cross-entropy on K > 1 logits */
+#define SELU_ALPHA 1.6732632423543772848170429916717f
+#define SELU_SCALE 1.0507009873554804934193349852946f
 enum { OPT_ADAM = 0, OPT_SGD = 1, OPT_RMSPROP = 2 };
 
 typedef struct {
@@ -66,8 +68,8 @@ static inline vf v_exp(vf x) {
     return vsel(x != x, x, out);
 }
 
-/* log(x) for x in [1, 2] (all log1p needs here). */
-static inline vf v_log12(vf x) {
+/* log(x) for positive normal x. */
+static inline vf v_log(vf x) {
     vi bits = (vi)x;
     vf e = __builtin_convertvector(((bits >> 23) & 0xff) - 126, vf);
     vf mant = (vf)((bits & (int32_t)0x807fffff) | 0x3f000000); /* in [0.5, 1) */
@@ -87,7 +89,15 @@ static inline vf v_log12(vf x) {
 static inline vf v_log1p01(vf t) {
     vf u = 1.0f + t;
     vf d = u - 1.0f;
-    return vsel(d == 0.0f, t, v_log12(u) * (t / d));
+    return vsel(d == 0.0f, t, v_log(u) * (t / d));
+}
+
+/* exp(z) - 1, accurate near 0 (Kahan's expm1 from exp and log). */
+static inline vf v_expm1(vf z) {
+    vf u = v_exp(z);
+    vf um1 = u - 1.0f;
+    vf mid = um1 * (z / v_log(vsel(u > 1e-30f, u, vset(1.0f))));
+    return vsel(u == 1.0f, z, vsel(u < 1e-30f, vset(-1.0f), vsel(z > 0.5f, um1, mid)));
 }
 
 static inline vf v_abs(vf x) { return (vf)((vi)x & 0x7fffffff); }
@@ -189,6 +199,12 @@ static void act_forward(int64_t act, vf *z, int64_t n) {
     case ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++) z[i] = v_sigmoid(z[i]);
         break;
+    case ACT_ELU: /* z > 0 ? z : alpha (exp(z) - 1), alpha = 1 */
+        for (int64_t i = 0; i < n; i++) z[i] = vsel(z[i] > 0.0f, z[i], v_expm1(z[i]));
+        break;
+    case ACT_SELU: /* scale (z > 0 ? z : alpha (exp(z) - 1)) (Klambauer et al., 2017) */
+        for (int64_t i = 0; i < n; i++) z[i] = SELU_SCALE * vsel(z[i] > 0.0f, z[i], SELU_ALPHA * v_expm1(z[i]));
+        break;
     default:
         break;
     }
@@ -208,6 +224,12 @@ static void act_backward(int64_t act, vf *g, const vf *h, int64_t n) {
         break;
     case ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++) g[i] = g[i] * ((1.0f - h[i]) * h[i]);
+        break;
+    case ACT_ELU: /* z <= 0: alpha exp(z) = h + alpha */
+        for (int64_t i = 0; i < n; i++) g[i] = vsel(h[i] > 0.0f, g[i], g[i] * (h[i] + 1.0f));
+        break;
+    case ACT_SELU: /* z <= 0: scale alpha exp(z) = h + scale alpha */
+        for (int64_t i = 0; i < n; i++) g[i] = vsel(h[i] > 0.0f, g[i] * SELU_SCALE, g[i] * (h[i] + SELU_SCALE * SELU_ALPHA));
         break;
     default:
         break;
@@ -325,6 +347,30 @@ static void loss_and_grad(const Spec *sp, Block *blk, int64_t B, vf *loss_sum, v
         }
         return;
     }
+    if (sp->loss == LOSS_CE) { /* softmax cross-entropy; targets are class indices (as floats) */
+        for (int64_t b = 0; b < B; b++) {
+            const vf *xb = x + b * K;
+            vf m = xb[0], arg = vset(0.0f); /* the first largest logit, as torch.argmax */
+            for (int64_t k = 1; k < K; k++) {
+                vi gt = xb[k] > m;
+                m = vsel(gt, xb[k], m);
+                arg = vsel(gt, vset((float)k), arg);
+            }
+            vf sum = {0}, x_t = {0};
+            for (int64_t k = 0; k < K; k++) {
+                sum += v_exp(xb[k] - m);
+                x_t += vsel(t[b] == (float)k, xb[k], vset(0.0f));
+            }
+            *loss_sum += (m + v_log(sum)) - x_t; /* logsumexp - x_target */
+            *correct += vsel(arg == t[b], vset(1.0f), vset(0.0f));
+            if (grad) {
+                vf r = 1.0f / sum;
+                for (int64_t k = 0; k < K; k++)
+                    g[b * K + k] = (v_exp(xb[k] - m) * r - vsel(t[b] == (float)k, vset(1.0f), vset(0.0f))) / (float)B;
+            }
+        }
+        return;
+    }
     for (int64_t i = 0; i < B; i++) { /* binary cross-entropy from logits: max(x, 0) - x t + log(1 + exp(-|x|)) */
         vf xv = x[i], e = v_exp(-v_abs(xv)); /* exp(-|x|) serves the loss and the sigmoid */
         *loss_sum += (vsel(xv > 0.0f, xv, vset(0.0f)) - xv * t[i]) + v_log1p01(e);
@@ -404,7 +450,7 @@ static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
 /* Gather rows of the minibatch for every lane: row order perm[group[net] * n + start + b]. */
 static void load_rows(const Spec *sp, Block *blk, const float *X, const float *Y, const int64_t *perm,
                       const int64_t *group, int64_t n, const int64_t *nets, int64_t count, int64_t start, int64_t B) {
-    int64_t fin = sp->sizes[0], K = sp->sizes[blk->L];
+    int64_t fin = sp->sizes[0], K = sp->loss == LOSS_CE ? 1 : sp->sizes[blk->L]; /* target values per row */
     vf *x = ROWS(blk->x), *y = ROWS(blk->y);
     int shared = 1;
     for (int v = 1; v < V && perm; v++) shared &= group[nets[v < count ? v : count - 1]] == group[nets[0]];

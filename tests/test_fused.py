@@ -177,3 +177,13 @@ def test_block_layout_round_trip():
     assert torch.equal(fused.from_blocks(blocks, sizes, m), flat)
     # net j's first weight is flat[j * 15] (the (M, 5, 3) block); in the blocks at [j // 16, 0, j % 16]
     assert blocks[1, 0, 4] == flat[20 * 15] and blocks[1, 0, 5] == 0  # lanes past m are zero
+
+
+def test_auto_choice_keeps_a_few_wide_nets_on_the_torch_path(moons):
+    wide = [2] + [48] * 21 + [1]
+    assert not fused.worth_it(wide, 2, 90, 32) and fused.worth_it(wide, 16, 90, 32)
+    assert all(fused.worth_it([2, 10, 1], m, 90, 32) for m in (1, 2, 16, 5000))  # the classic net: always
+    auto = BatchedTrainer(wide, "relu", ["he_normal"] * 2, [0, 1], epochs=1).fit(*moons)
+    forced = BatchedTrainer(wide, "relu", ["he_normal"] * 2, [0, 1], epochs=1, fused=True).fit(*moons)
+    assert (auto.path_, forced.path_) == ("torch", "fused")
+    np.testing.assert_allclose(auto.history_["loss"], forced.history_["loss"], rtol=1e-4)

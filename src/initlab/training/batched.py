@@ -311,7 +311,8 @@ class BatchedTrainer:
 
     ``fused``: on the CPU, covered stacks (see :mod:`initlab.training.fused`) train through a
     compiled C kernel, one call per epoch (several times faster; the same formulas, equal to
-    float rounding); ``None`` takes it when it is there, ``False`` keeps the torch path, ``True``
+    float rounding); ``None`` takes it when it is there and estimated faster (not for a few wide
+    nets: :func:`~initlab.training.fused.worth_it`), ``False`` keeps the torch path, ``True``
     insists (an error says why it cannot). After ``fit``, ``path_`` says which ran.
     """
 
@@ -417,7 +418,7 @@ class BatchedTrainer:
             first += stack.m
         n = len(X)
         batch_size = n if self.batch_size is None else self.batch_size
-        kernel = self._fused_kernel()
+        kernel = self._fused_kernel(n, batch_size)
         self.path_ = "torch" if kernel is None else "fused"
         threads = torch.get_num_threads()
         pool = ThreadPoolExecutor(threads) if kernel is not None and threads > 1 else None
@@ -504,10 +505,12 @@ class BatchedTrainer:
         return self
 
     # ------------------------------------------------------------------ fused path
-    def _fused_kernel(self) -> fused_path.FusedKernel | None:
+    def _fused_kernel(self, rows: int, batch: int) -> fused_path.FusedKernel | None:
         """The fused kernel if this fit takes it (see the class docstring's ``fused``)."""
         if self.fused is False:
             return None
+        if self.fused is None and not fused_path.worth_it(self.sizes, min(self.m, self.chunk_size), rows, batch):
+            return None  # a few wide nets: the torch path's batched matmuls are faster
         activation = self.stacks_[0].activation
         reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
                                                self.device, self.residual)

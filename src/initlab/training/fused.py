@@ -206,6 +206,28 @@ def unsupported_reason(sizes: list[int], activation: str, output_kind: str, loss
     return None
 
 
+# Seconds per multiply-add per training row (forward and both backward products), and per layer and
+# step of the torch path's kernel launches; measured on a 2-core EPYC, 1 thread (bench/trainer_floor.py
+# and deep 64-48x21-10 stacks of M = 1..32): the kernel's per-lane rate, the torch path's per-net rate.
+_FUSED_S_PER_MAC = 1.3e-10
+_TORCH_S_PER_MAC = 2.4e-10
+_TORCH_S_PER_LAYER_STEP = 5e-5
+
+
+def worth_it(sizes: list[int], m: int, rows: int, batch: int) -> bool:
+    """Whether the kernel beats the torch path for ``m`` nets (estimated epoch times).
+
+    The kernel computes 16 nets per block, so a few wide nets waste most lanes (M = 2 nets of width
+    48 and depth 22: 2.4x slower than the torch path, whose batched matmuls do not care); the torch
+    path pays ~50 us of launches per layer and step, which small nets never recover."""
+    macs = sum(i * o for i, o in zip(sizes[:-1], sizes[1:], strict=True)) * rows  # per net and epoch
+    lanes = _LANES * -(-m // _LANES)
+    steps = -(-rows // batch)
+    fused = lanes * macs * _FUSED_S_PER_MAC
+    torch_path = steps * (len(sizes) - 1) * _TORCH_S_PER_LAYER_STEP + m * macs * _TORCH_S_PER_MAC
+    return fused <= torch_path
+
+
 def make_spec(sizes: list[int], m: int, activation: str, loss: str, bias: bool, optimizer: str, opt: Any) -> tuple[_Spec, np.ndarray]:
     """The kernel's spec for a stack of ``m`` nets and optimizer ``opt`` (a Flat* optimizer); and the sizes array it points to."""
     sizes_arr = np.asarray(sizes, dtype=np.int64)

@@ -15,8 +15,7 @@ import pytest
 import torch
 
 from initlab import ValidationError, datasets
-from initlab.training import BatchedTrainer
-from initlab.training import fused
+from initlab.training import BatchedTrainer, fused
 
 RTOL = 1e-5
 
@@ -94,8 +93,9 @@ def test_mse_loss_bias_free_full_batch_and_per_model_learning_rates(moons):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 4)).astype(np.float32)
     Y = (X @ rng.normal(size=(4, 3)) * 0.5).astype(np.float32)  # three linear targets
-    a, b = _both([4, 8, 3], "linear", [_vs(0.5)] * 20, list(range(20)), optimizer="sgd", learning_rate=[0.01 * (1 + i % 4) for i in range(20)],
-                 loss="mse", output="linear", bias=False, batch_size=None, epochs=30, data=(X, Y, X[:10], Y[:10]))
+    lrs = [0.01 * (1 + i % 4) for i in range(20)]
+    a, b = _both([4, 8, 3], "linear", [_vs(0.5)] * 20, list(range(20)), optimizer="sgd", learning_rate=lrs, loss="mse",
+                 output="linear", bias=False, batch_size=None, epochs=30, data=(X, Y, X[:10], Y[:10]))
     _assert_same(a, b)
     assert np.isnan(a.history_["accuracy"]).all()
     assert all(float(bias.abs().max()) == 0.0 for bias in a.stacks_[0].biases)

@@ -31,9 +31,9 @@ _T = torch.Tensor
 _REPLAYABLE = {_T.uniform_, _T.normal_, _T.erfinv_, _T.mul_, _T.add_, _T.sub_, _T.div_, _T.clamp_, _T.zero_, _T.fill_}
 # Reading the tensor's metadata (fans, checks) and the scheme's own ``torch.no_grad()`` change nothing
 # and are not replayed.
-_METADATA = {_T.dim, _T.size, _T.numel, _T.is_floating_point, _T.__len__, _T.shape.__get__, _T.ndim.__get__,
-             _T.dtype.__get__, _T.device.__get__, _T.requires_grad.__get__, _T.is_cuda.__get__,
-             torch._C._set_grad_enabled}
+_METADATA: set[Any] = {_T.dim, _T.size, _T.numel, _T.is_floating_point, _T.__len__, torch._C._set_grad_enabled,
+                        *(getattr(_T, name).__get__ for name in ("shape", "ndim", "dtype", "device", "requires_grad",
+                                                                 "is_cuda"))}
 
 Fill = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -82,13 +82,13 @@ def filler(init: Initializer, shape: tuple[int, ...], fans: tuple[int, int] | No
         func, args, kw, _, _ = ops[0]
         rest = {k: v for k, v in kw.items() if k != "generator"}
 
-        def replay(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        def replay_one(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             if tensor.requires_grad and torch.is_grad_enabled():  # a parameter: filled outside autograd
                 with torch.no_grad():
-                    return replay(tensor, generator)
+                    return replay_one(tensor, generator)
             return func(tensor, *args, generator=generator, **rest)  # type: ignore[no-any-return]
 
-        return replay
+        return replay_one
 
     def replay(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if tensor.requires_grad and torch.is_grad_enabled():  # a parameter: filled outside autograd, as the initializer does

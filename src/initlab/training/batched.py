@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -540,6 +540,7 @@ class BatchedTrainer:
             chunk.blocks = {k: fused_path.to_blocks(v, self.sizes, chunk.work.m) for k, v in opt.state.items()}
         blocks = chunk.blocks
         lr_steps = None
+        state1: torch.Tensor | None
         if isinstance(opt, FlatAdam):
             state1, state2 = blocks["exp_avg"], blocks["exp_avg_sq"]
             lr_steps = fused_path.adam_steps(opt, n_steps)

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def kernel() -> FusedKernel | None:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _warn_once(reason: str) -> None:
     warnings.warn(f"initlab: the batched trainer's fused CPU kernel is off ({reason}); training takes the torch path "
                   "(same numbers to float rounding, slower)", RuntimeWarning, stacklevel=3)

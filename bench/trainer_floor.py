@@ -8,7 +8,11 @@ that rate, at M = 1k, 5k and 20k nets (a stack whose parameters and Adam state w
 
 Matmul FLOPs per net and epoch are counted as the issue counts them: 3 x the forward's
 2 * rows * fan_in * fan_out per layer (forward, weight gradient, input gradient); 14,400 for the
-classic net. Times include building the stack and initializing it.
+classic net. The FLOP rate is the fit's (training); nets/s counts building and initializing the
+stack too. Both after one small warm-up fit per path, which pays the process's one-time costs
+(imports, loading the compiled kernel). On the CPU each row is
+measured on both of the trainer's paths, the fused C kernel and the torch ops (``--path``), with
+their ratio.
 
     python bench/trainer_floor.py                       # CPU, 1 thread
     python bench/trainer_floor.py --m 1000 --epochs 20  # quicker
@@ -55,20 +59,20 @@ def state_gb(sizes: list[int], m: int) -> float:
     return 4 * params * m * 4 / 1e9
 
 
-def trainer_rate(sizes: list[int], m: int, epochs: int, device: str) -> tuple[float, float]:
-    """(matmul FLOP/s, nets/s) of one fit of m nets on the classic data."""
+def trainer_times(sizes: list[int], m: int, epochs: int, device: str, fused: bool | None = None) -> tuple[float, float]:
+    """(seconds to build and initialize the stack, seconds to fit it) for m nets on the classic data."""
     X, y = datasets.moons(100, seed=0)
     X_train, y_train = X[:ROWS], y[:ROWS]
     if device != "cpu":
         torch.cuda.synchronize()
     start = time.perf_counter()
     trainer = BatchedTrainer(sizes, "relu", ["glorot_uniform"] * m, list(range(m)), epochs=epochs, batch_size=32,
-                             device=device)
+                             device=device, fused=fused)
+    built = time.perf_counter()
     trainer.fit(X_train, y_train)
     if device != "cpu":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return m * epochs * flops_per_net_epoch(sizes) / seconds, m / seconds
+    return built - start, time.perf_counter() - built
 
 
 def main() -> None:
@@ -78,20 +82,33 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="skip a stack whose state would exceed this")
+    parser.add_argument("--sgemm-n", type=int, default=None, help="size of the reference matmul (default: 2048 "
+                        "on the CPU, 8192 on a GPU, which needs a large one to reach its peak)")
+    parser.add_argument("--path", choices=["both", "fused", "torch"], default="both",
+                        help="the trainer's CPU path(s) to measure (fused: the C kernel)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    peak = sgemm_rate(args.device)
-    print(f"device {args.device}, {torch.get_num_threads()} thread(s); sgemm 2048^3: {peak / 1e9:.1f} GFLOP/s\n")
-    print("| stack | M | epochs | nets/s | matmul GFLOP/s | share of sgemm |")
-    print("|---|---:|---:|---:|---:|---:|")
+    n = args.sgemm_n or (2048 if args.device == "cpu" else 8192)
+    peak = sgemm_rate(args.device, n)
+    print(f"device {args.device}, {torch.get_num_threads()} thread(s); sgemm {n}^3: {peak / 1e9:.1f} GFLOP/s\n")
+    paths = ["torch"] if args.device != "cpu" else (["fused", "torch"] if args.path == "both" else [args.path])
+    for path in paths:  # once per process, not per fit: imports, the kernel's build or load, first allocations
+        trainer_times(STACKS["classic 2-10-1"], 16, 1, args.device, fused=path == "fused")
+    print("| stack | M | epochs | path | nets/s (build + fit) | fit: matmul GFLOP/s | fit: share of sgemm | fused / torch |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for name, sizes in STACKS.items():
         epochs = args.epochs if name.startswith("classic") else max(1, args.epochs // 10)
         for m in args.m:
             if state_gb(sizes, m) > args.memory_gb:
-                print(f"| {name} | {m} | - | skipped: {state_gb(sizes, m):.1f} GB of state | | |")
+                print(f"| {name} | {m} | - | | skipped: {state_gb(sizes, m):.1f} GB of state | | | |")
                 continue
-            rate, nets = trainer_rate(sizes, m, epochs, args.device)
-            print(f"| {name} | {m} | {epochs} | {nets:,.0f} | {rate / 1e9:.2f} | {rate / peak:.1%} |", flush=True)
+            rates = {}
+            for path in paths:
+                build, fit = trainer_times(sizes, m, epochs, args.device, fused=path == "fused")
+                rate = rates[path] = m * epochs * flops_per_net_epoch(sizes) / fit
+                ratio = f"{rates['fused'] / rate:.2f}x" if path == "torch" and "fused" in rates else ""
+                print(f"| {name} | {m} | {epochs} | {path} | {m / (build + fit):,.0f} | {rate / 1e9:.2f} | {rate / peak:.1%} "
+                      f"| {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,13 @@ from initlab.training import BatchedTrainer, Trainer
 RTOL = 1e-5
 
 
+@pytest.fixture(autouse=True, params=["fused", "torch"])
+def path(request, monkeypatch):
+    """Every test on both of the batched trainer's CPU paths: the fused C kernel and the torch ops."""
+    monkeypatch.setenv("INITLAB_FUSED", "1" if request.param == "fused" else "0")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def moons():
     ds = datasets.load("moons", 120, 0.2, 0)
@@ -236,3 +243,19 @@ def test_residual_training_matches_single_trainer_runs(moons):
     # the flag changes the numbers: the plain stack from the same weights predicts otherwise
     gap = np.abs(plain.predict_proba(Xv) - bt.predict_proba(Xv)).max(axis=1)  # (M,)
     assert (gap > 0.01).all(), gap
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("activation, opt", [("tanh", {"optimizer": "adam"}), ("relu", {"optimizer": "sgd", "momentum": 0.9,
+                                                                                        "learning_rate": 0.05})])
+def test_cuda_matches_cpu(moons, path, activation, opt):
+    if path == "fused":
+        pytest.skip("on a GPU the trainer runs its torch path; compared once")
+    args = ([2, 8, 6, 1], activation, [_vs(0.8), _vs(0.5, "uniform"), "glorot_normal"], [0, 1, 2])
+    cpu = BatchedTrainer(*args, order_seeds=[0, 1, 0], epochs=10, fused=False, **opt).fit(*moons)
+    gpu = BatchedTrainer(*args, order_seeds=[0, 1, 0], epochs=10, device="cuda", **opt).fit(*moons)
+    assert gpu.path_ == "torch"
+    for key in cpu.history_:
+        np.testing.assert_allclose(gpu.history_[key], cpu.history_[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    for a, b in zip(gpu.weights(), cpu.weights(), strict=True):
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-5)

@@ -27,6 +27,7 @@ from .._rng import make_generator
 from .._validation import ValidationError, check_choice, check_int
 from ..initializers import apply_init, compute_fans
 from ..initializers import get as get_init
+from ..initializers.replay import filler
 from .activations import canonical_activation
 from .mlp import MLP, OUTPUTS, residual_layers
 
@@ -162,6 +163,21 @@ class StackedMLP:
 
         layer_fans = [compute_fans(tuple(weight.shape[1:])) for weight in net.weights]
         on_cpu = net.device.type == "cpu"
+        fills: dict[tuple[str, str], list[tuple[Any, Any]]] = {}  # (weight spec, bias spec) -> per layer fillers
+
+        def layer_fillers(w_spec: Spec, b_spec: Spec | None) -> list[tuple[Any, Any]]:
+            key = (repr(w_spec), repr(b_spec))
+            if key not in fills:  # each scheme recorded once per layer shape, replayed for every model
+                w_init, b_init = resolve(w_spec), resolve(b_spec)
+                # zero biases need no fill: the buffer starts at zero and "zeros" draws nothing
+                draw_bias = net.bias and b_init is not None and b_init.name != "zeros"
+                fills[key] = [(filler(w_init, tuple(weight.shape[1:])),
+                               filler(b_init, tuple(b.shape[1:]), fans) if draw_bias else None)
+                              for weight, b, fans in zip(net.weights, net.biases, layer_fans, strict=False)]
+            return fills[key]
+
+        slots = [weight.unbind(0) for weight in net.weights]  # each model's (out, in) view, made once
+        shared_gen: torch.Generator | None = None
         for i, (w_spec, b_spec, seed) in enumerate(zip(inits, bias_inits, init_seeds, strict=False)):
             w_init, b_init = resolve(w_spec), resolve(b_spec)
             if w_init.scheme.kind == "data-dependent":
@@ -175,21 +191,26 @@ class StackedMLP:
                 continue
             if b_init is None and bias:  # apply_init(bias=None) leaves nn.Linear's own bias draw
                 raise ValidationError("bias init None is not supported by the stacked model; give a scheme")
-            gen = make_generator(seed)
+            if isinstance(seed, int) and not isinstance(seed, bool):  # one Generator, re-seeded: a fresh one's state
+                shared_gen = shared_gen or torch.Generator()
+                gen = shared_gen.manual_seed(seed)
+            else:
+                gen = make_generator(seed)
             with torch.no_grad():
                 # (not named ``bias``: that would rebind the argument the next model's branch tests)
-                for weight, layer_bias, fans in zip(net.weights, net.biases, layer_fans, strict=False):
+                for l, (weight, layer_bias, (fill_w, fill_b)) in enumerate(zip(net.weights, net.biases,
+                                                                               layer_fillers(w_spec, b_spec), strict=False)):
                     if on_cpu:  # draw straight into the model's slot (same numbers, no copy)
-                        w_init(weight[i], gen)
-                        if net.bias:
-                            b_init(layer_bias[i], gen, fans=fans)
+                        fill_w(slots[l][i], gen)
+                        if fill_b is not None:
+                            fill_b(layer_bias[i], gen)
                         continue
                     w = torch.empty(weight.shape[1:])  # (out, in): drawn on CPU as apply_init does
-                    w_init(w, gen)
+                    fill_w(w, gen)
                     weight[i].copy_(w)
-                    if net.bias:
+                    if fill_b is not None:
                         b = torch.empty(layer_bias.shape[1])  # (out,)
-                        b_init(b, gen, fans=fans)
+                        fill_b(b, gen)
                         layer_bias[i].copy_(b)
         return net
 

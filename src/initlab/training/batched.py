@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from .._validation import ValidationError, check_choice, check_float, check_int
 from ..models import MLP
 from ..models.stacked import ForwardCache, StackedMLP
+from . import fused as fused_path
 from .optim import DEFAULT_LR, OPTIMIZERS
 from .order import minibatch_order
 from .trainer import as_tensors
@@ -252,10 +254,17 @@ class _Chunk:
         self.group = group  # (m_active,) data-seed group of each active model
         self.opt = opt
         self.grad = torch.empty_like(stored.flat)  # (P,) gradient buffer laid out like work.flat
+        # the fused kernel's copy of the optimizer state, in its block layout (None: opt.state is current)
+        self.blocks: dict[str, torch.Tensor] | None = None
+        self.spec: tuple[Any, np.ndarray] | None = None  # the fused kernel's spec (and the sizes it points to)
 
     def freeze(self, keep: np.ndarray) -> None:
         """Keep training only ``self.models[keep]``; the others stay as they are now in ``stored``."""
         self.write_back()
+        if self.blocks is not None:  # the fused kernel's state back into the optimizer, then compacted
+            for key, blocks in self.blocks.items():
+                self.opt.state[key] = fused_path.from_blocks(blocks, self.work.sizes, self.work.m)
+            self.blocks = None
         index = torch.as_tensor(keep, device=self.group.device)
         if len(keep):
             smaller = self.work.select(index)
@@ -299,6 +308,12 @@ class BatchedTrainer:
     every bias at zero (bias-free layers), ``residual=True`` trains ``MLP(..., residual=True)``
     networks, ``batch_size=None`` is full-batch gradient descent
     (one step per epoch on all rows), and ``learning_rate`` may be one value per model (SGD).
+
+    ``fused``: on the CPU, covered stacks (see :mod:`initlab.training.fused`) train through a
+    compiled C kernel, one call per epoch (several times faster; the same formulas, equal to
+    float rounding); ``None`` takes it when it is there and estimated faster (not for a few wide
+    nets: :func:`~initlab.training.fused.worth_it`), ``False`` keeps the torch path, ``True``
+    insists (an error says why it cannot). After ``fit``, ``path_`` says which ran.
     """
 
     def __init__(
@@ -322,6 +337,7 @@ class BatchedTrainer:
         loss: str = "auto",
         bias: bool = True,
         residual: bool = False,
+        fused: bool | None = None,
     ) -> None:
         self.sizes = list(sizes)
         self.activation = activation
@@ -347,6 +363,9 @@ class BatchedTrainer:
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, 1)
         self.loss = check_choice("loss", loss, LOSSES)
         self.bias = bool(bias)
+        if fused not in (None, True, False):
+            raise ValidationError(f"fused must be None (automatic), True or False, got {fused!r}")
+        self.fused = fused
         self.residual = bool(residual)  # as MLP(..., residual=True): equal-width hidden layers add their input
         self.output = output
         self.callbacks = list(callbacks)
@@ -379,7 +398,7 @@ class BatchedTrainer:
         if has_val:
             X_val, y_val = self._tensors(X_val, y_val)
         keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
-        history = {k: np.full((m, self.epochs), np.nan) for k in keys}
+        history = {k: np.full((self.epochs, m), np.nan) for k in keys}  # epoch-major: a row per epoch
         last = {k: np.full(m, np.nan) for k in keys}
         diverged = np.full(m, -1, dtype=np.int64)
 
@@ -399,22 +418,44 @@ class BatchedTrainer:
             first += stack.m
         n = len(X)
         batch_size = n if self.batch_size is None else self.batch_size
+        kernel = self._fused_kernel(n, batch_size)
+        self.path_ = "torch" if kernel is None else "fused"
+        threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(threads) if kernel is not None and threads > 1 else None
+        try:
+            return self._fit_epochs(chunks, kernel, pool, threads, X, y, X_val, y_val, has_val, seeds, group, shared,
+                                    history, last, diverged, start_time, n, batch_size)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _fit_epochs(self, chunks: list[_Chunk], kernel: fused_path.FusedKernel | None, pool: ThreadPoolExecutor | None,
+                    threads: int, X: torch.Tensor, y: torch.Tensor, X_val: Any, y_val: Any, has_val: bool,
+                    seeds: list[int], group: torch.Tensor, shared: bool, history: dict[str, np.ndarray],
+                    last: dict[str, np.ndarray], diverged: np.ndarray, start_time: float, n: int,
+                    batch_size: int) -> BatchedTrainer:
+        """The epoch loop of :meth:`fit` (torch path, or the fused kernel when ``kernel`` is given)."""
+        dev = self.device
         self.stop_training = False
         for cb in self.callbacks:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self)
         epochs_run = 0
+        n_steps = math.ceil(n / batch_size)
+        sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
+                             dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1) rows per step
+        weight = sizes.double()
         for epoch in range(self.epochs):
-            perms = torch.from_numpy(minibatch_order(seeds, epoch, n)).to(dev)  # (G, n)
+            orders = minibatch_order(seeds, epoch, n)  # (G, n)
+            if orders.ndim == 1:
+                orders = orders[None]
+            perms = torch.from_numpy(orders).to(dev)
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
-            n_steps = math.ceil(n / batch_size)
-            sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
-                                 dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1)
             steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
                      for c in live]
-            for s, start in enumerate(range(0, n, batch_size)):
+            for s, start in enumerate(range(0, n, batch_size) if kernel is None else ()):
                 if shared:  # common random numbers: one minibatch for every model
                     idx = perms[0, start:start + batch_size]  # (B,)
                     xb, yb = X[idx], y[idx]  # (B, in), (B,)
@@ -427,17 +468,25 @@ class BatchedTrainer:
                     grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
                     chunk.work.backward(cache, logits, grad_logits, chunk.grad)
                     chunk.opt.step(chunk.work.flat, chunk.grad)
+            if kernel is not None:
+                for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
+                    self._fused_epoch(kernel, chunk, X, y, orders, batch_size, step_loss, step_count, threads, pool)
             for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
-                weight = sizes.double()
                 logs = {"loss": (step_loss.double() * weight).sum(0) / n,
                         "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
-                if has_val:
+                if has_val and kernel is not None:
+                    spec, _sizes = self._fused_spec(chunk)
+                    val_loss, val_acc = kernel.evaluate(spec, chunk.work.flat, X_val, y_val, threads, pool)
+                    logs["val_loss"], logs["val_accuracy"] = val_loss.double(), val_acc.double()
+                elif has_val:
                     logs["val_loss"], logs["val_accuracy"] = _evaluate(chunk.work, X_val, y_val, self.loss)
+                models = chunk.models  # a slice while the chunk's models are contiguous (cheaper writes)
+                rows = slice(models[0], models[-1] + 1) if models[-1] - models[0] + 1 == len(models) else models
                 for k, t in logs.items():
                     v = t.cpu().numpy()
-                    history[k][chunk.models, epoch] = v
-                    last[k][chunk.models] = v
-                bad = ~np.isfinite(last["loss"][chunk.models])
+                    history[k][epoch, rows] = v
+                    last[k][rows] = v
+                bad = ~np.isfinite(last["loss"][rows])
                 if bad.any():
                     diverged[chunk.models[bad]] = epoch
                     chunk.freeze(np.flatnonzero(~bad))
@@ -449,11 +498,60 @@ class BatchedTrainer:
                 break
         for chunk in chunks:
             chunk.write_back()
-        self.history_ = {k: v[:, :epochs_run] for k, v in history.items()}
+        self.history_ = {k: v[:epochs_run].T for k, v in history.items()}  # (M, epochs_run), a transposed view
         self.diverged_epoch_ = diverged
         self.epochs_run_ = epochs_run
         self.fit_time_ = time.perf_counter() - start_time
         return self
+
+    # ------------------------------------------------------------------ fused path
+    def _fused_kernel(self, rows: int, batch: int) -> fused_path.FusedKernel | None:
+        """The fused kernel if this fit takes it (see the class docstring's ``fused``)."""
+        if self.fused is False:
+            return None
+        if self.fused is None and not fused_path.worth_it(self.sizes, min(self.m, self.chunk_size), rows, batch):
+            return None  # a few wide nets: the torch path's batched matmuls are faster
+        activation = self.stacks_[0].activation
+        reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
+                                               self.device, self.residual)
+        found = None if reason else fused_path.kernel()
+        if self.fused and found is None:
+            why = reason or "the kernel is not available (INITLAB_FUSED=0, or no C compiler: see the warning)"
+            raise ValidationError(f"fused=True cannot train this stack: {why}")
+        return found
+
+    def _fused_spec(self, chunk: _Chunk) -> tuple[Any, np.ndarray]:
+        """The kernel's spec for the chunk's stack in training (made again after a freeze compacts it)."""
+        if chunk.spec is None or chunk.spec[0].m != chunk.work.m:
+            chunk.spec = fused_path.make_spec(self.sizes, chunk.work.m, chunk.work.activation, self.loss, self.bias,
+                                              self.optimizer, chunk.opt)
+        return chunk.spec
+
+    def _fused_epoch(self, kernel: fused_path.FusedKernel, chunk: _Chunk, X: torch.Tensor, y: torch.Tensor,
+                     orders: np.ndarray, batch_size: int, step_loss: torch.Tensor, step_count: torch.Tensor,
+                     threads: int, pool: ThreadPoolExecutor | None) -> None:
+        """One epoch of ``chunk`` through the fused kernel: the optimizer's state is updated in place."""
+        opt, flat = chunk.opt, chunk.work.flat
+        n_steps = step_loss.shape[0]
+        spec, _sizes = self._fused_spec(chunk)  # _sizes: the array spec points to, alive for the call
+        if chunk.blocks is None:  # the optimizer's state in the kernel's block layout, for the chunk's life
+            if isinstance(opt, FlatSGD) and opt.momentum:
+                opt.state.setdefault("momentum_buffer", torch.zeros_like(flat))
+            chunk.blocks = {k: fused_path.to_blocks(v, self.sizes, chunk.work.m) for k, v in opt.state.items()}
+        blocks = chunk.blocks
+        lr_steps = None
+        state1: torch.Tensor | None
+        if isinstance(opt, FlatAdam):
+            state1, state2 = blocks["exp_avg"], blocks["exp_avg_sq"]
+            lr_steps = fused_path.adam_steps(opt, n_steps)
+        elif isinstance(opt, FlatSGD):
+            state1, state2 = blocks.get("momentum_buffer"), None
+        else:
+            state1, state2 = blocks["square_avg"], blocks.get("momentum_buffer")
+        group = chunk.group.cpu().numpy().astype(np.int64, copy=False)
+        kernel.train_epoch(spec, flat, state1, state2, blocks.get("lr"), X, y, orders, group,
+                           batch_size, lr_steps, step_loss, step_count, threads, pool)
+        opt.steps += n_steps
 
     def _tensors(self, X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``X`` float32 ``(N, in)``; ``y`` as the loss reads it: float ``(N,)`` for one sigmoid

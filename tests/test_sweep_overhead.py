@@ -47,6 +47,7 @@ def test_grid_runs_equal_runs_built_and_checked_one_by_one():
 @pytest.mark.parametrize("changes", [
     {}, {"init": {"name": "normal", "std": 0.5}, "bias_init": "he_normal"}, {"hidden": (4, 5, 6), "seed": 3},
     {"bias": False, "loss": "mse", "full_batch": True, "init_rows": 10}, {"optimizer": "sgd", "momentum": 0.9},
+    {"hidden": (8, 8, 8), "residual": True},
 ])
 def test_run_id_is_the_hash_of_the_dumped_fields(changes):
     """run_id reads the fields directly (no model_dump per call): the same hash as the dump gives."""
@@ -55,7 +56,7 @@ def test_run_id_is_the_hash_of_the_dumped_fields(changes):
 
     spec = RunSpec(**changes)
     params = spec.model_dump(exclude={"name"})
-    for key, default in {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None}.items():
+    for key, default in {"bias": True, "loss": "auto", "full_batch": False, "init_rows": None, "residual": False}.items():
         if params[key] == default:
             del params[key]
     text = json.dumps(params, sort_keys=True, separators=(",", ":"))

@@ -63,7 +63,7 @@ timed(store.Store, "commit_batch", "writer: commit_batch")
 timed(record.RunRecord, "to_dict", "writer: rows (to_dict)")
 timed(execute, "build_stack", "trainer construction (build_stack)")
 timed(BatchedTrainer, "fit", "trainer fit")
-timed(execute, "_diagnose_all", "diagnostics (diagnose_stack)")
+timed(execute, "diagnose_trainer", "diagnostics (diagnose_stack)")
 for name in ("_records", "summarize"):
     if hasattr(execute, name):
         timed(execute, name, f"records ({name})")

@@ -81,3 +81,25 @@ def test_cli_sweep_unfreezes_the_collector_after_the_run_and_after_a_failure(tmp
     (tmp_path / "other.db").write_bytes(b"not a database" * 100)
     assert main(["sweep", str(spec), "--store", str(tmp_path / "other.db")]) == 2  # fails inside the frozen span
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_initial_diagnoses_beside_the_fit_equal_those_before_it(residual):
+    """The stacked run diagnoses a copy of the initial weights in a second thread while the stack
+    trains: the records' initial diagnoses equal diagnosing the untrained stack, computed here first."""
+    import importlib
+
+    from initlab.experiments.record import summarize
+
+    execute = importlib.import_module("initlab.experiments.execute")  # the module (the package re-exports a function)
+
+    specs = [RunSpec(init=init, hidden=(6, 6, 6), activation="tanh", seed=seed, epochs=5, residual=residual)
+             for init in ("he_normal", "zeros", {"name": "normal", "std": 2.0}) for seed in (0, 1)]
+    batch = execute.plan(specs)[0]
+    assert len(batch.specs) == len(specs)
+    data, split = execute.load_split(specs[0])
+    X, y = execute._diagnose_rows(split)
+    before = [summarize(d) for d in execute.diagnose_trainer(execute.initialized(specs), X, y)]
+    records = execute.run_batch(batch)
+    assert [r.diagnostics_init for r in records] == before
+    assert records[0].diagnostics != records[0].diagnostics_init  # the end diagnoses are of the trained nets

@@ -103,3 +103,23 @@ def test_initial_diagnoses_beside_the_fit_equal_those_before_it(residual):
     records = execute.run_batch(batch)
     assert [r.diagnostics_init for r in records] == before
     assert records[0].diagnostics != records[0].diagnostics_init  # the end diagnoses are of the trained nets
+
+
+def test_the_local_executor_pipelines_batches_without_changing_records():
+    """LocalExecutor finishes batch k (final diagnoses, records) in a second thread while batch k+1
+    trains: the records equal run_batch's, batch by batch, in order."""
+    import importlib
+
+    execute = importlib.import_module("initlab.experiments.execute")
+    specs = [RunSpec(init=init, hidden=(width,), seed=seed, epochs=4)
+             for width in (4, 6, 8) for init in ("he_normal", "zeros") for seed in (0, 1)]
+    batches = execute.plan(specs)
+    assert len(batches) == 3
+    piped = list(execute.LocalExecutor().map(execute.run_batch, batches))
+    assert [b for b, _ in piped] == batches
+    for (_, got), batch in zip(piped, batches, strict=True):
+        want = execute.run_batch(batch)
+        strip = ("wall_time",)
+        assert [{k: v for k, v in r.to_dict().items() if k not in strip} for r in got] == \
+            [{k: v for k, v in r.to_dict().items() if k not in strip} for r in want]
+        assert got[0].diagnostics is not None and got[0].diagnostics_init is not None

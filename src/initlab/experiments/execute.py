@@ -15,8 +15,8 @@ two runs of one trainer), and each record says which trainer ran.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -77,12 +77,28 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Batches one after another in this process, on torch's threads."""
+    """Batches one after another in this process, on torch's threads.
+
+    For :func:`run_batch` the batches are pipelined: a batch's final diagnoses and records are
+    made in a second thread while the next batch trains (:func:`run_batch_phases`); records are
+    the same, and come in the same order.
+    """
 
     def map(self, fn: Callable[[Batch], list[RunRecord]], batches: Sequence[Batch]
             ) -> Iterator[tuple[Batch, list[RunRecord]]]:
-        for batch in batches:
-            yield batch, fn(batch)
+        if fn is not run_batch:
+            for batch in batches:
+                yield batch, fn(batch)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="initlab-finish") as pool:
+            pending: tuple[Batch, Future[list[RunRecord]]] | None = None
+            for batch in batches:
+                trained, finish = run_batch_phases(batch)
+                if pending is not None:
+                    yield pending[0], pending[1].result()
+                pending = (batch, pool.submit(finish, trained))
+            if pending is not None:
+                yield pending[0], pending[1].result()
 
     def __repr__(self) -> str:
         return "LocalExecutor()"
@@ -223,13 +239,29 @@ def run_batch(batch: Batch, *, progress: Progress | None = None, callbacks: Sequ
     ``trainer.stop_training``); ``data`` replaces the spec's data set (the lab's uploads, a
     paper's prepared split).
     """
+    trained, finish = run_batch_phases(batch, progress=progress, callbacks=callbacks, data=data, keep=keep)
+    return finish(trained)
+
+
+def run_batch_phases(batch: Batch, *, progress: Progress | None = None, callbacks: Sequence[Any] = (),
+                     data: Data | None = None, keep: bool = False) -> tuple[Any, Callable[[Any], list[RunRecord]]]:
+    """:func:`run_batch` in two phases: ``(trained, finish)``, with ``finish(trained)`` its records.
+
+    The first phase trains (this thread); ``finish`` diagnoses the trained stack and builds the
+    records, so an executor can run it in a second thread while the next batch trains (the
+    trainer's kernels release the GIL): :class:`LocalExecutor` does.
+    """
     data, split = _resolve_data(batch.specs[0], data)
     callbacks = [*callbacks, *([_Progress(progress, batch.specs)] if progress else [])]
     if progress:
         progress(batch.specs, 0)
     if batch.monitor or batch.single:
-        return [_run_single(batch, data, split, callbacks)]
-    return _run_stacked(batch, data, split, callbacks, keep)
+        return [_run_single(batch, data, split, callbacks)], _records
+    return _train_stacked(batch, data, split, callbacks, keep), _finish_stacked
+
+
+def _records(records: Any) -> list[RunRecord]:
+    return cast(list[RunRecord], records)
 
 
 def _diagnose_rows(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -336,18 +368,42 @@ def distinct_per_row(values: np.ndarray) -> np.ndarray:
 
 def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: list[Any], keep: bool
                  ) -> list[RunRecord]:
-    specs = batch.specs
-    X_tr, y_tr, X_val, y_val = split
-    n_out, output = _output(specs[0], split, data)
+    return _finish_stacked(_train_stacked(batch, data, split, callbacks, keep))
+
+
+@dataclass
+class _Trained:
+    """A stacked batch after its fit, before its final diagnoses and records (see :func:`run_batch_phases`)."""
+
+    batch: Batch
+    data: datasets.Dataset | None
+    split: Split
+    trainer: BatchedTrainer
+    init_diags: list[Any]
+    wall: float
+    keep: bool
+
+
+def _train_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, callbacks: list[Any], keep: bool
+                   ) -> _Trained:
     trainer = build_stack(batch, data, split, callbacks)
-    m = len(specs)
     diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
     if batch.diagnostics:  # the initial diagnoses computed beside the fit
         init_diags, wall = _fit_beside_init_diagnosis(trainer, split, diag_X, diag_y)
     else:
-        init_diags, start = [None] * m, time.perf_counter()
-        trainer.fit(X_tr, y_tr, X_val, y_val)
+        init_diags, start = [None] * len(batch.specs), time.perf_counter()
+        trainer.fit(*split)
         wall = time.perf_counter() - start
+    return _Trained(batch, data, split, trainer, init_diags, wall, keep)
+
+
+def _finish_stacked(done: _Trained) -> list[RunRecord]:
+    batch, data, split, trainer, init_diags, wall = done.batch, done.data, done.split, done.trainer, done.init_diags, done.wall
+    specs = batch.specs
+    X_tr, y_tr, X_val, y_val = split
+    n_out, output = _output(specs[0], split, data)
+    m = len(specs)
+    diag_X, diag_y = (t.to(batch.device) for t in _diagnose_rows(split))
     end_diags = diagnose_trainer(trainer, diag_X, diag_y) if batch.diagnostics else [None] * m
     train_loss, train_acc = trainer.evaluate(X_tr, y_tr)  # (M,) each
     proba = trainer.predict_proba(np.concatenate([X_tr, X_val]))  # (M, N) or (M, N, K)
@@ -363,7 +419,7 @@ def _run_stacked(batch: Batch, data: datasets.Dataset | None, split: Split, call
         history = {k: v[i, :width] for k, v in trainer.history_.items()}
         # the last epoch's validation is the final model's (nothing trains after it): not evaluated twice
         val_loss, val_acc = (history["val_loss"][-1], history["val_accuracy"][-1]) if len(X_val) else (np.nan, np.nan)
-        artifacts = RunArtifacts(trainer.to_model(i), None, init_diags[i], end_diags[i], data, split) if keep else None
+        artifacts = RunArtifacts(trainer.to_model(i), None, init_diags[i], end_diags[i], data, split) if done.keep else None
         records.append(RunRecord(
             spec=spec, trainer="batched", device=batch.device,
             history=history, diverged_epoch=None if diverged < 0 else diverged,

@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="skip a stack whose state would exceed this")
+    parser.add_argument("--stacks", nargs="+", choices=list(STACKS), default=list(STACKS), help="which stacks to run")
     parser.add_argument("--sgemm-n", type=int, default=None, help="size of the reference matmul (default: 2048 "
                         "on the CPU, 8192 on a GPU, which needs a large one to reach its peak)")
     parser.add_argument("--path", choices=["both", "fused", "torch"], default="both",
@@ -97,6 +98,8 @@ def main() -> None:
     print("| stack | M | epochs | path | nets/s (build + fit) | fit: matmul GFLOP/s | fit: share of sgemm | fused / torch |")
     print("|---|---:|---:|---|---:|---:|---:|---:|")
     for name, sizes in STACKS.items():
+        if name not in args.stacks:
+            continue
         epochs = args.epochs if name.startswith("classic") else max(1, args.epochs // 10)
         for m in args.m:
             if state_gb(sizes, m) > args.memory_gb:

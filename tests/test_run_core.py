@@ -23,6 +23,16 @@ RTOL = 1e-5  # float rounding between the trainers, in the ordered phase
 
 
 # --------------------------------------------------------------------------- the order function
+def test_minibatch_orders_of_many_epochs_equal_each_epochs_order():
+    from initlab.training.order import minibatch_orders
+
+    seeds, epochs = [5, 0, 2**40, 7], [0, 1, 9, 250]
+    many = minibatch_orders(seeds, epochs, 61)
+    assert many.shape == (4, 4, 61) and many.dtype == np.int64
+    for e, epoch in enumerate(epochs):
+        assert np.array_equal(many[e], minibatch_order(seeds, epoch, 61))
+
+
 def test_minibatch_order_is_a_deterministic_permutation_per_seed_and_epoch():
     orders = minibatch_order([0, 1, 2, 0], epoch=3, n=97)
     assert orders.shape == (4, 97) and orders.dtype == np.int64

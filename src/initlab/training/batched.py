@@ -28,7 +28,7 @@ from ..models import MLP
 from ..models.stacked import ForwardCache, StackedMLP
 from . import fused as fused_path
 from .optim import DEFAULT_LR, OPTIMIZERS
-from .order import minibatch_order
+from .order import minibatch_orders
 from .trainer import as_tensors
 
 __all__ = ["BatchedTrainer", "FlatAdam", "FlatSGD", "FlatRMSprop", "make_flat_optimizer"]
@@ -445,10 +445,11 @@ class BatchedTrainer:
         sizes = torch.tensor([min(batch_size, n - a) for a in range(0, n, batch_size)],
                              dtype=torch.float32, device=dev).unsqueeze(1)  # (S, 1) rows per step
         weight = sizes.double()
+        ahead = max(1, (1 << 20) // (len(seeds) * n))  # epochs whose orders are computed together (<= 8 MB)
         for epoch in range(self.epochs):
-            orders = minibatch_order(seeds, epoch, n)  # (G, n)
-            if orders.ndim == 1:
-                orders = orders[None]
+            if epoch % ahead == 0:
+                upcoming = minibatch_orders(seeds, range(epoch, min(self.epochs, epoch + ahead)), n)  # (E, G, n)
+            orders = upcoming[epoch % ahead]  # (G, n)
             perms = torch.from_numpy(orders).to(dev)
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's

@@ -16,7 +16,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["minibatch_order"]
+__all__ = ["minibatch_order", "minibatch_orders"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -46,3 +46,14 @@ def minibatch_order(order_seeds: int | Sequence[int] | np.ndarray, epoch: int, n
     # so the order does not depend on the sort's tie rule and the 3x faster quicksort is safe.
     order = np.argsort(keys, axis=1).astype(np.int64, copy=False)
     return order[0] if scalar else order
+
+
+def minibatch_orders(order_seeds: Sequence[int], epochs: Sequence[int], n: int) -> np.ndarray:
+    """:func:`minibatch_order` for several epochs at once: ``(E, G, n)``, row ``[e, g]`` equal to
+    ``minibatch_order(order_seeds, epochs[e], n)[g]`` (one hash and one sort for all of them)."""
+    seeds = np.asarray(order_seeds, dtype=np.uint64).reshape(1, -1)  # (1, G)
+    epoch = np.asarray(epochs, dtype=np.uint64).reshape(-1, 1)  # (E, 1)
+    with np.errstate(over="ignore"):
+        stream = _mix(_mix(seeds * _GOLDEN + epoch) + _GOLDEN)  # (E, G)
+        keys = _mix(stream[:, :, None] ^ (np.arange(n, dtype=np.uint64) * _GOLDEN))  # (E, G, n)
+    return np.argsort(keys, axis=2).astype(np.int64, copy=False)

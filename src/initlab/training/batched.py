@@ -454,27 +454,13 @@ class BatchedTrainer:
             live = [c for c in chunks if len(c.models)]
             # Per step and model: mean loss and correct count; summed in float64 at the epoch's
             # end, as Trainer sums float(loss) * len(batch) and float32 accuracy * len(batch).
-            steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
-                     for c in live]
-            for s, start in enumerate(range(0, n, batch_size) if kernel is None else ()):
-                if shared:  # common random numbers: one minibatch for every model
-                    idx = perms[0, start:start + batch_size]  # (B,)
-                    xb, yb = X[idx], y[idx]  # (B, in), (B,)
-                for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
-                    if not shared:  # each model its own order: gathered per model
-                        idx = perms[chunk.group, start:start + batch_size]  # (m, B)
-                        xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
-                    cache = ForwardCache([], [])
-                    logits = chunk.work.forward(xb, cache)  # (m, K, B)
-                    grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
-                    chunk.work.backward(cache, logits, grad_logits, chunk.grad)
-                    chunk.opt.step(chunk.work.flat, chunk.grad)
-            if kernel is not None:
-                for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
-                    self._fused_epoch(kernel, chunk, X, y, orders, batch_size, step_loss, step_count, threads, pool)
-            for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
-                logs = {"loss": (step_loss.double() * weight).sum(0) / n,
-                        "accuracy": ((step_count / sizes).double() * weight).sum(0) / n}
+            if kernel is not None:  # the kernel sums them itself
+                epoch_logs = [self._fused_epoch(kernel, chunk, X, y, orders, batch_size, n_steps, threads, pool)
+                              for chunk in live]
+            else:
+                epoch_logs = self._torch_epoch(live, shared, perms, X, y, n, batch_size, n_steps, sizes, weight)
+            for chunk, (epoch_loss, epoch_acc) in zip(live, epoch_logs, strict=True):
+                logs = {"loss": epoch_loss, "accuracy": epoch_acc}
                 if has_val and kernel is not None:
                     spec, _sizes = self._fused_spec(chunk)
                     val_loss, val_acc = kernel.evaluate(spec, chunk.work.flat, X_val, y_val, threads, pool)
@@ -505,6 +491,29 @@ class BatchedTrainer:
         self.fit_time_ = time.perf_counter() - start_time
         return self
 
+    def _torch_epoch(self, live: list[_Chunk], shared: bool, perms: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
+                     n: int, batch_size: int, n_steps: int, sizes: torch.Tensor, weight: torch.Tensor
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of every live chunk through torch ops: each chunk's epoch loss and accuracy ``(m,)``."""
+        dev = self.device
+        steps = [(torch.empty(n_steps, len(c.models), device=dev), torch.empty(n_steps, len(c.models), device=dev))
+                 for c in live]
+        for s, start in enumerate(range(0, n, batch_size)):
+            if shared:  # common random numbers: one minibatch for every model
+                idx = perms[0, start:start + batch_size]  # (B,)
+                xb, yb = X[idx], y[idx]  # (B, in), (B,)
+            for chunk, (step_loss, step_count) in zip(live, steps, strict=False):
+                if not shared:  # each model its own order: gathered per model
+                    idx = perms[chunk.group, start:start + batch_size]  # (m, B)
+                    xb, yb = X[idx], y[idx]  # (m, B, in), (m, B)
+                cache = ForwardCache([], [])
+                logits = chunk.work.forward(xb, cache)  # (m, K, B)
+                grad_logits = _train_loss_grad(logits, yb, step_loss[s], step_count[s], self.loss)
+                chunk.work.backward(cache, logits, grad_logits, chunk.grad)
+                chunk.opt.step(chunk.work.flat, chunk.grad)
+        return [((step_loss.double() * weight).sum(0) / n, ((step_count / sizes).double() * weight).sum(0) / n)
+                for step_loss, step_count in steps]
+
     # ------------------------------------------------------------------ fused path
     def _fused_kernel(self, rows: int, batch: int) -> fused_path.FusedKernel | None:
         """The fused kernel if this fit takes it (see the class docstring's ``fused``)."""
@@ -529,11 +538,11 @@ class BatchedTrainer:
         return chunk.spec
 
     def _fused_epoch(self, kernel: fused_path.FusedKernel, chunk: _Chunk, X: torch.Tensor, y: torch.Tensor,
-                     orders: np.ndarray, batch_size: int, step_loss: torch.Tensor, step_count: torch.Tensor,
-                     threads: int, pool: ThreadPoolExecutor | None) -> None:
-        """One epoch of ``chunk`` through the fused kernel: the optimizer's state is updated in place."""
+                     orders: np.ndarray, batch_size: int, n_steps: int, threads: int, pool: ThreadPoolExecutor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One epoch of ``chunk`` through the fused kernel (the optimizer's state updated in place):
+        the epoch's loss and accuracy ``(m,)``."""
         opt, flat = chunk.opt, chunk.work.flat
-        n_steps = step_loss.shape[0]
         spec, _sizes = self._fused_spec(chunk)  # _sizes: the array spec points to, alive for the call
         if chunk.blocks is None:  # the optimizer's state in the kernel's block layout, for the chunk's life
             if isinstance(opt, FlatSGD) and opt.momentum:
@@ -550,9 +559,10 @@ class BatchedTrainer:
         else:
             state1, state2 = blocks["square_avg"], blocks.get("momentum_buffer")
         group = chunk.group.cpu().numpy().astype(np.int64, copy=False)
-        kernel.train_epoch(spec, flat, state1, state2, blocks.get("lr"), X, y, orders, group,
-                           batch_size, lr_steps, step_loss, step_count, threads, pool)
+        logs = kernel.train_epoch(spec, flat, state1, state2, blocks.get("lr"), X, y, orders, group, batch_size, lr_steps,
+                                  threads, pool)
         opt.steps += n_steps
+        return logs
 
     def _tensors(self, X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``X`` float32 ``(N, in)``; ``y`` as the loss reads it: float ``(N,)`` for one sigmoid

@@ -113,21 +113,24 @@ class FusedKernel:
 
     def train_epoch(self, spec: _Spec, flat: torch.Tensor, state1: torch.Tensor | None, state2: torch.Tensor | None,
                     lrs: torch.Tensor | None, X: torch.Tensor, Y: torch.Tensor, perm: np.ndarray, group: np.ndarray,
-                    batch: int, lr_steps: np.ndarray | None, step_loss: torch.Tensor, step_count: torch.Tensor,
-                    threads: int = 1, pool: ThreadPoolExecutor | None = None) -> None:
+                    batch: int, lr_steps: np.ndarray | None, threads: int = 1,
+                    pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One epoch of every net of the stack, in place: parameters in ``flat`` (the stack's layout),
-        optimizer state and per-model learning rates in the block layout (:func:`to_blocks`); each
-        step's mean loss and correct count into ``(S, m)`` tensors."""
+        optimizer state and per-model learning rates in the block layout (:func:`to_blocks`). Returns
+        the epoch's loss and accuracy ``(m,)`` (float64): the steps' means weighted by their rows, as
+        the torch path computes them."""
         X, Y = X.contiguous(), Y.to(torch.float32).contiguous()  # rows read densely; class indices as floats
+        loss, acc = torch.empty(spec.m, dtype=torch.float64), torch.empty(spec.m, dtype=torch.float64)
         args = (self._ptr(flat), self._ptr(state1), self._ptr(state2), self._ptr(lrs), self._ptr(X), self._ptr(Y),
                 self._ptr(perm), self._ptr(group), X.shape[0], batch)
-        tail = (self._ptr(lr_steps), self._ptr(step_loss), self._ptr(step_count))
+        tail = (self._ptr(lr_steps), self._ptr(loss), self._ptr(acc))
 
         def run(first: int, count: int) -> None:
             if self._train(ctypes.byref(spec), *args, first, count, *tail) != 0:
                 raise MemoryError("the fused kernel could not allocate its block buffers")
 
         self._split(run, spec.m, threads, pool)
+        return loss, acc
 
     def evaluate(self, spec: _Spec, flat: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, threads: int = 1,
                  pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -479,12 +479,13 @@ static void load_rows(const Spec *sp, Block *blk, const float *X, const float *Y
  * Parameters are read from and written back to the flat buffer; the optimizer state (Adam s1 = m,
  * s2 = v; SGD s1 = momentum buffer; RMSprop s1 = mean square, s2 = momentum buffer) and per-model
  * learning rates lrs (or NULL: sp->lr) stay in the block layout (blocks, n_params, V), updated in
- * place. Each step's mean loss and correct count go to step_loss / step_count (S, m) in the net's
+ * place. The epoch's loss and accuracy (the steps' means weighted by their rows, in double, as the
+ * torch path sums them) go to epoch_loss / epoch_acc (m,) at the net's index (accuracy NaN for mse).
  * column. Returns 0, or -1 when out of memory. */
 int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state2, float *lrs,
                         const float *X, const float *Y, const int64_t *perm, const int64_t *group, int64_t n,
                         int64_t batch, int64_t first, int64_t count, const float *lr_steps,
-                        float *step_loss, float *step_count) {
+                        double *epoch_loss, double *epoch_acc) {
     Block blk;
     if (first % V != 0 || block_init(&blk, sp, batch < n ? batch : n) != 0) return -1;
     int64_t n_steps = (n + batch - 1) / batch, block_floats = blk.n_params * V;
@@ -496,6 +497,7 @@ int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state
         blk.s1 = state1 ? state1 + (a / V) * block_floats : NULL;
         blk.s2 = state2 ? state2 + (a / V) * block_floats : NULL;
         blk.lrs = lrs ? lrs + (a / V) * block_floats : NULL;
+        double sum_loss[V] = {0}, sum_acc[V] = {0};
         for (int64_t s = 0; s < n_steps; s++) {
             int64_t start = s * batch, B = n - start < batch ? n - start : batch;
             load_rows(sp, &blk, X, Y, perm, group, n, lanes, c, start, B);
@@ -503,11 +505,15 @@ int initlab_train_epoch(const Spec *sp, float *flat, float *state1, float *state
             vf loss = {0}, correct = {0};
             loss_and_grad(sp, &blk, B, &loss, &correct, 1);
             float scale = 1.0f / (float)(B * (sp->loss == LOSS_MSE ? sp->sizes[blk.L] : 1));
-            for (int64_t v = 0; v < c; v++) {
-                step_loss[s * sp->m + a + v] = loss[v] * scale;
-                step_count[s * sp->m + a + v] = sp->loss == LOSS_MSE ? NAN : correct[v];
+            for (int v = 0; v < V; v++) { /* the step's means (float), weighted by its rows (double) */
+                sum_loss[v] += (double)(loss[v] * scale) * (double)B;
+                sum_acc[v] += (double)(correct[v] / (float)B) * (double)B;
             }
             backward_step(sp, &blk, B, lr_steps ? lr_steps[s] : sp->lr);
+        }
+        for (int64_t v = 0; v < c; v++) {
+            epoch_loss[a + v] = sum_loss[v] / (double)n;
+            epoch_acc[a + v] = sp->loss == LOSS_MSE ? NAN : sum_acc[v] / (double)n;
         }
         scatter(sp, &blk, a, c, blk.param, flat);
     }

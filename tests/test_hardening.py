@@ -24,6 +24,7 @@ from initlab.experiments import sweep as sweep_module
 from initlab.experiments.execute import Batch, run_batch
 from initlab.experiments.executors import RayExecutor
 from initlab.experiments.rerun import compare_rerun
+from initlab.training import fused
 
 SPEC = """
 [data]
@@ -322,10 +323,11 @@ def _cell(scale: float, seed: int, activation: str = "tanh") -> RunSpec:
 
 
 @pytest.mark.slow
-def test_a_runs_numbers_depend_on_its_batch_whatever_its_phase_at_init():
-    """Measured, the claim behind the store's batch_runs and train's comparison: one run trained alone
-    and inside a batch of 4 differ after training, in the chaotic phase (chi_1 > 1) and in the ordered
-    one too, so chi_1 at init cannot tell which runs re-run exactly."""
+def test_a_runs_numbers_depend_on_its_batch_on_the_torch_path_only(monkeypatch):
+    """Measured, the claim behind the store's batch_runs and train's comparison: on the torch path one
+    run trained alone and inside a batch of 4 differ after training, in the chaotic phase (chi_1 > 1)
+    and in the ordered one too, so chi_1 at init cannot tell which runs re-run exactly. The fused
+    kernel trains each net in its own SIMD lane: there alone and in a batch give the same bits."""
     from initlab.theory import MeanField
 
     def gaps(scale: float) -> list[float]:
@@ -334,8 +336,12 @@ def test_a_runs_numbers_depend_on_its_batch_whatever_its_phase_at_init():
         alone = [run_batch(Batch((spec,), diagnostics=False))[0] for spec in specs]
         return [abs(a.val_loss - b.val_loss) for a, b in zip(together, alone, strict=True)]
 
+    monkeypatch.setenv("INITLAB_FUSED", "0")
     assert MeanField("tanh", 4.0).chi_1 > 1 and max(gaps(4.0)) > 1e-2
     assert MeanField("tanh", 0.5).chi_1 < 1 and max(gaps(0.5)) > 1e-3
+    monkeypatch.setenv("INITLAB_FUSED", "1")
+    if fused.kernel() is not None:
+        assert gaps(4.0) == [0.0] * 4 and gaps(0.5) == [0.0] * 4
 
 
 @pytest.mark.slow

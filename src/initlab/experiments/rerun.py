@@ -7,12 +7,14 @@ single-model trainer). Training can amplify such differences. Measured (tanh, de
 4): the losses agree at the first epoch and by ~3e-7 at the second, then drift apart; final
 val_loss differs by up to 0.19 with variance scaling 4 (chaotic at init, chi_1 = 1.36), and
 still by up to 0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the mean-field
-phase at init does not decide whether a run re-runs exactly; only a comparison does. Making a
-run's numbers independent of its batch was not done: one slice of a batched matmul is
-bit-identical whatever the batch, and forcing the per-model path for the shared first layer did
-not remove the difference, so its source lies deeper in the batched step. The store records
-each run's batch size (``batch_runs``); ``train --spec`` on a stored record or a results.json
-compares its numbers with the stored ones and says which differ, by how much, and why.
+phase at init does not decide whether a run re-runs exactly; only a comparison does. That was
+the torch path of the batched trainer. On the CPU the trainer's fused kernel trains each net in
+its own SIMD lane, so there a run's numbers do not depend on its batch mates, the batch size or
+the thread count (bit for bit, tested); the torch path (a GPU, gelu, silu, residual connections,
+a few wide deep nets) still shows the drift above. The store records each run's batch size
+(``batch_runs``); ``train --spec`` on a stored record or a results.json (the single-model trainer:
+other kernels again) compares its numbers with the stored ones and says which differ, by how much,
+and why.
 """
 
 from __future__ import annotations

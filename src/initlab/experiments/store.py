@@ -7,8 +7,9 @@ Tables (see the README's "How results are stored"):
 - ``runs(run_id PK, ...)``: one row per trained network, keyed by the hash of its full spec,
   so the same run in two specs is trained once. A row is ``RunRecord.to_dict()`` (its lists
   and dicts as JSON columns: ``hidden``, ``history``, ``diagnostics``, ``diagnostics_init``,
-  ``spec``) plus ``batch_id``, ``finished_at`` and ``batch_runs`` (runs trained together: a run's
-  float rounding depends on them, so training it alone need not give its numbers exactly).
+  ``spec``) plus ``batch_id``, ``finished_at`` and ``batch_runs`` (runs trained together: on the
+  batched trainer's torch path a run's float rounding depends on them, so training it alone need
+  not give its numbers exactly; its fused CPU kernel gives the same bits either way).
 - ``sweep_runs(spec_hash, run_id)``: which runs belong to which spec.
 
 A batch's rows are written in one transaction: a crash (Ctrl-C, ``kill -9``) leaves either

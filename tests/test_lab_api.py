@@ -499,3 +499,10 @@ def test_residual_is_a_checked_boolean_field(client):
     assert fields["residual"]["default"] is False and "input" in fields["residual"]["help"]
     r = client.post("/api/preview", json={**FAST, "residual": "yes"})
     assert r.status_code == 422 and r.json()["field"] == "residual"
+
+
+def test_options_give_the_choices_of_a_closed_field():
+    fields = TestClient(create_app()).get("/api/options").json()["fields"]
+    assert fields["loss"]["choices"] == ["auto", "bce", "ce", "mse"]
+    assert fields["optimizer"]["choices"] == ["adam", "sgd", "rmsprop"]
+    assert "choices" not in fields["epochs"]

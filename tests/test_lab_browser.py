@@ -435,6 +435,18 @@ def test_a_runspec_field_without_a_hand_made_control_gets_one(page):
     assert page.get_attribute("#field-label_smoothing", "max") == "1"
 
 
+def test_a_field_with_a_closed_set_of_values_gets_a_select(page):
+    """RunSpec.loss takes one of four names: a select (as the optimizer), labelled like the other
+    controls, not a free text box; choosing one puts it into the request body."""
+    open_lab(page, QUICK)
+    options = page.eval_on_selector_all("#field-loss option", "els => els.map(e => e.value)")
+    assert options == ["auto", "bce", "ce", "mse"]
+    assert page.eval_on_selector("#field-loss", "el => el.tagName") == "SELECT"
+    assert page.inner_text("label[for='field-loss']") == "Loss"
+    page.select_option("#field-loss", "ce")
+    assert page.evaluate("spec()")["loss"] == "ce"
+
+
 def test_more_than_two_classes_from_a_csv(page, tmp_path, shots):
     """Playground #68 (more than two classes) and #20 (your own data, size-limited upload)."""
     import numpy as np

@@ -302,10 +302,13 @@ class SweepSpec(CompareSpec):
 def field_info() -> dict[str, dict[str, Any]]:
     """Each body field the page sets: default, effective range, help (for ``/api/options``)."""
     out: dict[str, dict[str, Any]] = {}
+    choices = {f.name: list(f.choices) for f in RunSpec.field_table() if f.choices}  # closed sets: a select
     for name in (*FIELDS, "seed"):
         info = TrainSpec.model_fields[name]
         default = info.get_default(call_default_factory=True)
         entry: dict[str, Any] = {"default": default, "help": _HELP.get(name, "")}
+        if name in choices:
+            entry["choices"] = choices[name]
         if name in _RANGES or name == "seed":
             kind, lo, lo_closed, hi, hi_closed = _RANGES.get(name, ("an integer", 0, True, MAX_SEED, True))
             entry.update(kind=kind, min=lo, max=hi, min_closed=lo_closed, max_closed=hi_closed)

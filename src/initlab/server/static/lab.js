@@ -135,11 +135,15 @@ function buildExtraFields(query) {
   const box = $("extra-fields"); box.innerHTML = "";
   for (const [name, f] of extraFields()) {
     const wrap = document.createElement("div"), label = document.createElement("label"), id = `field-${name}`;
-    label.textContent = name.replace(/_/g, " "); label.htmlFor = id; label.title = f.help || "";
-    const input = document.createElement("input");
+    const words = name.replace(/_/g, " ");
+    label.textContent = words.charAt(0).toUpperCase() + words.slice(1); label.htmlFor = id; label.title = f.help || "";
+    const input = document.createElement(f.choices ? "select" : "input");
     input.id = id; input.dataset.testid = id; input.dataset.field = name; input.title = f.help || "";
     const given = query.get(`f_${name}`);
-    if (typeof f.default === "boolean") { input.type = "checkbox"; input.checked = given == null ? f.default : given === "true"; }
+    if (f.choices) {  // a closed set of names (loss): a select, as the optimizer's
+      for (const c of f.choices) { const o = document.createElement("option"); o.value = c; o.textContent = c; input.appendChild(o); }
+      input.value = given != null && f.choices.includes(given) ? given : f.default;
+    } else if (typeof f.default === "boolean") { input.type = "checkbox"; input.checked = given == null ? f.default : given === "true"; }
     else if (f.kind) { input.type = "number"; input.step = "any"; if (f.min != null) input.min = f.min; if (f.max != null) input.max = f.max; input.value = given ?? (f.default ?? ""); }
     else { input.type = "text"; input.value = given ?? (f.default ?? ""); }
     input.addEventListener("change", onChange);

@@ -99,6 +99,10 @@ def test_output_verdicts_are_pure_functions_of_the_measurements():
     assert [v.code for v in output_verdicts([], at)] == ["overconfident_output"]
     assert output_verdicts([], below) == []
     assert [v.code for v in output_verdicts([], lossy)] == ["overconfident_output"]
+    # confident and right (a trained net: 90 % of rows at p >= 0.99, loss far below chance) is no fault
+    trained = dict(base, loss=0.05, confident_fraction=0.9)
+    just_below = dict(base, loss=math.log(10) * 0.99, confident_fraction=0.9)
+    assert output_verdicts([], trained) == [] and output_verdicts([], just_below) == []
     assert output_verdicts([], None) == []
     assert _rate(float("nan")) == "undefined (a norm of exactly 0)" and _rate(1.234) == "x1.23"
 
@@ -160,3 +164,23 @@ def test_exploding_text_names_both_quantities_that_exploded():
     assert "explode with depth" in v.message and "the signal" not in v.message
     shown = float(v.message.split("the activation std (x", 1)[1].split(")", 1)[0])
     assert shown == pytest.approx(std_ratio, rel=5e-3)
+
+
+def test_a_trained_classifier_is_not_called_overconfident():
+    """A net trained to 98 % accuracy gives most rows a confident, right answer: its diagnosis after
+    training (what the lab shows beside the boundary) has no overconfident_output (at init, scaled
+    x300 and wrong half the time, a readout has it: test_readout_scaled_x300_is_overconfident)."""
+    from initlab import datasets
+    from initlab.models import MLP
+    from initlab.training import Trainer
+
+    ds = datasets.load("moons", 200, 0.1, 0)
+    X, y = torch.as_tensor(ds.X), torch.as_tensor(ds.y).float()
+    model = initlab.apply_init(MLP([2, 16, 1], "relu"), "he_normal", generator=0)
+    Trainer(model, optimizer="adam", learning_rate=0.03, epochs=150, seed=0).fit(ds.X, ds.y)
+    with torch.no_grad():
+        p = torch.sigmoid(model(X).reshape(-1).double())
+    confident = float(((p >= 0.99) | (p <= 0.01)).double().mean())
+    loss = float(F.binary_cross_entropy(p, y.double()))
+    assert confident >= T.OVERCONFIDENT_FRACTION and loss < math.log(2) / 4  # confident, and right
+    assert "overconfident_output" not in initlab.diagnose(model, X, y).codes

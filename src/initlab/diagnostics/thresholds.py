@@ -34,9 +34,10 @@ and its outputs far out on both sides.
   verdict is given about those rows.
 - ``dead_output``: the output layer's weights are all exactly 0 and so is the back-propagated
   gradient of every hidden weighted layer: at init only the output layer learns.
-- ``overconfident_output`` (with class targets): at least ``OVERCONFIDENT_FRACTION`` of the rows give
-  one class a probability of at least ``CONFIDENT_PROB``, or the cross-entropy is above
-  ``CHANCE_LOSS_RATIO`` times chance (ln K for K classes, ln 2 for one 0/1 output).
+- ``overconfident_output`` (with class targets): the cross-entropy is above ``CHANCE_LOSS_RATIO`` times
+  chance (ln K for K classes, ln 2 for one 0/1 output), or at least ``OVERCONFIDENT_FRACTION`` of the
+  rows give one class a probability of at least ``CONFIDENT_PROB`` with the cross-entropy at least
+  chance (confident and right, a trained net, is no fault).
 - ``healthy``: none of the above.
 
 Fixes: when the weights already have the variance-preserving scale (median weight std within a

@@ -209,9 +209,10 @@ def output_verdicts(layers: list[LayerStats], readout: dict[str, Any] | None = N
     - ``dead_output``: the output layer's weights are all exactly 0 and so is the back-propagated
       gradient of every hidden weighted layer: at init only the output layer learns (its first
       update then lets gradients through; a deliberate choice in some inits, which the text says).
-    - ``overconfident_output``: with class targets, at least ``OVERCONFIDENT_FRACTION`` of the rows
-      give one class a probability of at least ``CONFIDENT_PROB``, or the cross-entropy is above
-      ``CHANCE_LOSS_RATIO`` times chance (ln K, a uniform prediction's loss).
+    - ``overconfident_output``: with class targets, the cross-entropy is above ``CHANCE_LOSS_RATIO``
+      times chance (ln K, a uniform prediction's loss), or at least ``OVERCONFIDENT_FRACTION`` of
+      the rows give one class a probability of at least ``CONFIDENT_PROB`` while the cross-entropy
+      is at least chance (confident and right, as a trained net is, is no fault).
     """
     found: list[Verdict] = []
     out = output_layer(layers)
@@ -227,12 +228,14 @@ def output_verdicts(layers: list[LayerStats], readout: dict[str, Any] | None = N
             "(the hidden layers start learning after the first update): keep it only if that is the plan"))
     if readout is not None:
         frac, loss, chance = readout["confident_fraction"], readout["loss"], readout["chance"]
-        if frac >= T.OVERCONFIDENT_FRACTION or loss > T.CHANCE_LOSS_RATIO * chance:
+        # confident and right (a trained net: the loss far below chance) is no fault: confidence counts
+        # when the cross-entropy is at least chance, i.e. the confident rows are wrong about as often as not
+        if loss > T.CHANCE_LOSS_RATIO * chance or (frac >= T.OVERCONFIDENT_FRACTION and loss >= chance):
             where = f" of {_label(out)}" if out is not None else ""
             what = f"ln({readout['classes']})" if readout["kind"] == "classes" else "ln(2)"
             found.append(Verdict(
                 "overconfident_output",
-                f"the output is over-confident at init: {frac:.0%} of the {readout['rows']} rows give one class a "
+                f"the output is over-confident: {frac:.0%} of the {readout['rows']} rows give one class a "
                 f"probability of at least {T.CONFIDENT_PROB:g}, and the cross-entropy is {loss:.3g} against chance "
                 f"{what} = {chance:.3g} (x{loss / chance:.3g}); the logits{where} have std {readout['logit_std']:.3g}, "
                 "so the wrongly confident rows start with large losses and large gradients",

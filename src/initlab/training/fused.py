@@ -11,11 +11,12 @@ a net's numbers do not depend on the chunking or the thread count.
 The kernel is compiled on first use with the machine's C compiler (``$CC``, else ``cc``;
 ``-O3 -march=native``) into ``$INITLAB_CACHE_DIR`` (default ``~/.cache/initlab``), keyed by the
 source, the flags and the CPU. Without a compiler, or with ``INITLAB_FUSED=0``, the trainer
-takes its torch path and says why once (a warning). Covered: hidden activations relu,
-leaky_relu, tanh, sigmoid, linear, elu, selu (not gelu, silu: their derivatives need the
-pre-activation; not residual connections); one sigmoid/BCE output, softmax cross-entropy over
-K classes, or ``loss="mse"``; Adam, SGD (with momentum and per-model learning rates) and
-RMSprop; shared or per-model minibatch orders; bias-free layers; full batch; CPU.
+takes its torch path and says why once (a warning). Covered: every hidden activation of the
+stacked model (relu, leaky_relu, tanh, sigmoid, linear, elu, selu, silu, gelu; gelu's normal CDF
+from Abramowitz & Stegun 7.1.26, |error| < 1.5e-7), not residual connections; one sigmoid/BCE
+output, softmax cross-entropy over K classes, or ``loss="mse"``; Adam, SGD (with momentum and
+per-model learning rates) and RMSprop; shared or per-model minibatch orders; bias-free layers;
+full batch; CPU.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ __all__ = ["FusedKernel", "kernel", "unsupported_reason", "ACTIVATIONS"]
 
 _SOURCE = Path(__file__).with_name("fused_kernel.c")
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
-ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "elu": 5, "selu": 6}
+ACTIVATIONS = {"linear": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4, "elu": 5, "selu": 6, "silu": 7,
+               "gelu": 8}
 _OPTIMIZERS = {"adam": 0, "sgd": 1, "rmsprop": 2}
 _LANES = 16  # V in the kernel: nets per block
 _P = ctypes.c_void_p

@@ -21,7 +21,9 @@
 
 #define V 16
 
-enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_TANH = 3, ACT_SIGMOID = 4, ACT_ELU = 5, ACT_SELU = 6 };
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY = 2, ACT_TANH = 3, ACT_SIGMOID = 4, ACT_ELU = 5, ACT_SELU = 6, ACT_SILU = 7,
+       ACT_GELU = 8 };
+#define NEEDS_PRE(act) ((act) == ACT_SILU || (act) == ACT_GELU) /* derivative needs z, not only act(z) */
 enum { LOSS_BCE = 0, LOSS_MSE = 1, LOSS_CE = 2 }; /* CE: softmax cross-entropy on K > 1 logits */
 #define SELU_ALPHA 1.6732632423543772848170429916717f
 #define SELU_SCALE 1.0507009873554804934193349852946f
@@ -98,6 +100,19 @@ static inline vf v_expm1(vf z) {
     vf um1 = u - 1.0f;
     vf mid = um1 * (z / v_log(vsel(u > 1e-30f, u, vset(1.0f))));
     return vsel(u == 1.0f, z, vsel(u < 1e-30f, vset(-1.0f), vsel(z > 0.5f, um1, mid)));
+}
+
+static inline vf v_abs(vf x);
+
+/* The standard normal CDF Phi(z) = (1 + erf(z / sqrt 2)) / 2, from erfc(x) = t P(t) exp(-x^2),
+ * t = 1 / (1 + p x), x = |z| / sqrt 2 (Abramowitz & Stegun, 1964, 7.1.26: |error of erf| < 1.5e-7;
+ * the tail as a product, so Phi(-5) keeps its relative precision). */
+static inline vf v_phi(vf z) {
+    vf x = v_abs(z) * 0.7071067811865476f;
+    vf t = 1.0f / (1.0f + 0.3275911f * x);
+    vf poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    vf half_erfc = 0.5f * poly * v_exp(-(x * x));
+    return vsel(z < 0.0f, half_erfc, 1.0f - half_erfc);
 }
 
 static inline vf v_abs(vf x) { return (vf)((vi)x & 0x7fffffff); }
@@ -205,14 +220,31 @@ static void act_forward(int64_t act, vf *z, int64_t n) {
     case ACT_SELU: /* scale (z > 0 ? z : alpha (exp(z) - 1)) (Klambauer et al., 2017) */
         for (int64_t i = 0; i < n; i++) z[i] = SELU_SCALE * vsel(z[i] > 0.0f, z[i], SELU_ALPHA * v_expm1(z[i]));
         break;
+    case ACT_SILU: /* z sigmoid(z) (Elfwing et al., 2018; Ramachandran et al., 2017) */
+        for (int64_t i = 0; i < n; i++) z[i] = z[i] * v_sigmoid(z[i]);
+        break;
+    case ACT_GELU: /* z Phi(z) (Hendrycks & Gimpel, 2016), the exact form (torch's default) */
+        for (int64_t i = 0; i < n; i++) z[i] = z[i] * v_phi(z[i]);
+        break;
     default:
         break;
     }
 }
 
-/* g <- g * act'(z) over n rows, with act' from the activation's output h (the kernels autograd uses). */
-static void act_backward(int64_t act, vf *g, const vf *h, int64_t n) {
+/* g <- g * act'(z) over n rows, with act' from the activation's output h (the kernels autograd uses),
+ * or from the pre-activation z where the activation needs it (NEEDS_PRE). */
+static void act_backward(int64_t act, vf *g, const vf *h, const vf *z, int64_t n) {
     switch (act) {
+    case ACT_SILU: /* s (1 + z (1 - s)), s = sigmoid(z) */
+        for (int64_t i = 0; i < n; i++) {
+            vf sg = v_sigmoid(z[i]);
+            g[i] = g[i] * (sg * (1.0f + z[i] * (1.0f - sg)));
+        }
+        break;
+    case ACT_GELU: /* Phi(z) + z phi(z), phi(z) = exp(-z^2 / 2) / sqrt(2 pi) */
+        for (int64_t i = 0; i < n; i++)
+            g[i] = g[i] * (v_phi(z[i]) + z[i] * (0.3989422804014327f * v_exp(-0.5f * (z[i] * z[i]))));
+        break;
     case ACT_RELU:
         for (int64_t i = 0; i < n; i++) g[i] = vsel(h[i] > 0.0f, g[i], vset(0.0f));
         break;
@@ -242,7 +274,7 @@ typedef struct {
     int64_t w_off[64], b_off[64], h_off[64]; /* per layer, in floats of a block (x V) */
     float *param, *grad;                      /* n_params x V each */
     float *s1, *s2, *lrs;                     /* the block's rows of the caller's block-layout state, or NULL */
-    float *x, *y, *acts, *g0, *g1, *logits;   /* minibatch input, targets, hidden outputs, gradients */
+    float *x, *y, *acts, *pre, *g0, *g1, *logits; /* input, targets, hidden outputs (and pre-activations), gradients */
 } Block;
 
 static int block_init(Block *blk, const Spec *sp, int64_t rows) {
@@ -258,7 +290,8 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
     }
     blk->L = L; blk->B = rows; blk->max_width = maxw; blk->n_params = p;
     size_t pv = (size_t)p * V, bw = (size_t)rows * maxw * V;
-    size_t total = 2 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + (size_t)(h > 0 ? h : 1) * V
+    size_t hv = (size_t)(h > 0 ? h : 1) * V, pre = NEEDS_PRE(sp->activation) ? hv : 0;
+    size_t total = 2 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + hv + pre
                    + 2 * bw + (size_t)rows * sp->sizes[L] * V;
     float *mem = (float *)aligned_alloc(64, ((total * sizeof(float) + 63) / 64) * 64);
     if (!mem) return -1;
@@ -268,7 +301,8 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
     blk->s1 = blk->s2 = blk->lrs = NULL;
     blk->x = mem; mem += (size_t)rows * sp->sizes[0] * V;
     blk->y = mem; mem += (size_t)rows * sp->sizes[L] * V;
-    blk->acts = mem; mem += (size_t)(h > 0 ? h : 1) * V;
+    blk->acts = mem; mem += hv;
+    blk->pre = pre ? mem : NULL; mem += pre;
     blk->g0 = mem; mem += bw;
     blk->g1 = mem; mem += bw;
     blk->logits = mem;
@@ -327,6 +361,7 @@ static void forward(const Spec *sp, Block *blk, int64_t B) {
         /* z[b][o] = bias[o] + sum_i h[b][i] W[o][i], through the activation (ReLU fused into the store) */
         int relu = hidden && sp->activation == ACT_RELU;
         v_gemm(z, fout, 1, h, fin, 1, W, fin, 1, B, fout, fin, relu ? EPI_RELU : EPI_BIAS, bias, NULL);
+        if (hidden && blk->pre) memcpy(blk->pre + blk->h_off[l] * V, z, (size_t)(B * fout) * sizeof(vf)); /* z, kept */
         if (hidden && !relu) act_forward(sp->activation, z, B * fout);
         h = z;
     }
@@ -438,7 +473,8 @@ static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
             /* dh[b][i] = sum_o g[b][o] W[o][i], through the activation's derivative (ReLU's fused) */
             int relu = sp->activation == ACT_RELU;
             v_gemm(g_prev, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout, relu ? EPI_MASK : EPI_NONE, NULL, relu ? hin : NULL);
-            if (!relu) act_backward(sp->activation, g_prev, hin, B * fin);
+            if (!relu)
+                act_backward(sp->activation, g_prev, hin, blk->pre ? ROWS(blk->pre) + blk->h_off[l - 1] : NULL, B * fin);
         }
         /* the layer's step, now that its weights are no longer needed by the backward */
         update(sp, blk, blk->w_off[l], fout * fin, lr_t);

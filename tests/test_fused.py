@@ -154,14 +154,25 @@ def test_divergence_is_frozen_as_on_the_torch_path(moons):
             torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
 
 
-def test_unsupported_stacks_take_the_torch_path(moons):
-    bt = BatchedTrainer([2, 4, 4, 1], "relu", ["he_normal"] * 3, [0, 1, 2], residual=True, epochs=2).fit(*moons)
-    assert bt.path_ == "torch"  # residual connections: the kernel computes plain layers only
-    with pytest.raises(ValidationError, match="fused=True cannot train this stack: residual connections"):
-        BatchedTrainer([2, 4, 4, 1], "relu", ["he_normal"], residual=True, fused=True, epochs=1).fit(*moons)
+def test_unsupported_stacks_take_the_torch_path():
     assert fused.unsupported_reason([2, 4, 1], "sin", "sigmoid", "auto", "adam", torch.device("cpu")) == "activation 'sin'"
+    assert fused.unsupported_reason([2, 4, 1], "relu", "sigmoid", "auto", "adam", torch.device("meta")) == "device meta"
     with pytest.raises(ValidationError, match="fused must be None \\(automatic\\), True or False, got 'yes'"):
         BatchedTrainer([2, 4, 1], "relu", ["he_normal"], fused="yes")
+
+
+@pytest.mark.parametrize("activation, opt", [("relu", {"optimizer": "adam"}), ("tanh", {"optimizer": "sgd", "learning_rate": 0.05}),
+                                             ("gelu", {"optimizer": "rmsprop", "momentum": 0.5})])
+def test_residual_connections_match_the_torch_path(moons, activation, opt):
+    # 2-8-8-8-6-1: the second and third hidden layers add their input, the first and the 8 -> 6 do not;
+    # small weights (sigma_w2 0.3): a residual layer's gain is 1 + chi_1, so rounding grows slowly
+    sizes = [2, 8, 8, 8, 6, 1]
+    a, b = _both(sizes, activation, [_vs(0.3), _vs(0.2, "uniform")] * 9, list(range(18)), residual=True, epochs=12,
+                 order_seeds=[i % 2 for i in range(18)], data=moons, **opt)
+    _assert_same(a, b)
+    plain = BatchedTrainer(sizes, activation, [_vs(0.3), _vs(0.2, "uniform")] * 9, list(range(18)), epochs=12,
+                           order_seeds=[i % 2 for i in range(18)], **opt).fit(*moons)
+    assert np.abs(plain.history_["loss"] - a.history_["loss"]).max() > 1e-3  # the skips are really there
 
 
 def test_no_compiler_falls_back_with_one_warning(moons, monkeypatch, tmp_path):

@@ -10,8 +10,8 @@ still by up to 0.003-0.012 with scales 0.5 and 0.25 (ordered, chi_1 < 1). So the
 phase at init does not decide whether a run re-runs exactly; only a comparison does. That was
 the torch path of the batched trainer. On the CPU the trainer's fused kernel trains each net in
 its own SIMD lane, so there a run's numbers do not depend on its batch mates, the batch size or
-the thread count (bit for bit, tested); the torch path (a GPU, gelu, silu, residual connections,
-a few wide deep nets) still shows the drift above. The store records each run's batch size
+the thread count (bit for bit, tested); the torch path (a GPU, a few wide deep nets, no C
+compiler) still shows the drift above. The store records each run's batch size
 (``batch_runs``); ``train --spec`` on a stored record or a results.json (the single-model trainer:
 other kernels again) compares its numbers with the stored ones and says which differ, by how much,
 and why.

@@ -256,7 +256,7 @@ class _Chunk:
         self.grad = torch.empty_like(stored.flat)  # (P,) gradient buffer laid out like work.flat
         # the fused kernel's copy of the optimizer state, in its block layout (None: opt.state is current)
         self.blocks: dict[str, torch.Tensor] | None = None
-        self.spec: tuple[Any, np.ndarray] | None = None  # the fused kernel's spec (and the sizes it points to)
+        self.spec: tuple[Any, Any] | None = None  # the fused kernel's spec (and the arrays it points to)
 
     def freeze(self, keep: np.ndarray) -> None:
         """Keep training only ``self.models[keep]``; the others stay as they are now in ``stored``."""
@@ -523,18 +523,18 @@ class BatchedTrainer:
             return None  # a few wide nets: the torch path's batched matmuls are faster
         activation = self.stacks_[0].activation
         reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
-                                               self.device, self.residual)
+                                               self.device)
         found = None if reason else fused_path.kernel()
         if self.fused and found is None:
             why = reason or "the kernel is not available (INITLAB_FUSED=0, or no C compiler: see the warning)"
             raise ValidationError(f"fused=True cannot train this stack: {why}")
         return found
 
-    def _fused_spec(self, chunk: _Chunk) -> tuple[Any, np.ndarray]:
+    def _fused_spec(self, chunk: _Chunk) -> tuple[Any, Any]:
         """The kernel's spec for the chunk's stack in training (made again after a freeze compacts it)."""
         if chunk.spec is None or chunk.spec[0].m != chunk.work.m:
             chunk.spec = fused_path.make_spec(self.sizes, chunk.work.m, chunk.work.activation, self.loss, self.bias,
-                                              self.optimizer, chunk.opt)
+                                              self.optimizer, chunk.opt, self.residual)
         return chunk.spec
 
     def _fused_epoch(self, kernel: fused_path.FusedKernel, chunk: _Chunk, X: torch.Tensor, y: torch.Tensor,

@@ -13,7 +13,7 @@ The kernel is compiled on first use with the machine's C compiler (``$CC``, else
 source, the flags and the CPU. Without a compiler, or with ``INITLAB_FUSED=0``, the trainer
 takes its torch path and says why once (a warning). Covered: every hidden activation of the
 stacked model (relu, leaky_relu, tanh, sigmoid, linear, elu, selu, silu, gelu; gelu's normal CDF
-from Abramowitz & Stegun 7.1.26, |error| < 1.5e-7), not residual connections; one sigmoid/BCE
+from Abramowitz & Stegun 7.1.26, |error| < 1.5e-7), with or without residual connections; one sigmoid/BCE
 output, softmax cross-entropy over K classes, or ``loss="mse"``; Adam, SGD (with momentum and
 per-model learning rates) and RMSprop; shared or per-model minibatch orders; bias-free layers;
 full batch; CPU.
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.mlp import residual_layers
 from .optim import adam_step_size
 
 __all__ = ["FusedKernel", "kernel", "unsupported_reason", "ACTIVATIONS"]
@@ -56,7 +57,7 @@ class _Spec(ctypes.Structure):
     _fields_ = [("n_layers", ctypes.c_int64), ("sizes", _P), ("m", ctypes.c_int64), ("activation", ctypes.c_int64),
                 ("loss", ctypes.c_int64), ("has_bias", ctypes.c_int64), ("optimizer", ctypes.c_int64),
                 ("beta1", ctypes.c_float), ("beta2", ctypes.c_float), ("eps", ctypes.c_float),
-                ("momentum", ctypes.c_float), ("rho", ctypes.c_float), ("lr", ctypes.c_float)]
+                ("momentum", ctypes.c_float), ("rho", ctypes.c_float), ("lr", ctypes.c_float), ("skips", _P)]
 
 
 def _cache_dir() -> Path:
@@ -196,7 +197,7 @@ def _warn_once(reason: str) -> None:
 
 
 def unsupported_reason(sizes: list[int], activation: str, output_kind: str, loss: str, optimizer: str,
-                       device: torch.device, residual: bool = False) -> str | None:
+                       device: torch.device) -> str | None:
     """Why the fused kernel cannot train this stack (None: it can)."""
     if device.type != "cpu":
         return f"device {device.type}"
@@ -206,8 +207,6 @@ def unsupported_reason(sizes: list[int], activation: str, output_kind: str, loss
         return f"optimizer {optimizer!r}"
     if len(sizes) - 1 > 64:
         return "more than 64 layers"
-    if residual:
-        return "residual connections"
     return None
 
 
@@ -233,11 +232,15 @@ def worth_it(sizes: list[int], m: int, rows: int, batch: int) -> bool:
     return fused <= torch_path
 
 
-def make_spec(sizes: list[int], m: int, activation: str, loss: str, bias: bool, optimizer: str, opt: Any) -> tuple[_Spec, np.ndarray]:
-    """The kernel's spec for a stack of ``m`` nets and optimizer ``opt`` (a Flat* optimizer); and the sizes array it points to."""
+def make_spec(sizes: list[int], m: int, activation: str, loss: str, bias: bool, optimizer: str, opt: Any,
+              residual: bool = False) -> tuple[_Spec, tuple[np.ndarray, np.ndarray]]:
+    """The kernel's spec for a stack of ``m`` nets and optimizer ``opt`` (a Flat* optimizer); and the
+    arrays it points to (keep them alive while the spec is used)."""
     sizes_arr = np.asarray(sizes, dtype=np.int64)
+    skips = np.asarray(residual_layers(sizes, residual), dtype=np.int64)  # per hidden layer: adds its input
     spec = _Spec(n_layers=len(sizes) - 1, sizes=int(sizes_arr.ctypes.data), m=m, activation=ACTIVATIONS[activation],
-                 loss=1 if loss == "mse" else (0 if sizes[-1] == 1 else 2), has_bias=int(bias), optimizer=_OPTIMIZERS[optimizer])
+                 loss=1 if loss == "mse" else (0 if sizes[-1] == 1 else 2), has_bias=int(bias), optimizer=_OPTIMIZERS[optimizer],
+                 skips=int(skips.ctypes.data) if skips.any() else None)
     if optimizer == "adam":
         spec.beta1, spec.beta2 = opt.betas
         spec.eps = opt.eps
@@ -245,7 +248,7 @@ def make_spec(sizes: list[int], m: int, activation: str, loss: str, bias: bool, 
         spec.momentum, spec.lr = opt.momentum, opt.lr
     else:
         spec.rho, spec.eps, spec.momentum, spec.lr = opt.alpha, opt.eps, opt.momentum, opt.lr
-    return spec, sizes_arr
+    return spec, (sizes_arr, skips)
 
 
 def adam_steps(opt: Any, n_steps: int) -> np.ndarray:

@@ -38,7 +38,10 @@ typedef struct {
     int64_t has_bias;
     int64_t optimizer;      /* OPT_* */
     float beta1, beta2, eps, momentum, rho, lr; /* lr: SGD / RMSprop (Adam's step sizes: lr_steps) */
+    const int64_t *skips;   /* L - 1 flags, or NULL: hidden layer l adds its input, h + act(W h + b) */
 } Spec;
+
+#define SKIP(sp, l) ((sp)->skips != NULL && (sp)->skips[l])
 
 /* One row of V floats (a value of V nets), and its integer twin: GCC vector extensions, one SIMD
  * register (or two or four narrower ones) per row. */
@@ -274,7 +277,8 @@ typedef struct {
     int64_t w_off[64], b_off[64], h_off[64]; /* per layer, in floats of a block (x V) */
     float *param, *grad;                      /* n_params x V each */
     float *s1, *s2, *lrs;                     /* the block's rows of the caller's block-layout state, or NULL */
-    float *x, *y, *acts, *pre, *g0, *g1, *logits; /* input, targets, hidden outputs (and pre-activations), gradients */
+    float *x, *y, *acts, *pre, *aout, *g0, *g1, *g2, *logits; /* input, targets, hidden outputs (and pre-
+                                                         * activations, act outputs before a skip), gradients */
 } Block;
 
 static int block_init(Block *blk, const Spec *sp, int64_t rows) {
@@ -291,8 +295,9 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
     blk->L = L; blk->B = rows; blk->max_width = maxw; blk->n_params = p;
     size_t pv = (size_t)p * V, bw = (size_t)rows * maxw * V;
     size_t hv = (size_t)(h > 0 ? h : 1) * V, pre = NEEDS_PRE(sp->activation) ? hv : 0;
-    size_t total = 2 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + hv + pre
-                   + 2 * bw + (size_t)rows * sp->sizes[L] * V;
+    size_t aout = sp->skips ? hv : 0;
+    size_t total = 2 * pv + (size_t)rows * sp->sizes[0] * V + (size_t)rows * sp->sizes[L] * V + hv + pre + aout
+                   + 3 * bw + (size_t)rows * sp->sizes[L] * V;
     float *mem = (float *)aligned_alloc(64, ((total * sizeof(float) + 63) / 64) * 64);
     if (!mem) return -1;
     memset(mem, 0, total * sizeof(float));
@@ -303,8 +308,10 @@ static int block_init(Block *blk, const Spec *sp, int64_t rows) {
     blk->y = mem; mem += (size_t)rows * sp->sizes[L] * V;
     blk->acts = mem; mem += hv;
     blk->pre = pre ? mem : NULL; mem += pre;
+    blk->aout = aout ? mem : NULL; mem += aout;
     blk->g0 = mem; mem += bw;
     blk->g1 = mem; mem += bw;
+    blk->g2 = mem; mem += bw;
     blk->logits = mem;
     return 0;
 }
@@ -363,6 +370,13 @@ static void forward(const Spec *sp, Block *blk, int64_t B) {
         v_gemm(z, fout, 1, h, fin, 1, W, fin, 1, B, fout, fin, relu ? EPI_RELU : EPI_BIAS, bias, NULL);
         if (hidden && blk->pre) memcpy(blk->pre + blk->h_off[l] * V, z, (size_t)(B * fout) * sizeof(vf)); /* z, kept */
         if (hidden && !relu) act_forward(sp->activation, z, B * fout);
+        if (hidden && SKIP(sp, l)) { /* h' = h + act(z): act(z) kept for the derivative (fin == fout) */
+            vf *a = ROWS(blk->aout) + blk->h_off[l];
+            for (int64_t i = 0; i < B * fout; i++) {
+                a[i] = z[i];
+                z[i] = h[i] + a[i];
+            }
+        }
         h = z;
     }
 }
@@ -461,7 +475,8 @@ static void update(const Spec *sp, Block *blk, int64_t first, int64_t count, flo
 
 /* ------------------------------------------------------------------ backward + step */
 static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
-    vf *g = ROWS(blk->g0), *g_prev = ROWS(blk->g1);
+    vf *bufs[3] = {ROWS(blk->g0), ROWS(blk->g1), ROWS(blk->g2)};
+    vf *g = bufs[0], *carry = NULL; /* carry: dL/dh of a layer's output that adds its input, passed down as is */
     for (int64_t l = blk->L - 1; l >= 0; l--) {
         int64_t fin = sp->sizes[l], fout = sp->sizes[l + 1];
         const vf *hin = l == 0 ? ROWS(blk->x) : ROWS(blk->acts) + blk->h_off[l - 1];
@@ -469,17 +484,40 @@ static void backward_step(const Spec *sp, Block *blk, int64_t B, float lr_t) {
         vf *dW = ROWS(blk->grad) + blk->w_off[l], *db = ROWS(blk->grad) + blk->b_off[l];
         v_gemm(dW, fin, 1, g, 1, fout, hin, 1, fin, fout, fin, B, EPI_NONE, NULL, NULL); /* dW[o][i] = sum_b g[b][o] h[b][i] */
         for (int64_t o = 0; o < fout; o++) db[o] = sp->has_bias ? v_sum(g + o, fout, B) : vset(0.0f);
+        vf *next = g;
         if (l > 0) { /* gradient wrt the layer's input, through the previous activation */
-            /* dh[b][i] = sum_o g[b][o] W[o][i], through the activation's derivative (ReLU's fused) */
-            int relu = sp->activation == ACT_RELU;
-            v_gemm(g_prev, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout, relu ? EPI_MASK : EPI_NONE, NULL, relu ? hin : NULL);
-            if (!relu)
-                act_backward(sp->activation, g_prev, hin, blk->pre ? ROWS(blk->pre) + blk->h_off[l - 1] : NULL, B * fin);
+            vf *dh = bufs[0] == g || bufs[0] == carry ? (bufs[1] == g || bufs[1] == carry ? bufs[2] : bufs[1]) : bufs[0];
+            int skip = SKIP(sp, l - 1), plain_relu = sp->activation == ACT_RELU && !skip && carry == NULL;
+            /* dh[b][i] = sum_o g[b][o] W[o][i], through the activation's derivative (ReLU's fused when nothing is added) */
+            v_gemm(dh, fin, 1, g, fout, 1, W, 1, fin, B, fin, fout, plain_relu ? EPI_MASK : EPI_NONE, NULL,
+                   plain_relu ? hin : NULL);
+            if (carry != NULL) /* this layer's output was h + act(...): dL/dh gains dL/dh' itself */
+                for (int64_t i = 0; i < B * fin; i++) dh[i] += carry[i];
+            const vf *a = skip ? ROWS(blk->aout) + blk->h_off[l - 1] : hin; /* act(z) of the layer below */
+            const vf *z = blk->pre ? ROWS(blk->pre) + blk->h_off[l - 1] : NULL;
+            if (skip) { /* dh passes down as is (the skip); the layer below gets dh * act'(z) */
+                next = bufs[0] != g && bufs[0] != dh ? bufs[0] : (bufs[1] != g && bufs[1] != dh ? bufs[1] : bufs[2]);
+                memcpy(next, dh, (size_t)(B * fin) * sizeof(vf));
+                if (sp->activation == ACT_RELU)
+                    for (int64_t i = 0; i < B * fin; i++) next[i] = vsel(a[i] > 0.0f, next[i], vset(0.0f));
+                else
+                    act_backward(sp->activation, next, a, z, B * fin);
+                carry = dh;
+            } else {
+                if (!plain_relu) {
+                    if (sp->activation == ACT_RELU)
+                        for (int64_t i = 0; i < B * fin; i++) dh[i] = vsel(a[i] > 0.0f, dh[i], vset(0.0f));
+                    else
+                        act_backward(sp->activation, dh, a, z, B * fin);
+                }
+                next = dh;
+                carry = NULL;
+            }
         }
         /* the layer's step, now that its weights are no longer needed by the backward */
         update(sp, blk, blk->w_off[l], fout * fin, lr_t);
         if (sp->has_bias) update(sp, blk, blk->b_off[l], fout, lr_t);
-        vf *t = g; g = g_prev; g_prev = t;
+        g = next;
     }
 }
 

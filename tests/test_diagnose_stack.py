@@ -20,12 +20,15 @@ def data():
     return torch.as_tensor(ds.X[:80]), torch.as_tensor(ds.y[:80])
 
 
-@pytest.mark.parametrize("activation, sizes, epochs", [
-    ("relu", [2, 10, 1], 0), ("tanh", [2, 8, 8, 1], 3), ("sigmoid", [2, 10, 1], 2), ("elu", [2, 6, 6, 6, 1], 2),
+@pytest.mark.parametrize("activation, sizes, epochs, residual", [
+    ("relu", [2, 10, 1], 0, False), ("tanh", [2, 8, 8, 1], 3, False), ("sigmoid", [2, 10, 1], 2, False),
+    ("elu", [2, 6, 6, 6, 1], 2, False),
+    # residual: the second and third hidden layers add their input (h + act(W h + b)), the 6 -> 4 does not
+    ("relu", [2, 6, 6, 6, 4, 1], 0, True), ("tanh", [2, 6, 6, 6, 4, 1], 3, True),
 ])
-def test_stack_diagnosis_equals_each_model_diagnosed_alone(data, activation, sizes, epochs):
+def test_stack_diagnosis_equals_each_model_diagnosed_alone(data, activation, sizes, epochs, residual):
     X, y = data
-    bt = BatchedTrainer(sizes, activation, INITS, list(range(len(INITS))), epochs=max(1, epochs))
+    bt = BatchedTrainer(sizes, activation, INITS, list(range(len(INITS))), epochs=max(1, epochs), residual=residual)
     if epochs:
         bt.fit(X.numpy(), y.numpy())
     stacked = diagnose_stack(bt.stacks_[0], X, y)

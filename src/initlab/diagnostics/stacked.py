@@ -4,8 +4,8 @@ A sweep diagnoses thousands of small networks at init and at the end. Rebuilding
 module and diagnosing it alone cost more than training them; here one batched forward and one
 autograd pass over the stack give every model's per-layer numbers, and each model's verdicts
 come from the same :func:`~initlab.diagnostics.verdicts.verdicts` as ``diagnose``. The result
-equals ``diagnose(stack.to_model(i), X, y)`` for every ``i`` up to float rounding (tested),
-except ``samples`` (histogram values), which stay empty.
+equals ``diagnose(stack.to_model(i), X, y)`` for every ``i`` up to float rounding (tested, residual
+stacks too), except ``samples`` (histogram values), which stay empty.
 """
 
 from __future__ import annotations
@@ -68,14 +68,14 @@ def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), y.long().expand(m, b), reduction="none").mean(1)
 
 
-_TEMPLATES: dict[tuple[tuple[int, ...], str, str, str], tuple[list[LayerStats], Coverage]] = {}
+_TEMPLATES: dict[tuple[tuple[int, ...], str, str, str, bool], tuple[list[LayerStats], Coverage]] = {}
 
 
 def _template(net: StackedMLP, X: torch.Tensor, y: torch.Tensor) -> tuple[list[LayerStats], Coverage]:
     """The rows' names, kinds and labels and the coverage (which depend on the architecture
     only), from one ``diagnose`` of model 0, cached per architecture; every number is replaced
     per model."""
-    key = (tuple(net.sizes), net.activation, net.output, str(net.device))
+    key = (tuple(net.sizes), net.activation, net.output, str(net.device), net.residual)
     if key not in _TEMPLATES:
         diag = diagnose(net.to_model(0).to(net.device), X, y)
         assert len(diag.layers) == net.n_layers, "one diagnosis row per Linear layer of an MLP"
@@ -101,8 +101,9 @@ def diagnose_stack(net: StackedMLP, inputs: torch.Tensor, targets: torch.Tensor)
             z = torch.baddbmm(b.unsqueeze(1), a, w.transpose(1, 2))  # (M, B, out)
             pre.append(z)
             if layer < n_layers - 1:
-                a = act(z.clone())  # a clone: an activation may work in place
-                post.append(a)
+                out = act(z.clone())  # a clone: an activation may work in place
+                post.append(out)  # the activation's output (where dead and saturated units are defined)
+                a = a + out if net.skips[layer] else out  # a residual layer passes h + act(W h + b) on
         losses = _loss(pre[-1], y)  # (M,)
         grads = torch.autograd.grad(losses.sum(), [*weights, *biases, *pre])
     w_grads, b_grads, z_grads = grads[:n_layers], grads[n_layers:2 * n_layers], grads[2 * n_layers:]

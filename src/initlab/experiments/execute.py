@@ -333,14 +333,11 @@ def build_stack(batch: Batch, data: datasets.Dataset | None, split: Split, callb
 
 
 def diagnose_trainer(trainer: BatchedTrainer, X: torch.Tensor, y: torch.Tensor) -> list[Any]:
-    """Every model's Diagnosis: from the stacked tensors (no model is rebuilt as a module), or, for
-    residual networks (``diagnose_stack`` computes plain layers only), ``diagnose`` on each model."""
-    return _diagnose_stacks(trainer.stacks_, trainer.residual, X, y)
+    """Every model's Diagnosis, from the stacked tensors (no model is rebuilt as a module)."""
+    return _diagnose_stacks(trainer.stacks_, X, y)
 
 
-def _diagnose_stacks(stacks: Sequence[StackedMLP], residual: bool, X: torch.Tensor, y: torch.Tensor) -> list[Any]:
-    if residual:
-        return [diagnose(stack.to_model(i).to(stack.device), X, y) for stack in stacks for i in range(stack.m)]
+def _diagnose_stacks(stacks: Sequence[StackedMLP], X: torch.Tensor, y: torch.Tensor) -> list[Any]:
     return [d for stack in stacks for d in diagnose_stack(stack, X, y)]
 
 
@@ -352,7 +349,7 @@ def _fit_beside_init_diagnosis(trainer: BatchedTrainer, split: Split, X: torch.T
     core; the numbers are those of diagnosing before the fit (the copy is the initial weights)."""
     initial = [stack.select(torch.arange(stack.m, device=stack.device)) for stack in trainer.stacks_]
     with ThreadPoolExecutor(1, thread_name_prefix="initlab-diagnose") as pool:
-        pending = pool.submit(_diagnose_stacks, initial, trainer.residual, X, y)
+        pending = pool.submit(_diagnose_stacks, initial, X, y)
         start = time.perf_counter()
         trainer.fit(*split)
         wall = time.perf_counter() - start

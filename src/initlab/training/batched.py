@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -388,7 +389,7 @@ class BatchedTrainer:
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> BatchedTrainer:
         """Train all M models on the same data, epoch by epoch in lock step."""
         start_time = time.perf_counter()
-        m, dev = self.m, self.device
+        dev = self.device
         X, y = self._tensors(X, y)
         if len(X) == 0:
             raise ValidationError("no training rows")
@@ -397,16 +398,11 @@ class BatchedTrainer:
         has_val = X_val is not None and len(X_val) > 0
         if has_val:
             X_val, y_val = self._tensors(X_val, y_val)
-        keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
-        history = {k: np.full((self.epochs, m), np.nan) for k in keys}  # epoch-major: a row per epoch
-        last = {k: np.full(m, np.nan) for k in keys}
-        diverged = np.full(m, -1, dtype=np.int64)
 
-        # Minibatch order: one row of orders per distinct order seed, computed per epoch.
+        # Minibatch order: one row of orders per distinct order seed (the models of a group share it).
         seeds = list(dict.fromkeys(self.order_seeds))  # distinct, in first-seen order
         position = {s: g for g, s in enumerate(seeds)}
         group = torch.tensor([position[s] for s in self.order_seeds], device=dev)  # (M,)
-        shared = len(seeds) == 1
         chunks, first = [], 0
         for stack in self.stacks_:
             if isinstance(self.learning_rate, list):
@@ -421,21 +417,24 @@ class BatchedTrainer:
         kernel = self._fused_kernel(n, batch_size)
         self.path_ = "torch" if kernel is None else "fused"
         threads = torch.get_num_threads()
-        pool = ThreadPoolExecutor(threads) if kernel is not None and threads > 1 else None
-        try:
-            return self._fit_epochs(chunks, kernel, pool, threads, X, y, X_val, y_val, has_val, seeds, group, shared,
-                                    history, last, diverged, start_time, n, batch_size)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        # the kernel's blocks split between threads (ctypes releases the GIL)
+        with ThreadPoolExecutor(threads) if kernel is not None and threads > 1 else nullcontext() as pool:
+            self._epochs(chunks, kernel, pool, threads, (X, y, X_val, y_val) if has_val else (X, y, None, None), seeds,
+                         batch_size)
+        self.fit_time_ = time.perf_counter() - start_time
+        return self
 
-    def _fit_epochs(self, chunks: list[_Chunk], kernel: fused_path.FusedKernel | None, pool: ThreadPoolExecutor | None,
-                    threads: int, X: torch.Tensor, y: torch.Tensor, X_val: Any, y_val: Any, has_val: bool,
-                    seeds: list[int], group: torch.Tensor, shared: bool, history: dict[str, np.ndarray],
-                    last: dict[str, np.ndarray], diverged: np.ndarray, start_time: float, n: int,
-                    batch_size: int) -> BatchedTrainer:
-        """The epoch loop of :meth:`fit` (torch path, or the fused kernel when ``kernel`` is given)."""
-        dev = self.device
+    def _epochs(self, chunks: list[_Chunk], kernel: fused_path.FusedKernel | None, pool: ThreadPoolExecutor | None,
+                threads: int, data: tuple[Any, ...], seeds: list[int], batch_size: int) -> None:
+        """The epoch loop of :meth:`fit` (torch path, or the fused kernel when ``kernel`` is given) on
+        ``data`` ``(X, y, X_val, y_val)``; sets ``history_``, ``diverged_epoch_`` and ``epochs_run_``."""
+        X, y, X_val, y_val = data
+        m, n, dev, has_val = self.m, len(X), self.device, X_val is not None
+        shared = len(seeds) == 1
+        keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
+        history = {k: np.full((self.epochs, m), np.nan) for k in keys}  # epoch-major: a row per epoch
+        last = {k: np.full(m, np.nan) for k in keys}
+        diverged = np.full(m, -1, dtype=np.int64)
         self.stop_training = False
         for cb in self.callbacks:
             if hasattr(cb, "on_train_begin"):
@@ -488,8 +487,6 @@ class BatchedTrainer:
         self.history_ = {k: v[:epochs_run].T for k, v in history.items()}  # (M, epochs_run), a transposed view
         self.diverged_epoch_ = diverged
         self.epochs_run_ = epochs_run
-        self.fit_time_ = time.perf_counter() - start_time
-        return self
 
     def _torch_epoch(self, live: list[_Chunk], shared: bool, perms: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
                      n: int, batch_size: int, n_steps: int, sizes: torch.Tensor, weight: torch.Tensor

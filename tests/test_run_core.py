@@ -23,14 +23,34 @@ RTOL = 1e-5  # float rounding between the trainers, in the ordered phase
 
 
 # --------------------------------------------------------------------------- the order function
-def test_minibatch_orders_of_many_epochs_equal_each_epochs_order():
+def _splitmix_order(seed: int, epoch: int, n: int) -> list[int]:
+    """The documented order, in plain Python integers (SplitMix64's finaliser, Steele et al. 2014):
+    rows sorted by key(seed, epoch, row); an independent reference for the vectorised code."""
+    mask, golden = (1 << 64) - 1, 0x9E3779B97F4A7C15
+
+    def mix(x: int) -> int:
+        x ^= x >> 30
+        x = (x * 0xBF58476D1CE4E5B9) & mask
+        x ^= x >> 27
+        x = (x * 0x94D049BB133111EB) & mask
+        return x ^ (x >> 31)
+
+    stream = mix((mix((seed * golden + epoch) & mask) + golden) & mask)
+    keys = [mix(stream ^ ((row * golden) & mask)) for row in range(n)]
+    return sorted(range(n), key=keys.__getitem__)
+
+
+def test_minibatch_orders_of_many_epochs_follow_the_documented_hash():
     from initlab.training.order import minibatch_orders
 
     seeds, epochs = [5, 0, 2**40, 7], [0, 1, 9, 250]
     many = minibatch_orders(seeds, epochs, 61)
     assert many.shape == (4, 4, 61) and many.dtype == np.int64
     for e, epoch in enumerate(epochs):
+        for g, seed in enumerate(seeds):
+            assert many[e, g].tolist() == _splitmix_order(seed, epoch, 61)
         assert np.array_equal(many[e], minibatch_order(seeds, epoch, 61))
+    assert minibatch_order(7, 9, 61).tolist() == _splitmix_order(7, 9, 61)  # one seed: one row
 
 
 def test_minibatch_order_is_a_deterministic_permutation_per_seed_and_epoch():

@@ -256,12 +256,8 @@ def run_batch_phases(batch: Batch, *, progress: Progress | None = None, callback
     if progress:
         progress(batch.specs, 0)
     if batch.monitor or batch.single:
-        return [_run_single(batch, data, split, callbacks)], _records
+        return [_run_single(batch, data, split, callbacks)], list  # trained alone: the record is ready
     return _train_stacked(batch, data, split, callbacks, keep), _finish_stacked
-
-
-def _records(records: Any) -> list[RunRecord]:
-    return cast(list[RunRecord], records)
 
 
 def _diagnose_rows(split: Split) -> tuple[torch.Tensor, torch.Tensor]:

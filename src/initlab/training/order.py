@@ -37,23 +37,18 @@ def minibatch_order(order_seeds: int | Sequence[int] | np.ndarray, epoch: int, n
 
     Each row is a permutation of ``range(n)``; the same ``(seed, epoch, n)`` always gives the same one.
     """
-    scalar = np.ndim(order_seeds) == 0
-    seeds = np.atleast_1d(np.asarray(order_seeds, dtype=np.uint64))  # (G,)
-    with np.errstate(over="ignore"):
-        stream = _mix(_mix(seeds * _GOLDEN + np.uint64(epoch)) + _GOLDEN)  # (G,) one stream per (seed, epoch)
-        keys = _mix(stream[:, None] ^ (np.arange(n, dtype=np.uint64) * _GOLDEN))  # (G, n)
-    # 64-bit keys: two rows of one epoch tie with probability ~ n^2 / 2^65 (1e-8 at a million rows),
-    # so the order does not depend on the sort's tie rule and the 3x faster quicksort is safe.
-    order = np.argsort(keys, axis=1).astype(np.int64, copy=False)
-    return order[0] if scalar else order
+    order: np.ndarray = minibatch_orders(np.atleast_1d(np.asarray(order_seeds)), [epoch], n)[0]  # (G, n)
+    return order[0] if np.ndim(order_seeds) == 0 else order
 
 
-def minibatch_orders(order_seeds: Sequence[int], epochs: Sequence[int], n: int) -> np.ndarray:
-    """:func:`minibatch_order` for several epochs at once: ``(E, G, n)``, row ``[e, g]`` equal to
-    ``minibatch_order(order_seeds, epochs[e], n)[g]`` (one hash and one sort for all of them)."""
+def minibatch_orders(order_seeds: Sequence[int] | np.ndarray, epochs: Sequence[int], n: int) -> np.ndarray:
+    """:func:`minibatch_order` for several epochs at once: ``(E, G, n)``, row ``[e, g]`` the order of
+    seed ``g`` in epoch ``epochs[e]`` (one hash and one sort for all of them)."""
     seeds = np.asarray(order_seeds, dtype=np.uint64).reshape(1, -1)  # (1, G)
     epoch = np.asarray(epochs, dtype=np.uint64).reshape(-1, 1)  # (E, 1)
     with np.errstate(over="ignore"):
-        stream = _mix(_mix(seeds * _GOLDEN + epoch) + _GOLDEN)  # (E, G)
+        stream = _mix(_mix(seeds * _GOLDEN + epoch) + _GOLDEN)  # (E, G) one stream per (seed, epoch)
         keys = _mix(stream[:, :, None] ^ (np.arange(n, dtype=np.uint64) * _GOLDEN))  # (E, G, n)
+    # 64-bit keys: two rows of one epoch tie with probability ~ n^2 / 2^65 (1e-8 at a million rows),
+    # so the order does not depend on the sort's tie rule and the 3x faster quicksort is safe.
     return np.argsort(keys, axis=2).astype(np.int64, copy=False)

@@ -238,7 +238,7 @@ def output_verdicts(layers: list[LayerStats], readout: dict[str, Any] | None = N
                 f"the output is over-confident: {frac:.0%} of the {readout['rows']} rows give one class a "
                 f"probability of at least {T.CONFIDENT_PROB:g}, and the cross-entropy is {loss:.3g} against chance "
                 f"{what} = {chance:.3g} (x{loss / chance:.3g}); the logits{where} have std {readout['logit_std']:.3g}, "
-                "so the wrongly confident rows start with large losses and large gradients",
+                "so the wrongly confident rows have large losses and large gradients",
                 [out.name] if out is not None else [],
                 (f"scale {_label(out)}'s weights down until the logits' std is about 1 or less ({_scale_hint(out)}; "
                  "a zero or small readout is also common)") if out is not None else

@@ -77,11 +77,8 @@ def _num(value: Any) -> str:
 def _how(stored: Mapping[str, Any], rerun: Mapping[str, Any]) -> str:
     batch = stored.get("batch_runs")
     old, new = stored.get("trainer"), rerun.get("trainer")
-    trainers = old and new and old != new
-    if isinstance(batch, int) and batch > 1:
-        if trainers:
-            return f"in a batch of {batch} runs with the {old} trainer (this re-run: alone, with the {new} one)"
-        return f"in a batch of {batch} runs (this re-run: alone)"
-    if trainers:
+    if old and new and old != new:  # another trainer, other kernels: its batch mates do not matter then
         return f"with the {old} trainer (this re-run: the {new} one)"
+    if isinstance(batch, int) and batch > 1:  # the same trainer: only its torch path rounds by batch
+        return f"in a batch of {batch} runs (this re-run: alone)"
     return "in another batch or process"

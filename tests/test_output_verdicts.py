@@ -183,4 +183,8 @@ def test_a_trained_classifier_is_not_called_overconfident():
     confident = float(((p >= 0.99) | (p <= 0.01)).double().mean())
     loss = float(F.binary_cross_entropy(p, y.double()))
     assert confident >= T.OVERCONFIDENT_FRACTION and loss < math.log(2) / 4  # confident, and right
-    assert "overconfident_output" not in initlab.diagnose(model, X, y).codes
+    diag = initlab.diagnose(model, X, y)
+    assert diag.codes == ["healthy"]
+    # the healthy sentence states the rule as it is: confidence counts with a loss at least chance
+    assert f"{confident:.0%} of rows with one class at probability >= 0.99 (the verdict needs 50% with a loss at " \
+           "least chance" in diag.verdicts[0].message

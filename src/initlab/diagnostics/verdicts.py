@@ -259,7 +259,8 @@ def _readout_words(readout: dict[str, Any] | None) -> str:
     what = f"ln({readout['classes']})" if readout["kind"] == "classes" else "ln(2)"
     return (f"; output: cross-entropy {readout['loss']:.3g} against chance {what} = {readout['chance']:.3g}, "
             f"{readout['confident_fraction']:.0%} of rows with one class at probability >= {T.CONFIDENT_PROB:g} "
-            f"(the verdict needs {T.OVERCONFIDENT_FRACTION:.0%}, or a loss above x{T.CHANCE_LOSS_RATIO:g} chance)")
+            f"(the verdict needs {T.OVERCONFIDENT_FRACTION:.0%} with a loss at least chance, or a loss above "
+            f"x{T.CHANCE_LOSS_RATIO:g} chance)")
 
 
 def _rate(rate: float) -> str:

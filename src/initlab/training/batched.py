@@ -519,8 +519,7 @@ class BatchedTrainer:
         if self.fused is None and not fused_path.worth_it(self.sizes, min(self.m, self.chunk_size), rows, batch):
             return None  # a few wide nets: the torch path's batched matmuls are faster
         activation = self.stacks_[0].activation
-        reason = fused_path.unsupported_reason(self.sizes, activation, self.output, self.loss, self.optimizer,
-                                               self.device)
+        reason = fused_path.unsupported_reason(self.sizes, activation, self.optimizer, self.device)
         found = None if reason else fused_path.kernel()
         if self.fused and found is None:
             why = reason or "the kernel is not available (INITLAB_FUSED=0, or no C compiler: see the warning)"

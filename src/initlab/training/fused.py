@@ -196,8 +196,7 @@ def _warn_once(reason: str) -> None:
                   "(same numbers to float rounding, slower)", RuntimeWarning, stacklevel=3)
 
 
-def unsupported_reason(sizes: list[int], activation: str, output_kind: str, loss: str, optimizer: str,
-                       device: torch.device) -> str | None:
+def unsupported_reason(sizes: list[int], activation: str, optimizer: str, device: torch.device) -> str | None:
     """Why the fused kernel cannot train this stack (None: it can)."""
     if device.type != "cpu":
         return f"device {device.type}"
